@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing FilmPicker needs on Debian 12,
+# skipping whatever is already there. Safe to run again. Needs root (or sudo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkgs=(build-essential cmake pkg-config git ca-certificates
+      libmicrohttpd-dev libcurl4-openssl-dev libxml2-dev libjansson-dev
+      libsqlite3-dev libsodium-dev libcmocka-dev libcsv-dev libzip-dev
+      python3 python3-jsonschema zip unzip nodejs npm wrk valgrind)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# Node.js: the machine's own node/npm (e.g. a newer one on PATH) is fine too.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  filtered=()
+  for p in "${missing[@]}"; do [[ $p == nodejs || $p == npm ]] || filtered+=("$p"); done
+  missing=("${filtered[@]+"${filtered[@]}"}")
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Front-end packages (Swagger UI for /docs) from the npm registry.
+if [ ! -f web/node_modules/swagger-ui-dist/swagger-ui-bundle.js ]; then
+  (cd web && npm ci --no-audit --no-fund --loglevel=error)
+fi

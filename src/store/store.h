@@ -1,0 +1,76 @@
+/*
+ * store.h - persistent storage, a pluggable backend chosen by the database
+ * URL alone: a file path or "sqlite:PATH" opens SQLite (store_sqlite.c);
+ * "postgresql://..." will open PostgreSQL.
+ *
+ * Backends never see a username or a film list in plain text: watchlists
+ * arrive as a 32-byte keyed hash and a sealed (encrypted, authenticated) blob
+ * made by vault.h. The film catalogue (titles, years, source ids) is public
+ * data and stored in plain text.
+ *
+ * Replacing a watchlist is atomic: either the new blob is stored whole or
+ * the previous copy stays. Edits (removing a watched film) use
+ * compare-and-swap on the row version, so concurrent edits never lose one.
+ */
+#ifndef FP_STORE_H
+#define FP_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "film.h"
+
+#define STORE_KEY_BYTES 32
+
+typedef struct store store; /* opaque; one per process, thread-safe */
+
+typedef struct store_watchlist {
+    uint8_t *sealed;        /* owned; free with store_watchlist_free */
+    size_t sealed_len;
+    int64_t fetched_at;     /* unix seconds of the fetch or import */
+    int64_t version;        /* increases on every write of this row */
+} store_watchlist;
+
+typedef struct store_backend {
+    const char *name;
+    /* 1 if this backend handles the URL. */
+    int (*accepts)(const char *url);
+    /* Opens (creating if needed) without migrating. */
+    fp_err (*open)(const char *url, store **out);
+    void (*close)(store *s);
+    /* Migrates up or down to version target (-1: latest). Each step is one
+     * transaction recorded in schema_migrations. */
+    fp_err (*migrate)(store *s, int target);
+    fp_err (*migration_status)(store *s, int *current, int *latest);
+    /* Finds or inserts each film in the catalogue and sets films[i].id. Matches
+     * by Letterboxd id, then slug, then boxd.it link, then IMDb id, then
+     * normalised title + year; fills in ids a row lacked. One transaction. */
+    fp_err (*films_resolve)(store *s, film *films, size_t n);
+    /* Loads catalogue rows by id into out (appended, same order as ids;
+     * unknown ids are skipped). */
+    fp_err (*films_load)(store *s, const int64_t *ids, size_t n, film_list *out);
+    /* FP_NOT_FOUND when there is no row for key. */
+    fp_err (*watchlist_get)(store *s, const uint8_t key[STORE_KEY_BYTES], store_watchlist *out);
+    /* Stores the blob. expected_version -1: unconditional replace (or insert);
+     * otherwise only if the row still has that version, else FP_CONFLICT.
+     * The new version is written to *new_version when not NULL. */
+    fp_err (*watchlist_put)(store *s, const uint8_t key[STORE_KEY_BYTES], const uint8_t *sealed,
+                            size_t sealed_len, int64_t fetched_at, int64_t expected_version,
+                            int64_t *new_version);
+    fp_err (*watchlist_delete)(store *s, const uint8_t key[STORE_KEY_BYTES]);
+    /* Liveness check for /healthz. */
+    fp_err (*ping)(store *s);
+} store_backend;
+
+extern const store_backend store_backend_sqlite;
+
+/* The backend for url, or NULL. */
+const store_backend *store_backend_for(const char *url);
+
+/* Convenience: pick the backend by URL and open. *backend is set on success. */
+fp_err store_open(const char *url, const store_backend **backend, store **out) FP_WARN_UNUSED;
+
+void store_watchlist_free(store_watchlist *w);
+
+#endif
