@@ -10,6 +10,24 @@
  *   - vault_seal()/vault_unseal(): a sorted list of catalogue ids sealed with
  *     XChaCha20-Poly1305 (random nonce), the person key as associated data, so
  *     a blob moved to another person's row fails to open (FP_CORRUPT).
+ *
+ * Key file: 64 hex digits (the same text FILMPICKER_SECRET_KEY takes, so a key
+ * can move between the two), optionally followed by one newline. Hex rather
+ * than raw bytes so that an operator can back it up or paste it into a secret
+ * store without binary-safe tooling. A missing file is created atomically with
+ * mode 0600 (written under a temporary name opened O_CREAT|O_EXCL, then
+ * link()ed into place, so two processes starting at once agree on one key).
+ * An existing key file that grants any read or write permission to group or
+ * others is refused (FP_INVALID, with a log line naming the file and mode).
+ *
+ * Sub-keys: crypto_kdf_derive_from_key with context "FPvault1", sub-key id 1
+ * for person keys, 2 for sealing.
+ *
+ * Sealed blob layout (VAULT_BLOB_VERSION 1):
+ *   1 version byte | 24-byte random nonce | ciphertext + 16-byte tag
+ * The associated data is the version byte followed by the 32-byte person key,
+ * so neither the version nor the owner can be swapped without detection.
+ * The plaintext is vault_ids_encode()'s output.
  */
 #ifndef FP_VAULT_H
 #define FP_VAULT_H
@@ -39,7 +57,25 @@ fp_err vault_seal(const vault *v, const uint8_t person_key[VAULT_KEY_BYTES], con
 fp_err vault_unseal(const vault *v, const uint8_t person_key[VAULT_KEY_BYTES], const uint8_t *blob,
                     size_t blob_len, int64_t **ids, size_t *n) FP_WARN_UNUSED;
 
-/* Random hex token of 2*nbytes characters (nbytes <= 32) into out. */
+/* Random hex token of 2*nbytes characters (nbytes <= 32, larger values are
+ * clamped to 32) into out, which must hold 2*nbytes+1 bytes (NUL included). */
 void vault_random_token(char *out, size_t nbytes);
+
+#define VAULT_BLOB_VERSION 1
+/* Bytes a sealed blob adds around its plaintext: version, nonce, tag. */
+#define VAULT_BLOB_OVERHEAD (1 + 24 + 16)
+
+/*
+ * The plaintext codec, public so that tests can build hostile plaintexts:
+ * unsigned LEB128 varints, first the count, then the first id, then each
+ * difference to the previous id. ids must be >= 1, ascending, without
+ * duplicates (FP_INVALID otherwise). Caller frees *out.
+ */
+fp_err vault_ids_encode(const int64_t *ids, size_t n, uint8_t **out, size_t *out_len) FP_WARN_UNUSED;
+/* Strict inverse of vault_ids_encode: FP_CORRUPT on a truncated or overlong
+ * varint, a count larger than the bytes could hold, a zero difference, an id
+ * past INT64_MAX or trailing bytes. Never reads past p+len. Caller frees *ids
+ * (NULL when *n is 0). */
+fp_err vault_ids_decode(const uint8_t *p, size_t len, int64_t **ids, size_t *n) FP_WARN_UNUSED;
 
 #endif

@@ -1,12 +1,572 @@
-/* cli.c - subcommand dispatch (work in progress). */
+/*
+ * cli.c - the filmpicker subcommands:
+ *   serve     run the HTTP API until SIGTERM/SIGINT (graceful stop)
+ *   migrate   up | down [VERSION] | status
+ *   pick      the common films of a group, ranked (table or --json)
+ *   scrape    one person's watchlist
+ *   import    read a Letterboxd export (watchlist.csv or the .zip)
+ * Every subcommand takes the settings flags of config.h and --help.
+ * Exit status: 0 success, 1 failure, 2 bad usage.
+ */
 #include "cli/cli.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "http/http.h"
+#include "service.h"
+
+typedef struct cli_args {
+    fp_config cfg;
+    char **rest; /* non-setting arguments, in order */
+    int nrest;
+    int json;
+    int refresh;
+    int has_seed;
+    uint64_t seed;
+    long limit;
+    const char *user; /* import --user */
+} cli_args;
+
+static void cli_usage(FILE *out)
+{
+    fputs("usage: filmpicker COMMAND [ARGS] [SETTINGS]\n\n"
+          "commands:\n"
+          "  serve                      run the HTTP API (FILMPICKER_LISTEN)\n"
+          "  migrate up|down [N]|status apply, revert or show schema migrations\n"
+          "  pick PROFILE...            the films everyone wants to see, ranked\n"
+          "  scrape PROFILE             one person's watchlist\n"
+          "  import FILE                import a Letterboxd export (.csv or .zip)\n\n"
+          "A PROFILE is a Letterboxd username or profile URL (alice, @alice,\n"
+          "https://letterboxd.com/alice/). `filmpicker COMMAND --help` for details.\n",
+          out);
+}
+
+static const char *const cli_help[][2] = {
+    {"serve", "usage: filmpicker serve [SETTINGS]\n"
+              "Serves the HTTP API on --listen until SIGTERM or SIGINT, then stops\n"
+              "gracefully: running requests are answered and running fetches stored.\n"},
+    {"migrate", "usage: filmpicker migrate up | down [VERSION] | status [SETTINGS]\n"
+                "up: apply every pending migration. down: revert to VERSION (default:\n"
+                "one step back; 0 reverts everything). status: current and latest version.\n"},
+    {"pick", "usage: filmpicker pick PROFILE... [--json] [--refresh] [--seed N] [--limit N]\n"
+             "Fetches (or reuses stored) watchlists and prints the films on every list,\n"
+             "then, when few are common, those on most lists (\"on 3 of 4 lists\"),\n"
+             "plus one film rolled at random (reproducible with --seed).\n"},
+    {"scrape", "usage: filmpicker scrape PROFILE [--json] [--refresh]\n"
+               "Prints one person's watchlist (fetching it when not stored or stale).\n"},
+    {"import", "usage: filmpicker import FILE [--user PROFILE] [--json]\n"
+               "Imports a Letterboxd export (watchlist.csv or the export .zip). With\n"
+               "--user it becomes that Letterboxd user's stored watchlist; otherwise an\n"
+               "import id is printed that the API accepts as {\"import\": ID}.\n"},
+};
+
+static int cli_print_help(const char *cmd)
+{
+    for (size_t i = 0; i < sizeof cli_help / sizeof cli_help[0]; i++)
+        if (strcmp(cli_help[i][0], cmd) == 0) {
+            fputs(cli_help[i][1], stdout);
+            fputc('\n', stdout);
+            config_print_help(stdout);
+            return 0;
+        }
+    cli_usage(stdout);
+    return 0;
+}
+
+/* Parses settings and the command's own flags. 0 on success, else exit code. */
+static int cli_parse(int argc, char **argv, cli_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->limit = 50;
+    if (config_from_env(&a->cfg) != FP_OK)
+        return 2;
+    if (!getenv("FILMPICKER_LOG_LEVEL") && strcmp(argv[1], "serve") != 0)
+        fp_log_set_level(FP_LOG_WARN); /* keep command output readable */
+    char **rest = fp_calloc((size_t)argc, sizeof *rest);
+    int nrest = 0;
+    if (config_apply_flags(&a->cfg, argc, argv, 2, rest, &nrest) != FP_OK) {
+        fp_free(rest);
+        return 2;
+    }
+    int lvl = fp_log_level_parse(a->cfg.log_level);
+    if (lvl >= 0 && (getenv("FILMPICKER_LOG_LEVEL") || strcmp(argv[1], "serve") == 0))
+        fp_log_set_level((fp_log_level)lvl);
+    a->rest = fp_calloc((size_t)argc, sizeof *a->rest);
+    for (int i = 0; i < nrest; i++) {
+        const char *s = rest[i];
+        if (strcmp(s, "--json") == 0)
+            a->json = 1;
+        else if (strcmp(s, "--refresh") == 0)
+            a->refresh = 1;
+        else if ((strcmp(s, "--seed") == 0 || strcmp(s, "--limit") == 0 ||
+                  strcmp(s, "--user") == 0) &&
+                 i + 1 < nrest) {
+            const char *v = rest[++i];
+            if (strcmp(s, "--user") == 0) {
+                a->user = v;
+                continue;
+            }
+            char *end = NULL;
+            errno = 0;
+            unsigned long long n = strtoull(v, &end, 10);
+            if (!*v || *end || errno || v[0] == '-') {
+                fprintf(stderr, "filmpicker: %s needs a non-negative whole number\n", s);
+                fp_free(rest);
+                return 2;
+            }
+            if (s[2] == 's') {
+                a->seed = n;
+                a->has_seed = 1;
+            } else {
+                a->limit = n > 100000 ? 100000 : (long)n;
+            }
+        } else if (strncmp(s, "--", 2) == 0 && s[2]) {
+            fprintf(stderr, "filmpicker: unknown option %s (see --help)\n", s);
+            fp_free(rest);
+            return 2;
+        } else {
+            a->rest[a->nrest++] = rest[i];
+        }
+    }
+    fp_free(rest);
+    return 0;
+}
+
+static void cli_args_free(cli_args *a)
+{
+    config_free(&a->cfg);
+    fp_free(a->rest);
+}
+
+static int cli_fail(fp_err rc, const char *what)
+{
+    fprintf(stderr, "filmpicker: %s: %s (%s)\n", what, fp_err_message(rc), fp_err_code(rc));
+    return 1;
+}
+
+/* ---- serve -------------------------------------------------------------- */
+
+static int cli_serve(cli_args *a)
+{
+    if (a->nrest) {
+        fprintf(stderr, "filmpicker serve: unexpected argument '%s'\n", a->rest[0]);
+        return 2;
+    }
+    /* Block the stop signals in every thread; main waits for them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    service *svc = NULL;
+    fp_err rc = svc_open(&a->cfg, 1, &svc);
+    if (rc != FP_OK)
+        return cli_fail(rc, "cannot start");
+    http_server *http = NULL;
+    rc = http_server_start(&a->cfg, svc, &http);
+    if (rc != FP_OK) {
+        svc_close(&svc);
+        return cli_fail(rc, "cannot listen");
+    }
+    fp_log(FP_LOG_INFO, "listening", "{s:s,s:i,s:s,s:i}", "listen", a->cfg.listen, "port",
+           http_server_port(http), "database", a->cfg.database, "workers", (int)a->cfg.workers);
+    int sig = 0;
+    sigwait(&set, &sig);
+    fp_log(FP_LOG_INFO, "stopping", "{s:i}", "signal", sig);
+    http_server_stop(&http, a->cfg.compat_wait_ms + 3000);
+    svc_close(&svc);
+    fp_log(FP_LOG_INFO, "stopped", NULL);
+    return 0;
+}
+
+/* ---- migrate ------------------------------------------------------------ */
+
+static int cli_migrate(cli_args *a)
+{
+    const char *what = a->nrest ? a->rest[0] : "status";
+    int target;
+    if (strcmp(what, "up") == 0 && a->nrest == 1) {
+        target = -1;
+    } else if (strcmp(what, "status") == 0 && a->nrest == 1) {
+        target = -2;
+    } else if (strcmp(what, "down") == 0 && a->nrest <= 2) {
+        int cur = 0, latest = 0;
+        fp_err rc = svc_migrate(&a->cfg, -2, &cur, &latest);
+        if (rc != FP_OK)
+            return cli_fail(rc, "migrate");
+        target = cur > 0 ? cur - 1 : 0;
+        if (a->nrest == 2) {
+            char *end = NULL;
+            long v = strtol(a->rest[1], &end, 10);
+            if (!*a->rest[1] || *end || v < 0 || v > 100000) {
+                fprintf(stderr, "filmpicker migrate: VERSION must be a whole number\n");
+                return 2;
+            }
+            target = (int)v;
+        }
+    } else {
+        fputs(cli_help[1][1], stderr);
+        return 2;
+    }
+    int cur = 0, latest = 0;
+    fp_err rc = svc_migrate(&a->cfg, target, &cur, &latest);
+    if (rc != FP_OK)
+        return cli_fail(rc, "migrate");
+    printf("schema version %d of %d%s\n", cur, latest, cur == latest ? " (up to date)" : "");
+    return 0;
+}
+
+/* ---- pick, scrape ------------------------------------------------------- */
+
+static const char *cli_part_message(const svc_part_view *p, char *buf, size_t len)
+{
+    switch (p->error) {
+    case FP_USER_NOT_FOUND:
+        snprintf(buf, len, "no Letterboxd user called '%s'", p->user);
+        break;
+    case FP_EMPTY_WATCHLIST:
+        snprintf(buf, len, "the watchlist of '%s' is private or empty", p->user);
+        break;
+    default:
+        snprintf(buf, len, "%s: %s", p->user, fp_err_message(p->error));
+    }
+    return buf;
+}
+
+static void cli_print_film_row(const film *f, const char *lists)
+{
+    char year[8] = "";
+    if (f->year)
+        snprintf(year, sizeof year, "%d", f->year);
+    printf("%-50.50s  %-4s  %-16s  %s\n", f->title ? f->title : "", year, lists,
+           f->lb_slug ? f->lb_slug : "");
+}
+
+static json_t *cli_film_json(const film *f)
+{
+    json_t *o = json_pack("{s:I,s:s}", "id", (json_int_t)f->id, "title", f->title ? f->title : "");
+    json_object_set_new(o, "year", f->year ? json_integer(f->year) : json_null());
+    json_object_set_new(o, "slug", f->lb_slug ? json_string(f->lb_slug) : json_null());
+    json_object_set_new(o, "letterboxd_id", f->lb_id ? json_integer(f->lb_id) : json_null());
+    return o;
+}
+
+static int cli_pick(cli_args *a)
+{
+    if (a->nrest < 1) {
+        fputs(cli_help[2][1], stderr);
+        return 2;
+    }
+    service *svc = NULL;
+    fp_err rc = svc_open(&a->cfg, 1, &svc);
+    if (rc != FP_OK)
+        return cli_fail(rc, "cannot start");
+    int status = 1;
+    svc_person *people = fp_calloc((size_t)a->nrest, sizeof *people);
+    svc_results res = {0};
+    svc_job_view v = {0};
+    for (int i = 0; i < a->nrest; i++) {
+        rc = svc_person_parse(svc, "lb", a->rest[i], a->refresh, &people[i]);
+        if (rc != FP_OK) {
+            fprintf(stderr, "filmpicker pick: '%s' is not a Letterboxd username or profile URL\n",
+                    a->rest[i]);
+            status = 2;
+            goto out;
+        }
+    }
+    char id[33];
+    rc = svc_job_start(svc, people, (size_t)a->nrest, id);
+    if (rc != FP_OK) {
+        status = cli_fail(rc, "pick");
+        goto out;
+    }
+    /* Poll progress until the job is done (bounded by fetch timeouts). */
+    for (;;) {
+        rc = svc_job_view_get(svc, id, &v);
+        if (rc != FP_OK || v.done)
+            break;
+        svc_job_view_free(&v);
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (rc != FP_OK) {
+        status = cli_fail(rc, "pick");
+        goto out;
+    }
+    for (size_t i = 0; i < v.nparts; i++) {
+        char buf[256];
+        if (v.parts[i].state == SVC_PART_FAILED)
+            fprintf(stderr, "filmpicker pick: %s\n", cli_part_message(&v.parts[i], buf,
+                                                                       sizeof buf));
+        else if (v.parts[i].warning != FP_OK)
+            fprintf(stderr, "filmpicker pick: %s: refresh failed (%s); using the stored copy\n",
+                    v.parts[i].user, fp_err_message(v.parts[i].warning));
+    }
+    rc = svc_job_results(svc, id, 10, (size_t)a->limit, &res);
+    if (rc != FP_OK) {
+        status = cli_fail(rc, "pick");
+        goto out;
+    }
+    film rolled = {0};
+    fp_err roll_rc = svc_job_roll(svc, id, NULL, 0, a->has_seed ? &a->seed : NULL, &rolled);
+    size_t shown = res.ncommon < (size_t)a->limit ? res.ncommon : (size_t)a->limit;
+    if (a->json) {
+        json_t *common = json_array(), *most = json_array();
+        for (size_t i = 0; i < shown; i++)
+            json_array_append_new(common, cli_film_json(&res.common[i].film));
+        for (size_t i = 0; i < res.nmost; i++) {
+            json_t *o = cli_film_json(&res.most[i].film);
+            json_object_set_new(o, "lists", json_integer(res.most[i].count));
+            json_array_append_new(most, o);
+        }
+        json_t *out = json_pack("{s:I,s:I,s:I,s:o,s:o}", "participants",
+                                (json_int_t)res.participants, "failed", (json_int_t)res.failed,
+                                "common_count", (json_int_t)res.ncommon, "common", common, "most",
+                                most);
+        json_object_set_new(out, "rolled",
+                            roll_rc == FP_OK ? cli_film_json(&rolled) : json_null());
+        char *text = json_dumps(out, JSON_INDENT(2));
+        printf("%s\n", text ? text : "{}");
+        free(text);
+        json_decref(out);
+    } else {
+        printf("%zu film%s on all %zu lists", res.ncommon, res.ncommon == 1 ? "" : "s",
+               res.participants);
+        if (res.failed)
+            printf(" (%zu participant%s left out)", res.failed, res.failed == 1 ? "" : "s");
+        printf("\n\n%-50s  %-4s  %-16s  %s\n", "TITLE", "YEAR", "LISTS", "SLUG");
+        char lists[32];
+        snprintf(lists, sizeof lists, "all %zu", res.participants);
+        for (size_t i = 0; i < shown; i++)
+            cli_print_film_row(&res.common[i].film, lists);
+        if (shown < res.ncommon)
+            printf("... and %zu more (--limit)\n", res.ncommon - shown);
+        if (res.nmost) {
+            printf("\nOn most lists:\n");
+            for (size_t i = 0; i < res.nmost; i++) {
+                snprintf(lists, sizeof lists, "on %u of %zu", res.most[i].count,
+                         res.participants);
+                cli_print_film_row(&res.most[i].film, lists);
+            }
+        }
+        if (roll_rc == FP_OK)
+            printf("\nRolled: %s%s%.0d%s\n", rolled.title, rolled.year ? " (" : "",
+                   rolled.year, rolled.year ? ")" : "");
+    }
+    film_clear(&rolled);
+    status = res.participants > 0 ? 0 : 1;
+out:
+    svc_results_free(&res);
+    svc_job_view_free(&v);
+    fp_free(people);
+    svc_close(&svc);
+    return status;
+}
+
+static void cli_print_films(const film_list *films, int json)
+{
+    if (json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < films->len; i++)
+            json_array_append_new(arr, cli_film_json(&films->items[i]));
+        char *text = json_dumps(arr, JSON_INDENT(2));
+        printf("%s\n", text ? text : "[]");
+        free(text);
+        json_decref(arr);
+        return;
+    }
+    printf("%-50s  %-4s  %-16s  %s\n", "TITLE", "YEAR", "", "SLUG");
+    for (size_t i = 0; i < films->len; i++)
+        cli_print_film_row(&films->items[i], "");
+    printf("%zu film%s\n", films->len, films->len == 1 ? "" : "s");
+}
+
+static int cli_scrape(cli_args *a)
+{
+    if (a->nrest != 1) {
+        fputs(cli_help[3][1], stderr);
+        return 2;
+    }
+    service *svc = NULL;
+    fp_err rc = svc_open(&a->cfg, 1, &svc);
+    if (rc != FP_OK)
+        return cli_fail(rc, "cannot start");
+    svc_person p;
+    int status = 1;
+    rc = svc_person_parse(svc, "lb", a->rest[0], a->refresh, &p);
+    if (rc != FP_OK) {
+        fprintf(stderr, "filmpicker scrape: '%s' is not a Letterboxd username or profile URL\n",
+                a->rest[0]);
+        status = 2;
+    } else {
+        film_list films;
+        rc = svc_person_films(svc, &p, &films);
+        if (rc == FP_OK) {
+            cli_print_films(&films, a->json);
+            status = 0;
+        } else {
+            status = cli_fail(rc, p.user);
+        }
+        film_list_free(&films);
+    }
+    svc_close(&svc);
+    return status;
+}
+
+/* ---- import ------------------------------------------------------------- */
+
+static fp_err cli_read_file(const char *path, size_t limit, unsigned char **data, size_t *len)
+{
+    *data = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return FP_NOT_FOUND;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return FP_IO;
+    }
+    if ((unsigned long long)st.st_size > limit) {
+        close(fd);
+        return FP_TOO_LARGE;
+    }
+    unsigned char *buf = fp_malloc((size_t)st.st_size + 1);
+    size_t got = 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    *data = buf;
+    *len = got;
+    return FP_OK;
+}
+
+static int cli_import(cli_args *a)
+{
+    if (a->nrest != 1) {
+        fputs(cli_help[4][1], stderr);
+        return 2;
+    }
+    unsigned char *data = NULL;
+    size_t len = 0;
+    fp_err rc = cli_read_file(a->rest[0], (size_t)a->cfg.max_upload_bytes, &data, &len);
+    if (rc != FP_OK) {
+        fprintf(stderr, "filmpicker import: cannot read %s: %s\n", a->rest[0],
+                rc == FP_NOT_FOUND ? "no such file" : fp_err_message(rc));
+        return 1;
+    }
+    service *svc = NULL;
+    rc = svc_open(&a->cfg, 1, &svc);
+    if (rc != FP_OK) {
+        fp_free(data);
+        return cli_fail(rc, "cannot start");
+    }
+    int status = 1;
+    svc_person p, *who = NULL;
+    if (a->user) {
+        rc = svc_person_parse(svc, "lb", a->user, 0, &p);
+        if (rc != FP_OK) {
+            fprintf(stderr, "filmpicker import: '%s' is not a Letterboxd username\n", a->user);
+            status = 2;
+            goto out;
+        }
+        who = &p;
+    }
+    const char *base = strrchr(a->rest[0], '/');
+    svc_import_report rep;
+    rc = svc_import(svc, who, data, len, base ? base + 1 : a->rest[0], &rep);
+    if (rc == FP_OK || rc == FP_BAD_FILE || rc == FP_EMPTY_WATCHLIST) {
+        for (size_t i = 0; i < rep.detail.nerrors; i++)
+            fprintf(stderr, "%s:%zu: %s\n", a->rest[0], rep.detail.errors[i].line,
+                    rep.detail.errors[i].reason);
+        if (rep.detail.nerrors_total > rep.detail.nerrors)
+            fprintf(stderr, "... and %zu more unreadable rows\n",
+                    rep.detail.nerrors_total - rep.detail.nerrors);
+    }
+    if (rc == FP_OK) {
+        if (a->json) {
+            json_t *o = json_pack("{s:s,s:I,s:I}", "format", rep.format ? rep.format : "",
+                                  "films", (json_int_t)rep.films, "row_errors",
+                                  (json_int_t)rep.detail.nerrors_total);
+            json_object_set_new(o, "import", who ? json_null() : json_string(rep.token));
+            json_object_set_new(o, "user", who ? json_string(p.user) : json_null());
+            char *text = json_dumps(o, JSON_INDENT(2));
+            printf("%s\n", text ? text : "{}");
+            free(text);
+            json_decref(o);
+        } else {
+            printf("imported %zu films (%s), %zu unreadable rows\n", rep.films,
+                   rep.format ? rep.format : "?", rep.detail.nerrors_total);
+            if (who)
+                printf("stored as the watchlist of %s\n", p.user);
+            else
+                printf("import id: %s\n", rep.token);
+        }
+        status = 0;
+    } else if (rc == FP_BAD_FILE) {
+        fprintf(stderr, "filmpicker import: %s: %s\n", a->rest[0],
+                rep.detail.message ? rep.detail.message : fp_err_message(rc));
+    } else {
+        cli_fail(rc, "import");
+    }
+    svc_import_report_free(&rep);
+out:
+    fp_free(data);
+    svc_close(&svc);
+    return status;
+}
 
 int cli_main(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fputs("usage: filmpicker COMMAND [OPTIONS]\n", stderr);
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        cli_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("filmpicker %s\n", FP_VERSION);
+        return 0;
+    }
+    static const struct {
+        const char *name;
+        int (*fn)(cli_args *);
+    } cmds[] = {{"serve", cli_serve},   {"migrate", cli_migrate}, {"pick", cli_pick},
+                {"scrape", cli_scrape}, {"import", cli_import}};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        if (strcmp(argv[1], cmds[i].name) != 0)
+            continue;
+        for (int k = 2; k < argc; k++)
+            if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0)
+                return cli_print_help(argv[1]);
+        cli_args a;
+        int rc = cli_parse(argc, argv, &a);
+        if (rc == 0)
+            rc = cmds[i].fn(&a);
+        cli_args_free(&a);
+        return rc;
+    }
+    fprintf(stderr, "filmpicker: unknown command '%s'\n\n", argv[1]);
+    cli_usage(stderr);
     return 2;
 }

@@ -45,7 +45,13 @@ typedef struct store_backend {
     fp_err (*migration_status)(store *s, int *current, int *latest);
     /* Finds or inserts each film in the catalogue and sets films[i].id. Matches
      * by Letterboxd id, then slug, then boxd.it link, then IMDb id, then
-     * normalised title + year; fills in ids a row lacked. One transaction. */
+     * normalised title + year; fills in ids a row lacked. One transaction.
+     * A row found through a slug, boxd.it link or IMDb id that has
+     * a different known Letterboxd id is another film. Title matching only
+     * takes rows none of whose known ids disagree; when either side lacks
+     * the year, the normalised title alone matches only if exactly one row
+     * has it. Known values are never overwritten. Every film needs a title
+     * (else FP_INVALID). On failure nothing is stored and every id is 0. */
     fp_err (*films_resolve)(store *s, film *films, size_t n);
     /* Loads catalogue rows by id into out (appended, same order as ids;
      * unknown ids are skipped). */
@@ -54,10 +60,13 @@ typedef struct store_backend {
     fp_err (*watchlist_get)(store *s, const uint8_t key[STORE_KEY_BYTES], store_watchlist *out);
     /* Stores the blob. expected_version -1: unconditional replace (or insert);
      * otherwise only if the row still has that version, else FP_CONFLICT.
-     * The new version is written to *new_version when not NULL. */
+     * The new version is written to *new_version when not NULL.
+     * expected_version 0 means "create only if absent" (FP_CONFLICT if a row
+     * exists); a missing row never matches a positive version. */
     fp_err (*watchlist_put)(store *s, const uint8_t key[STORE_KEY_BYTES], const uint8_t *sealed,
                             size_t sealed_len, int64_t fetched_at, int64_t expected_version,
                             int64_t *new_version);
+    /* FP_NOT_FOUND when there was no row. */
     fp_err (*watchlist_delete)(store *s, const uint8_t key[STORE_KEY_BYTES]);
     /* Liveness check for /healthz. */
     fp_err (*ping)(store *s);

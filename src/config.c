@@ -1,0 +1,181 @@
+/*
+ * config.c - the settings table and its two readers (environment, flags).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/mem.h"
+
+typedef enum { CFG_STR, CFG_LONG } cfg_type;
+
+typedef struct cfg_opt {
+    const char *flag;   /* without the leading "--" */
+    const char *env;
+    cfg_type type;
+    size_t offset;
+    const char *def;    /* NULL: unset */
+    long min, max;
+    const char *help;
+} cfg_opt;
+
+#define S(field) CFG_STR, offsetof(fp_config, field)
+#define L(field) CFG_LONG, offsetof(fp_config, field)
+
+static const cfg_opt cfg_opts[] = {
+    {"listen", "FILMPICKER_LISTEN", S(listen), "127.0.0.1:8080", 0, 0,
+     "HTTP API address, host:port"},
+    {"database", "FILMPICKER_DATABASE", S(database), "filmpicker.db", 0, 0,
+     "SQLite database path (or sqlite:PATH)"},
+    {"queue", "FILMPICKER_QUEUE", S(queue), "inproc", 0, 0, "job queue backend: inproc"},
+    {"cache", "FILMPICKER_CACHE", S(cache), "inproc", 0, 0, "cache backend: inproc"},
+    {"letterboxd-url", "FILMPICKER_LETTERBOXD_URL", S(letterboxd_url), "https://letterboxd.com",
+     0, 0, "Letterboxd base URL (point tests at a fake site)"},
+    {"secret-key", "FILMPICKER_SECRET_KEY", S(secret_key), NULL, 0, 0,
+     "server key, 64 hex digits (else the key file is used)"},
+    {"secret-key-file", "FILMPICKER_SECRET_KEY_FILE", S(secret_key_file), "filmpicker.key", 0, 0,
+     "server key file, created with mode 0600 when missing"},
+    {"static-dir", "FILMPICKER_STATIC_DIR", S(static_dir),
+     FP_SOURCE_DIR "/web/node_modules/swagger-ui-dist", 0, 0,
+     "directory of the Swagger UI files served at /docs"},
+    {"user-agent", "FILMPICKER_USER_AGENT", S(user_agent),
+     "FilmPicker/" FP_VERSION " (group watchlist matcher; +https://github.com/filmpicker)", 0, 0,
+     "User-Agent sent to watchlist sites"},
+    {"log-level", "FILMPICKER_LOG_LEVEL", S(log_level), "info", 0, 0,
+     "debug, info, warn or error"},
+    {"workers", "FILMPICKER_WORKERS", L(workers), "4", 1, 256, "scrape job threads"},
+    {"http-threads", "FILMPICKER_HTTP_THREADS", L(http_threads), "0", 0, 256,
+     "HTTP server threads (0: one per CPU)"},
+    {"host-concurrency", "FILMPICKER_HOST_CONCURRENCY", L(host_concurrency), "8", 1, 256,
+     "simultaneous requests to one site (politeness)"},
+    {"fetch-timeout-ms", "FILMPICKER_FETCH_TIMEOUT_MS", L(fetch_timeout_ms), "15000", 100,
+     600000, "timeout of one page request"},
+    {"fetch-retries", "FILMPICKER_FETCH_RETRIES", L(fetch_retries), "3", 0, 20,
+     "retries on 429, 5xx and network errors"},
+    {"fetch-backoff-ms", "FILMPICKER_FETCH_BACKOFF_MS", L(fetch_backoff_ms), "500", 0, 60000,
+     "first retry delay, doubled on each retry"},
+    {"retry-after-max-ms", "FILMPICKER_RETRY_AFTER_MAX_MS", L(retry_after_max_ms), "30000", 0,
+     600000, "longest Retry-After honoured"},
+    {"max-pages", "FILMPICKER_MAX_PAGES", L(max_pages), "400", 1, 100000,
+     "pages fetched per watchlist at most"},
+    {"max-age", "FILMPICKER_MAX_AGE", L(max_age_s), "86400", 0, LONG_MAX,
+     "seconds a stored watchlist is reused before it is refetched"},
+    {"max-participants", "FILMPICKER_MAX_PARTICIPANTS", L(max_participants), "16", 1, 1000,
+     "participants per request"},
+    {"max-body-bytes", "FILMPICKER_MAX_BODY_BYTES", L(max_body_bytes), "65536", 1024,
+     16777216, "largest JSON request body"},
+    {"max-upload-bytes", "FILMPICKER_MAX_UPLOAD_BYTES", L(max_upload_bytes), "16777216", 1024,
+     33554432, "largest uploaded export file"},
+    {"compat-wait-ms", "FILMPICKER_COMPAT_WAIT_MS", L(compat_wait_ms), "2800", 0, 600000,
+     "how long POST /api/scrape/ waits for fetches before answering 503 still_fetching"},
+    {"request-timeout", "FILMPICKER_REQUEST_TIMEOUT", L(request_timeout_s), "30", 1, 3600,
+     "idle HTTP connection timeout, seconds"},
+    {"job-ttl", "FILMPICKER_JOB_TTL", L(job_ttl_s), "3600", 10, 604800,
+     "seconds a finished job and its results are kept"},
+    {"max-jobs", "FILMPICKER_MAX_JOBS", L(max_jobs), "1000", 1, 1000000,
+     "unfinished jobs at once; more are refused with 429"},
+};
+#define CFG_N (sizeof cfg_opts / sizeof cfg_opts[0])
+
+static fp_err cfg_set(fp_config *c, const cfg_opt *o, const char *value, const char *from)
+{
+    void *field = (char *)c + o->offset;
+    if (o->type == CFG_STR) {
+        char **s = field;
+        fp_free(*s);
+        *s = (value && *value) ? fp_strdup(value) : NULL;
+        return FP_OK;
+    }
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(value ? value : "", &end, 10);
+    if (!value || !*value || errno || *end || v < o->min || v > o->max) {
+        fprintf(stderr, "filmpicker: %s: '%s' is not a whole number in %ld..%ld\n", from,
+                value ? value : "", o->min, o->max);
+        return FP_INVALID;
+    }
+    *(long *)field = v;
+    return FP_OK;
+}
+
+fp_err config_from_env(fp_config *c)
+{
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < CFG_N; i++) {
+        const char *v = getenv(cfg_opts[i].env);
+        if (v) {
+            fp_err rc = cfg_set(c, &cfg_opts[i], v, cfg_opts[i].env);
+            if (rc != FP_OK)
+                return rc;
+        } else if (cfg_opts[i].def) {
+            fp_err rc = cfg_set(c, &cfg_opts[i], cfg_opts[i].def, "default");
+            if (rc != FP_OK)
+                return rc;
+        }
+    }
+    if (c->http_threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        c->http_threads = n > 0 ? n : 2;
+    }
+    return FP_OK;
+}
+
+fp_err config_apply_flags(fp_config *c, int argc, char **argv, int first, char **rest, int *nrest)
+{
+    *nrest = 0;
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i];
+        const cfg_opt *o = NULL;
+        const char *value = NULL;
+        if (strncmp(a, "--", 2) == 0 && a[2]) {
+            const char *name = a + 2, *eq = strchr(name, '=');
+            size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+            for (size_t k = 0; k < CFG_N; k++)
+                if (strlen(cfg_opts[k].flag) == nlen && strncmp(cfg_opts[k].flag, name, nlen) == 0)
+                    o = &cfg_opts[k];
+            if (o) {
+                if (eq)
+                    value = eq + 1;
+                else if (i + 1 < argc)
+                    value = argv[++i];
+                else {
+                    fprintf(stderr, "filmpicker: --%s needs a value\n", o->flag);
+                    return FP_INVALID;
+                }
+            }
+        }
+        if (!o) {
+            rest[(*nrest)++] = argv[i];
+            continue;
+        }
+        fp_err rc = cfg_set(c, o, value, a);
+        if (rc != FP_OK)
+            return rc;
+    }
+    if (c->http_threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        c->http_threads = n > 0 ? n : 2;
+    }
+    return FP_OK;
+}
+
+void config_print_help(FILE *out)
+{
+    fputs("Settings (flag, environment variable, default):\n", out);
+    for (size_t i = 0; i < CFG_N; i++)
+        fprintf(out, "  --%-20s %-30s %s\n      %s\n", cfg_opts[i].flag, cfg_opts[i].env,
+                cfg_opts[i].def ? cfg_opts[i].def : "(unset)", cfg_opts[i].help);
+}
+
+void config_free(fp_config *c)
+{
+    for (size_t i = 0; i < CFG_N; i++)
+        if (cfg_opts[i].type == CFG_STR) {
+            char **s = (char **)((char *)c + cfg_opts[i].offset);
+            FP_FREE(*s);
+        }
+}

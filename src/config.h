@@ -1,0 +1,60 @@
+/*
+ * config.h - FilmPicker's settings, from FILMPICKER_* environment variables
+ * and command-line flags (a flag wins over the variable, which wins over the
+ * default). One table in config.c is the single source of every setting's
+ * flag, variable, default and help text; `filmpicker CMD --help` prints it.
+ */
+#ifndef FP_CONFIG_H
+#define FP_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "core/error.h"
+
+typedef struct fp_config {
+    char *listen;             /* host:port of the HTTP API */
+    char *database;           /* SQLite path (or sqlite:PATH); later postgresql:// */
+    char *queue;              /* job queue backend URL: "inproc" */
+    char *cache;              /* cache backend URL: "inproc" */
+    char *letterboxd_url;     /* base URL of Letterboxd (a fake site in tests) */
+    char *secret_key;         /* 64 hex digits, or NULL to use the key file */
+    char *secret_key_file;    /* created with mode 0600 when missing */
+    char *static_dir;         /* Swagger UI files (swagger-ui-dist) */
+    char *user_agent;
+    char *log_level;
+    long workers;             /* scrape job threads */
+    long http_threads;        /* libmicrohttpd thread pool size */
+    long host_concurrency;    /* simultaneous requests to one site */
+    long fetch_timeout_ms;    /* per page request */
+    long fetch_retries;       /* extra attempts on 429/5xx/network errors */
+    long fetch_backoff_ms;    /* first retry delay, doubled each time */
+    long retry_after_max_ms;  /* cap on a site's Retry-After */
+    long max_pages;           /* pages fetched per watchlist at most */
+    long max_age_s;           /* stored watchlists older than this are refetched */
+    long max_participants;    /* per request */
+    long max_body_bytes;      /* JSON request bodies */
+    long max_upload_bytes;    /* multipart export uploads */
+    long compat_wait_ms;      /* how long POST /api/scrape/ waits for fetches */
+    long request_timeout_s;   /* idle HTTP connection timeout */
+    long job_ttl_s;           /* finished jobs are kept this long */
+    long max_jobs;            /* unfinished jobs at once (429 beyond) */
+} fp_config;
+
+/* Fills *c with defaults overridden by the environment. */
+fp_err config_from_env(fp_config *c) FP_WARN_UNUSED;
+
+/*
+ * Applies "--name=value" / "--name value" flags from argv[first..argc) that
+ * name a setting; other arguments are moved, in order, into rest (caller
+ * provides argc slots) with *nrest set. FP_INVALID with a message on stderr
+ * for a bad value or a missing value.
+ */
+fp_err config_apply_flags(fp_config *c, int argc, char **argv, int first, char **rest,
+                          int *nrest) FP_WARN_UNUSED;
+
+/* Prints every setting: flag, variable, default, help. */
+void config_print_help(FILE *out);
+void config_free(fp_config *c);
+
+#endif

@@ -1,0 +1,136 @@
+/*
+ * api_ops.c - operations and documentation routes: /healthz, /metrics,
+ * /openapi.json (compiled in), /docs (Swagger UI from swagger-ui-dist,
+ * installed from npm at build time and served from static_dir; never a CDN).
+ */
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/mem.h"
+#include "http/assets.h"
+#include "http/http_internal.h"
+#include "metrics.h"
+
+#define DOCS_CSP                                                                                   \
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "                 \
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+static enum MHD_Result ops__static(http_req *r, const void *data, size_t len, const char *ctype,
+                                   const char *csp)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(resp, "Content-Type", ctype);
+    MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(resp, "Content-Security-Policy",
+                            csp ? csp : "default-src 'none'; frame-ancestors 'none'");
+    MHD_add_response_header(resp, "X-Request-Id", r->id);
+    r->status = 200;
+    r->answered = 1;
+    enum MHD_Result res = MHD_queue_response(r->conn, 200, resp);
+    MHD_destroy_response(resp);
+    return res;
+}
+
+enum MHD_Result api_ops_healthz(http_req *r)
+{
+    fp_err rc = svc_health(r->srv->svc);
+    if (rc != FP_OK)
+        return http__error(r, FP_UNAVAILABLE, "storage is not answering", NULL);
+    return http__json(r, 200, json_pack("{s:s,s:s}", "status", "ok", "version", FP_VERSION));
+}
+
+enum MHD_Result api_ops_metrics(http_req *r)
+{
+    svc_stats st;
+    svc_get_stats(r->srv->svc, &st);
+    metrics_gauges g = {(double)st.jobs_queued, (double)st.jobs_running,
+                        (double)st.groups_active, (double)st.fetch_requests,
+                        (double)st.fetch_retries};
+    fp_buf out;
+    fp_buf_init(&out, 4u * 1024u * 1024u);
+    fp_err rc = metrics_render(&out, &g);
+    if (rc != FP_OK) {
+        fp_buf_free(&out);
+        return http__error(r, rc, NULL, NULL);
+    }
+    size_t len = 0;
+    char *text = fp_buf_steal(&out, &len);
+    struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(len, text,
+                                                                                   fp_free);
+    MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    r->status = 200;
+    r->answered = 1;
+    enum MHD_Result res = MHD_queue_response(r->conn, 200, resp);
+    MHD_destroy_response(resp);
+    return res;
+}
+
+enum MHD_Result api_ops_openapi(http_req *r)
+{
+    return ops__static(r, asset_openapi_json, asset_openapi_json_len, "application/json", NULL);
+}
+
+enum MHD_Result api_ops_docs(http_req *r)
+{
+    return ops__static(r, asset_docs_index_html, asset_docs_index_html_len,
+                       "text/html; charset=utf-8", DOCS_CSP);
+}
+
+static const char *ops__content_type(const char *name)
+{
+    static const struct {
+        const char *ext, *type;
+    } types[] = {
+        {".js", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".png", "image/png"},
+        {".map", "application/json"},
+        {".html", "text/html; charset=utf-8"},
+    };
+    const char *dot = strrchr(name, '.');
+    for (size_t i = 0; dot && i < sizeof types / sizeof types[0]; i++)
+        if (strcmp(dot, types[i].ext) == 0)
+            return types[i].type;
+    return NULL;
+}
+
+enum MHD_Result api_ops_docs_file(http_req *r)
+{
+    const char *name = r->params[0];
+    if (strcmp(name, "init.js") == 0)
+        return ops__static(r, asset_docs_init_js, asset_docs_init_js_len,
+                           "text/javascript; charset=utf-8", DOCS_CSP);
+    /* Only plain file names of known types: no traversal, no hidden files. */
+    const char *ctype = ops__content_type(name);
+    if (!ctype || name[0] == '.' || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-_.") !=
+                                        strlen(name))
+        return http__error(r, FP_NOT_FOUND, "no such documentation file", NULL);
+    char *path = fp_printf("%s/%s", r->srv->cfg->static_dir, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    fp_free(path);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (fd >= 0)
+            close(fd);
+        return http__error(r, FP_NOT_FOUND,
+                           "no such documentation file (is swagger-ui-dist installed? run "
+                           "scripts/install-deps.sh)",
+                           NULL);
+    }
+    struct MHD_Response *resp = MHD_create_response_from_fd((uint64_t)st.st_size, fd);
+    MHD_add_response_header(resp, "Content-Type", ctype);
+    MHD_add_response_header(resp, "Cache-Control", "public, max-age=86400");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Content-Security-Policy", DOCS_CSP);
+    r->status = 200;
+    r->answered = 1;
+    enum MHD_Result res = MHD_queue_response(r->conn, 200, resp);
+    MHD_destroy_response(resp);
+    return res;
+}

@@ -1,0 +1,423 @@
+/*
+ * api_v1.c - the versioned API for new clients (documented in
+ * api/openapi.json):
+ *   POST /api/v1/jobs                 start a group search -> 202 job
+ *   GET  /api/v1/jobs/{id}            progress per participant
+ *   GET  /api/v1/jobs/{id}/results    common films, then those on most lists
+ *   POST /api/v1/jobs/{id}/roll       one film at random, minus vetoes
+ *   POST /api/v1/jobs/{id}/watched    remove a film from everyone's lists
+ *   POST /api/v1/imports              upload a Letterboxd export
+ *   GET  /api/v1/profiles/check       validate what a person typed
+ * A job is a group session's search: the web app's sessions build on it.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/mem.h"
+#include "http/http_internal.h"
+
+static const char *v1__state_name(svc_part_state s)
+{
+    switch (s) {
+    case SVC_PART_QUEUED:
+        return "queued";
+    case SVC_PART_FETCHING:
+        return "fetching";
+    case SVC_PART_READY:
+        return "ready";
+    default:
+        return "failed";
+    }
+}
+
+/* Plain-words message for a participant's error. */
+static char *v1__part_message(fp_err e, const char *user)
+{
+    switch (e) {
+    case FP_USER_NOT_FOUND:
+        return fp_printf("No Letterboxd user called \u201c%s\u201d", user);
+    case FP_EMPTY_WATCHLIST:
+        return fp_strdup("This watchlist is private or empty");
+    case FP_BLOCKED:
+        return fp_strdup("Letterboxd refused the request: upload your export instead");
+    case FP_UPSTREAM:
+    case FP_TIMEOUT:
+    case FP_UPSTREAM_LIMITED:
+        return fp_strdup("Letterboxd is not answering, try again in a while");
+    case FP_NOT_FOUND:
+        return fp_strdup("No stored list for this import; upload it again");
+    default:
+        return fp_strdup(fp_err_message(e));
+    }
+}
+
+static json_t *v1__err_json(fp_err e, const char *user)
+{
+    if (e == FP_OK)
+        return json_null();
+    char *msg = v1__part_message(e, user);
+    json_t *o = json_pack("{s:s,s:s}", "code", fp_err_code(e), "message", msg);
+    fp_free(msg);
+    return o;
+}
+
+static json_t *v1__time_json(int64_t t)
+{
+    if (t <= 0)
+        return json_null();
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    char buf[32];
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return json_string(buf);
+}
+
+static json_t *v1__job_json(const svc_job_view *v)
+{
+    json_t *parts = json_array();
+    for (size_t i = 0; i < v->nparts; i++) {
+        const svc_part_view *p = &v->parts[i];
+        json_t *o = json_pack("{s:s,s:s,s:s,s:i,s:i,s:I,s:b}", "name", p->user, "source",
+                              p->source, "status", v1__state_name(p->state), "pages_fetched",
+                              p->pages_done, "pages_total", p->pages_total, "films",
+                              (json_int_t)p->films, "from_store", p->from_store);
+        json_object_set_new(o, "fetched_at", v1__time_json(p->fetched_at));
+        json_object_set_new(o, "error", v1__err_json(p->error, p->user));
+        json_object_set_new(o, "warning", v1__err_json(p->warning, p->user));
+        json_array_append_new(parts, o);
+    }
+    char *self = fp_printf("/api/v1/jobs/%s", v->id);
+    char *results = fp_printf("/api/v1/jobs/%s/results", v->id);
+    json_t *o = json_pack("{s:s,s:s,s:o,s:o,s:{s:s,s:s}}", "id", v->id, "status",
+                          v->done ? "done" : "running", "created_at",
+                          v1__time_json(v->created_at), "participants", parts, "links", "self",
+                          self, "results", results);
+    fp_free(self);
+    fp_free(results);
+    return o;
+}
+
+static enum MHD_Result v1__body(http_req *r, json_t **body)
+{
+    char *msg = NULL;
+    fp_err rc = http__parse_body(r, body, &msg);
+    if (rc == FP_OK)
+        return MHD_YES;
+    enum MHD_Result res = http__error(r, rc, msg, NULL);
+    fp_free(msg);
+    return res;
+}
+
+enum MHD_Result api_v1_jobs_create(http_req *r)
+{
+    json_t *body = NULL;
+    enum MHD_Result res = v1__body(r, &body);
+    if (!body)
+        return res;
+    service *svc = r->srv->svc;
+    json_t *arr = json_object_get(body, "participants");
+    size_t n = json_array_size(arr);
+    svc_person *people = NULL;
+    if (!json_is_array(arr) || n == 0) {
+        res = http__error(r, FP_INVALID,
+                          "'participants' must be a non-empty array of "
+                          "{\"profile\": \"https://letterboxd.com/alice/\"} or {\"import\": id}",
+                          NULL);
+        goto out;
+    }
+    if (n > (size_t)r->srv->cfg->max_participants) {
+        char *msg = fp_printf("%zu participants; at most %ld are allowed", n,
+                              r->srv->cfg->max_participants);
+        res = http__error(r, FP_TOO_MANY, msg, NULL);
+        fp_free(msg);
+        goto out;
+    }
+    people = fp_calloc(n, sizeof *people);
+    for (size_t i = 0; i < n; i++) {
+        json_t *p = json_array_get(arr, i);
+        json_t *profile = json_object_get(p, "profile"), *imp = json_object_get(p, "import");
+        json_t *source = json_object_get(p, "source"), *refresh = json_object_get(p, "refresh");
+        char *msg = NULL;
+        fp_err rc;
+        if (!json_is_object(p) || (!json_is_string(profile) && !json_is_string(imp)) ||
+            (source && !json_is_string(source)) || (refresh && !json_is_boolean(refresh))) {
+            rc = FP_INVALID;
+            msg = fp_printf("participants[%zu] must be {\"profile\": string, \"source\"?: string, "
+                            "\"refresh\"?: boolean} or {\"import\": string}",
+                            i);
+        } else if (json_is_string(imp)) {
+            rc = svc_person_import(svc, json_string_value(imp), &people[i]);
+            if (rc != FP_OK)
+                msg = fp_printf("participants[%zu]: no import with that id", i);
+        } else {
+            rc = http__person(svc, source ? json_string_value(source) : "lb",
+                              json_string_value(profile), json_is_true(refresh), i, &people[i],
+                              &msg);
+        }
+        if (rc != FP_OK) {
+            res = http__error(r, rc, msg, json_pack("{s:i}", "participant", (int)i));
+            fp_free(msg);
+            goto out;
+        }
+    }
+    char id[33];
+    fp_err rc = svc_job_start(svc, people, n, id);
+    if (rc != FP_OK) {
+        res = http__error(r, rc, NULL, NULL);
+        goto out;
+    }
+    svc_job_view v;
+    rc = svc_job_view_get(svc, id, &v);
+    if (rc != FP_OK) {
+        res = http__error(r, rc, NULL, NULL);
+        goto out;
+    }
+    struct MHD_Response *resp = http__json_response(r, v1__job_json(&v));
+    char *loc = fp_printf("/api/v1/jobs/%s", id);
+    MHD_add_response_header(resp, "Location", loc);
+    fp_free(loc);
+    svc_job_view_free(&v);
+    r->status = 202;
+    r->answered = 1;
+    res = MHD_queue_response(r->conn, 202, resp);
+    MHD_destroy_response(resp);
+out:
+    fp_free(people);
+    json_decref(body);
+    return res;
+}
+
+enum MHD_Result api_v1_job_get(http_req *r)
+{
+    svc_job_view v;
+    fp_err rc = svc_job_view_get(r->srv->svc, r->params[0], &v);
+    if (rc != FP_OK)
+        return http__error(r, rc, rc == FP_NOT_FOUND ? "no such job (or it expired)" : NULL,
+                           NULL);
+    enum MHD_Result res = http__json(r, 200, v1__job_json(&v));
+    svc_job_view_free(&v);
+    return res;
+}
+
+/* Reads an optional non-negative integer query argument. -1 when malformed. */
+static long v1__query_long(http_req *r, const char *name, long def, long max)
+{
+    const char *v = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+    if (!v)
+        return def;
+    char *end = NULL;
+    long n = strtol(v, &end, 10);
+    if (!*v || *end || n < 0 || n > max)
+        return -1;
+    return n;
+}
+
+static json_t *v1__films_json(const svc_result_film *fs, size_t n, int with_count)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = http__film_json(&fs[i].film);
+        if (with_count)
+            json_object_set_new(o, "lists", json_integer(fs[i].count));
+        json_array_append_new(arr, o);
+    }
+    return arr;
+}
+
+enum MHD_Result api_v1_job_results(http_req *r)
+{
+    long limit = v1__query_long(r, "limit", 500, 100000);
+    long small = v1__query_long(r, "small", 10, 100000);
+    long most = v1__query_long(r, "most", 50, 10000);
+    if (limit < 0 || small < 0 || most < 0)
+        return http__error(r, FP_INVALID,
+                           "'limit', 'small' and 'most' must be non-negative integers", NULL);
+    svc_results res;
+    fp_err rc = svc_job_results(r->srv->svc, r->params[0], (size_t)small, (size_t)most, &res);
+    if (rc == FP_PENDING)
+        return http__error(r, FP_CONFLICT,
+                           "the job is still fetching; follow GET /api/v1/jobs/{id} until done",
+                           NULL);
+    if (rc != FP_OK)
+        return http__error(r, rc, rc == FP_NOT_FOUND ? "no such job (or it expired)" : NULL,
+                           NULL);
+    size_t shown = res.ncommon < (size_t)limit ? res.ncommon : (size_t)limit;
+    json_t *o = json_pack("{s:I,s:I,s:I,s:o,s:o}", "participants", (json_int_t)res.participants,
+                          "failed", (json_int_t)res.failed, "common_count",
+                          (json_int_t)res.ncommon, "common", v1__films_json(res.common, shown, 0),
+                          "most", v1__films_json(res.most, res.nmost, 1));
+    svc_results_free(&res);
+    return http__json(r, 200, o);
+}
+
+/* Reads an optional array of film ids. 0 on a type error. */
+static int v1__ids(json_t *arr, int64_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (!arr || json_is_null(arr))
+        return 1;
+    if (!json_is_array(arr) || json_array_size(arr) > 100000)
+        return 0;
+    size_t len = json_array_size(arr);
+    int64_t *ids = fp_malloc((len ? len : 1) * sizeof *ids);
+    for (size_t i = 0; i < len; i++) {
+        json_t *v = json_array_get(arr, i);
+        if (!json_is_integer(v)) {
+            fp_free(ids);
+            return 0;
+        }
+        ids[i] = json_integer_value(v);
+    }
+    *out = ids;
+    *n = len;
+    return 1;
+}
+
+enum MHD_Result api_v1_job_roll(http_req *r)
+{
+    json_t *body = NULL;
+    enum MHD_Result res = v1__body(r, &body);
+    if (!body)
+        return res;
+    int64_t *veto = NULL;
+    size_t nveto = 0;
+    json_t *seed_j = json_object_get(body, "seed");
+    if (!v1__ids(json_object_get(body, "veto"), &veto, &nveto) ||
+        (seed_j && !json_is_integer(seed_j) && !json_is_null(seed_j))) {
+        json_decref(body);
+        return http__error(r, FP_INVALID,
+                           "'veto' must be an array of film ids and 'seed' an integer", NULL);
+    }
+    uint64_t seed = json_is_integer(seed_j) ? (uint64_t)json_integer_value(seed_j) : 0;
+    film f;
+    fp_err rc = svc_job_roll(r->srv->svc, r->params[0], veto, nveto,
+                             json_is_integer(seed_j) ? &seed : NULL, &f);
+    fp_free(veto);
+    json_decref(body);
+    if (rc == FP_OK) {
+        res = http__json(r, 200, json_pack("{s:o}", "film", http__film_json(&f)));
+        film_clear(&f);
+        return res;
+    }
+    if (rc == FP_PENDING)
+        return http__error(r, FP_CONFLICT, "the job is still fetching", NULL);
+    if (rc == FP_NOT_FOUND) {
+        svc_job_view v;
+        if (svc_job_view_get(r->srv->svc, r->params[0], &v) != FP_OK)
+            return http__error(r, FP_NOT_FOUND, "no such job (or it expired)", NULL);
+        svc_job_view_free(&v);
+        return http__error(r, FP_CONFLICT, "nothing left to roll: every film was struck out",
+                           NULL);
+    }
+    return http__error(r, rc, NULL, NULL);
+}
+
+enum MHD_Result api_v1_job_watched(http_req *r)
+{
+    json_t *body = NULL;
+    enum MHD_Result res = v1__body(r, &body);
+    if (!body)
+        return res;
+    json_t *fid = json_object_get(body, "film_id");
+    if (!json_is_integer(fid) || json_integer_value(fid) <= 0) {
+        json_decref(body);
+        return http__error(r, FP_INVALID, "'film_id' must be a positive integer", NULL);
+    }
+    int64_t film_id = json_integer_value(fid);
+    json_decref(body);
+    svc_job_view v;
+    fp_err rc = svc_job_view_get(r->srv->svc, r->params[0], &v);
+    if (rc != FP_OK)
+        return http__error(r, rc, "no such job (or it expired)", NULL);
+    int *removed = fp_calloc(v.nparts ? v.nparts : 1, sizeof *removed);
+    rc = svc_job_watched(r->srv->svc, r->params[0], film_id, removed, v.nparts);
+    if (rc == FP_OK) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < v.nparts; i++)
+            json_array_append_new(arr, json_pack("{s:s,s:b}", "name", v.parts[i].user,
+                                                 "removed", removed[i]));
+        res = http__json(r, 200, json_pack("{s:I,s:o}", "film_id", (json_int_t)film_id,
+                                           "participants", arr));
+    } else {
+        res = http__error(r, rc == FP_PENDING ? FP_CONFLICT : rc,
+                          rc == FP_PENDING ? "the job is still fetching" : NULL, NULL);
+    }
+    fp_free(removed);
+    svc_job_view_free(&v);
+    return res;
+}
+
+enum MHD_Result api_v1_imports(http_req *r)
+{
+    /* Destroying the post processor flushes its last buffered bytes; MHD_NO
+     * means the multipart body ended early. */
+    if (MHD_destroy_post_processor(r->pp) != MHD_YES && !r->body_error)
+        r->body_error = FP_INVALID;
+    r->pp = NULL;
+    if (r->body_error)
+        return http__error(r, r->body_error, "the upload could not be read", NULL);
+    if (!r->upload_name && r->upload.len == 0)
+        return http__error(r, FP_INVALID, "no 'file' field in the upload", NULL);
+    svc_person person, *who = NULL;
+    if (r->form_user && *r->form_user) {
+        char *msg = NULL;
+        fp_err rc = http__person(r->srv->svc, r->form_source ? r->form_source : "lb",
+                                 r->form_user, 0, 0, &person, &msg);
+        if (rc != FP_OK) {
+            enum MHD_Result res = http__error(r, rc, msg, NULL);
+            fp_free(msg);
+            return res;
+        }
+        who = &person;
+    }
+    svc_import_report rep;
+    fp_err rc = svc_import(r->srv->svc, who, (const unsigned char *)r->upload.data, r->upload.len,
+                           r->upload_name, &rep);
+    enum MHD_Result res;
+    if (rc == FP_OK) {
+        json_t *errs = json_array();
+        for (size_t i = 0; i < rep.detail.nerrors; i++)
+            json_array_append_new(errs, json_pack("{s:I,s:s}", "line",
+                                                  (json_int_t)rep.detail.errors[i].line, "reason",
+                                                  rep.detail.errors[i].reason));
+        json_t *participant =
+            who ? json_pack("{s:s,s:s}", "source", "letterboxd", "profile", person.user)
+                : json_pack("{s:s}", "import", rep.token);
+        json_t *o = json_pack("{s:{s:o,s:o,s:s,s:I,s:o,s:I}}", "import", "id",
+                              who ? json_null() : json_string(rep.token), "participant",
+                              participant, "format", rep.format ? rep.format : "unknown", "films",
+                              (json_int_t)rep.films, "row_errors", errs, "row_errors_total",
+                              (json_int_t)rep.detail.nerrors_total);
+        res = http__json(r, 201, o);
+    } else if (rc == FP_BAD_FILE) {
+        res = http__error(r, rc, rep.detail.message, NULL);
+    } else if (rc == FP_EMPTY_WATCHLIST) {
+        res = http__error(r, rc, "the file holds no films", NULL);
+    } else {
+        res = http__error(r, rc, NULL, NULL);
+    }
+    svc_import_report_free(&rep);
+    return res;
+}
+
+enum MHD_Result api_v1_profile_check(http_req *r)
+{
+    const char *input = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "input");
+    const char *source = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "source");
+    if (!input)
+        return http__error(r, FP_INVALID, "the 'input' query parameter is required", NULL);
+    svc_person p;
+    char *msg = NULL;
+    fp_err rc = http__person(r->srv->svc, source ? source : "lb", input, 0, 0, &p, &msg);
+    json_t *o;
+    if (rc == FP_OK)
+        o = json_pack("{s:b,s:s,s:s}", "valid", 1, "source", p.src->name, "username", p.user);
+    else
+        o = json_pack("{s:b,s:{s:s,s:s}}", "valid", 0, "error", "code", fp_err_code(rc),
+                      "message", msg ? msg : fp_err_message(rc));
+    fp_free(msg);
+    return http__json(r, 200, o);
+}

@@ -1,0 +1,27 @@
+/*
+ * http.h - the HTTP API server (libmicrohttpd, a thread pool with epoll).
+ *
+ * Routes: the first version's POST /api/scrape/ and POST /api/watchlist/remove,
+ * the versioned /api/v1/... API, /healthz, /metrics, /openapi.json and /docs
+ * (see api/openapi.json). No request thread ever waits on the network: a
+ * request that needs a fetch is suspended and resumed by the job's
+ * completion or its deadline.
+ */
+#ifndef FP_HTTP_H
+#define FP_HTTP_H
+
+#include "config.h"
+#include "core/error.h"
+#include "service.h"
+
+typedef struct http_server http_server;
+
+/* Listens on cfg->listen (host:port, port 0 picks a free one). */
+fp_err http_server_start(const fp_config *cfg, service *svc, http_server **out) FP_WARN_UNUSED;
+/* The port actually bound. */
+int http_server_port(const http_server *h);
+/* Graceful stop: no new connections, waits (bounded by grace_ms) for running
+ * requests to be answered, then closes. */
+void http_server_stop(http_server **h, long grace_ms);
+
+#endif

@@ -1,0 +1,109 @@
+/*
+ * http_internal.h - what the route files (api_*.c) share with server.c.
+ * Not part of the public interface: names carry the http__ prefix.
+ */
+#ifndef FP_HTTP_INTERNAL_H
+#define FP_HTTP_INTERNAL_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "core/buf.h"
+#include "core/error.h"
+#include "http/http.h"
+#include "service.h"
+
+#define HTTP_MAX_JSON_DEPTH 16
+#define HTTP_MAX_PARAMS 2
+
+typedef struct http_req http_req;
+typedef enum MHD_Result (*http_handler_fn)(http_req *r);
+
+typedef enum { HTTP_BODY_NONE, HTTP_BODY_JSON, HTTP_BODY_MULTIPART } http_body_kind;
+
+typedef struct http_route {
+    const char *method;
+    const char *pattern; /* "/api/v1/jobs/{id}": {x} matches one segment */
+    http_handler_fn handler;
+    http_body_kind body;
+    int metric; /* metrics_route index, set at start-up */
+} http_route;
+
+struct http_server {
+    const fp_config *cfg;
+    service *svc;
+    struct MHD_Daemon *daemon;
+    int port;
+};
+
+struct http_req {
+    http_server *srv;
+    struct MHD_Connection *conn;
+    const http_route *route;
+    char method[8];
+    char *path;
+    char id[17];
+    long long start_us;
+    char *params[HTTP_MAX_PARAMS];
+    /* request body */
+    fp_buf body;
+    int body_error; /* fp_err while reading the body */
+    struct MHD_PostProcessor *pp;
+    fp_buf upload;
+    char *upload_name;
+    char *form_user;
+    char *form_source;
+    /* answer */
+    int status;
+    int answered;
+    /* suspended requests */
+    int suspended;
+    struct MHD_Response *pending;
+    int pending_status;
+    void *async; /* route-specific state while suspended */
+    void (*async_free)(void *);
+};
+
+/* Queues a JSON answer; steals body. */
+enum MHD_Result http__json(http_req *r, int status, json_t *body);
+/* Queues {"error":{"code","message"}} with the error's status; message NULL
+ * uses the default. extra (stolen, may be NULL) is merged into "error". */
+enum MHD_Result http__error(http_req *r, fp_err e, const char *message, json_t *extra);
+/* Builds (without queueing) a response for a suspended request to send later. */
+struct MHD_Response *http__json_response(http_req *r, json_t *body);
+/* Parses the JSON body: FP_BAD_JSON / FP_INVALID (depth) with *message set. */
+fp_err http__parse_body(http_req *r, json_t **out, char **message) FP_WARN_UNUSED;
+/* Suspends r; the answer comes from http__resume. */
+void http__suspend(http_req *r);
+/* From any thread: sets the answer of a suspended request and resumes it. */
+void http__resume(http_req *r, int status, struct MHD_Response *resp);
+/* Error body as a JSON object (for suspended answers). */
+json_t *http__error_body(fp_err e, const char *message);
+
+/* Participant parsing shared by the route files. On failure *message says
+ * which participant and why. */
+fp_err http__person(service *svc, const char *type, const char *input, int refresh, size_t index,
+                    svc_person *out, char **message) FP_WARN_UNUSED;
+
+/* Route handlers. */
+enum MHD_Result api_compat_scrape(http_req *r);
+enum MHD_Result api_compat_remove(http_req *r);
+enum MHD_Result api_v1_jobs_create(http_req *r);
+enum MHD_Result api_v1_job_get(http_req *r);
+enum MHD_Result api_v1_job_results(http_req *r);
+enum MHD_Result api_v1_job_roll(http_req *r);
+enum MHD_Result api_v1_job_watched(http_req *r);
+enum MHD_Result api_v1_imports(http_req *r);
+enum MHD_Result api_v1_profile_check(http_req *r);
+enum MHD_Result api_ops_healthz(http_req *r);
+enum MHD_Result api_ops_metrics(http_req *r);
+enum MHD_Result api_ops_openapi(http_req *r);
+enum MHD_Result api_ops_docs(http_req *r);
+enum MHD_Result api_ops_docs_file(http_req *r);
+
+/* JSON for a film (id, title, year, slug, letterboxd_id, url). */
+json_t *http__film_json(const film *f);
+
+#endif

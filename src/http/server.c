@@ -1,0 +1,539 @@
+/*
+ * server.c - libmicrohttpd plumbing: routing, bounded request bodies,
+ * multipart uploads (MHD's own post processor), JSON answers with security
+ * headers, suspended requests, access logs and metrics.
+ *
+ * Request lifecycle: the first callback finds the route (404/405 at once, 413
+ * from Content-Length, 415 from Content-Type); body callbacks append into a
+ * bounded buffer; the final callback runs the handler, which answers at once
+ * or suspends. A resumed request is answered from r->pending. The completion
+ * callback logs one JSON line and records metrics.
+ */
+#include "http/http.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/mem.h"
+#include "http/http_internal.h"
+#include "metrics.h"
+
+static http_route http_routes[] = {
+    {"POST", "/api/scrape/", api_compat_scrape, HTTP_BODY_JSON, -1},
+    {"POST", "/api/scrape", api_compat_scrape, HTTP_BODY_JSON, -1},
+    {"POST", "/api/watchlist/remove", api_compat_remove, HTTP_BODY_JSON, -1},
+    {"POST", "/api/watchlist/remove/", api_compat_remove, HTTP_BODY_JSON, -1},
+    {"POST", "/api/v1/jobs", api_v1_jobs_create, HTTP_BODY_JSON, -1},
+    {"GET", "/api/v1/jobs/{id}", api_v1_job_get, HTTP_BODY_NONE, -1},
+    {"GET", "/api/v1/jobs/{id}/results", api_v1_job_results, HTTP_BODY_NONE, -1},
+    {"POST", "/api/v1/jobs/{id}/roll", api_v1_job_roll, HTTP_BODY_JSON, -1},
+    {"POST", "/api/v1/jobs/{id}/watched", api_v1_job_watched, HTTP_BODY_JSON, -1},
+    {"POST", "/api/v1/imports", api_v1_imports, HTTP_BODY_MULTIPART, -1},
+    {"GET", "/api/v1/profiles/check", api_v1_profile_check, HTTP_BODY_NONE, -1},
+    {"GET", "/healthz", api_ops_healthz, HTTP_BODY_NONE, -1},
+    {"GET", "/metrics", api_ops_metrics, HTTP_BODY_NONE, -1},
+    {"GET", "/openapi.json", api_ops_openapi, HTTP_BODY_NONE, -1},
+    {"GET", "/docs", api_ops_docs, HTTP_BODY_NONE, -1},
+    {"GET", "/docs/", api_ops_docs, HTTP_BODY_NONE, -1},
+    {"GET", "/docs/{file}", api_ops_docs_file, HTTP_BODY_NONE, -1},
+};
+#define HTTP_NROUTES (sizeof http_routes / sizeof http_routes[0])
+static int http_metric_unmatched = -1;
+
+static long long http__now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Matches path against pattern, capturing {x} segments. 1 on a match. */
+static int http__match(const char *pattern, const char *path, char **params)
+{
+    int np = 0;
+    const char *p = pattern, *u = path;
+    while (*p && *u) {
+        if (*p == '{') {
+            const char *pe = strchr(p, '}');
+            const char *ue = strchr(u, '/');
+            size_t ulen = ue ? (size_t)(ue - u) : strlen(u);
+            if (!pe || ulen == 0 || np >= HTTP_MAX_PARAMS)
+                goto nomatch;
+            params[np++] = fp_strndup(u, ulen);
+            p = pe + 1;
+            u += ulen;
+            continue;
+        }
+        if (*p != *u)
+            goto nomatch;
+        p++;
+        u++;
+    }
+    if (*p == '\0' && *u == '\0')
+        return 1;
+nomatch:
+    for (int i = 0; i < np; i++)
+        FP_FREE(params[i]);
+    return 0;
+}
+
+static void http__security_headers(struct MHD_Response *resp, const char *csp)
+{
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+    MHD_add_response_header(resp, "Content-Security-Policy",
+                            csp ? csp : "default-src 'none'; frame-ancestors 'none'");
+}
+
+struct MHD_Response *http__json_response(http_req *r, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (!text)
+        text = strdup("{\"error\":{\"code\":\"internal_error\",\"message\":\"encoding failed\"}}");
+    size_t len = strlen(text);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer_with_free_callback(len, text, free);
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "X-Request-Id", r->id);
+    http__security_headers(resp, NULL);
+    return resp;
+}
+
+static enum MHD_Result http__queue(http_req *r, int status, struct MHD_Response *resp)
+{
+    r->status = status;
+    r->answered = 1;
+    enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return ok;
+}
+
+enum MHD_Result http__json(http_req *r, int status, json_t *body)
+{
+    return http__queue(r, status, http__json_response(r, body));
+}
+
+json_t *http__error_body(fp_err e, const char *message)
+{
+    return json_pack("{s:{s:s,s:s}}", "error", "code", fp_err_code(e), "message",
+                     message ? message : fp_err_message(e));
+}
+
+enum MHD_Result http__error(http_req *r, fp_err e, const char *message, json_t *extra)
+{
+    json_t *body = http__error_body(e, message);
+    if (extra) {
+        json_object_update(json_object_get(body, "error"), extra);
+        json_decref(extra);
+    }
+    int status = fp_err_http_status(e);
+    struct MHD_Response *resp = http__json_response(r, body);
+    if (status == 503 || status == 429)
+        MHD_add_response_header(resp, "Retry-After", "1");
+    if (e == FP_METHOD) {
+        fp_buf allow;
+        fp_buf_init(&allow, 256);
+        for (size_t i = 0; i < HTTP_NROUTES; i++) {
+            char *params[HTTP_MAX_PARAMS] = {0};
+            if (http__match(http_routes[i].pattern, r->path, params)) {
+                fp_err rc = fp_buf_appendf(&allow, "%s%s", allow.len ? ", " : "",
+                                           http_routes[i].method);
+                (void)rc;
+                for (int k = 0; k < HTTP_MAX_PARAMS; k++)
+                    fp_free(params[k]);
+            }
+        }
+        if (allow.data)
+            MHD_add_response_header(resp, "Allow", allow.data);
+        fp_buf_free(&allow);
+    }
+    return http__queue(r, status, resp);
+}
+
+static int http__depth_ok(const json_t *j, int depth)
+{
+    if (depth > HTTP_MAX_JSON_DEPTH)
+        return 0;
+    if (json_is_object(j)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)j, k, v) if (!http__depth_ok(v, depth + 1)) return 0;
+    } else if (json_is_array(j)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(j, i, v) if (!http__depth_ok(v, depth + 1)) return 0;
+    }
+    return 1;
+}
+
+fp_err http__parse_body(http_req *r, json_t **out, char **message)
+{
+    *out = NULL;
+    *message = NULL;
+    if (r->body.len == 0) {
+        *message = fp_strdup("the request body is empty; a JSON object was expected");
+        return FP_BAD_JSON;
+    }
+    json_error_t err;
+    json_t *j = json_loadb(r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &err);
+    if (!j) {
+        *message = fp_printf("malformed JSON at line %d, column %d: %s", err.line, err.column,
+                             err.text);
+        return FP_BAD_JSON;
+    }
+    if (!http__depth_ok(j, 1)) {
+        json_decref(j);
+        *message = fp_printf("JSON nested deeper than %d levels", HTTP_MAX_JSON_DEPTH);
+        return FP_INVALID;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        *message = fp_strdup("the body must be a JSON object");
+        return FP_INVALID;
+    }
+    *out = j;
+    return FP_OK;
+}
+
+void http__suspend(http_req *r)
+{
+    r->suspended = 1;
+    MHD_suspend_connection(r->conn);
+}
+
+void http__resume(http_req *r, int status, struct MHD_Response *resp)
+{
+    r->pending_status = status;
+    r->pending = resp;
+    MHD_resume_connection(r->conn);
+}
+
+fp_err http__person(service *svc, const char *type, const char *input, int refresh, size_t index,
+                    svc_person *out, char **message)
+{
+    *message = NULL;
+    fp_err rc = svc_person_parse(svc, type, input, refresh, out);
+    if (rc == FP_BAD_SOURCE)
+        *message = fp_printf("participant %zu: unknown source type '%s' (use \"lb\")", index + 1,
+                             type ? type : "");
+    else if (rc == FP_BAD_USERNAME)
+        *message = fp_printf("participant %zu: '%.80s' is not a Letterboxd username or profile "
+                             "URL (like alice or https://letterboxd.com/alice/)",
+                             index + 1, input ? input : "");
+    return rc;
+}
+
+json_t *http__film_json(const film *f)
+{
+    json_t *o = json_pack("{s:I,s:s}", "id", (json_int_t)f->id, "title",
+                          f->title ? f->title : "");
+    if (f->year)
+        json_object_set_new(o, "year", json_integer(f->year));
+    else
+        json_object_set_new(o, "year", json_null());
+    json_object_set_new(o, "slug", f->lb_slug ? json_string(f->lb_slug) : json_null());
+    json_object_set_new(o, "letterboxd_id", f->lb_id ? json_integer(f->lb_id) : json_null());
+    if (f->lb_slug) {
+        char *url = fp_printf("https://letterboxd.com/film/%s/", f->lb_slug);
+        json_object_set_new(o, "url", json_string(url));
+        fp_free(url);
+    } else if (f->lb_uri) {
+        json_object_set_new(o, "url", json_string(f->lb_uri));
+    } else {
+        json_object_set_new(o, "url", json_null());
+    }
+    return o;
+}
+
+/* ---- multipart -------------------------------------------------------- */
+
+static enum MHD_Result http__post_iter(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       const char *filename, const char *content_type,
+                                       const char *transfer_encoding, const char *data,
+                                       uint64_t off, size_t size)
+{
+    (void)kind;
+    (void)content_type;
+    (void)transfer_encoding;
+    (void)off;
+    http_req *r = cls;
+    if (!key)
+        return MHD_YES;
+    if (strcmp(key, "file") == 0) {
+        if (filename && !r->upload_name)
+            r->upload_name = fp_strndup(filename, 255);
+        if (size && fp_buf_append(&r->upload, data, size) != FP_OK) {
+            r->body_error = FP_TOO_LARGE;
+            return MHD_NO;
+        }
+    } else if (strcmp(key, "username") == 0 || strcmp(key, "source") == 0) {
+        char **dst = key[0] == 'u' ? &r->form_user : &r->form_source;
+        size_t have = *dst ? strlen(*dst) : 0;
+        if (have + size > 512) {
+            r->body_error = FP_TOO_LARGE;
+            return MHD_NO;
+        }
+        char *joined = fp_malloc(have + size + 1);
+        if (have)
+            memcpy(joined, *dst, have);
+        memcpy(joined + have, data, size);
+        joined[have + size] = '\0';
+        fp_free(*dst);
+        *dst = joined;
+    }
+    return MHD_YES;
+}
+
+/* ---- the access handler ---------------------------------------------- */
+
+static void http__req_free(http_req *r)
+{
+    if (r->pp)
+        MHD_destroy_post_processor(r->pp);
+    if (r->pending)
+        MHD_destroy_response(r->pending);
+    if (r->async && r->async_free)
+        r->async_free(r->async);
+    fp_buf_free(&r->body);
+    fp_buf_free(&r->upload);
+    for (int i = 0; i < HTTP_MAX_PARAMS; i++)
+        fp_free(r->params[i]);
+    fp_free(r->upload_name);
+    fp_free(r->form_user);
+    fp_free(r->form_source);
+    fp_free(r->path);
+    fp_free(r);
+}
+
+static enum MHD_Result http__first_call(http_server *srv, http_req *r, const char *url,
+                                        const char *method)
+{
+    int path_known = 0;
+    for (size_t i = 0; i < HTTP_NROUTES && !r->route; i++) {
+        if (!http__match(http_routes[i].pattern, url, r->params))
+            continue;
+        path_known = 1;
+        if (strcmp(http_routes[i].method, method) == 0 ||
+            (strcmp(method, "HEAD") == 0 && strcmp(http_routes[i].method, "GET") == 0))
+            r->route = &http_routes[i];
+        else
+            for (int k = 0; k < HTTP_MAX_PARAMS; k++)
+                FP_FREE(r->params[k]);
+    }
+    if (!r->route)
+        return path_known ? http__error(r, FP_METHOD, NULL, NULL)
+                          : http__error(r, FP_NOT_FOUND, "no such route", NULL);
+
+    const char *ctype =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    const char *clen =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    size_t limit = r->route->body == HTTP_BODY_MULTIPART ? (size_t)srv->cfg->max_upload_bytes
+                                                         : (size_t)srv->cfg->max_body_bytes;
+    if (clen) {
+        char *end = NULL;
+        unsigned long long n = strtoull(clen, &end, 10);
+        /* multipart framing adds a little to the file itself */
+        size_t allowed = r->route->body == HTTP_BODY_MULTIPART ? limit + 64 * 1024 : limit;
+        if (end != clen && n > allowed) {
+            char *msg = fp_printf("the body is %llu bytes; the limit is %zu", n, limit);
+            enum MHD_Result res = http__error(r, FP_TOO_LARGE, msg, NULL);
+            fp_free(msg);
+            return res;
+        }
+    }
+    if (r->route->body == HTTP_BODY_JSON && ctype &&
+        strncasecmp(ctype, "application/json", 16) != 0)
+        return http__error(r, FP_UNSUPPORTED_MEDIA, "send the body as application/json", NULL);
+    if (r->route->body == HTTP_BODY_MULTIPART) {
+        if (!ctype || strncasecmp(ctype, "multipart/form-data", 19) != 0)
+            return http__error(r, FP_UNSUPPORTED_MEDIA,
+                               "upload the export as multipart/form-data with a 'file' field",
+                               NULL);
+        fp_buf_init(&r->upload, limit);
+        r->pp = MHD_create_post_processor(r->conn, 64 * 1024, http__post_iter, r);
+        if (!r->pp)
+            return http__error(r, FP_INVALID, "malformed multipart/form-data header", NULL);
+    }
+    fp_buf_init(&r->body, r->route->body == HTTP_BODY_JSON ? limit : 0);
+    return MHD_YES;
+}
+
+static enum MHD_Result http__access(void *cls, struct MHD_Connection *conn, const char *url,
+                                    const char *method, const char *version,
+                                    const char *upload_data, size_t *upload_data_size,
+                                    void **con_cls)
+{
+    (void)version;
+    http_server *srv = cls;
+    http_req *r = *con_cls;
+    if (!r) {
+        r = fp_calloc(1, sizeof *r);
+        r->srv = srv;
+        r->conn = conn;
+        r->start_us = http__now_us();
+        snprintf(r->method, sizeof r->method, "%s", method);
+        r->path = fp_strndup(url, 2048);
+        uint8_t rid[8];
+        randombytes_buf(rid, sizeof rid);
+        sodium_bin2hex(r->id, sizeof r->id, rid, sizeof rid);
+        *con_cls = r;
+        return http__first_call(srv, r, r->path, method);
+    }
+    if (r->answered)
+        return MHD_YES; /* an early error was queued; discard the rest */
+    if (r->pending) { /* resumed */
+        struct MHD_Response *resp = r->pending;
+        r->pending = NULL;
+        return http__queue(r, r->pending_status, resp);
+    }
+    if (r->suspended)
+        return MHD_YES;
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (r->body_error)
+            return MHD_YES;
+        if (r->route->body == HTTP_BODY_MULTIPART) {
+            if (MHD_post_process(r->pp, upload_data, n) != MHD_YES && !r->body_error)
+                r->body_error = FP_INVALID;
+        } else if (r->route->body == HTTP_BODY_JSON) {
+            if (fp_buf_append(&r->body, upload_data, n) != FP_OK)
+                r->body_error = FP_TOO_LARGE;
+        } else {
+            r->body_error = FP_INVALID;
+        }
+        if (r->body_error == FP_TOO_LARGE) {
+            char *msg = fp_printf("the body is larger than the limit of %zu bytes",
+                                  r->route->body == HTTP_BODY_MULTIPART ? r->upload.limit
+                                                                        : r->body.limit);
+            enum MHD_Result res = http__error(r, FP_TOO_LARGE, msg, NULL);
+            fp_free(msg);
+            return res;
+        }
+        return MHD_YES;
+    }
+    if (r->body_error)
+        return http__error(r, r->body_error,
+                           r->body_error == FP_INVALID ? "the request body could not be read"
+                                                       : NULL,
+                           NULL);
+    return r->route->handler(r);
+}
+
+static void http__completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                            enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    http_req *r = *con_cls;
+    if (!r)
+        return;
+    double secs = (double)(http__now_us() - r->start_us) / 1e6;
+    int metric = r->route ? r->route->metric : http_metric_unmatched;
+    metrics_http(metric, r->status, secs);
+    fp_log(FP_LOG_INFO, "http_request", "{s:s,s:s,s:s,s:i,s:f,s:b}", "request_id", r->id,
+           "method", r->method, "route", r->route ? r->route->pattern : "(none)", "status",
+           r->status, "seconds", secs, "completed", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    http__req_free(r);
+    *con_cls = NULL;
+}
+
+static fp_err http__parse_listen(const char *listen, struct sockaddr_in *sa)
+{
+    memset(sa, 0, sizeof *sa);
+    sa->sin_family = AF_INET;
+    const char *colon = listen ? strrchr(listen, ':') : NULL;
+    if (!colon)
+        return FP_INVALID;
+    char host[64];
+    size_t hlen = (size_t)(colon - listen);
+    if (hlen == 0 || hlen >= sizeof host)
+        return FP_INVALID;
+    memcpy(host, listen, hlen);
+    host[hlen] = '\0';
+    if (strcmp(host, "localhost") == 0)
+        snprintf(host, sizeof host, "127.0.0.1");
+    char *end = NULL;
+    long port = strtol(colon + 1, &end, 10);
+    if (!*(colon + 1) || *end || port < 0 || port > 65535)
+        return FP_INVALID;
+    if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+        return FP_INVALID;
+    sa->sin_port = htons((uint16_t)port);
+    return FP_OK;
+}
+
+fp_err http_server_start(const fp_config *cfg, service *svc, http_server **out)
+{
+    *out = NULL;
+    struct sockaddr_in sa;
+    if (http__parse_listen(cfg->listen, &sa) != FP_OK) {
+        fp_log(FP_LOG_ERROR, "bad_listen_address", "{s:s}", "listen",
+               cfg->listen ? cfg->listen : "");
+        return FP_INVALID;
+    }
+    for (size_t i = 0; i < HTTP_NROUTES; i++) {
+        char name[128];
+        snprintf(name, sizeof name, "%s %s", http_routes[i].method, http_routes[i].pattern);
+        http_routes[i].metric = metrics_route(name);
+    }
+    http_metric_unmatched = metrics_route("unmatched");
+    http_server *h = fp_calloc(1, sizeof *h);
+    h->cfg = cfg;
+    h->svc = svc;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ITC | MHD_USE_TURBO;
+    h->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, http__access, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)cfg->request_timeout_s, MHD_OPTION_CONNECTION_LIMIT, 900u,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, 0u, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        MHD_OPTION_NOTIFY_COMPLETED, http__completed, h, MHD_OPTION_END);
+    if (!h->daemon) {
+        fp_log(FP_LOG_ERROR, "listen_failed", "{s:s}", "listen", cfg->listen);
+        fp_free(h);
+        return FP_IO;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = info ? info->port : ntohs(sa.sin_port);
+    *out = h;
+    return FP_OK;
+}
+
+int http_server_port(const http_server *h)
+{
+    return h->port;
+}
+
+void http_server_stop(http_server **hp, long grace_ms)
+{
+    http_server *h = *hp;
+    if (!h)
+        return;
+    /* Stop accepting; MHD hands the listening socket back to us to close. */
+    MHD_socket lsock = MHD_quiesce_daemon(h->daemon);
+    for (long waited = 0; waited < grace_ms; waited += 20) {
+        const union MHD_DaemonInfo *info =
+            MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        if (!info || info->num_connections == 0)
+            break;
+        usleep(20 * 1000);
+    }
+    MHD_stop_daemon(h->daemon);
+    if (lsock != MHD_INVALID_SOCKET)
+        close(lsock);
+    fp_free(h);
+    *hp = NULL;
+}

@@ -1,0 +1,209 @@
+/*
+ * import.c - the import front door: result bookkeeping, the sniff-and-pick
+ * dispatcher over the format backends, and the helpers they share
+ * (import_internal.h).
+ *
+ * import_parse() asks every backend how sure it is (sniff) and parses with
+ * the most confident one; ties go to the earlier entry of import_formats[].
+ * Size is checked before any backend sees the bytes, so no backend has to
+ * handle more than IMPORT_MAX_BYTES.
+ */
+#include "import/import.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/mem.h"
+#include "import/import_internal.h"
+
+/* Order only matters for equal sniff scores. */
+static const import_format *const import_formats[] = {
+    &import_format_lb_zip,
+    &import_format_lb_csv,
+};
+
+void import_result_init(import_result *r)
+{
+    memset(r, 0, sizeof *r);
+    film_list_init(&r->films);
+}
+
+static void import_drop_errors(import_result *r)
+{
+    for (size_t i = 0; i < r->nerrors; i++)
+        fp_free(r->errors[i].reason);
+    FP_FREE(r->errors);
+    r->nerrors = r->nerrors_total = 0;
+}
+
+void import_result_free(import_result *r)
+{
+    film_list_free(&r->films);
+    import_drop_errors(r);
+    fp_free(r->message);
+    import_result_init(r);
+}
+
+fp_err import_parse(const unsigned char *data, size_t len, const char *filename,
+                    import_result *r)
+{
+    if (len > IMPORT_MAX_BYTES)
+        return import__refuse(r, FP_TOO_LARGE, "the file is %zu bytes; the limit is %u MiB",
+                              len, IMPORT_MAX_BYTES / (1024u * 1024u));
+    if (len == 0 || data == NULL)
+        return import__refuse(r, FP_BAD_FILE, "the file is empty");
+
+    const import_format *best = NULL;
+    int best_score = 0;
+    for (size_t i = 0; i < sizeof import_formats / sizeof import_formats[0]; i++) {
+        int score = import_formats[i]->sniff(data, len, filename);
+        if (score > best_score) {
+            best_score = score;
+            best = import_formats[i];
+        }
+    }
+    if (best == NULL)
+        return import__refuse(r, FP_BAD_FILE,
+                              "not a Letterboxd export: expected the export .zip or a CSV "
+                              "from it (header Date,Name,Year,Letterboxd URI, or a "
+                              "\"Letterboxd list export\")");
+    r->format = best->name;
+    return best->parse(data, len, r);
+}
+
+/* ---- helpers for the backends (import_internal.h) ---- */
+
+void import__row_error(import_result *r, size_t line, const char *fmt, ...)
+{
+    r->nerrors_total++;
+    if (r->nerrors >= IMPORT_MAX_ROW_ERRORS)
+        return;
+    /* Grow in steps of doubling; the cap bounds the array. */
+    if ((r->nerrors & (r->nerrors - 1)) == 0) {
+        size_t cap = r->nerrors ? r->nerrors * 2 : 8;
+        r->errors = fp_reallocarray(r->errors, cap, sizeof *r->errors);
+    }
+    char small[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    char *reason;
+    if (n < 0) {
+        reason = fp_strdup("unreadable row");
+    } else if ((size_t)n < sizeof small) {
+        reason = fp_strdup(small);
+    } else {
+        reason = fp_malloc((size_t)n + 1);
+        va_start(ap, fmt);
+        vsnprintf(reason, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    r->errors[r->nerrors].line = line;
+    r->errors[r->nerrors].reason = reason;
+    r->nerrors++;
+}
+
+fp_err import__refuse(import_result *r, fp_err rc, const char *fmt, ...)
+{
+    film_list_free(&r->films);
+    import_drop_errors(r);
+    fp_free(r->message);
+    char small[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        r->message = fp_strdup(fp_err_message(rc));
+    } else if ((size_t)n < sizeof small) {
+        r->message = fp_strdup(small);
+    } else {
+        r->message = fp_malloc((size_t)n + 1);
+        va_start(ap, fmt);
+        vsnprintf(r->message, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+static int import_is_cont(unsigned char c)
+{
+    return (c & 0xC0) == 0x80;
+}
+
+size_t import__utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    if (c < 0x80)
+        return 1;
+    /* Second-byte bounds per lead byte (RFC 3629 table) reject overlong
+     * forms, UTF-16 surrogates and code points past U+10FFFF. */
+    unsigned char lo = 0x80, hi = 0xBF;
+    size_t need;
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        need = 3;
+        if (c == 0xE0)
+            lo = 0xA0;
+        else if (c == 0xED)
+            hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 4;
+        if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F;
+    } else {
+        return 0;
+    }
+    if (n < need || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < need; i++)
+        if (!import_is_cont(s[i]))
+            return 0;
+    return need;
+}
+
+size_t import__utf8_check(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        size_t k = import__utf8_seq(s + i, n - i);
+        if (k == 0)
+            return i;
+        i += k;
+    }
+    return n;
+}
+
+char *import__printable(const void *s, size_t n, size_t max)
+{
+    static const char replacement[] = "\xEF\xBF\xBD"; /* U+FFFD */
+    const unsigned char *p = s;
+    fp_buf b;
+    fp_buf_init(&b, max * 3 + 8);
+    size_t i = 0;
+    fp_err rc = FP_OK;
+    while (i < n && rc == FP_OK) {
+        size_t k = import__utf8_seq(p + i, n - i);
+        if (i + (k ? k : 1) > max) {
+            rc = fp_buf_append(&b, "...", 3);
+            break;
+        }
+        if (k == 0 || (k == 1 && (p[i] < 0x20 || p[i] == 0x7F))) {
+            rc = fp_buf_append(&b, replacement, 3);
+            i++;
+        } else {
+            rc = fp_buf_append(&b, p + i, k);
+            i += k;
+        }
+    }
+    /* The limit leaves room for the worst case (every byte replaced), so
+     * rc stays FP_OK; an empty input still yields "". */
+    (void)rc;
+    return fp_buf_steal(&b, NULL);
+}

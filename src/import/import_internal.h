@@ -1,0 +1,42 @@
+/*
+ * import_internal.h - helpers shared by the import backends (import__ prefix,
+ * not part of the public API; only files in src/import/ include this).
+ *
+ * They keep the rules of import.h in one place: row errors are capped at
+ * IMPORT_MAX_ROW_ERRORS (later ones only counted), a refused file carries
+ * no films and no row errors, only r->message, and every string that goes
+ * into a film title, reason or message is valid UTF-8 (titles end up in
+ * JSON).
+ */
+#ifndef FP_IMPORT_INTERNAL_H
+#define FP_IMPORT_INTERNAL_H
+
+#include <stddef.h>
+
+#include "core/error.h"
+#include "import/import.h"
+
+/* Records a row error at 1-based `line`. Past IMPORT_MAX_ROW_ERRORS only
+ * nerrors_total grows. */
+void import__row_error(import_result *r, size_t line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Refuses the whole file: drops films and row errors read so far, sets
+ * r->message (replacing any earlier one) and returns rc. */
+fp_err import__refuse(import_result *r, fp_err rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Length (1..4) of the well-formed UTF-8 sequence at s, or 0 when the bytes
+ * there are not one (stray continuation byte, overlong form, surrogate,
+ * above U+10FFFF, truncated). n > 0. */
+size_t import__utf8_seq(const unsigned char *s, size_t n);
+
+/* Offset of the first byte that is not well-formed UTF-8, n when all are. */
+size_t import__utf8_check(const unsigned char *s, size_t n);
+
+/* A copy of s[0..n) safe to show in a message: at most `max` bytes of the
+ * input (cut on a character boundary, "..." appended when cut), invalid
+ * UTF-8 and control characters replaced by U+FFFD. Caller frees. */
+char *import__printable(const void *s, size_t n, size_t max);
+
+#endif

@@ -1,0 +1,34 @@
+/*
+ * metrics.h - process-wide Prometheus metrics (text exposition format 0.0.4).
+ *
+ * Counters are lock-free atomics, so recording on the request path costs a
+ * few atomic adds. Routes are registered once at start-up (metrics_route)
+ * and referred to by index afterwards.
+ */
+#ifndef FP_METRICS_H
+#define FP_METRICS_H
+
+#include "core/buf.h"
+#include "core/error.h"
+
+#define METRICS_MAX_ROUTES 32
+
+/* Index for a route label such as "POST /api/scrape/"; the same name gives
+ * the same index. -1 when the table is full. */
+int metrics_route(const char *name);
+/* One answered HTTP request. */
+void metrics_http(int route, int status, double seconds);
+/* One watchlist page fetched and parsed. */
+void metrics_page_fetched(void);
+/* One failed fetch, by error kind (user_not_found, source_blocked, ...). */
+void metrics_fetch_error(fp_err kind);
+
+typedef struct metrics_gauges {
+    double jobs_queued, jobs_running, groups_active;
+    double fetch_requests, fetch_retries;
+} metrics_gauges;
+
+/* Appends the whole exposition to out. */
+fp_err metrics_render(fp_buf *out, const metrics_gauges *g) FP_WARN_UNUSED;
+
+#endif

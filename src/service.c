@@ -1,0 +1,1406 @@
+/*
+ * service.c - backends wiring, stored-list access, fetch tasks and jobs.
+ *
+ * Concurrency: one mutex (s->mu) guards the in-flight task registry, the job
+ * table and the waiters; it is never held across I/O (storage, cache,
+ * network) or a user callback. The film cache has its own mutex. Waiter
+ * callbacks (used by the HTTP layer to resume a suspended request) are
+ * collected under the lock and called after it is released.
+ */
+#include "service.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cache/cache.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "metrics.h"
+#include "queue/queue.h"
+#include "store/store.h"
+
+#define SVC_JOB_BUCKETS 256
+#define SVC_FILM_BUCKETS 8192
+#define SVC_FILM_CACHE_MAX 200000
+#define SVC_CACHE_TTL_S 3600
+#define SVC_CAS_TRIES 8
+
+typedef struct svc_job svc_job;
+
+typedef struct svc_listener {
+    struct svc_listener *next;
+    svc_job *job;
+    size_t part;
+} svc_listener;
+
+typedef struct svc_task {
+    struct svc_task *next;
+    svc_person person;
+    int pages_done, pages_total;
+    svc_listener *listeners;
+} svc_task;
+
+typedef struct svc_part {
+    svc_person person;
+    svc_part_state state;
+    int pages_done, pages_total;
+    fp_err error, warning;
+    int64_t *ids;
+    size_t nids;
+    int64_t fetched_at;
+    int from_store;
+} svc_part;
+
+struct svc_job {
+    svc_job *next;
+    char id[33];
+    int64_t created_at;
+    long long finished_ms; /* monotonic; 0 while running */
+    size_t nparts, pending;
+    svc_part *parts;
+};
+
+typedef struct svc_waiter {
+    struct svc_waiter *next;
+    svc_job *job;
+    long long deadline_ms;
+    svc_wait_fn fn;
+    void *ud;
+    int done;
+} svc_waiter;
+
+typedef struct svc_film_entry {
+    struct svc_film_entry *next;
+    film f;
+} svc_film_entry;
+
+struct service {
+    const fp_config *cfg;
+    const store_backend *sb;
+    store *st;
+    const cache_backend *cb;
+    cache *ca;
+    const queue_backend *qb;
+    queue *q;
+    vault *v;
+    fetch_client *fetch;
+    source_env env;
+    char *base_url;
+
+    pthread_mutex_t mu;
+    pthread_cond_t timer_cv;
+    svc_task *tasks;
+    svc_job *jobs[SVC_JOB_BUCKETS];
+    size_t jobs_active;
+    svc_waiter *waiters;
+    pthread_t timer;
+    int timer_started;
+    int stopping;
+
+    pthread_mutex_t film_mu;
+    svc_film_entry *films[SVC_FILM_BUCKETS];
+    size_t nfilms;
+};
+
+static long long svc__mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t svc__now(void)
+{
+    return (int64_t)time(NULL);
+}
+
+/* ---- stored lists ------------------------------------------------------ */
+
+typedef struct svc_stored {
+    int64_t *ids;
+    size_t n;
+    int64_t fetched_at;
+    int64_t version;
+} svc_stored;
+
+static void svc__stored_free(svc_stored *st)
+{
+    FP_FREE(st->ids);
+    st->n = 0;
+}
+
+static void svc__cache_key(const uint8_t key[VAULT_KEY_BYTES], uint8_t out[3 + VAULT_KEY_BYTES])
+{
+    memcpy(out, "wl:", 3);
+    memcpy(out + 3, key, VAULT_KEY_BYTES);
+}
+
+static void svc__cache_put(service *s, const uint8_t key[VAULT_KEY_BYTES], const uint8_t *sealed,
+                           size_t len, int64_t fetched_at, int64_t version)
+{
+    uint8_t ck[3 + VAULT_KEY_BYTES];
+    svc__cache_key(key, ck);
+    uint8_t *val = fp_malloc(16 + len);
+    memcpy(val, &fetched_at, 8);
+    memcpy(val + 8, &version, 8);
+    memcpy(val + 16, sealed, len);
+    fp_err rc = s->cb->set(s->ca, ck, sizeof ck, val, 16 + len, SVC_CACHE_TTL_S);
+    if (rc != FP_OK)
+        fp_log(FP_LOG_WARN, "cache_set_failed", "{s:s}", "error", fp_err_code(rc));
+    fp_free(val);
+}
+
+static void svc__cache_drop(service *s, const uint8_t key[VAULT_KEY_BYTES])
+{
+    uint8_t ck[3 + VAULT_KEY_BYTES];
+    svc__cache_key(key, ck);
+    fp_err rc = s->cb->del(s->ca, ck, sizeof ck);
+    (void)rc;
+}
+
+/* Reads a person's stored list: cache first, then storage. FP_NOT_FOUND when
+ * there is none. */
+static fp_err svc__load(service *s, const uint8_t key[VAULT_KEY_BYTES], svc_stored *out)
+{
+    memset(out, 0, sizeof *out);
+    uint8_t ck[3 + VAULT_KEY_BYTES];
+    svc__cache_key(key, ck);
+    uint8_t *val = NULL;
+    size_t vlen = 0;
+    fp_err rc = s->cb->get(s->ca, ck, sizeof ck, &val, &vlen);
+    if (rc == FP_OK && vlen > 16) {
+        memcpy(&out->fetched_at, val, 8);
+        memcpy(&out->version, val + 8, 8);
+        rc = vault_unseal(s->v, key, val + 16, vlen - 16, &out->ids, &out->n);
+        fp_free(val);
+        if (rc == FP_OK)
+            return FP_OK;
+        svc__cache_drop(s, key); /* a bad cache entry is only a miss */
+    } else {
+        fp_free(val);
+    }
+    store_watchlist w = {0};
+    rc = s->sb->watchlist_get(s->st, key, &w);
+    if (rc != FP_OK)
+        return rc;
+    rc = vault_unseal(s->v, key, w.sealed, w.sealed_len, &out->ids, &out->n);
+    if (rc == FP_OK) {
+        out->fetched_at = w.fetched_at;
+        out->version = w.version;
+        svc__cache_put(s, key, w.sealed, w.sealed_len, w.fetched_at, w.version);
+    } else {
+        fp_log(FP_LOG_ERROR, "watchlist_unseal_failed", "{s:s}", "error", fp_err_code(rc));
+    }
+    store_watchlist_free(&w);
+    return rc;
+}
+
+static int svc__is_fresh(service *s, int64_t fetched_at)
+{
+    return svc__now() - fetched_at <= s->cfg->max_age_s;
+}
+
+static int svc__cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static size_t svc__sort_unique(int64_t *ids, size_t n)
+{
+    if (n < 2)
+        return n;
+    qsort(ids, n, sizeof *ids, svc__cmp_i64);
+    size_t k = 1;
+    for (size_t i = 1; i < n; i++)
+        if (ids[i] != ids[k - 1])
+            ids[k++] = ids[i];
+    return k;
+}
+
+/* Seals ids and replaces the person's stored list (expected_version -1:
+ * unconditionally). Updates the cache. */
+static fp_err svc__store(service *s, const uint8_t key[VAULT_KEY_BYTES], const int64_t *ids,
+                         size_t n, int64_t fetched_at, int64_t expected_version)
+{
+    uint8_t *blob = NULL;
+    size_t blen = 0;
+    int64_t version = 0;
+    fp_err rc = vault_seal(s->v, key, ids, n, &blob, &blen);
+    if (rc != FP_OK)
+        return rc;
+    rc = s->sb->watchlist_put(s->st, key, blob, blen, fetched_at, expected_version, &version);
+    if (rc == FP_OK)
+        svc__cache_put(s, key, blob, blen, fetched_at, version);
+    else
+        svc__cache_drop(s, key);
+    fp_free(blob);
+    return rc;
+}
+
+/* Catalogue ids of films, in a sorted unique array. Caller frees *ids. */
+static fp_err svc__resolve(service *s, film_list *films, int64_t **ids, size_t *n)
+{
+    *ids = NULL;
+    *n = 0;
+    fp_err rc = s->sb->films_resolve(s->st, films->items, films->len);
+    if (rc != FP_OK)
+        return rc;
+    int64_t *out = fp_malloc((films->len ? films->len : 1) * sizeof *out);
+    pthread_mutex_lock(&s->film_mu);
+    for (size_t i = 0; i < films->len; i++) {
+        out[i] = films->items[i].id;
+        /* the row may have gained ids or a year: reload it when next needed */
+        size_t b = (uint64_t)out[i] % SVC_FILM_BUCKETS;
+        for (svc_film_entry **pp = &s->films[b]; *pp; pp = &(*pp)->next)
+            if ((*pp)->f.id == out[i]) {
+                svc_film_entry *e = *pp;
+                *pp = e->next;
+                film_clear(&e->f);
+                fp_free(e);
+                s->nfilms--;
+                break;
+            }
+    }
+    pthread_mutex_unlock(&s->film_mu);
+    *n = svc__sort_unique(out, films->len);
+    *ids = out;
+    return FP_OK;
+}
+
+/* Fills out[i] with the catalogue film ids[i] (cache, then one batch load). */
+static fp_err svc__films(service *s, const int64_t *ids, size_t n, film *out)
+{
+    fp_err rc = FP_OK;
+    int64_t *missing = NULL;
+    size_t nmissing = 0;
+    film_list loaded;
+    film_list_init(&loaded);
+    memset(out, 0, n * sizeof *out);
+
+    pthread_mutex_lock(&s->film_mu);
+    for (size_t i = 0; i < n; i++) {
+        svc_film_entry *e = s->films[(uint64_t)ids[i] % SVC_FILM_BUCKETS];
+        while (e && e->f.id != ids[i])
+            e = e->next;
+        if (e) {
+            film_copy(&out[i], &e->f);
+        } else {
+            if (!missing)
+                missing = fp_malloc(n * sizeof *missing);
+            missing[nmissing++] = ids[i];
+        }
+    }
+    pthread_mutex_unlock(&s->film_mu);
+    if (nmissing == 0)
+        goto out;
+
+    rc = s->sb->films_load(s->st, missing, nmissing, &loaded);
+    if (rc != FP_OK)
+        goto out;
+    pthread_mutex_lock(&s->film_mu);
+    if (s->nfilms + loaded.len > SVC_FILM_CACHE_MAX) { /* crude bound: start over */
+        for (size_t b = 0; b < SVC_FILM_BUCKETS; b++)
+            while (s->films[b]) {
+                svc_film_entry *e = s->films[b];
+                s->films[b] = e->next;
+                film_clear(&e->f);
+                fp_free(e);
+            }
+        s->nfilms = 0;
+    }
+    for (size_t k = 0; k < loaded.len; k++) {
+        film *f = &loaded.items[k];
+        size_t b = (uint64_t)f->id % SVC_FILM_BUCKETS;
+        svc_film_entry *e = s->films[b];
+        while (e && e->f.id != f->id)
+            e = e->next;
+        if (!e) {
+            e = fp_calloc(1, sizeof *e);
+            film_copy(&e->f, f);
+            e->next = s->films[b];
+            s->films[b] = e;
+            s->nfilms++;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (ids[i] == f->id && !out[i].title)
+                film_copy(&out[i], f);
+    }
+    pthread_mutex_unlock(&s->film_mu);
+    for (size_t i = 0; i < n; i++)
+        if (!out[i].title) { /* catalogue row gone: should not happen */
+            out[i].id = ids[i];
+            out[i].title = fp_strdup("(unknown film)");
+        }
+out:
+    film_list_free(&loaded);
+    fp_free(missing);
+    return rc;
+}
+
+/* ---- persons ----------------------------------------------------------- */
+
+fp_err svc_person_parse(service *s, const char *type, const char *input, int refresh,
+                        svc_person *out)
+{
+    memset(out, 0, sizeof *out);
+    const source_backend *src = source_by_type(type ? type : "lb");
+    if (!src)
+        return FP_BAD_SOURCE;
+    if (!input)
+        return FP_BAD_USERNAME;
+    fp_err rc = src->canonical_user(input, out->user);
+    if (rc != FP_OK)
+        return rc;
+    out->src = src;
+    out->refresh = refresh;
+    vault_person_key(s->v, src->type, out->user, out->key);
+    return FP_OK;
+}
+
+fp_err svc_person_import(service *s, const char *token, svc_person *out)
+{
+    memset(out, 0, sizeof *out);
+    size_t len = token ? strlen(token) : 0;
+    if (len != 32 || strspn(token, "0123456789abcdef") != len)
+        return FP_NOT_FOUND;
+    snprintf(out->user, sizeof out->user, "%s", token);
+    vault_person_key(s->v, "import", token, out->key);
+    return FP_OK;
+}
+
+/* ---- tasks and jobs ---------------------------------------------------- */
+
+static size_t svc__job_bucket(const char *id)
+{
+    return (size_t)strtoul(id + 28, NULL, 16) % SVC_JOB_BUCKETS;
+}
+
+static svc_job *svc__job_find(service *s, const char *id)
+{
+    if (!id || strlen(id) != 32 || strspn(id, "0123456789abcdef") != 32)
+        return NULL;
+    for (svc_job *j = s->jobs[svc__job_bucket(id)]; j; j = j->next)
+        if (strcmp(j->id, id) == 0)
+            return j;
+    return NULL;
+}
+
+static svc_task *svc__task_find(service *s, const uint8_t key[VAULT_KEY_BYTES])
+{
+    for (svc_task *t = s->tasks; t; t = t->next)
+        if (memcmp(t->person.key, key, VAULT_KEY_BYTES) == 0)
+            return t;
+    return NULL;
+}
+
+/* Called with s->mu held when a part reaches READY or FAILED. Moves the
+ * job's waiters to *fired when it finishes. */
+static void svc__part_settled(service *s, svc_job *j, svc_waiter **fired)
+{
+    if (--j->pending > 0)
+        return;
+    j->finished_ms = svc__mono_ms();
+    s->jobs_active--;
+    for (svc_waiter **pp = &s->waiters; *pp;) {
+        svc_waiter *w = *pp;
+        if (w->job == j) {
+            *pp = w->next;
+            w->done = 1;
+            w->next = *fired;
+            *fired = w;
+        } else {
+            pp = &w->next;
+        }
+    }
+}
+
+static void svc__fire(svc_waiter *w)
+{
+    while (w) {
+        svc_waiter *next = w->next;
+        w->fn(w->ud, w->done);
+        fp_free(w);
+        w = next;
+    }
+}
+
+static char *svc__task_payload(const svc_person *p)
+{
+    json_t *o = json_pack("{s:s,s:s}", "src", p->src->type, "user", p->user);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    char *copy = fp_strdup(text ? text : "{}");
+    free(text);
+    return copy;
+}
+
+/* Attaches (job, part) to the person's in-flight task, creating and queueing
+ * the task when there is none. Called without s->mu. */
+static void svc__need_fetch(service *s, const svc_person *p, svc_job *j, size_t part)
+{
+    int created = 0;
+    pthread_mutex_lock(&s->mu);
+    svc_task *t = svc__task_find(s, p->key);
+    if (!t) {
+        t = fp_calloc(1, sizeof *t);
+        t->person = *p;
+        t->next = s->tasks;
+        s->tasks = t;
+        created = 1;
+    }
+    if (j) {
+        svc_listener *l = fp_calloc(1, sizeof *l);
+        l->job = j;
+        l->part = part;
+        l->next = t->listeners;
+        t->listeners = l;
+        j->parts[part].state = t->pages_total ? SVC_PART_FETCHING : SVC_PART_QUEUED;
+        j->parts[part].pages_done = t->pages_done;
+        j->parts[part].pages_total = t->pages_total;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (!created)
+        return;
+    char *payload = svc__task_payload(p);
+    fp_err rc = s->qb->submit(s->q, payload, strlen(payload));
+    fp_free(payload);
+    if (rc == FP_OK)
+        return;
+    /* The queue refused (shutting down): fail the task's listeners now. */
+    svc_waiter *fired = NULL;
+    pthread_mutex_lock(&s->mu);
+    for (svc_task **pp = &s->tasks; *pp; pp = &(*pp)->next)
+        if (*pp == t) {
+            *pp = t->next;
+            break;
+        }
+    while (t->listeners) {
+        svc_listener *l = t->listeners;
+        t->listeners = l->next;
+        l->job->parts[l->part].state = SVC_PART_FAILED;
+        l->job->parts[l->part].error = rc;
+        svc__part_settled(s, l->job, &fired);
+        fp_free(l);
+    }
+    pthread_mutex_unlock(&s->mu);
+    fp_free(t);
+    svc__fire(fired);
+}
+
+typedef struct svc_progress_ctx {
+    service *s;
+    const uint8_t *key;
+} svc_progress_ctx;
+
+static void svc__progress(void *ud, int done, int total)
+{
+    svc_progress_ctx *ctx = ud;
+    service *s = ctx->s;
+    pthread_mutex_lock(&s->mu);
+    svc_task *t = svc__task_find(s, ctx->key);
+    if (t) {
+        t->pages_done = done;
+        t->pages_total = total;
+        for (svc_listener *l = t->listeners; l; l = l->next) {
+            svc_part *p = &l->job->parts[l->part];
+            p->state = SVC_PART_FETCHING;
+            p->pages_done = done;
+            p->pages_total = total;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Fetches one person's list and stores it. Runs on a worker (or the CLI). */
+static fp_err svc__fetch_and_store(service *s, const svc_person *p, source_progress_fn progress,
+                                   void *ud)
+{
+    film_list films;
+    int64_t *ids = NULL;
+    size_t n = 0;
+    long long t0 = svc__mono_ms();
+    fp_err rc = p->src->fetch(&s->env, p->user, progress, ud, &films);
+    if (rc == FP_OK) {
+        rc = svc__resolve(s, &films, &ids, &n);
+        if (rc == FP_OK)
+            rc = svc__store(s, p->key, ids, n, svc__now(), -1);
+        film_list_free(&films);
+    }
+    fp_free(ids);
+    if (rc != FP_OK)
+        metrics_fetch_error(rc);
+    fp_log(rc == FP_OK ? FP_LOG_INFO : FP_LOG_WARN, "watchlist_fetch", "{s:s,s:s,s:i,s:I}",
+           "source", p->src->name, "result", fp_err_code(rc), "films", (int)n, "ms",
+           (json_int_t)(svc__mono_ms() - t0));
+    return rc;
+}
+
+static void svc__handle_job(void *ctx, const char *payload, size_t len)
+{
+    service *s = ctx;
+    svc_person p;
+    memset(&p, 0, sizeof p);
+    json_error_t jerr;
+    json_t *o = json_loadb(payload, len, 0, &jerr);
+    const char *src = NULL, *user = NULL;
+    if (!o || json_unpack(o, "{s:s,s:s}", "src", &src, "user", &user) != 0 ||
+        svc_person_parse(s, src, user, 1, &p) != FP_OK) {
+        fp_log(FP_LOG_ERROR, "job_payload_invalid", NULL);
+        json_decref(o);
+        return;
+    }
+    json_decref(o);
+
+    svc_progress_ctx pc = {s, p.key};
+    fp_err rc = svc__fetch_and_store(s, &p, svc__progress, &pc);
+
+    /* Results for the listeners: the new list, or the stored copy as a fallback. */
+    svc_stored st = {0};
+    fp_err load_rc = svc__load(s, p.key, &st);
+
+    svc_waiter *fired = NULL;
+    pthread_mutex_lock(&s->mu);
+    svc_task *t = NULL;
+    for (svc_task **pp = &s->tasks; *pp; pp = &(*pp)->next)
+        if (memcmp((*pp)->person.key, p.key, VAULT_KEY_BYTES) == 0) {
+            t = *pp;
+            *pp = t->next;
+            break;
+        }
+    while (t && t->listeners) {
+        svc_listener *l = t->listeners;
+        t->listeners = l->next;
+        svc_part *part = &l->job->parts[l->part];
+        if (load_rc == FP_OK) {
+            part->state = SVC_PART_READY;
+            part->warning = rc;
+            part->error = FP_OK;
+            part->ids = fp_malloc((st.n ? st.n : 1) * sizeof *st.ids);
+            memcpy(part->ids, st.ids, st.n * sizeof *st.ids);
+            part->nids = st.n;
+            part->fetched_at = st.fetched_at;
+            part->from_store = rc != FP_OK;
+            if (part->pages_total == 0)
+                part->pages_done = part->pages_total = t->pages_total;
+        } else {
+            part->state = SVC_PART_FAILED;
+            part->error = rc != FP_OK ? rc : load_rc;
+        }
+        svc__part_settled(s, l->job, &fired);
+        fp_free(l);
+    }
+    pthread_mutex_unlock(&s->mu);
+    fp_free(t);
+    svc__stored_free(&st);
+    svc__fire(fired);
+}
+
+fp_err svc_job_start(service *s, const svc_person *people, size_t n, char job_id[33])
+{
+    if (n == 0)
+        return FP_INVALID;
+    svc_job *j = fp_calloc(1, sizeof *j);
+    j->parts = fp_calloc(n, sizeof *j->parts);
+    j->nparts = j->pending = n;
+    j->created_at = svc__now();
+    vault_random_token(j->id, 16);
+
+    pthread_mutex_lock(&s->mu);
+    if (s->stopping || s->jobs_active >= (size_t)s->cfg->max_jobs) {
+        fp_err rc = s->stopping ? FP_UNAVAILABLE : FP_RATE_LIMITED;
+        pthread_mutex_unlock(&s->mu);
+        fp_free(j->parts);
+        fp_free(j);
+        return rc;
+    }
+    size_t b = svc__job_bucket(j->id);
+    j->next = s->jobs[b];
+    s->jobs[b] = j;
+    s->jobs_active++;
+    for (size_t i = 0; i < n; i++) {
+        j->parts[i].person = people[i];
+        j->parts[i].state = SVC_PART_QUEUED;
+    }
+    pthread_mutex_unlock(&s->mu);
+    snprintf(job_id, 33, "%s", j->id);
+
+    /* The job is reachable now but cannot finish before every part settles:
+     * pending counts all parts until each one below is settled. */
+    for (size_t i = 0; i < n; i++) {
+        const svc_person *p = &people[i];
+        svc_stored st = {0};
+        fp_err rc = (p->refresh && p->src) ? FP_NOT_FOUND : svc__load(s, p->key, &st);
+        if (rc == FP_OK || !p->src) {
+            int stale = rc == FP_OK && !svc__is_fresh(s, st.fetched_at);
+            svc_waiter *fired = NULL;
+            pthread_mutex_lock(&s->mu);
+            svc_part *part = &j->parts[i];
+            if (rc == FP_OK) {
+                part->state = SVC_PART_READY;
+                part->ids = st.ids;
+                part->nids = st.n;
+                part->fetched_at = st.fetched_at;
+                part->from_store = 1;
+                st.ids = NULL;
+            } else {
+                part->state = SVC_PART_FAILED;
+                part->error = rc;
+            }
+            svc__part_settled(s, j, &fired);
+            pthread_mutex_unlock(&s->mu);
+            svc__fire(fired);
+            if (stale && p->src)
+                svc__need_fetch(s, p, NULL, 0); /* background refresh */
+        } else if (rc == FP_NOT_FOUND) {
+            svc__need_fetch(s, p, j, i);
+        } else {
+            svc_waiter *fired = NULL;
+            pthread_mutex_lock(&s->mu);
+            j->parts[i].state = SVC_PART_FAILED;
+            j->parts[i].error = rc;
+            svc__part_settled(s, j, &fired);
+            pthread_mutex_unlock(&s->mu);
+            svc__fire(fired);
+        }
+        svc__stored_free(&st);
+    }
+    return FP_OK;
+}
+
+fp_err svc_job_view_get(service *s, const char *job_id, svc_job_view *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&s->mu);
+    svc_job *j = svc__job_find(s, job_id);
+    if (!j) {
+        pthread_mutex_unlock(&s->mu);
+        return FP_NOT_FOUND;
+    }
+    snprintf(out->id, sizeof out->id, "%s", j->id);
+    out->done = j->pending == 0;
+    out->created_at = j->created_at;
+    out->nparts = j->nparts;
+    out->parts = fp_calloc(j->nparts, sizeof *out->parts);
+    for (size_t i = 0; i < j->nparts; i++) {
+        const svc_part *p = &j->parts[i];
+        svc_part_view *v = &out->parts[i];
+        snprintf(v->user, sizeof v->user, "%s", p->person.user);
+        v->source = p->person.src ? p->person.src->name : "import";
+        v->state = p->state;
+        v->pages_done = p->pages_done;
+        v->pages_total = p->pages_total;
+        v->error = p->error;
+        v->warning = p->warning;
+        v->films = p->nids;
+        v->fetched_at = p->fetched_at;
+        v->from_store = p->from_store;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return FP_OK;
+}
+
+void svc_job_view_free(svc_job_view *v)
+{
+    FP_FREE(v->parts);
+    v->nparts = 0;
+}
+
+fp_err svc_job_wait(service *s, const char *job_id, long timeout_ms, svc_wait_fn fn, void *ud)
+{
+    pthread_mutex_lock(&s->mu);
+    svc_job *j = svc__job_find(s, job_id);
+    if (!j) {
+        pthread_mutex_unlock(&s->mu);
+        return FP_NOT_FOUND;
+    }
+    if (j->pending == 0) {
+        pthread_mutex_unlock(&s->mu);
+        fn(ud, 1);
+        return FP_OK;
+    }
+    svc_waiter *w = fp_calloc(1, sizeof *w);
+    w->job = j;
+    w->fn = fn;
+    w->ud = ud;
+    w->deadline_ms = svc__mono_ms() + timeout_ms;
+    w->next = s->waiters;
+    s->waiters = w;
+    pthread_cond_signal(&s->timer_cv);
+    pthread_mutex_unlock(&s->mu);
+    return FP_OK;
+}
+
+/* Copies the ready parts' lists (under the lock) so set algebra runs without it. */
+typedef struct svc_sets {
+    pick_set *sets;
+    int64_t **owned;
+    size_t n;
+    size_t failed;
+    size_t first_failed;
+    fp_err first_error;
+} svc_sets;
+
+static void svc__sets_free(svc_sets *ss)
+{
+    for (size_t i = 0; i < ss->n; i++)
+        fp_free(ss->owned[i]);
+    FP_FREE(ss->owned);
+    FP_FREE(ss->sets);
+    ss->n = 0;
+}
+
+static fp_err svc__job_sets(service *s, const char *job_id, svc_sets *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&s->mu);
+    svc_job *j = svc__job_find(s, job_id);
+    if (!j) {
+        pthread_mutex_unlock(&s->mu);
+        return FP_NOT_FOUND;
+    }
+    if (j->pending > 0) {
+        pthread_mutex_unlock(&s->mu);
+        return FP_PENDING;
+    }
+    out->sets = fp_calloc(j->nparts, sizeof *out->sets);
+    out->owned = fp_calloc(j->nparts, sizeof *out->owned);
+    out->first_error = FP_OK;
+    for (size_t i = 0; i < j->nparts; i++) {
+        svc_part *p = &j->parts[i];
+        if (p->state != SVC_PART_READY) {
+            if (out->failed++ == 0) {
+                out->first_failed = i;
+                out->first_error = p->error;
+            }
+            continue;
+        }
+        int64_t *copy = fp_malloc((p->nids ? p->nids : 1) * sizeof *copy);
+        memcpy(copy, p->ids, p->nids * sizeof *copy);
+        out->owned[out->n] = copy;
+        out->sets[out->n] = (pick_set){copy, p->nids};
+        out->n++;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return FP_OK;
+}
+
+static void svc__fill_results(service *s, const int64_t *ids, const uint32_t *counts, size_t n,
+                              svc_result_film **out)
+{
+    *out = NULL;
+    if (n == 0)
+        return;
+    film *fs = fp_calloc(n, sizeof *fs);
+    fp_err rc = svc__films(s, ids, n, fs);
+    (void)rc; /* on failure the films carry only their ids; logged by storage */
+    svc_result_film *r = fp_calloc(n, sizeof *r);
+    for (size_t i = 0; i < n; i++) {
+        r[i].film = fs[i];
+        if (!r[i].film.title) {
+            r[i].film.id = ids[i];
+            r[i].film.title = fp_strdup("(unknown film)");
+        }
+        r[i].count = counts[i];
+    }
+    fp_free(fs);
+    *out = r;
+}
+
+fp_err svc_job_results(service *s, const char *job_id, size_t small_threshold, size_t most_limit,
+                       svc_results *out)
+{
+    memset(out, 0, sizeof *out);
+    svc_sets ss;
+    fp_err rc = svc__job_sets(s, job_id, &ss);
+    if (rc != FP_OK)
+        return rc;
+    out->participants = ss.n;
+    out->failed = ss.failed;
+    if (ss.n == 0) {
+        rc = ss.first_error != FP_OK ? ss.first_error : FP_CONFLICT;
+        goto out;
+    }
+    pick_ranked *ranked = NULL;
+    size_t nranked = 0;
+    uint32_t min_count = ss.n >= 2 ? 2 : 1;
+    rc = pick_rank(ss.sets, ss.n, min_count, &ranked, &nranked);
+    if (rc != FP_OK)
+        goto out;
+    size_t ncommon = 0;
+    while (ncommon < nranked && ranked[ncommon].count == ss.n)
+        ncommon++;
+    size_t nmost = 0;
+    if (ncommon < small_threshold && ss.n >= 2)
+        nmost = nranked - ncommon < most_limit ? nranked - ncommon : most_limit;
+    size_t total = ncommon + nmost;
+    int64_t *ids = fp_malloc((total ? total : 1) * sizeof *ids);
+    uint32_t *counts = fp_malloc((total ? total : 1) * sizeof *counts);
+    for (size_t i = 0; i < total; i++) {
+        ids[i] = ranked[i].id;
+        counts[i] = ranked[i].count;
+    }
+    svc__fill_results(s, ids, counts, ncommon, &out->common);
+    out->ncommon = ncommon;
+    svc__fill_results(s, ids + ncommon, counts + ncommon, nmost, &out->most);
+    out->nmost = nmost;
+    fp_free(ids);
+    fp_free(counts);
+    fp_free(ranked);
+out:
+    svc__sets_free(&ss);
+    return rc;
+}
+
+void svc_results_free(svc_results *r)
+{
+    for (size_t i = 0; i < r->ncommon; i++)
+        film_clear(&r->common[i].film);
+    for (size_t i = 0; i < r->nmost; i++)
+        film_clear(&r->most[i].film);
+    FP_FREE(r->common);
+    FP_FREE(r->most);
+    r->ncommon = r->nmost = 0;
+}
+
+fp_err svc_job_roll(service *s, const char *job_id, const int64_t *veto, size_t nveto,
+                    const uint64_t *seed, film *out)
+{
+    memset(out, 0, sizeof *out);
+    svc_sets ss;
+    fp_err rc = svc__job_sets(s, job_id, &ss);
+    if (rc != FP_OK)
+        return rc;
+    int64_t *cands = NULL, *sorted_veto = NULL;
+    size_t ncands = 0;
+    pick_ranked *ranked = NULL;
+    if (ss.n == 0) {
+        rc = ss.first_error != FP_OK ? ss.first_error : FP_CONFLICT;
+        goto out;
+    }
+    rc = pick_intersect(ss.sets, ss.n, &cands, &ncands);
+    if (rc != FP_OK)
+        goto out;
+    sorted_veto = fp_malloc((nveto ? nveto : 1) * sizeof *sorted_veto);
+    memcpy(sorted_veto, veto, nveto * sizeof *veto);
+    nveto = svc__sort_unique(sorted_veto, nveto);
+    size_t left = 0;
+    for (size_t i = 0; i < ncands; i++)
+        left += !pick_contains(sorted_veto, nveto, cands[i]);
+    if (left == 0 && ss.n >= 2) {
+        /* Nothing common is left: roll among the films on most lists, i.e.
+         * those with the highest count that has anything unvetoed. */
+        size_t nranked = 0;
+        rc = pick_rank(ss.sets, ss.n, 2, &ranked, &nranked);
+        if (rc != FP_OK)
+            goto out;
+        fp_free(cands);
+        cands = fp_malloc((nranked ? nranked : 1) * sizeof *cands);
+        ncands = 0;
+        uint32_t level = 0;
+        for (size_t i = 0; i < nranked; i++) {
+            if (pick_contains(sorted_veto, nveto, ranked[i].id))
+                continue;
+            if (level == 0)
+                level = ranked[i].count;
+            if (ranked[i].count != level)
+                break;
+            cands[ncands++] = ranked[i].id;
+        }
+        ncands = svc__sort_unique(cands, ncands);
+    }
+    pick_rng rng;
+    pick_rng_init(&rng, seed);
+    int64_t chosen = 0;
+    rc = pick_roll(cands, ncands, sorted_veto, nveto, &rng, &chosen);
+    if (rc != FP_OK)
+        goto out;
+    rc = svc__films(s, &chosen, 1, out);
+out:
+    fp_free(ranked);
+    fp_free(cands);
+    fp_free(sorted_veto);
+    svc__sets_free(&ss);
+    return rc;
+}
+
+/* Removes film_id from one stored list with compare-and-swap retries.
+ * *removed = 1 when it was there. */
+static fp_err svc__remove_film(service *s, const uint8_t key[VAULT_KEY_BYTES], int64_t film_id,
+                               int *removed)
+{
+    *removed = 0;
+    for (int attempt = 0; attempt < SVC_CAS_TRIES; attempt++) {
+        store_watchlist w = {0};
+        fp_err rc = s->sb->watchlist_get(s->st, key, &w);
+        if (rc == FP_NOT_FOUND)
+            return FP_OK;
+        if (rc != FP_OK)
+            return rc;
+        int64_t *ids = NULL;
+        size_t n = 0;
+        rc = vault_unseal(s->v, key, w.sealed, w.sealed_len, &ids, &n);
+        int64_t version = w.version, fetched_at = w.fetched_at;
+        store_watchlist_free(&w);
+        if (rc != FP_OK)
+            return rc;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (ids[i] != film_id)
+                ids[k++] = ids[i];
+        if (k == n) {
+            fp_free(ids);
+            return FP_OK;
+        }
+        rc = svc__store(s, key, ids, k, fetched_at, version);
+        fp_free(ids);
+        if (rc == FP_OK) {
+            *removed = 1;
+            return FP_OK;
+        }
+        if (rc != FP_CONFLICT)
+            return rc;
+    }
+    return FP_CONFLICT;
+}
+
+fp_err svc_job_watched(service *s, const char *job_id, int64_t film_id, int *removed,
+                       size_t nremoved)
+{
+    pthread_mutex_lock(&s->mu);
+    svc_job *j = svc__job_find(s, job_id);
+    if (!j) {
+        pthread_mutex_unlock(&s->mu);
+        return FP_NOT_FOUND;
+    }
+    if (j->pending > 0) {
+        pthread_mutex_unlock(&s->mu);
+        return FP_PENDING;
+    }
+    size_t n = j->nparts;
+    svc_person *people = fp_calloc(n, sizeof *people);
+    int *ready = fp_calloc(n, sizeof *ready);
+    for (size_t i = 0; i < n; i++) {
+        people[i] = j->parts[i].person;
+        ready[i] = j->parts[i].state == SVC_PART_READY;
+    }
+    pthread_mutex_unlock(&s->mu);
+
+    fp_err rc = FP_OK;
+    for (size_t i = 0; i < n && rc == FP_OK; i++) {
+        int r = 0;
+        if (ready[i])
+            rc = svc__remove_film(s, people[i].key, film_id, &r);
+        if (i < nremoved)
+            removed[i] = r;
+    }
+    /* Keep the job's copies in step with storage. */
+    pthread_mutex_lock(&s->mu);
+    j = svc__job_find(s, job_id);
+    for (size_t i = 0; j && i < j->nparts; i++) {
+        svc_part *p = &j->parts[i];
+        size_t k = 0;
+        for (size_t x = 0; x < p->nids; x++)
+            if (p->ids[x] != film_id)
+                p->ids[k++] = p->ids[x];
+        p->nids = k;
+    }
+    pthread_mutex_unlock(&s->mu);
+    fp_free(people);
+    fp_free(ready);
+    return rc;
+}
+
+/* ---- first-version API ------------------------------------------------- */
+
+static fp_err svc__sample(service *s, pick_set *sets, size_t nsets, size_t k,
+                          size_t *intersection_len, film_list *sample)
+{
+    int64_t *common = NULL;
+    size_t ncommon = 0;
+    film_list_init(sample);
+    fp_err rc = pick_intersect(sets, nsets, &common, &ncommon);
+    if (rc != FP_OK)
+        return rc;
+    *intersection_len = ncommon;
+    int64_t chosen[64];
+    if (k > 64)
+        k = 64;
+    pick_rng rng;
+    pick_rng_init(&rng, NULL);
+    size_t m = pick_sample(common, ncommon, k, &rng, chosen);
+    fp_free(common);
+    if (m == 0)
+        return FP_OK;
+    film fs[64];
+    rc = svc__films(s, chosen, m, fs);
+    for (size_t i = 0; i < m; i++)
+        *film_list_push(sample) = fs[i];
+    return rc;
+}
+
+fp_err svc_quick_intersection(service *s, const svc_person *people, size_t n,
+                              size_t *intersection_len, film_list *sample)
+{
+    film_list_init(sample);
+    *intersection_len = 0;
+    svc_stored *st = fp_calloc(n ? n : 1, sizeof *st);
+    pick_set *sets = fp_calloc(n ? n : 1, sizeof *sets);
+    fp_err rc = FP_OK;
+    for (size_t i = 0; i < n && rc == FP_OK; i++) {
+        if (people[i].refresh && people[i].src) {
+            rc = FP_PENDING;
+            break;
+        }
+        rc = svc__load(s, people[i].key, &st[i]);
+        if (rc == FP_NOT_FOUND)
+            rc = people[i].src ? FP_PENDING : FP_NOT_FOUND;
+        sets[i] = (pick_set){st[i].ids, st[i].n};
+    }
+    if (rc == FP_OK) {
+        for (size_t i = 0; i < n; i++)
+            if (people[i].src && !svc__is_fresh(s, st[i].fetched_at))
+                svc__need_fetch(s, &people[i], NULL, 0); /* stale: refresh behind */
+        rc = svc__sample(s, sets, n, n + 1, intersection_len, sample);
+    }
+    for (size_t i = 0; i < n; i++)
+        svc__stored_free(&st[i]);
+    fp_free(st);
+    fp_free(sets);
+    return rc;
+}
+
+fp_err svc_job_sample(service *s, const char *job_id, size_t *intersection_len,
+                      film_list *sample, size_t *failed_index)
+{
+    film_list_init(sample);
+    *intersection_len = 0;
+    svc_sets ss;
+    fp_err rc = svc__job_sets(s, job_id, &ss);
+    if (rc != FP_OK)
+        return rc;
+    if (ss.failed > 0) {
+        *failed_index = ss.first_failed;
+        rc = ss.first_error;
+    } else {
+        rc = svc__sample(s, ss.sets, ss.n, ss.n + 1, intersection_len, sample);
+    }
+    svc__sets_free(&ss);
+    return rc;
+}
+
+fp_err svc_remove_by_slug(service *s, const svc_person *p, const char *slug, int *removed)
+{
+    *removed = 0;
+    svc_stored st = {0};
+    fp_err rc = svc__load(s, p->key, &st);
+    if (rc == FP_NOT_FOUND)
+        return FP_OK;
+    if (rc != FP_OK)
+        return rc;
+    film *fs = fp_calloc(st.n ? st.n : 1, sizeof *fs);
+    rc = svc__films(s, st.ids, st.n, fs);
+    int64_t film_id = 0;
+    for (size_t i = 0; i < st.n; i++) {
+        if (rc == FP_OK && !film_id && fs[i].lb_slug && strcmp(fs[i].lb_slug, slug) == 0)
+            film_id = fs[i].id;
+        film_clear(&fs[i]);
+    }
+    fp_free(fs);
+    svc__stored_free(&st);
+    if (rc == FP_OK && film_id)
+        rc = svc__remove_film(s, p->key, film_id, removed);
+    return rc;
+}
+
+/* ---- import ------------------------------------------------------------ */
+
+fp_err svc_import(service *s, const svc_person *p, const unsigned char *data, size_t len,
+                  const char *filename, svc_import_report *out)
+{
+    memset(out, 0, sizeof *out);
+    import_result_init(&out->detail);
+    fp_err rc = import_parse(data, len, filename, &out->detail);
+    out->format = out->detail.format;
+    if (rc != FP_OK)
+        return rc;
+    if (out->detail.films.len == 0)
+        return FP_EMPTY_WATCHLIST;
+    svc_person tmp;
+    const svc_person *who = p;
+    if (!who) {
+        char token[33];
+        vault_random_token(token, 16);
+        rc = svc_person_import(s, token, &tmp);
+        if (rc != FP_OK)
+            return rc;
+        snprintf(out->token, sizeof out->token, "%s", token);
+        who = &tmp;
+    }
+    int64_t *ids = NULL;
+    size_t n = 0;
+    rc = svc__resolve(s, &out->detail.films, &ids, &n);
+    if (rc == FP_OK)
+        rc = svc__store(s, who->key, ids, n, svc__now(), -1);
+    fp_free(ids);
+    out->films = n;
+    fp_log(FP_LOG_INFO, "watchlist_import", "{s:s,s:s,s:i,s:i}", "format",
+           out->format ? out->format : "?", "result", fp_err_code(rc), "films", (int)n,
+           "row_errors", (int)out->detail.nerrors_total);
+    return rc;
+}
+
+void svc_import_report_free(svc_import_report *r)
+{
+    import_result_free(&r->detail);
+}
+
+fp_err svc_person_films(service *s, const svc_person *p, film_list *out)
+{
+    film_list_init(out);
+    svc_stored st = {0};
+    fp_err rc = (p->refresh && p->src) ? FP_NOT_FOUND : svc__load(s, p->key, &st);
+    if (p->src && (rc == FP_NOT_FOUND || (rc == FP_OK && !svc__is_fresh(s, st.fetched_at)))) {
+        svc__stored_free(&st);
+        rc = svc__fetch_and_store(s, p, NULL, NULL);
+        if (rc == FP_OK)
+            rc = svc__load(s, p->key, &st);
+    }
+    if (rc == FP_OK && st.n) {
+        film *fs = fp_calloc(st.n, sizeof *fs);
+        rc = svc__films(s, st.ids, st.n, fs);
+        for (size_t i = 0; i < st.n; i++)
+            *film_list_push(out) = fs[i];
+        fp_free(fs);
+    }
+    svc__stored_free(&st);
+    return rc;
+}
+
+/* ---- timer: waiter deadlines and job expiry ---------------------------- */
+
+static void svc__job_free(svc_job *j)
+{
+    for (size_t i = 0; i < j->nparts; i++)
+        fp_free(j->parts[i].ids);
+    fp_free(j->parts);
+    fp_free(j);
+}
+
+static void *svc__timer(void *arg)
+{
+    service *s = arg;
+    pthread_mutex_lock(&s->mu);
+    while (!s->stopping) {
+        long long now = svc__mono_ms(), next = now + 1000;
+        svc_waiter *fired = NULL;
+        for (svc_waiter **pp = &s->waiters; *pp;) {
+            svc_waiter *w = *pp;
+            if (w->deadline_ms <= now) {
+                *pp = w->next;
+                w->next = fired;
+                fired = w;
+            } else {
+                if (w->deadline_ms < next)
+                    next = w->deadline_ms;
+                pp = &w->next;
+            }
+        }
+        long long ttl_ms = s->cfg->job_ttl_s * 1000LL;
+        for (size_t b = 0; b < SVC_JOB_BUCKETS; b++)
+            for (svc_job **pp = &s->jobs[b]; *pp;) {
+                svc_job *j = *pp;
+                if (j->finished_ms && now - j->finished_ms > ttl_ms) {
+                    *pp = j->next;
+                    svc__job_free(j);
+                } else {
+                    pp = &j->next;
+                }
+            }
+        if (fired) {
+            pthread_mutex_unlock(&s->mu);
+            svc__fire(fired);
+            pthread_mutex_lock(&s->mu);
+            continue;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        long long wait = next - now;
+        ts.tv_sec += wait / 1000;
+        ts.tv_nsec += (wait % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->timer_cv, &s->mu, &ts);
+    }
+    /* Shutting down: release every waiter as timed out. */
+    svc_waiter *w = s->waiters;
+    s->waiters = NULL;
+    pthread_mutex_unlock(&s->mu);
+    svc__fire(w);
+    return NULL;
+}
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+fp_err svc_open(const fp_config *cfg, int with_workers, service **out)
+{
+    *out = NULL;
+    service *s = fp_calloc(1, sizeof *s);
+    s->cfg = cfg;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->timer_cv, NULL);
+    pthread_mutex_init(&s->film_mu, NULL);
+    fp_err rc = vault_open(cfg->secret_key, cfg->secret_key_file, &s->v);
+    if (rc != FP_OK) {
+        fp_log(FP_LOG_ERROR, "vault_open_failed", "{s:s}", "error", fp_err_code(rc));
+        goto fail;
+    }
+    rc = store_open(cfg->database, &s->sb, &s->st);
+    if (rc != FP_OK) {
+        fp_log(FP_LOG_ERROR, "store_open_failed", "{s:s,s:s}", "error", fp_err_code(rc),
+               "message", fp_err_message(rc));
+        goto fail;
+    }
+    rc = s->sb->migrate(s->st, -1);
+    if (rc != FP_OK) {
+        fp_log(FP_LOG_ERROR, "migrate_failed", "{s:s}", "error", fp_err_code(rc));
+        goto fail;
+    }
+    s->cb = cache_backend_for(cfg->cache);
+    if (!s->cb) {
+        fp_log(FP_LOG_ERROR, "unknown_cache_backend", "{s:s}", "cache", cfg->cache);
+        rc = FP_INVALID;
+        goto fail;
+    }
+    rc = s->cb->open(cfg->cache, &s->ca);
+    if (rc != FP_OK)
+        goto fail;
+    size_t blen = strlen(cfg->letterboxd_url);
+    while (blen > 0 && cfg->letterboxd_url[blen - 1] == '/')
+        blen--;
+    s->base_url = fp_strndup(cfg->letterboxd_url, blen);
+    fetch_options fo = {
+        .max_per_host = cfg->host_concurrency,
+        .timeout_ms = cfg->fetch_timeout_ms,
+        .retries = cfg->fetch_retries,
+        .backoff_ms = cfg->fetch_backoff_ms,
+        .retry_after_max_ms = cfg->retry_after_max_ms,
+        .max_body = 8u * 1024u * 1024u,
+        .user_agent = cfg->user_agent,
+    };
+    rc = fetch_client_new(&fo, &s->fetch);
+    if (rc != FP_OK)
+        goto fail;
+    s->env = (source_env){s->fetch, s->base_url, cfg->max_pages};
+    s->qb = queue_backend_for(cfg->queue);
+    if (!s->qb) {
+        fp_log(FP_LOG_ERROR, "unknown_queue_backend", "{s:s}", "queue", cfg->queue);
+        rc = FP_INVALID;
+        goto fail;
+    }
+    rc = s->qb->open(cfg->queue, with_workers ? cfg->workers : 1, svc__handle_job, s, &s->q);
+    if (rc != FP_OK)
+        goto fail;
+    if (pthread_create(&s->timer, NULL, svc__timer, s) != 0) {
+        rc = FP_INTERNAL;
+        goto fail;
+    }
+    s->timer_started = 1;
+    *out = s;
+    return FP_OK;
+fail:
+    svc_close(&s);
+    return rc;
+}
+
+void svc_close(service **sp)
+{
+    service *s = *sp;
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    pthread_mutex_unlock(&s->mu);
+    if (s->q)
+        s->qb->close(s->q); /* drains: running fetches finish and store */
+    pthread_mutex_lock(&s->mu);
+    pthread_cond_broadcast(&s->timer_cv);
+    pthread_mutex_unlock(&s->mu);
+    if (s->timer_started)
+        pthread_join(s->timer, NULL);
+    fetch_client_free(&s->fetch);
+    for (size_t b = 0; b < SVC_JOB_BUCKETS; b++)
+        while (s->jobs[b]) {
+            svc_job *j = s->jobs[b];
+            s->jobs[b] = j->next;
+            svc__job_free(j);
+        }
+    while (s->tasks) { /* only tasks whose job never ran */
+        svc_task *t = s->tasks;
+        s->tasks = t->next;
+        while (t->listeners) {
+            svc_listener *l = t->listeners;
+            t->listeners = l->next;
+            fp_free(l);
+        }
+        fp_free(t);
+    }
+    for (size_t b = 0; b < SVC_FILM_BUCKETS; b++)
+        while (s->films[b]) {
+            svc_film_entry *e = s->films[b];
+            s->films[b] = e->next;
+            film_clear(&e->f);
+            fp_free(e);
+        }
+    if (s->ca)
+        s->cb->close(s->ca);
+    if (s->st)
+        s->sb->close(s->st);
+    vault_free(&s->v);
+    fp_free(s->base_url);
+    pthread_mutex_destroy(&s->film_mu);
+    pthread_cond_destroy(&s->timer_cv);
+    pthread_mutex_destroy(&s->mu);
+    fp_free(s);
+    *sp = NULL;
+}
+
+void svc_get_stats(service *s, svc_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (s->q)
+        s->qb->stats(s->q, &out->jobs_queued, &out->jobs_running);
+    pthread_mutex_lock(&s->mu);
+    out->groups_active = s->jobs_active;
+    pthread_mutex_unlock(&s->mu);
+    fetch_stats fs;
+    fetch_get_stats(s->fetch, &fs);
+    out->fetch_requests = fs.requests;
+    out->fetch_retries = fs.retries;
+}
+
+fp_err svc_health(service *s)
+{
+    return s->sb->ping(s->st);
+}
+
+fp_err svc_migrate(const fp_config *cfg, int target, int *current, int *latest)
+{
+    const store_backend *sb = NULL;
+    store *st = NULL;
+    fp_err rc = store_open(cfg->database, &sb, &st);
+    if (rc != FP_OK)
+        return rc;
+    if (target != -2)
+        rc = sb->migrate(st, target);
+    if (rc == FP_OK)
+        rc = sb->migration_status(st, current, latest);
+    sb->close(st);
+    return rc;
+}

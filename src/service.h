@@ -1,0 +1,182 @@
+/*
+ * service.h - FilmPicker's application core: it ties the backends together
+ * (storage, cache, queue, sources, vault) and holds the group logic that the
+ * HTTP API and the command line share.
+ *
+ * Flow of a group request: each participant's input is validated into a
+ * canonical user and a person key (keyed hash); a fresh stored copy (cache,
+ * then database) is used at once; otherwise a fetch task is queued. Two
+ * requests for the same person share one task (the in-flight registry is
+ * keyed by person key). A job follows the group until every participant is
+ * ready or failed; results are computed from the sealed lists on demand.
+ * Usernames live only in memory (jobs, tasks, queue payloads), never in
+ * storage.
+ */
+#ifndef FP_SERVICE_H
+#define FP_SERVICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "core/error.h"
+#include "film.h"
+#include "import/import.h"
+#include "pick.h"
+#include "source/source.h"
+#include "vault.h"
+
+typedef struct service service;
+
+/* Opens every backend named by cfg and migrates storage to the latest
+ * version. with_workers 0 starts no job consumers (CLI "migrate"). */
+fp_err svc_open(const fp_config *cfg, int with_workers, service **out) FP_WARN_UNUSED;
+/* Graceful: lets queued and running fetches finish, then frees everything. */
+void svc_close(service **s);
+
+/* ---- participants ----------------------------------------------------- */
+
+typedef struct svc_person {
+    const source_backend *src; /* NULL for an imported list without a user */
+    char user[SOURCE_USER_MAX + 1];
+    uint8_t key[VAULT_KEY_BYTES];
+    int refresh;
+} svc_person;
+
+/* Validates a participant: type "lb"/"letterboxd" (NULL means "lb") and
+ * what the person typed. FP_BAD_SOURCE or FP_BAD_USERNAME. */
+fp_err svc_person_parse(service *s, const char *type, const char *input, int refresh,
+                        svc_person *out) FP_WARN_UNUSED;
+/* A person identified by an import token (see svc_import). */
+fp_err svc_person_import(service *s, const char *token, svc_person *out) FP_WARN_UNUSED;
+
+/* ---- jobs ------------------------------------------------------------- */
+
+typedef enum {
+    SVC_PART_QUEUED,
+    SVC_PART_FETCHING,
+    SVC_PART_READY,
+    SVC_PART_FAILED,
+} svc_part_state;
+
+typedef struct svc_part_view {
+    char user[SOURCE_USER_MAX + 1];
+    const char *source;      /* "letterboxd", "import" */
+    svc_part_state state;
+    int pages_done, pages_total;
+    fp_err error;            /* FP_OK unless FAILED */
+    fp_err warning;          /* refresh failed, the stored copy is used */
+    size_t films;            /* when READY */
+    int64_t fetched_at;      /* unix seconds of the copy used; 0 if none */
+    int from_store;          /* 1: a stored copy was used without fetching */
+} svc_part_view;
+
+typedef struct svc_job_view {
+    char id[33];
+    int done;                /* every participant READY or FAILED */
+    int64_t created_at;
+    size_t nparts;
+    svc_part_view *parts;    /* owned; free with svc_job_view_free */
+} svc_job_view;
+
+/* Starts a job for n people (copied). Never blocks on the network. The job
+ * id (32 hex digits, 128 random bits) is written to job_id. FP_RATE_LIMITED
+ * when too many jobs are unfinished. */
+fp_err svc_job_start(service *s, const svc_person *people, size_t n,
+                     char job_id[33]) FP_WARN_UNUSED;
+/* FP_NOT_FOUND for an unknown or expired job. */
+fp_err svc_job_view_get(service *s, const char *job_id, svc_job_view *out) FP_WARN_UNUSED;
+void svc_job_view_free(svc_job_view *v);
+
+/* Calls fn(ud, done) exactly once: done=1 when the job has finished (at
+ * once if it already has), done=0 after timeout_ms. fn runs on a service
+ * thread or, when already finished, on the caller's. */
+typedef void (*svc_wait_fn)(void *ud, int done);
+fp_err svc_job_wait(service *s, const char *job_id, long timeout_ms, svc_wait_fn fn,
+                    void *ud) FP_WARN_UNUSED;
+
+/* ---- results ---------------------------------------------------------- */
+
+typedef struct svc_result_film {
+    film film;               /* id, title, year, slug, ... */
+    uint32_t count;          /* on how many lists */
+} svc_result_film;
+
+typedef struct svc_results {
+    size_t participants;     /* READY participants counted */
+    size_t failed;           /* FAILED participants left out */
+    svc_result_film *common; /* on every list */
+    size_t ncommon;
+    svc_result_film *most;   /* on most lists (not all), most lists first */
+    size_t nmost;
+} svc_results;
+
+/* Results of a finished job. FP_PENDING when it is still running, FP_NOT_FOUND
+ * for an unknown job, FP_CONFLICT when no participant is ready. `most` is
+ * filled when fewer than small_threshold films are common, up to most_limit. */
+fp_err svc_job_results(service *s, const char *job_id, size_t small_threshold, size_t most_limit,
+                       svc_results *out) FP_WARN_UNUSED;
+void svc_results_free(svc_results *r);
+
+/* Rolls one film uniformly among the job's common films (or, when none, the
+ * films on most lists) minus veto. seed NULL: unpredictable. FP_NOT_FOUND when
+ * nothing is left. */
+fp_err svc_job_roll(service *s, const char *job_id, const int64_t *veto, size_t nveto,
+                    const uint64_t *seed, film *out) FP_WARN_UNUSED;
+
+/* Removes a film from every ready participant's stored watchlist. removed[i]
+ * (n = participants) tells for whom it was there. */
+fp_err svc_job_watched(service *s, const char *job_id, int64_t film_id, int *removed,
+                       size_t nremoved) FP_WARN_UNUSED;
+
+/* ---- the first version's API ------------------------------------------ */
+
+/* Synchronous fast path: when every person has a fresh stored list, fills the
+ * intersection sample (up to n+1 films, random) and returns FP_OK; returns
+ * FP_PENDING when some list must be fetched first (then use a job). */
+fp_err svc_quick_intersection(service *s, const svc_person *people, size_t n,
+                              size_t *intersection_len, film_list *sample) FP_WARN_UNUSED;
+/* Sample of a finished job's common films (up to participants+1). A failed
+ * participant's error is returned. */
+fp_err svc_job_sample(service *s, const char *job_id, size_t *intersection_len,
+                      film_list *sample, size_t *failed_index) FP_WARN_UNUSED;
+/* Removes the film with this Letterboxd slug from one person's stored list:
+ * *removed is 1 if it was there. */
+fp_err svc_remove_by_slug(service *s, const svc_person *p, const char *slug,
+                          int *removed) FP_WARN_UNUSED;
+
+/* ---- import ----------------------------------------------------------- */
+
+typedef struct svc_import_report {
+    char token[33];          /* set when no user was given: the import's id */
+    const char *format;
+    size_t films;
+    import_result detail;    /* row errors */
+} svc_import_report;
+
+/* Parses an export and stores it as the person's watchlist: as p's list when
+ * p is given (a Letterboxd user importing their export), else under a new
+ * random import token. FP_BAD_FILE with detail.message, FP_EMPTY_WATCHLIST. */
+fp_err svc_import(service *s, const svc_person *p, const unsigned char *data, size_t len,
+                  const char *filename, svc_import_report *out) FP_WARN_UNUSED;
+void svc_import_report_free(svc_import_report *r);
+
+/* ---- one person, for the CLI ------------------------------------------ */
+
+/* Fetches (or reuses a fresh stored copy of) one person's list, synchronously. */
+fp_err svc_person_films(service *s, const svc_person *p, film_list *out) FP_WARN_UNUSED;
+
+/* ---- operations ------------------------------------------------------- */
+
+typedef struct svc_stats {
+    size_t jobs_queued, jobs_running; /* fetch jobs in the queue */
+    size_t groups_active;             /* unfinished group jobs */
+    unsigned long long fetch_requests, fetch_retries;
+} svc_stats;
+void svc_get_stats(service *s, svc_stats *out);
+/* FP_OK when storage answers. */
+fp_err svc_health(service *s) FP_WARN_UNUSED;
+/* Migration control for the CLI. */
+fp_err svc_migrate(const fp_config *cfg, int target, int *current, int *latest) FP_WARN_UNUSED;
+
+#endif

@@ -1,0 +1,51 @@
+/*
+ * migrations_sqlite.c - the SQLite schema, as an ordered list of reversible
+ * steps. Migration N takes the schema from version N-1 to N (up) and back
+ * (down); store_sqlite.c applies them one transaction per step and records
+ * each in schema_migrations. Never edit a released step: add the next one.
+ *
+ * Version 1: the film catalogue (public data, plain text) and the watchlists
+ * (a 32-byte keyed hash of the person and an encrypted blob: vault.h).
+ *   - films: every external id is UNIQUE but nullable (SQLite lets NULLs
+ *     repeat in a UNIQUE column), so a film known only by title is fine.
+ *     match_key is "normalised title|year" and norm_title the normalised
+ *     title alone, both written by the backend from film.h and indexed for
+ *     the title matching of films_resolve.
+ *   - watchlists: WITHOUT ROWID because the 32-byte key is the only access
+ *     path; version starts at 1 and grows on each write (compare-and-swap).
+ */
+#include "store/store_sqlite.h"
+
+static const char migration1_up[] =
+    "CREATE TABLE films ("
+    "  id INTEGER PRIMARY KEY,"
+    "  lb_id INTEGER UNIQUE CHECK (lb_id IS NULL OR lb_id > 0),"
+    "  lb_slug TEXT UNIQUE,"
+    "  lb_uri TEXT UNIQUE,"
+    "  imdb_id TEXT UNIQUE,"
+    "  title TEXT NOT NULL,"
+    "  year INTEGER CHECK (year IS NULL OR year > 0),"
+    "  match_key TEXT NOT NULL,"
+    "  norm_title TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX films_match_key ON films (match_key);"
+    "CREATE INDEX films_norm_title ON films (norm_title);"
+    "CREATE TABLE watchlists ("
+    "  key BLOB PRIMARY KEY CHECK (length(key) = 32),"
+    "  sealed BLOB NOT NULL,"
+    "  fetched_at INTEGER NOT NULL,"
+    "  version INTEGER NOT NULL CHECK (version > 0)"
+    ") WITHOUT ROWID;";
+
+static const char migration1_down[] =
+    "DROP TABLE watchlists;"
+    "DROP TABLE films;";
+
+const store_sqlite_migration store_sqlite__migrations[] = {
+    {1, "catalogue_and_watchlists", migration1_up, migration1_down},
+};
+
+const size_t store_sqlite__migrations_len =
+    sizeof store_sqlite__migrations / sizeof store_sqlite__migrations[0];

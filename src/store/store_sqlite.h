@@ -1,0 +1,38 @@
+/*
+ * store_sqlite.h - internals of the SQLite backend that tests and the
+ * migration tooling need; application code goes through store.h only.
+ * Names carry a double underscore (store_sqlite__) to say so.
+ */
+#ifndef FP_STORE_SQLITE_H
+#define FP_STORE_SQLITE_H
+
+#include <stddef.h>
+
+#include "store/store.h"
+
+/*
+ * One reversible schema step. Migration i (0-based) of a list must have
+ * version i+1; up moves the schema from version-1 to version, down back.
+ * Both are SQL scripts (several statements) run inside one transaction
+ * together with the schema_migrations bookkeeping.
+ */
+typedef struct store_sqlite_migration {
+    int version;
+    const char *name;
+    const char *up;
+    const char *down;
+} store_sqlite_migration;
+
+/* The built-in migrations, in order. */
+extern const store_sqlite_migration store_sqlite__migrations[];
+extern const size_t store_sqlite__migrations_len;
+
+/* Makes s use another migration list (tests try a second version with it).
+ * list must outlive s. NULL restores the built-in list. */
+void store_sqlite__use_migrations(store *s, const store_sqlite_migration *list, size_t n);
+
+/* Crash simulation for the atomic-replace test: when on, watchlist_put calls
+ * _exit(1) after writing the row and before COMMIT. Only for a forked child. */
+void store_sqlite__crash_before_commit(store *s, int on);
+
+#endif
