@@ -28,6 +28,9 @@
 #define SVC_FILM_CACHE_MAX 200000
 #define SVC_CACHE_TTL_S 3600
 #define SVC_CAS_TRIES 8
+#define SVC_HOT_BUCKETS 1024
+#define SVC_HOT_MAX 8192
+#define SVC_HOT_TTL_MS 10000
 
 typedef struct svc_job svc_job;
 
@@ -73,6 +76,18 @@ typedef struct svc_waiter {
     int done;
 } svc_waiter;
 
+/* A decoded list kept in memory so warm requests skip unsealing. Only this
+ * process writes through it; with a shared cache across instances, the
+ * TTL bounds how long another instance's write can go unseen. */
+typedef struct svc_hot {
+    struct svc_hot *next;
+    uint8_t key[VAULT_KEY_BYTES];
+    int64_t fetched_at, version;
+    long long expires_ms;
+    int64_t *ids;
+    size_t n;
+} svc_hot;
+
 typedef struct svc_film_entry {
     struct svc_film_entry *next;
     film f;
@@ -101,6 +116,10 @@ struct service {
     int timer_started;
     int stopping;
 
+    pthread_rwlock_t hot_lock;
+    svc_hot *hot[SVC_HOT_BUCKETS];
+    size_t nhot;
+
     pthread_mutex_t film_mu;
     svc_film_entry *films[SVC_FILM_BUCKETS];
     size_t nfilms;
@@ -127,6 +146,7 @@ typedef struct svc_stored {
     int64_t version;
 } svc_stored;
 
+
 static void svc__stored_free(svc_stored *st)
 {
     FP_FREE(st->ids);
@@ -137,6 +157,92 @@ static void svc__cache_key(const uint8_t key[VAULT_KEY_BYTES], uint8_t out[3 + V
 {
     memcpy(out, "wl:", 3);
     memcpy(out + 3, key, VAULT_KEY_BYTES);
+}
+
+static size_t svc__hot_bucket(const uint8_t key[VAULT_KEY_BYTES])
+{
+    size_t b;
+    memcpy(&b, key, sizeof b); /* the key is a keyed hash: uniformly spread */
+    return b % SVC_HOT_BUCKETS;
+}
+
+static void svc__hot_clear(service *s)
+{
+    for (size_t b = 0; b < SVC_HOT_BUCKETS; b++)
+        while (s->hot[b]) {
+            svc_hot *h = s->hot[b];
+            s->hot[b] = h->next;
+            fp_free(h->ids);
+            fp_free(h);
+        }
+    s->nhot = 0;
+}
+
+/* Drops the person's decoded list (on every write of that list). */
+static void svc__hot_drop(service *s, const uint8_t key[VAULT_KEY_BYTES])
+{
+    pthread_rwlock_wrlock(&s->hot_lock);
+    for (svc_hot **pp = &s->hot[svc__hot_bucket(key)]; *pp; pp = &(*pp)->next)
+        if (memcmp((*pp)->key, key, VAULT_KEY_BYTES) == 0) {
+            svc_hot *h = *pp;
+            *pp = h->next;
+            fp_free(h->ids);
+            fp_free(h);
+            s->nhot--;
+            break;
+        }
+    pthread_rwlock_unlock(&s->hot_lock);
+}
+
+static void svc__hot_put(service *s, const uint8_t key[VAULT_KEY_BYTES], const int64_t *ids,
+                         size_t n, int64_t fetched_at, int64_t version)
+{
+    svc_hot *h = fp_calloc(1, sizeof *h);
+    memcpy(h->key, key, VAULT_KEY_BYTES);
+    h->ids = fp_malloc((n ? n : 1) * sizeof *ids);
+    memcpy(h->ids, ids, n * sizeof *ids);
+    h->n = n;
+    h->fetched_at = fetched_at;
+    h->version = version;
+    h->expires_ms = svc__mono_ms() + SVC_HOT_TTL_MS;
+    pthread_rwlock_wrlock(&s->hot_lock);
+    if (s->nhot >= SVC_HOT_MAX)
+        svc__hot_clear(s);
+    size_t b = svc__hot_bucket(key);
+    for (svc_hot **pp = &s->hot[b]; *pp; pp = &(*pp)->next)
+        if (memcmp((*pp)->key, key, VAULT_KEY_BYTES) == 0) {
+            svc_hot *old = *pp;
+            *pp = old->next;
+            fp_free(old->ids);
+            fp_free(old);
+            s->nhot--;
+            break;
+        }
+    h->next = s->hot[b];
+    s->hot[b] = h;
+    s->nhot++;
+    pthread_rwlock_unlock(&s->hot_lock);
+}
+
+static int svc__hot_get(service *s, const uint8_t key[VAULT_KEY_BYTES], svc_stored *out)
+{
+    int found = 0;
+    long long now = svc__mono_ms();
+    pthread_rwlock_rdlock(&s->hot_lock);
+    for (svc_hot *h = s->hot[svc__hot_bucket(key)]; h; h = h->next)
+        if (memcmp(h->key, key, VAULT_KEY_BYTES) == 0) {
+            if (h->expires_ms > now) {
+                out->ids = fp_malloc((h->n ? h->n : 1) * sizeof *h->ids);
+                memcpy(out->ids, h->ids, h->n * sizeof *h->ids);
+                out->n = h->n;
+                out->fetched_at = h->fetched_at;
+                out->version = h->version;
+                found = 1;
+            }
+            break;
+        }
+    pthread_rwlock_unlock(&s->hot_lock);
+    return found;
 }
 
 static void svc__cache_put(service *s, const uint8_t key[VAULT_KEY_BYTES], const uint8_t *sealed,
@@ -158,6 +264,7 @@ static void svc__cache_drop(service *s, const uint8_t key[VAULT_KEY_BYTES])
 {
     uint8_t ck[3 + VAULT_KEY_BYTES];
     svc__cache_key(key, ck);
+    svc__hot_drop(s, key);
     fp_err rc = s->cb->del(s->ca, ck, sizeof ck);
     (void)rc;
 }
@@ -167,6 +274,8 @@ static void svc__cache_drop(service *s, const uint8_t key[VAULT_KEY_BYTES])
 static fp_err svc__load(service *s, const uint8_t key[VAULT_KEY_BYTES], svc_stored *out)
 {
     memset(out, 0, sizeof *out);
+    if (svc__hot_get(s, key, out))
+        return FP_OK;
     uint8_t ck[3 + VAULT_KEY_BYTES];
     svc__cache_key(key, ck);
     uint8_t *val = NULL;
@@ -177,8 +286,10 @@ static fp_err svc__load(service *s, const uint8_t key[VAULT_KEY_BYTES], svc_stor
         memcpy(&out->version, val + 8, 8);
         rc = vault_unseal(s->v, key, val + 16, vlen - 16, &out->ids, &out->n);
         fp_free(val);
-        if (rc == FP_OK)
+        if (rc == FP_OK) {
+            svc__hot_put(s, key, out->ids, out->n, out->fetched_at, out->version);
             return FP_OK;
+        }
         svc__cache_drop(s, key); /* a bad cache entry is only a miss */
     } else {
         fp_free(val);
@@ -192,6 +303,7 @@ static fp_err svc__load(service *s, const uint8_t key[VAULT_KEY_BYTES], svc_stor
         out->fetched_at = w.fetched_at;
         out->version = w.version;
         svc__cache_put(s, key, w.sealed, w.sealed_len, w.fetched_at, w.version);
+        svc__hot_put(s, key, out->ids, out->n, out->fetched_at, out->version);
     } else {
         fp_log(FP_LOG_ERROR, "watchlist_unseal_failed", "{s:s}", "error", fp_err_code(rc));
     }
@@ -234,6 +346,7 @@ static fp_err svc__store(service *s, const uint8_t key[VAULT_KEY_BYTES], const i
     if (rc != FP_OK)
         return rc;
     rc = s->sb->watchlist_put(s->st, key, blob, blen, fetched_at, expected_version, &version);
+    svc__hot_drop(s, key);
     if (rc == FP_OK)
         svc__cache_put(s, key, blob, blen, fetched_at, version);
     else
@@ -1256,6 +1369,7 @@ fp_err svc_open(const fp_config *cfg, int with_workers, service **out)
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->timer_cv, NULL);
     pthread_mutex_init(&s->film_mu, NULL);
+    pthread_rwlock_init(&s->hot_lock, NULL);
     fp_err rc = vault_open(cfg->secret_key, cfg->secret_key_file, &s->v);
     if (rc != FP_OK) {
         fp_log(FP_LOG_ERROR, "vault_open_failed", "{s:s}", "error", fp_err_code(rc));
@@ -1364,6 +1478,8 @@ void svc_close(service **sp)
         s->sb->close(s->st);
     vault_free(&s->v);
     fp_free(s->base_url);
+    svc__hot_clear(s);
+    pthread_rwlock_destroy(&s->hot_lock);
     pthread_mutex_destroy(&s->film_mu);
     pthread_cond_destroy(&s->timer_cv);
     pthread_mutex_destroy(&s->mu);

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <libxml/parser.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -539,6 +540,7 @@ out:
 
 int cli_main(int argc, char **argv)
 {
+    xmlInitParser(); /* once, before any thread parses HTML */
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         cli_usage(argc < 2 ? stderr : stdout);

@@ -6,7 +6,15 @@
  * parse() reads them. Unreadable rows never abort an import: they are listed
  * with their line number and reason, and the rest is imported. A file that is
  * not the format at all (no expected header, not a Letterboxd export zip) is
- * FP_BAD_FILE with a message in result->message.
+ * FP_BAD_FILE with a message in result->message; a file, or the zipped
+ * watchlist.csv, over IMPORT_MAX_BYTES is FP_TOO_LARGE, also with a message.
+ * A refused file leaves no films and no row errors in the result.
+ *
+ * Backends: letterboxd-csv (watchlist.csv, watched.csv, ratings.csv and list
+ * exports, lb_csv.c) and letterboxd-zip (the export .zip, whose watchlist.csv
+ * is read by the CSV backend, so row errors name lines of that file;
+ * lb_zip.c). The rules for rows, quoting and encodings are at the top of
+ * lb_csv.c.
  */
 #ifndef FP_IMPORT_H
 #define FP_IMPORT_H
@@ -46,8 +54,12 @@ extern const import_format import_format_lb_zip;
 void import_result_init(import_result *r);
 void import_result_free(import_result *r);
 
-/* Picks the format with the highest sniff score and parses with it.
- * FP_BAD_FILE (with r->message) when no format claims the bytes. */
+/* Picks the format with the highest sniff score and parses with it (the
+ * file name only breaks ties; it may be NULL). r must have been set up with
+ * import_result_init(). FP_BAD_FILE (with r->message) when no format claims
+ * the bytes or the chosen one refuses them; FP_TOO_LARGE past
+ * IMPORT_MAX_BYTES. On FP_OK, r->films may be empty (a header-only export)
+ * and r->errors lists the rows skipped. */
 fp_err import_parse(const unsigned char *data, size_t len, const char *filename,
                     import_result *r) FP_WARN_UNUSED;
 

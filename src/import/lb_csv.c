@@ -29,9 +29,13 @@
  *   fresh parser, at the next physical line, so one bad quote costs one row,
  *   not the rest of the file. The same restart applies to a record that
  *   spans several lines and has the wrong field count (an opening quote that
- *   was closed by chance further down). Restart points only move forward,
- *   and the bytes fed to libcsv are capped at LBCSV_FEED_FACTOR times the
- *   input, after which reading stops with a row error saying where.
+ *   was closed by chance further down). Restart points only move forward.
+ *   The work stays linear: a line that keeps a quoted field open cannot
+ *   itself open one when read afresh (the quote runs would need to be both
+ *   even and odd), so a line is re-read at most about twice. As a backstop
+ *   against a flaw in that argument, the bytes fed to libcsv are capped at
+ *   LBCSV_FEED_FACTOR times the input; past it reading stops with a row
+ *   error saying where.
  */
 #include <csv.h>
 #include <stdbool.h>
@@ -52,6 +56,7 @@
 #define LBCSV_YEAR_MAX 2200
 #define LBCSV_SNIFF_BYTES 4096    /* of the first line */
 #define LBCSV_FEED_FACTOR 4
+#define LBCSV_BLK_SIZE (64 * 1024) /* libcsv field buffer growth step */
 #define LBCSV_LIST_MAGIC "Letterboxd list export"
 #define LBCSV_EXPECTED "Date,Name,Year,Letterboxd URI"
 
@@ -120,11 +125,14 @@ static void lbcsv_init_parser(struct csv_parser *p)
     (void)rc;
     csv_set_realloc_func(p, fp_realloc);
     csv_set_free_func(p, fp_free);
+    /* libcsv grows its field buffer linearly, by this much a step (default
+     * 128 bytes): a 1 MiB field would take 8192 reallocs. */
+    csv_set_blk_size(p, LBCSV_BLK_SIZE);
 }
 
 static void lbcsv_clear_record(lbcsv *c)
 {
-    for (size_t i = 0; i < LBCSV_MAX_COLS; i++)
+    for (size_t i = 0; i < c->nfields && i < LBCSV_MAX_COLS; i++)
         FP_FREE(c->hdr[i]);
     FP_FREE(c->name.s);
     FP_FREE(c->year.s);
@@ -404,31 +412,42 @@ static size_t lbcsv_next_line(const unsigned char *d, size_t len, size_t off)
     return off;
 }
 
-/* Records the broken record and re-reads from the line after its start. */
-static void lbcsv_recover(lbcsv *c, size_t *off, const char *fmt_reason, size_t err_line)
+/* Moves the read position to the line after the one the last record
+ * started on. */
+static void lbcsv_reread(lbcsv *c, size_t *off)
+{
+    *off = lbcsv_next_line(c->data, c->len, c->rec_off);
+    c->line = c->rec_line + 1;
+    c->restart = false;
+}
+
+/* Reports the broken record and re-reads from the line after its start with
+ * a fresh parser (libcsv has no way back from CSV_EPARSE). */
+static void lbcsv_recover(lbcsv *c, size_t *off, const char *reason, size_t err_line)
 {
     if (c->state == LBCSV_HEADER) {
         c->fatal = import__refuse(c->out, FP_BAD_FILE,
                                   "the header (line %zu) is not valid CSV: %s on line %zu",
-                                  c->rec_line, fmt_reason, err_line);
+                                  c->rec_line, reason, err_line);
         return;
     }
     if (err_line == c->rec_line)
-        import__row_error(c->out, c->rec_line, "%s", fmt_reason);
+        import__row_error(c->out, c->rec_line, "%s", reason);
     else
-        import__row_error(c->out, c->rec_line, "%s on line %zu", fmt_reason, err_line);
+        import__row_error(c->out, c->rec_line, "%s on line %zu", reason, err_line);
     csv_free(&c->p);
     lbcsv_init_parser(&c->p);
     lbcsv_clear_record(c);
     c->in_record = false;
-    *off = lbcsv_next_line(c->data, c->len, c->rec_off);
-    c->line = c->rec_line + 1;
+    lbcsv_reread(c, off);
 }
 
+/* True when libcsv would start a record in these bytes: it skips spaces,
+ * tabs and line breaks between records. */
 static bool lbcsv_has_content(const unsigned char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (!lbcsv_space(s[i]))
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
             return true;
     return false;
 }
@@ -476,9 +495,7 @@ static fp_err lbcsv_run(lbcsv *c, size_t start)
                 continue;
             }
             if (c->restart) {
-                c->restart = false;
-                off = lbcsv_next_line(d, len, c->rec_off);
-                c->line = c->rec_line + 1;
+                lbcsv_reread(c, &off);
                 continue;
             }
             /* A CR directly followed by LF is one line break. */
@@ -497,9 +514,7 @@ static fp_err lbcsv_run(lbcsv *c, size_t start)
         if (c->fatal != FP_OK)
             return c->fatal;
         if (c->restart) {
-            c->restart = false;
-            off = lbcsv_next_line(d, len, c->rec_off);
-            c->line = c->rec_line + 1;
+            lbcsv_reread(c, &off);
             continue;
         }
         return FP_OK;
@@ -509,6 +524,12 @@ static fp_err lbcsv_run(lbcsv *c, size_t start)
 static size_t lbcsv_bom(const unsigned char *data, size_t len)
 {
     return len >= 3 && data[0] == 0xEF && data[1] == 0xBB && data[2] == 0xBF ? 3 : 0;
+}
+
+static bool lbcsv_utf16(const unsigned char *data, size_t len)
+{
+    return len >= 2 &&
+           ((data[0] == 0xFF && data[1] == 0xFE) || (data[0] == 0xFE && data[1] == 0xFF));
 }
 
 static fp_err lbcsv_parse(const unsigned char *data, size_t len, import_result *out)
@@ -525,7 +546,7 @@ static fp_err lbcsv_parse(const unsigned char *data, size_t len, import_result *
     if (len > IMPORT_MAX_BYTES)
         return import__refuse(out, FP_TOO_LARGE, "the file is %zu bytes; the limit is %u MiB",
                               len, IMPORT_MAX_BYTES / (1024u * 1024u));
-    if (len >= 2 && ((data[0] == 0xFF && data[1] == 0xFE) || (data[0] == 0xFE && data[1] == 0xFF)))
+    if (lbcsv_utf16(data, len))
         return import__refuse(out, FP_BAD_FILE,
                               "the file is UTF-16; Letterboxd exports are UTF-8 CSV");
 
@@ -593,7 +614,7 @@ static int lbcsv_sniff(const unsigned char *data, size_t len, const char *filena
     size_t end = start;
     while (end < len && end - start < LBCSV_SNIFF_BYTES && data[end] != '\n' && data[end] != '\r')
         end++;
-    if (len >= 2 && ((data[0] == 0xFF && data[1] == 0xFE) || (data[0] == 0xFE && data[1] == 0xFF)))
+    if (lbcsv_utf16(data, len))
         return 10; /* UTF-16 text: claim it weakly so the refusal can say why */
     if (end == start)
         return 0;

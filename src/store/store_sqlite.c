@@ -127,6 +127,7 @@ struct store {
     pthread_mutex_t write_mu;
     const store_sqlite_migration *migs;
     size_t n_migs;
+    int busy_timeout_ms;
     int crash_before_commit;
 };
 
@@ -166,8 +167,17 @@ static fp_err sq_fail(sqlite3 *db, int rc, const char *op)
     default:
         break;
     }
-    fp_log(level, event, "{s:s,s:i,s:s,s:s}", "op", op, "sqlite_code", rc, "error",
-           msg ? msg : "", "file", file ? file : "");
+    if (!msg)
+        msg = "";
+    if (!file)
+        file = "";
+    /* The usual cause of a missing table is a database nobody migrated. */
+    if (strstr(msg, "no such table"))
+        fp_log(level, event, "{s:s,s:i,s:s,s:s,s:s}", "op", op, "sqlite_code", rc, "error", msg,
+               "file", file, "hint", "run `filmpicker migrate up`");
+    else
+        fp_log(level, event, "{s:s,s:i,s:s,s:s}", "op", op, "sqlite_code", rc, "error", msg,
+               "file", file);
     return err;
 }
 
@@ -259,7 +269,9 @@ static fp_err sq_conn_open(store *s, int first, sq_conn **out)
         goto out;
     }
     sqlite3_extended_result_codes(c->db, 1);
-    sqlite3_busy_timeout(c->db, SQ_BUSY_TIMEOUT_MS);
+    pthread_mutex_lock(&s->mu);
+    sqlite3_busy_timeout(c->db, s->busy_timeout_ms);
+    pthread_mutex_unlock(&s->mu);
     if (sqlite3_db_readonly(c->db, "main") == 1) {
         fp_log(FP_LOG_ERROR, "store_io_error", "{s:s,s:s}", "file", s->path, "error",
                "the database file is read-only");
@@ -432,6 +444,11 @@ static fp_err sq_open(const char *url, store **out)
         fp_log(FP_LOG_ERROR, "store_bad_url", "{s:s}", "error", "no SQLite database path given");
         return FP_INVALID;
     }
+    if (!sqlite3_threadsafe()) { /* the pool shares the library between threads */
+        fp_log(FP_LOG_ERROR, "store_error", "{s:s}", "error",
+               "the SQLite library was built without thread support");
+        return FP_STORAGE;
+    }
     s = fp_calloc(1, sizeof *s);
     s->path = fp_strdup(sq_url_path(url));
     /* NOMUTEX: the pool hands each connection to one thread at a time. */
@@ -439,6 +456,7 @@ static fp_err sq_open(const char *url, store **out)
     s->pool_max = strcmp(s->path, ":memory:") == 0 ? 1 : SQ_POOL_MAX;
     s->migs = store_sqlite__migrations;
     s->n_migs = store_sqlite__migrations_len;
+    s->busy_timeout_ms = SQ_BUSY_TIMEOUT_MS;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     pthread_mutex_init(&s->write_mu, NULL);
@@ -463,6 +481,15 @@ void store_sqlite__use_migrations(store *s, const store_sqlite_migration *list, 
 {
     s->migs = list ? list : store_sqlite__migrations;
     s->n_migs = list ? n : store_sqlite__migrations_len;
+}
+
+void store_sqlite__set_busy_timeout(store *s, int ms)
+{
+    pthread_mutex_lock(&s->mu);
+    s->busy_timeout_ms = ms;
+    for (int i = 0; i < s->n_idle; i++)
+        sqlite3_busy_timeout(s->idle[i]->db, ms);
+    pthread_mutex_unlock(&s->mu);
 }
 
 void store_sqlite__crash_before_commit(store *s, int on)
@@ -971,11 +998,11 @@ static fp_err sq_films_load(store *s, const int64_t *ids, size_t n, film_list *o
         int rc;
         while ((rc = sqlite3_step(st)) == SQLITE_ROW)
             sq_read_film(st, film_list_push(&rows));
-        sq_done(st);
-        if (rc != SQLITE_DONE) {
+        if (rc != SQLITE_DONE)
             err = sq_fail(c->db, rc, "films_load");
-            break;
-        }
+        sq_done(st);
+        if (err != FP_OK || rows.len == 0)
+            continue;
         qsort(rows.items, rows.len, sizeof *rows.items, sq_cmp_film_id);
         for (size_t i = 0; i < len; i++) {
             film key = {.id = ids[base + i]};

@@ -31,6 +31,10 @@ extern const size_t store_sqlite__migrations_len;
  * list must outlive s. NULL restores the built-in list. */
 void store_sqlite__use_migrations(store *s, const store_sqlite_migration *list, size_t n);
 
+/* How long a connection waits for another process's lock before the call
+ * fails with FP_UNAVAILABLE (default 5000 ms); tests shorten it. */
+void store_sqlite__set_busy_timeout(store *s, int ms);
+
 /* Crash simulation for the atomic-replace test: when on, watchlist_put calls
  * _exit(1) after writing the row and before COMMIT. Only for a forked child. */
 void store_sqlite__crash_before_commit(store *s, int on);

@@ -143,12 +143,14 @@ def _flag_args(flags):
 class FakeBoxd:
     """The fake Letterboxd (tools/fakeboxd) as a context manager.
 
-    Attributes once started: url ("http://127.0.0.1:PORT"), port, proc,
-    log_path (its stdout and stderr).
+    start_timeout (not a flag) bounds the wait for the port; raise it for a
+    huge --universe under the sanitizers. Attributes once started: url
+    ("http://127.0.0.1:PORT"), port, proc, log_path (its stdout and stderr).
     """
 
-    def __init__(self, **flags):
+    def __init__(self, start_timeout=START_TIMEOUT, **flags):
         self.flags = dict(flags)
+        self.start_timeout = start_timeout
         self.proc = None
         self.port = None
         self.url = None
@@ -179,7 +181,7 @@ class FakeBoxd:
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + self.start_timeout
         while True:
             if self.proc.poll() is not None:
                 rc = self.proc.returncode
@@ -194,7 +196,7 @@ class FakeBoxd:
             if time.monotonic() >= deadline:
                 self.stop(raise_on_error=False)
                 raise TimeoutError("fakeboxd did not listen within %.0f s\n%s"
-                                   % (START_TIMEOUT, self.log_text()))
+                                   % (self.start_timeout, self.log_text()))
             time.sleep(0.02)
 
     @staticmethod

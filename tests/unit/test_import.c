@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <zip.h>
@@ -18,8 +19,10 @@
 #include "import/import.h"
 
 #define H "Date,Name,Year,Letterboxd URI\n"
-#define QUOTE_IN_FIELD "a quote inside an unquoted field (quotes must be doubled inside a quoted field)"
-#define TEXT_AFTER_QUOTE "text after a closing quote (a quote inside a quoted field must be doubled)"
+#define QUOTE_IN_FIELD \
+    "a quote inside an unquoted field (quotes must be doubled inside a quoted field)"
+#define TEXT_AFTER_QUOTE \
+    "text after a closing quote (a quote inside a quoted field must be doubled)"
 
 typedef struct want_film {
     const char *title;
@@ -156,7 +159,8 @@ static const csv_case csv_cases[] = {
      {{0}}, "the header (line 1) is not valid CSV: unterminated quoted field"},
     {"columns found by name in any order and case", " year , NAME \n2000,A\n,B\n", 0, FP_OK, 2,
      {{"A", 2000, NULL, NULL}, {"B", 0, NULL, NULL}}, 0, {{0}}, NULL},
-    {"ratings.csv columns", "Date,Name,Year,Letterboxd URI,Rating\nd,A,2000,https://boxd.it/a,4.5\n",
+    {"ratings.csv columns",
+     "Date,Name,Year,Letterboxd URI,Rating\nd,A,2000,https://boxd.it/a,4.5\n",
      0, FP_OK, 1, {{"A", 2000, "https://boxd.it/a", NULL}}, 0, {{0}}, NULL},
     {"URI forms",
      H "d,A,1972,https://letterboxd.com/film/the-godfather/\n"
@@ -189,7 +193,8 @@ static const csv_case csv_cases[] = {
       {"Film Two", 2002, "https://boxd.it/hQYA", NULL}},
      1, {{10, "missing Name"}}, NULL},
     {"list export without entries table",
-     "Letterboxd list export v7\nDate,Name,Tags,URL,Description\n2024-05-19,L,,https://boxd.it/v,\n",
+     "Letterboxd list export v7\nDate,Name,Tags,URL,Description\n"
+     "2024-05-19,L,,https://boxd.it/v,\n",
      0, FP_BAD_FILE, 0, {{0}}, 0, {{0}}, "Letterboxd list export without an entries table"},
     {"UTF-16 text", "\xFF\xFE" "D\0a\0", 6, FP_BAD_FILE, 0, {{0}}, 0, {{0}}, "UTF-16"},
 };
@@ -309,7 +314,8 @@ static void test_huge_lines(void **state)
     fp_free(in);
 
     in = fp_printf("Letterboxd list export v7\nDate,Name,Tags,URL,Description\nd,L,,u,\n\n"
-                   "Position,Name,Year,URL,Description\n1,Listed,1999,https://boxd.it/k,\"%s\n%s\"\n"
+                   "Position,Name,Year,URL,Description\n"
+                   "1,Listed,1999,https://boxd.it/k,\"%s\n%s\"\n"
                    "2,Next,2000,https://boxd.it/n,\n",
                    filler, filler);
     assert_int_equal(import_format_lb_csv.parse((unsigned char *)in, strlen(in), &r), FP_OK);
@@ -433,16 +439,17 @@ static void put_le32(unsigned char *p, uint32_t v)
     p[3] = (unsigned char)(v >> 24);
 }
 
-/* Rewrites the uncompressed size of every entry, in the local headers and
- * the central directory alike, so the archive stays self-consistent. */
-static size_t patch_sizes(unsigned char *z, size_t len, uint32_t size)
+/* Rewrites the uncompressed size of every entry in the central directory
+ * and, with local_too, in the local headers, so the archive stays
+ * self-consistent. */
+static size_t patch_sizes(unsigned char *z, size_t len, uint32_t size, bool local_too)
 {
     size_t patched = 0;
     for (size_t i = 0; i + 46 <= len; i++) {
         if (memcmp(z + i, "PK\x01\x02", 4) == 0) {
             put_le32(z + i + 24, size);
             patched++;
-        } else if (memcmp(z + i, "PK\x03\x04", 4) == 0 && i + 30 <= len) {
+        } else if (local_too && memcmp(z + i, "PK\x03\x04", 4) == 0) {
             put_le32(z + i + 22, size);
             patched++;
         }
@@ -635,6 +642,13 @@ static void test_zip_corrupt(void **state)
             memset(bad + i, 0xEE, 16);
     expect_corrupt(bad, len, "not a readable zip archive: ");
     fp_free(bad);
+
+    /* Central directory and local header disagree on the size. */
+    bad = fp_malloc(len);
+    memcpy(bad, z, len);
+    assert_int_equal(patch_sizes(bad, len, 7, false), 2);
+    expect_corrupt(bad, len, "not a readable zip archive: ");
+    fp_free(bad);
     fp_free(z);
 }
 
@@ -645,12 +659,12 @@ static void test_zip_claims_huge_size(void **state)
     const zentry e[] = {{"watchlist.csv", wl_csv, 0}};
     size_t len;
     unsigned char *z = make_zip(e, 1, &len);
-    assert_int_equal(patch_sizes(z, len, 0xFFFFFF00u), 2);
+    assert_int_equal(patch_sizes(z, len, 0xFFFFFF00u, true), 2);
     import_result r;
     import_result_init(&r);
     assert_int_equal(import_parse(z, len, "export.zip", &r), FP_TOO_LARGE);
-    assert_string_equal(r.message,
-                        "watchlist.csv in the zip unpacks to 4294967040 bytes; the limit is 32 MiB");
+    assert_string_equal(r.message, "watchlist.csv in the zip unpacks to 4294967040 bytes; "
+                                   "the limit is 32 MiB");
     assert_int_equal(r.films.len, 0);
     import_result_free(&r);
     fp_free(z);
@@ -677,11 +691,12 @@ static void test_zip_bomb(void **state)
                         "watchlist.csv in the zip unpacks to 34603008 bytes; the limit is 32 MiB");
     import_result_free(&r);
 
-    assert_int_equal(patch_sizes(z, len, 1000), 2);
-    fp_err rc = import_parse(z, len, NULL, &r);
-    print_message("lying bomb: rc=%s message=%s\n", fp_err_code(rc), r.message);
-    assert_true(rc == FP_TOO_LARGE || rc == FP_BAD_FILE);
-    assert_non_null(r.message);
+    /* libzip (1.7.3) inflates past a declared size without complaint: the
+     * read limit is what stops it. */
+    assert_int_equal(patch_sizes(z, len, 1000, true), 2);
+    assert_int_equal(import_parse(z, len, NULL, &r), FP_TOO_LARGE);
+    assert_string_equal(r.message, "watchlist.csv in the zip unpacks to more than 32 MiB "
+                                   "(its header claims 1000 bytes)");
     assert_int_equal(r.films.len, 0);
     import_result_free(&r);
     fp_free(z);

@@ -891,6 +891,44 @@ static void test_replace_survives_crash(void **state)
     remove_tree(dir);
 }
 
+/* Another process holding the write lock past the timeout: FP_UNAVAILABLE
+ * for writers, while WAL readers carry on. */
+static void test_lock_timeout_is_unavailable(void **state)
+{
+    (void)state;
+    char *dir = make_tmpdir();
+    char *path = fp_printf("%s/locked.db", dir);
+    store *s = open_migrated(path);
+    uint8_t key[32];
+    fill_key(key, 3);
+    assert_int_equal(B->watchlist_put(s, key, (const uint8_t *)"v1", 2, 1, -1, NULL), FP_OK);
+    store_sqlite__set_busy_timeout(s, 150);
+
+    sqlite3 *other = NULL;
+    assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE; DELETE FROM watchlists;", NULL, NULL, NULL),
+                     SQLITE_OK);
+
+    assert_int_equal(B->watchlist_put(s, key, (const uint8_t *)"v2", 2, 2, -1, NULL), FP_UNAVAILABLE);
+    assert_int_equal(B->watchlist_delete(s, key), FP_UNAVAILABLE);
+    fspec f = {0, NULL, NULL, NULL, "Locked Out", 2000};
+    film fl;
+    spec_to_film(&f, &fl);
+    assert_int_equal(B->films_resolve(s, &fl, 1), FP_UNAVAILABLE);
+    assert_int_equal(fl.id, 0);
+    film_clear(&fl);
+    expect_watchlist(s, key, "v1", 1, 1); /* readers see the last commit */
+    assert_int_equal(B->ping(s), FP_OK);
+
+    assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(other);
+    assert_int_equal(B->watchlist_put(s, key, (const uint8_t *)"v2", 2, 2, 1, NULL), FP_OK);
+    expect_watchlist(s, key, "v2", 2, 2);
+    B->close(s);
+    fp_free(path);
+    remove_tree(dir);
+}
+
 /* ---- privacy ----------------------------------------------------------- */
 
 /* memmem is a GNU extension; the build is POSIX + _DEFAULT_SOURCE. */
@@ -1138,6 +1176,7 @@ int main(void)
         cmocka_unit_test(test_films_load),
         cmocka_unit_test(test_watchlist_versions),
         cmocka_unit_test(test_replace_survives_crash),
+        cmocka_unit_test(test_lock_timeout_is_unavailable),
         cmocka_unit_test(test_privacy_of_files),
         cmocka_unit_test(test_concurrent_use),
     };

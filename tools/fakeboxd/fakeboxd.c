@@ -71,7 +71,7 @@ typedef struct fb_reply {
     const char *allow;
 } fb_reply;
 
-static void usage(FILE *to)
+static void fb__usage(FILE *to)
 {
     fputs(
         "usage: fakeboxd [options]\n"
@@ -321,7 +321,12 @@ static void fb__site(fb_server *srv, const char *url, const char *method, fb_rep
         break;
     }
 
-    fb_user_list(&srv->catalog, &user, cfg->common, &films, &nfilms);
+    /* A garbage page still shows some of the films the user has, in its
+     * unknown markup, so it can't pass for an empty list. */
+    fb_user listed = user;
+    if (user.behaviour == FB_USER_GARBAGE)
+        listed.behaviour = FB_USER_NORMAL;
+    fb_user_list(&srv->catalog, &listed, cfg->common, &films, &nfilms);
     fb_page_view view = {
         .catalog = &srv->catalog,
         .user = &user,
@@ -332,13 +337,6 @@ static void fb__site(fb_server *srv, const char *url, const char *method, fb_rep
         .per_page = cfg->per_page,
     };
     if (user.behaviour == FB_USER_GARBAGE) {
-        /* Garbage pages show some films in their unknown markup. */
-        fb_user tmp = user;
-        tmp.behaviour = FB_USER_NORMAL;
-        free(films);
-        fb_user_list(&srv->catalog, &tmp, cfg->common, &films, &nfilms);
-        view.films = films;
-        view.total = nfilms;
         fb__reply_page(r, MHD_HTTP_OK, fb_render_garbage(&view, &r->body));
         goto out;
     }
@@ -600,6 +598,15 @@ int main(int argc, char **argv)
     int status = 1;
     int catalog_ready = 0;
 
+    /* Block the stop signals first, in every thread to come: one that arrives
+     * while the catalog is being built waits for sigwait below, so even an
+     * early SIGTERM ends in a clean exit. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
     memset(&srv, 0, sizeof(srv));
     srv.cfg = (fb_config){
         .port = 0, .port_file = NULL, .markup = FB_MARKUP_CLASSIC, .per_page = 28,
@@ -612,12 +619,12 @@ int main(int argc, char **argv)
     pthread_condattr_destroy(&cattr);
 
     if (fb__parse_args(argc, argv, &srv.cfg, &help) != FB_OK) {
-        usage(stderr);
+        fb__usage(stderr);
         status = 2;
         goto out;
     }
     if (help) {
-        usage(stdout);
+        fb__usage(stdout);
         status = 0;
         goto out;
     }
@@ -634,13 +641,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "fakeboxd: cannot allocate counters\n");
         goto out;
     }
-
-    /* Block the stop signals in every thread; main waits for them below. */
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
 
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;

@@ -10,7 +10,6 @@
  */
 #include "fb_catalog.h"
 
-#include <jansson.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,18 +179,58 @@ static void fb__lid(long id, char out[8])
     out[k] = '\0';
 }
 
-/* Claims slug in the set; 1 when it was free. */
-static int fb__claim(json_t *taken, const char *slug)
+/*
+ * A fixed-size open-addressing map from strings to longs, sized for the
+ * whole universe at once (jansson's hashtable was the start-up bottleneck
+ * at a million films). Keys are borrowed: they must outlive the map.
+ */
+typedef struct fb__map {
+    const char **keys;
+    long *vals;
+    size_t mask;
+} fb__map;
+
+static void fb__map_init(fb__map *m, size_t entries)
 {
-    if (json_object_get(taken, slug))
+    size_t cap = 16;
+    while (cap < entries * 2)
+        cap *= 2;
+    m->keys = fb_calloc(cap, sizeof(*m->keys));
+    m->vals = fb_calloc(cap, sizeof(*m->vals));
+    m->mask = cap - 1;
+}
+
+static void fb__map_free(fb__map *m)
+{
+    FB_FREE(m->keys);
+    FB_FREE(m->vals);
+}
+
+/* The slot of key: where it is, or the empty slot where it would go. */
+static size_t fb__map_slot(const fb__map *m, const char *key)
+{
+    size_t i = (size_t)fb_mix64(fb_hash_str(key)) & m->mask;
+    while (m->keys[i] && strcmp(m->keys[i], key) != 0)
+        i = (i + 1) & m->mask;
+    return i;
+}
+
+/* Claims slug (borrowed) in the set; 1 when it was free. The map is sized
+ * for every slug of the catalog, so it never fills up. */
+static int fb__claim(fb__map *taken, const char *slug)
+{
+    size_t i = fb__map_slot(taken, slug);
+    if (taken->keys[i])
         return 0;
-    return json_object_set_new(taken, slug, json_true()) == 0;
+    taken->keys[i] = slug;
+    return 1;
 }
 
 fb_err fb_catalog_init(fb_catalog *c, long universe)
 {
     fb_err err = FB_OK;
-    json_t *taken = NULL;
+    fb__map taken = {0};    /* slugs in use */
+    fb__map counters = {0}; /* base slug (owned copies) -> next number suffix to try */
 
     c->universe = 0;
     c->films = NULL;
@@ -199,11 +238,8 @@ fb_err fb_catalog_init(fb_catalog *c, long universe)
         err = FB_INVALID;
         goto out;
     }
-    taken = json_object();
-    if (!taken) {
-        err = FB_INVALID;
-        goto out;
-    }
+    fb__map_init(&taken, (size_t)universe + 1);
+    fb__map_init(&counters, (size_t)universe + 1);
     c->films = fb_calloc((size_t)universe + 1, sizeof(fb_film));
     c->universe = universe;
 
@@ -213,7 +249,7 @@ fb_err fb_catalog_init(fb_catalog *c, long universe)
     x->title = fb_strdup(FB_XSS_TITLE);
     x->slug = fb_strdup("img-src-x-onerror-alert-1");
     fb__lid(x->lb_id, x->lid);
-    if (!fb__claim(taken, x->slug)) {
+    if (!fb__claim(&taken, x->slug)) {
         err = FB_INVALID;
         goto out;
     }
@@ -227,19 +263,33 @@ fb_err fb_catalog_init(fb_catalog *c, long universe)
         if (fb__is_remake(n) && f->year == c->films[n - 12].year)
             f->year = f->year == FB_YEAR_MAX ? FB_YEAR_MIN : f->year + 1;
         fb__lid(f->lb_id, f->lid);
-        if (fb__claim(taken, base)) {
+        if (fb__claim(&taken, base)) {
             f->slug = base;
             continue;
         }
         f->slug = fb_printf("%s-%d", base, f->year);
-        for (long k = 2; !fb__claim(taken, f->slug); k++) {
-            free(f->slug);
-            f->slug = fb_printf("%s-%ld", base, k);
+        if (!fb__claim(&taken, f->slug)) {
+            /* Resume numbering where this base left off, or a one-word
+             * title shared by thousands of films makes this quadratic. */
+            size_t i = fb__map_slot(&counters, base);
+            long k = counters.keys[i] ? counters.vals[i] : 2;
+            do {
+                free(f->slug);
+                f->slug = fb_printf("%s-%ld", base, k++);
+            } while (!fb__claim(&taken, f->slug));
+            if (!counters.keys[i])
+                counters.keys[i] = fb_strdup(base);
+            counters.vals[i] = k;
         }
         free(base);
     }
 out:
-    json_decref(taken);
+    if (counters.keys) {
+        for (size_t i = 0; i <= counters.mask; i++)
+            free((char *)counters.keys[i]);
+    }
+    fb__map_free(&counters);
+    fb__map_free(&taken);
     if (err != FB_OK)
         fb_catalog_free(c);
     return err;
@@ -369,9 +419,10 @@ void fb_user_list(const fb_catalog *c, const fb_user *u, long common, long **out
     }
 
     if (u->behaviour == FB_USER_XSS) {
-        /* On page 1, and not in place of a film every user shares. */
+        /* Near the top (page 1 at any per-page of 20 or more), and not in
+         * place of a film every user shares. */
         size_t at = k > 2 ? 2 : k - 1;
-        for (size_t i = at; i < k; i++) {
+        for (size_t i = at; i < k && i < 20; i++) {
             if (list[i] > common) {
                 at = i;
                 break;

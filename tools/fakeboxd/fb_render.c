@@ -528,17 +528,17 @@ fb_err fb_render_challenge(const char *path, fb_buf *out)
         "<div class=\"main-wrapper\" role=\"main\"><div class=\"main-content\">"
         "<noscript><div class=\"h2\"><span id=\"challenge-error-text\">Enable JavaScript and cookies to continue</span></div></noscript>"
         "</div></div><script>(function(){window._cf_chl_opt={cvId: '3',cZone: \"letterboxd.com\","
-        "cType: 'managed',cRay: '%012llx',cH: 'fake.%016llx',cUPMDTk: \"%s?__cf_chl_tk=fake-%012llx\","
-        "cFPWv: 'g',cITimeS: '1767225600',cTplC: 0,cTplV: 5,cTplB: 'cf',fa: \"%s?__cf_chl_f_tk=fake-%012llx\","
+        "cType: 'managed',cRay: '%012llx',cH: 'fake.%016llx',cUPMDTk: \"/?__cf_chl_tk=fake-%012llx\","
+        "cFPWv: 'g',cITimeS: '1767225600',cTplC: 0,cTplV: 5,cTplB: 'cf',fa: \"/?__cf_chl_f_tk=fake-%012llx\","
         "md: 'fake',mdrd: 'fake'};var cpo = document.createElement('script');"
         "cpo.src = '/cdn-cgi/challenge-platform/h/g/orchestrate/chl_page/v1?ray=%012llx';"
         "window._cf_chl_opt.cOgUHash = location.hash === '' && location.href.indexOf('#') !== -1 ? '#' : location.hash;"
         "window._cf_chl_opt.cOgUQuery = location.search === '' && location.href.slice(0, location.href.length - window._cf_chl_opt.cOgUHash.length).indexOf('?') !== -1 ? '?' : location.search;"
         "if (window.history && window.history.replaceState) {var ogU = location.pathname + window._cf_chl_opt.cOgUQuery + window._cf_chl_opt.cOgUHash;"
-        "history.replaceState(null, null, \"%s?__cf_chl_rt_tk=fake-%012llx\" + window._cf_chl_opt.cOgUHash);"
+        "history.replaceState(null, null, \"/?__cf_chl_rt_tk=fake-%012llx\" + window._cf_chl_opt.cOgUHash);"
         "cpo.onload = function() {history.replaceState(null, null, ogU);}}"
         "document.getElementsByTagName('head')[0].appendChild(cpo);}());</script></body></html>",
-        ray, (unsigned long long)h, "/", ray, "/", ray, ray, "/", ray);
+        ray, (unsigned long long)h, ray, ray, ray, ray);
 }
 
 fb_err fb_render_unavailable(fb_buf *out)

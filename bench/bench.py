@@ -1,0 +1,177 @@
+#!/usr/bin/python3
+"""FilmPicker benchmarks (see bench/README.md). Needs a build (scripts/build.sh)
+and wrk. Prints the figures the README reports; nothing here asserts a time.
+
+  bench/bench.py warm     POST /api/scrape/ for 4 stored lists of 1000 films,
+                          wrk -t2 -c16, beside a bare libmicrohttpd server
+  bench/bench.py cold     4 x 1000 films (36 pages each), 100 ms per page,
+                          host limit 8 and 16, each page fetched once
+  bench/bench.py scrapy   the same pages crawled by Scrapy at 16 (Debian's
+                          python3-scrapy), for comparison
+  bench/bench.py memory   resident memory at idle and during the warm run
+  bench/bench.py all
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+os.environ.setdefault("FP_BUILD_DIR", os.path.join(HERE, "..", "build"))
+import harness  # noqa: E402
+
+USERS = ["alice_n1000", "bob_n1000", "carol_n1000", "dave_n1000"]
+WRK_SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+
+
+def rss_kb(pid, field="VmRSS"):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def wrk(url, script=None):
+    cmd = ["wrk", "-t2", "-c16", "-d%ds" % WRK_SECONDS, "--latency"]
+    if script:
+        cmd += ["-s", script]
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return {"rps": rps, "p99_ms": float(p99.group(1)) * scale,
+            "non2xx": int(non2xx.group(1)) if non2xx else 0, "raw": out}
+
+
+def scrape_body(users):
+    return json.dumps({"usernames": [{"name": u, "type": "lb"} for u in users]})
+
+
+def warm(report_memory=False):
+    with harness.FakeBoxd(size=1000, common=100, per_page=28) as fake, \
+            harness.FilmPicker(fake=fake, env={"FILMPICKER_LOG_LEVEL": "warn"}) as fp:
+        status, body = fp.json("POST", "/api/scrape/", json.loads(scrape_body(USERS)),
+                               timeout=60)
+        assert status == 200, (status, body)
+        time.sleep(0.5)
+        idle_rss = rss_kb(fp.proc.pid)
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+            lua.write('wrk.method = "POST"\nwrk.body = %s\n'
+                      'wrk.headers["Content-Type"] = "application/json"\n'
+                      % json.dumps(scrape_body(USERS)))
+        peak = [0]
+        stop = threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                peak[0] = max(peak[0], rss_kb(fp.proc.pid))
+                time.sleep(0.1)
+        t = threading.Thread(target=sample)
+        t.start()
+        try:
+            app = wrk(fp.url + "/api/scrape/", lua.name)
+        finally:
+            stop.set()
+            t.join()
+            os.unlink(lua.name)
+        hwm = rss_kb(fp.proc.pid, "VmHWM")
+    port = harness.free_port()
+    bare = subprocess.Popen([os.path.join(os.environ["FP_BUILD_DIR"], "bench", "bare_mhd"),
+                             str(port)], stdout=subprocess.PIPE)
+    try:
+        harness.wait_until(lambda: _listening(port), what="bare_mhd listening")
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+            lua.write('wrk.method = "POST"\nwrk.body = %s\n'
+                      'wrk.headers["Content-Type"] = "application/json"\n'
+                      % json.dumps(scrape_body(USERS)))
+        ceiling = wrk("http://127.0.0.1:%d/api/scrape/" % port, lua.name)
+        os.unlink(lua.name)
+    finally:
+        bare.terminate()
+        bare.wait(timeout=10)
+    print("warm: filmpicker %.0f req/s, p99 %.2f ms, non-2xx %d"
+          % (app["rps"], app["p99_ms"], app["non2xx"]))
+    print("warm: bare libmicrohttpd %.0f req/s, p99 %.2f ms"
+          % (ceiling["rps"], ceiling["p99_ms"]))
+    print("warm: ratio %.2f (goal >= 0.50), p99 goal < 5 ms" % (app["rps"] / ceiling["rps"]))
+    if report_memory:
+        print("memory: idle (4 lists stored) %.1f MB resident; during warm run peak %.1f MB "
+              "(VmHWM %.1f MB); goals < 30 MB idle, < 100 MB under load"
+              % (idle_rss / 1024, peak[0] / 1024, hwm / 1024))
+
+
+def _listening(port):
+    import socket
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def cold_run(limit):
+    with harness.FakeBoxd(size=1000, common=100, per_page=28, latency_ms=100) as fake, \
+            harness.FilmPicker(fake=fake, env={"FILMPICKER_LOG_LEVEL": "warn",
+                                               "FILMPICKER_HOST_CONCURRENCY": str(limit),
+                                               "FILMPICKER_COMPAT_WAIT_MS": "60000"}) as fp:
+        fake.reset()
+        t0 = time.monotonic()
+        status, body = fp.json("POST", "/api/scrape/", json.loads(scrape_body(USERS)),
+                               timeout=120)
+        took = time.monotonic() - t0
+        assert status == 200, (status, body)
+        stats = fake.stats()
+    pages = stats["pages"]
+    once = all(c == 1 for c in pages.values())
+    peak = max(stats["peak_concurrency"].values())
+    return took, len(pages), once, peak, stats["requests_total"]
+
+
+def cold():
+    for limit in (8, 16):
+        took, npages, once, peak, total = cold_run(limit)
+        print("cold: host limit %d: %.3f s end to end, %d distinct pages, %d requests, "
+              "each page once: %s, peak concurrency %d"
+              % (limit, took, npages, total, "yes" if once else "NO", peak))
+
+
+def scrapy():
+    try:
+        import scrapy  # noqa: F401
+    except ImportError:
+        print("scrapy: python3-scrapy is not installed (apt-get install python3-scrapy)")
+        return
+    spider = os.path.join(HERE, "scrapy_watchlists.py")
+    with harness.FakeBoxd(size=1000, common=100, per_page=28, latency_ms=100) as fake:
+        fake.reset()
+        t0 = time.monotonic()
+        subprocess.run(["/usr/bin/python3", spider, fake.url, "16"] + USERS, check=True,
+                       capture_output=True)
+        took = time.monotonic() - t0
+        stats = fake.stats()
+    print("scrapy: concurrency 16: %.3f s for %d pages (%d requests, peak %d), "
+          "process start included" % (took, len(stats["pages"]), stats["requests_total"],
+                                      max(stats["peak_concurrency"].values())))
+
+
+def main():
+    what = sys.argv[1] if len(sys.argv) > 1 else "all"
+    if what in ("warm", "all", "memory"):
+        warm(report_memory=True)
+    if what in ("cold", "all"):
+        cold()
+    if what in ("scrapy", "all"):
+        scrapy()
+    if what in ("intersect", "all"):
+        print(subprocess.run([os.path.join(os.environ["FP_BUILD_DIR"], "bench",
+                                           "bench_intersect")],
+                             capture_output=True, text=True, check=True).stdout.strip())
+
+
+if __name__ == "__main__":
+    main()
