@@ -266,8 +266,7 @@ static bool lbcsv_uri_ok(const char *s, size_t n, const char **slug, size_t *slu
                 return false;
         return true;
     }
-    bool www = lbcsv_prefix(&s, &n, "www.");
-    (void)www;
+    lbcsv_prefix(&s, &n, "www."); /* optional */
     if (!lbcsv_prefix(&s, &n, "letterboxd.com/film/"))
         return false;
     if (n && s[n - 1] == '/')

@@ -6,7 +6,7 @@
  * optional) in one of three markup generations (fb_render.h), with lists
  * drawn from a deterministic film universe (fb_catalog.h): the same flags
  * and username always give the same bytes. Username prefixes select failure
- * behaviours (see usage()). /_fake/... endpoints let tests read the expected
+ * behaviours (see fb__usage()). /_fake/... endpoints let tests read the expected
  * data and the request counters (fb_stats.h).
  *
  * Binds 127.0.0.1 only. One thread per connection (libmicrohttpd), so

@@ -1,0 +1,280 @@
+#!/usr/bin/python3
+"""Integration tests of the command line (build/filmpicker pick, scrape,
+import, migrate) against the fake Letterboxd site, in every markup
+generation, and of fetch de-duplication through the server."""
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+EXE = os.path.join(harness.build_dir(), "filmpicker")
+DATA = os.environ.get("FP_TEST_DATA", os.path.join(os.path.dirname(__file__), "..", "data"))
+
+
+def run(args, env, timeout=120):
+    full = {k: v for k, v in os.environ.items() if not k.startswith("FILMPICKER_")}
+    full.update(env)
+    return subprocess.run([EXE] + args, env=full, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+class CliEnv:
+    def __init__(self, fake):
+        self.tmp = tempfile.TemporaryDirectory(prefix="fp-cli-")
+        self.env = {
+            "FILMPICKER_DATABASE": os.path.join(self.tmp.name, "fp.db"),
+            "FILMPICKER_SECRET_KEY_FILE": os.path.join(self.tmp.name, "fp.key"),
+            "FILMPICKER_LETTERBOXD_URL": fake.url,
+        }
+
+    def close(self):
+        self.tmp.cleanup()
+
+
+def common_of(fake, users):
+    sets = [{f["lb_id"] for f in fake.films(u)} for u in users]
+    out = sets[0]
+    for s in sets[1:]:
+        out &= s
+    return out
+
+
+class TestPickEveryMarkup(unittest.TestCase):
+    def test_pick_matches_independent_intersection(self):
+        users = ["ann_n300", "ben_n250", "cat_n320"]
+        for markup in ("classic", "react2025", "react2026"):
+            with self.subTest(markup=markup), \
+                    harness.FakeBoxd(markup=markup, common=40, universe=3000) as fake:
+                env = CliEnv(fake)
+                try:
+                    profiles = [users[0], "https://letterboxd.com/%s/" % users[1],
+                                "@" + users[2]]
+                    r = run(["pick", "--json", "--limit", "100000"] + profiles, env.env)
+                    self.assertEqual(r.returncode, 0, r.stderr)
+                    out = json.loads(r.stdout)
+                    want = common_of(fake, users)
+                    self.assertGreaterEqual(len(want), 40)
+                    got = {f["letterboxd_id"] for f in out["common"]}
+                    self.assertEqual(got, want)
+                    self.assertEqual(out["common_count"], len(want))
+                    self.assertEqual(out["participants"], 3)
+                    self.assertIn(out["rolled"]["letterboxd_id"], want)
+                    # titles and years as the site gives them
+                    by_id = {f["lb_id"]: f for f in fake.films(users[0])}
+                    for f in out["common"]:
+                        self.assertEqual(f["title"], by_id[f["letterboxd_id"]]["title"])
+                        if markup != "classic":  # classic pages carry no year
+                            self.assertEqual(f["year"], by_id[f["letterboxd_id"]]["year"])
+                    # every page fetched once: stored lists are reused next time
+                    pages = fake.stats()["pages"]
+                    self.assertTrue(all(c == 1 for c in pages.values()), pages)
+                    before = fake.stats()["requests_total"]
+                    r = run(["pick", "--json"] + profiles, env.env)
+                    self.assertEqual(r.returncode, 0, r.stderr)
+                    self.assertEqual(fake.stats()["requests_total"], before)
+                finally:
+                    env.close()
+
+    def test_seed_is_reproducible_and_table_output(self):
+        with harness.FakeBoxd(common=30) as fake:
+            env = CliEnv(fake)
+            try:
+                a = json.loads(run(["pick", "--json", "--seed", "7", "x1", "x2"],
+                                   env.env).stdout)["rolled"]
+                b = json.loads(run(["pick", "--json", "--seed", "7", "x1", "x2"],
+                                   env.env).stdout)["rolled"]
+                self.assertEqual(a, b)
+                r = run(["pick", "x1", "x2"], env.env)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertIn("on all 2 lists", r.stdout)
+                self.assertIn("Rolled:", r.stdout)
+            finally:
+                env.close()
+
+    def test_most_lists_ranking_when_nothing_is_common(self):
+        with harness.FakeBoxd(common=0, size=300, universe=1500) as fake:
+            env = CliEnv(fake)
+            try:
+                users = ["p1", "p2", "p3", "p4"]
+                out = json.loads(run(["pick", "--json"] + users, env.env).stdout)
+                lists = [{f["lb_id"] for f in fake.films(u)} for u in users]
+                counts = {}
+                for s in lists:
+                    for i in s:
+                        counts[i] = counts.get(i, 0) + 1
+                want_common = {i for i, c in counts.items() if c == 4}
+                self.assertEqual({f["letterboxd_id"] for f in out["common"]}, want_common)
+                self.assertLess(len(want_common), 10)
+                self.assertTrue(out["most"])
+                prev = 4
+                for f in out["most"]:
+                    self.assertEqual(f["lists"], counts[f["letterboxd_id"]])
+                    self.assertLessEqual(f["lists"], prev)
+                    self.assertLess(f["lists"], 4)
+                    prev = f["lists"]
+                top = max(c for c in counts.values() if c < 4)
+                self.assertEqual(out["most"][0]["lists"], top)
+            finally:
+                env.close()
+
+
+class TestCliErrors(unittest.TestCase):
+    def test_errors_are_clear(self):
+        with harness.FakeBoxd() as fake:
+            env = CliEnv(fake)
+            try:
+                cases = [
+                    (["pick", "https://evil.com/alice/"], 2, "not a Letterboxd username"),
+                    (["pick", "../etc/passwd"], 2, "not a Letterboxd username"),
+                    (["scrape", "notfound_zed"], 1, "no Letterboxd user"),
+                    (["scrape", "empty_zed"], 1, "private or empty"),
+                    (["scrape", "blocked_zed"], 1, "import your Letterboxd export"),
+                    (["scrape", "garbage_zed"], 1, "page format not recognized"),
+                    (["pick"], 2, "usage"),
+                    (["frobnicate"], 2, "unknown command"),
+                    (["pick", "--bogus", "a"], 2, "unknown option"),
+                    (["pick", "--workers", "zero", "a"], 2, "whole number"),
+                ]
+                for args, code, text in cases:
+                    with self.subTest(args=args):
+                        r = run(args, env.env)
+                        self.assertEqual(r.returncode, code, r.stdout + r.stderr)
+                        self.assertIn(text, r.stderr)
+                # the evil host was never contacted
+                self.assertFalse([p for p in fake.stats()["pages"] if "evil" in p])
+                r = run(["pick", "nobody_a", "notfound_b"], env.env)
+                self.assertEqual(r.returncode, 0)  # one list left: results for it
+                self.assertIn("no Letterboxd user called 'notfound_b'", r.stderr)
+            finally:
+                env.close()
+
+    def test_help_for_every_command(self):
+        for cmd in ("serve", "migrate", "pick", "scrape", "import"):
+            r = run([cmd, "--help"], {})
+            self.assertEqual(r.returncode, 0)
+            self.assertIn("usage: filmpicker " + cmd, r.stdout)
+            self.assertIn("FILMPICKER_LETTERBOXD_URL", r.stdout)
+
+
+class TestScrapeImportMigrate(unittest.TestCase):
+    def test_scrape_lists_the_whole_watchlist(self):
+        with harness.FakeBoxd(size=95, per_page=28) as fake:
+            env = CliEnv(fake)
+            try:
+                r = run(["scrape", "--json", "letterboxd.com/zoe/watchlist/"], env.env)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                got = json.loads(r.stdout)
+                want = fake.films("zoe")
+                self.assertEqual(sorted(f["letterboxd_id"] for f in got),
+                                 sorted(f["lb_id"] for f in want))
+                self.assertEqual(len(fake.stats()["pages"]), 4)  # 95 films / 28 a page
+            finally:
+                env.close()
+
+    def test_import_then_pick_with_a_scraped_friend(self):
+        with harness.FakeBoxd(size=60, common=10) as fake:
+            env = CliEnv(fake)
+            try:
+                friend = fake.films("friend")
+                # an export of 15 films the friend also has, plus 3 others
+                path = os.path.join(env.tmp.name, "watchlist.csv")
+                with open(path, "w", encoding="utf-8", newline="") as f:
+                    f.write("Date,Name,Year,Letterboxd URI\n")
+                    for i, film in enumerate(friend[:15]):
+                        name = film["title"].replace('"', '""')
+                        f.write('2024-01-%02d,"%s",%d,https://boxd.it/t%d\n'
+                                % (i + 1, name, film["year"], i))
+                    f.write('2024-02-01,"Not On Letterboxd, Really",1999,https://boxd.it/zz1\n')
+                    f.write("2024-02-02,Another Unknown,2001,https://boxd.it/zz2\n")
+                    f.write("2024-02-03,Broken Year,abc,https://boxd.it/zz3\n")
+                r = run(["import", path, "--user", "importer", "--json"], env.env)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                rep = json.loads(r.stdout)
+                self.assertEqual(rep["films"], 17)
+                self.assertEqual(rep["row_errors"], 1)
+                self.assertIn("watchlist.csv:19: Year", r.stderr)  # the bad row's line
+                out = json.loads(run(["pick", "--json", "importer", "friend"],
+                                     env.env).stdout)
+                self.assertEqual(sorted(f["letterboxd_id"] for f in out["common"]),
+                                 sorted(f["lb_id"] for f in friend[:15]))
+                # the importer's list was not fetched from the site
+                self.assertFalse([p for p in fake.stats()["pages"] if "importer" in p])
+                bad = os.path.join(env.tmp.name, "notes.txt")
+                with open(bad, "wb") as f:
+                    f.write(b"\x00\x01binary junk")
+                r = run(["import", bad], env.env)
+                self.assertEqual(r.returncode, 1)
+                self.assertIn("notes.txt", r.stderr)
+                r = run(["import", os.path.join(env.tmp.name, "missing.csv")], env.env)
+                self.assertEqual(r.returncode, 1)
+                self.assertIn("no such file", r.stderr)
+            finally:
+                env.close()
+
+    def test_migrate_up_down_status(self):
+        with harness.FakeBoxd() as fake:
+            env = CliEnv(fake)
+            try:
+                r = run(["migrate", "status"], env.env)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                latest = int(r.stdout.split()[4])
+                self.assertIn("schema version 0 of", r.stdout)
+                r = run(["migrate", "up"], env.env)
+                self.assertIn("schema version %d of %d (up to date)" % (latest, latest), r.stdout)
+                db = sqlite3.connect(env.env["FILMPICKER_DATABASE"])
+                tables = {t for (t,) in db.execute("SELECT name FROM sqlite_master")}
+                db.close()
+                self.assertIn("schema_migrations", tables)
+                r = run(["migrate", "down", "0"], env.env)
+                self.assertIn("schema version 0 of", r.stdout)
+                db = sqlite3.connect(env.env["FILMPICKER_DATABASE"])
+                left = {t for (t,) in db.execute(
+                    "SELECT name FROM sqlite_master WHERE type='table'")}
+                db.close()
+                self.assertLessEqual(left, {"schema_migrations"})
+                r = run(["migrate", "sideways"], env.env)
+                self.assertEqual(r.returncode, 2)
+                # a corrupt database file is reported, not a crash
+                with open(env.env["FILMPICKER_DATABASE"], "wb") as f:
+                    f.write(b"this is not a database" * 100)
+                for suffix in ("-wal", "-shm"):
+                    p = env.env["FILMPICKER_DATABASE"] + suffix
+                    if os.path.exists(p):
+                        os.unlink(p)
+                r = run(["pick", "someone"], env.env)
+                self.assertEqual(r.returncode, 1)
+                self.assertIn("storage_corrupt", r.stderr)
+            finally:
+                env.close()
+
+
+class TestOneFetchPerPerson(unittest.TestCase):
+    def test_concurrent_requests_share_one_fetch(self):
+        with harness.FakeBoxd(size=200, latency_ms=100) as fake, \
+                harness.FilmPicker(fake=fake) as fp:
+            body = {"usernames": [{"name": "shared_user"}, {"name": "other_user"}]}
+            results = []
+
+            def call():
+                results.append(fp.json("POST", "/api/scrape/", body, timeout=60))
+            threads = [threading.Thread(target=call) for _ in range(6)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            self.assertEqual([s for s, _ in results], [200] * 6)
+            self.assertEqual(len({b["intersection_len"] for _, b in results}), 1)
+            pages = fake.stats()["pages"]
+            self.assertEqual(len(pages), 16)  # 200 films / 28 = 8 pages each
+            self.assertTrue(all(c == 1 for c in pages.values()), pages)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
