@@ -64,7 +64,7 @@ static const cfg_opt cfg_opts[] = {
      "pages fetched per watchlist at most"},
     {"max-age", "FILMPICKER_MAX_AGE", L(max_age_s), "86400", 0, LONG_MAX,
      "seconds a stored watchlist is reused before it is refetched"},
-    {"max-participants", "FILMPICKER_MAX_PARTICIPANTS", L(max_participants), "16", 1, 1000,
+    {"max-participants", "FILMPICKER_MAX_PARTICIPANTS", L(max_participants), "16", 1, 64,
      "participants per request"},
     {"max-body-bytes", "FILMPICKER_MAX_BODY_BYTES", L(max_body_bytes), "65536", 1024,
      16777216, "largest JSON request body"},

@@ -136,23 +136,37 @@ fp_err pick_rank(const pick_set *sets, size_t nsets, uint32_t min_count, pick_ra
     return FP_OK;
 }
 
+/* Per-thread ChaCha20 generator keyed once from the OS, re-keyed after every
+ * use (fast key erasure), so unseeded picks cost no system call. */
+static _Thread_local uint8_t pick__tl_key[32];
+static _Thread_local int pick__tl_ready;
+
 void pick_rng_init(pick_rng *r, const uint64_t *seed)
 {
     memset(r, 0, sizeof *r);
-    if (!seed)
-        return;
-    uint8_t in[8];
-    for (int i = 0; i < 8; i++)
-        in[i] = (uint8_t)(*seed >> (8 * i));
-    crypto_generichash(r->key, sizeof r->key, in, sizeof in, NULL, 0);
     r->seeded = 1;
     r->used = sizeof r->buf;
+    if (seed) {
+        uint8_t in[8];
+        for (int i = 0; i < 8; i++)
+            in[i] = (uint8_t)(*seed >> (8 * i));
+        crypto_generichash(r->key, sizeof r->key, in, sizeof in, NULL, 0);
+        return;
+    }
+    static const uint8_t nonce[crypto_stream_chacha20_NONCEBYTES] = {0};
+    if (!pick__tl_ready) {
+        randombytes_buf(pick__tl_key, sizeof pick__tl_key);
+        pick__tl_ready = 1;
+    }
+    uint8_t block[64];
+    crypto_stream_chacha20(block, sizeof block, nonce, pick__tl_key);
+    memcpy(pick__tl_key, block, 32);
+    memcpy(r->key, block + 32, 32);
+    sodium_memzero(block, sizeof block);
 }
 
 static uint32_t pick__next32(pick_rng *r)
 {
-    if (!r->seeded)
-        return randombytes_random();
     if (r->used + 4 > sizeof r->buf) {
         static const uint8_t nonce[crypto_stream_chacha20_NONCEBYTES] = {0};
         memset(r->buf, 0, sizeof r->buf);
@@ -165,12 +179,20 @@ static uint32_t pick__next32(pick_rng *r)
     return v;
 }
 
+void pick_rng_bytes(pick_rng *r, void *buf, size_t n)
+{
+    uint8_t *out = buf;
+    for (size_t i = 0; i < n; i += 4) {
+        uint32_t v = pick__next32(r);
+        for (size_t k = 0; k < 4 && i + k < n; k++)
+            out[i + k] = (uint8_t)(v >> (8 * k));
+    }
+}
+
 uint32_t pick_rng_uniform(pick_rng *r, uint32_t upper)
 {
     if (upper < 2)
         return 0;
-    if (!r->seeded)
-        return randombytes_uniform(upper);
     uint32_t min = (uint32_t)(-upper) % upper; /* 2^32 mod upper */
     uint32_t v;
     do

@@ -25,9 +25,10 @@ typedef struct pick_ranked {
     uint32_t count; /* on how many lists */
 } pick_ranked;
 
-/* Random source: seeded (reproducible ChaCha20 stream) or from the OS. */
+/* Random source: a ChaCha20 stream keyed from a seed (reproducible) or, with
+ * no seed, from a per-thread generator seeded by the OS (libsodium). */
 typedef struct pick_rng {
-    int seeded;
+    int seeded; /* initialised */
     uint8_t key[32];
     uint64_t block;
     uint8_t buf[64];
@@ -41,8 +42,10 @@ fp_err pick_intersect(const pick_set *sets, size_t nsets, int64_t **out, size_t 
 fp_err pick_rank(const pick_set *sets, size_t nsets, uint32_t min_count, pick_ranked **out,
                  size_t *n) FP_WARN_UNUSED;
 
-/* seed NULL: OS randomness (libsodium); otherwise a reproducible stream. */
+/* seed NULL: unpredictable; otherwise a reproducible stream. */
 void pick_rng_init(pick_rng *r, const uint64_t *seed);
+/* n random bytes (for request ids; not for secrets such as job ids). */
+void pick_rng_bytes(pick_rng *r, void *buf, size_t n);
 /* Uniform in [0, upper) without modulo bias; upper > 0. */
 uint32_t pick_rng_uniform(pick_rng *r, uint32_t upper);
 

@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <sodium.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -88,6 +89,22 @@ typedef struct svc_hot {
     size_t n;
 } svc_hot;
 
+/* The common films of a group whose lists are all in memory, so repeated
+ * warm requests for the same group skip loading and intersecting. Valid while
+ * no list changed since (generation) and within the hot TTL. */
+typedef struct svc_combo {
+    struct svc_combo *next;
+    size_t n;
+    uint8_t *keys; /* n sorted person keys */
+    uint64_t gen;
+    long long expires_ms;
+    int64_t min_fetched_at;
+    int64_t *common;
+    size_t ncommon;
+} svc_combo;
+#define SVC_COMBO_BUCKETS 256
+#define SVC_COMBO_MAX 4096
+
 typedef struct svc_film_entry {
     struct svc_film_entry *next;
     film f;
@@ -116,9 +133,12 @@ struct service {
     int timer_started;
     int stopping;
 
-    pthread_rwlock_t hot_lock;
+    pthread_rwlock_t hot_lock; /* hot lists and combos */
     svc_hot *hot[SVC_HOT_BUCKETS];
     size_t nhot;
+    svc_combo *combos[SVC_COMBO_BUCKETS];
+    size_t ncombos;
+    uint64_t gen; /* bumped whenever a stored list changes */
 
     pthread_mutex_t film_mu;
     svc_film_entry *films[SVC_FILM_BUCKETS];
@@ -138,6 +158,8 @@ static int64_t svc__now(void)
 }
 
 /* ---- stored lists ------------------------------------------------------ */
+
+static int svc__is_fresh(service *s, int64_t fetched_at);
 
 typedef struct svc_stored {
     int64_t *ids;
@@ -166,6 +188,19 @@ static size_t svc__hot_bucket(const uint8_t key[VAULT_KEY_BYTES])
     return b % SVC_HOT_BUCKETS;
 }
 
+static void svc__combo_clear(service *s)
+{
+    for (size_t b = 0; b < SVC_COMBO_BUCKETS; b++)
+        while (s->combos[b]) {
+            svc_combo *c = s->combos[b];
+            s->combos[b] = c->next;
+            fp_free(c->keys);
+            fp_free(c->common);
+            fp_free(c);
+        }
+    s->ncombos = 0;
+}
+
 static void svc__hot_clear(service *s)
 {
     for (size_t b = 0; b < SVC_HOT_BUCKETS; b++)
@@ -182,6 +217,7 @@ static void svc__hot_clear(service *s)
 static void svc__hot_drop(service *s, const uint8_t key[VAULT_KEY_BYTES])
 {
     pthread_rwlock_wrlock(&s->hot_lock);
+    s->gen++;
     for (svc_hot **pp = &s->hot[svc__hot_bucket(key)]; *pp; pp = &(*pp)->next)
         if (memcmp((*pp)->key, key, VAULT_KEY_BYTES) == 0) {
             svc_hot *h = *pp;
@@ -243,6 +279,83 @@ static int svc__hot_get(service *s, const uint8_t key[VAULT_KEY_BYTES], svc_stor
         }
     pthread_rwlock_unlock(&s->hot_lock);
     return found;
+}
+
+static int svc__cmp_key(const void *a, const void *b)
+{
+    return memcmp(a, b, VAULT_KEY_BYTES);
+}
+
+/* people's keys, sorted, into a new buffer of n * VAULT_KEY_BYTES. */
+static uint8_t *svc__sorted_keys(const svc_person *people, size_t n, size_t *bucket)
+{
+    uint8_t *keys = fp_malloc(n * VAULT_KEY_BYTES);
+    for (size_t i = 0; i < n; i++)
+        memcpy(keys + i * VAULT_KEY_BYTES, people[i].key, VAULT_KEY_BYTES);
+    qsort(keys, n, VAULT_KEY_BYTES, svc__cmp_key);
+    uint64_t h = 1469598103934665603ULL; /* keys are keyed hashes: any mix will do */
+    for (size_t i = 0; i < n; i++) {
+        uint64_t part;
+        memcpy(&part, keys + i * VAULT_KEY_BYTES, sizeof part);
+        h = (h ^ part) * 1099511628211ULL;
+    }
+    *bucket = (size_t)(h % SVC_COMBO_BUCKETS);
+    return keys;
+}
+
+/* Draws up to k of the group's cached common films into chosen. Returns 1 on
+ * a valid cache entry (fresh lists only). */
+static int svc__combo_sample(service *s, const uint8_t *keys, size_t n, size_t bucket, size_t k,
+                             size_t *ncommon, int64_t *chosen, size_t *m)
+{
+    int hit = 0;
+    long long now = svc__mono_ms();
+    pthread_rwlock_rdlock(&s->hot_lock);
+    for (svc_combo *c = s->combos[bucket]; c; c = c->next) {
+        if (c->n != n || memcmp(c->keys, keys, n * VAULT_KEY_BYTES) != 0)
+            continue;
+        if (c->gen == s->gen && c->expires_ms > now && svc__is_fresh(s, c->min_fetched_at)) {
+            pick_rng rng;
+            pick_rng_init(&rng, NULL);
+            *m = pick_sample(c->common, c->ncommon, k, &rng, chosen);
+            *ncommon = c->ncommon;
+            hit = 1;
+        }
+        break;
+    }
+    pthread_rwlock_unlock(&s->hot_lock);
+    return hit;
+}
+
+static void svc__combo_put(service *s, uint8_t *keys, size_t n, size_t bucket, uint64_t gen,
+                           int64_t min_fetched_at, const int64_t *common, size_t ncommon)
+{
+    svc_combo *c = fp_calloc(1, sizeof *c);
+    c->n = n;
+    c->keys = keys; /* taken */
+    c->gen = gen;
+    c->expires_ms = svc__mono_ms() + SVC_HOT_TTL_MS;
+    c->min_fetched_at = min_fetched_at;
+    c->common = fp_malloc((ncommon ? ncommon : 1) * sizeof *common);
+    memcpy(c->common, common, ncommon * sizeof *common);
+    c->ncommon = ncommon;
+    pthread_rwlock_wrlock(&s->hot_lock);
+    if (s->ncombos >= SVC_COMBO_MAX)
+        svc__combo_clear(s);
+    for (svc_combo **pp = &s->combos[bucket]; *pp; pp = &(*pp)->next)
+        if ((*pp)->n == n && memcmp((*pp)->keys, keys, n * VAULT_KEY_BYTES) == 0) {
+            svc_combo *old = *pp;
+            *pp = old->next;
+            fp_free(old->keys);
+            fp_free(old->common);
+            fp_free(old);
+            s->ncombos--;
+            break;
+        }
+    c->next = s->combos[bucket];
+    s->combos[bucket] = c;
+    s->ncombos++;
+    pthread_rwlock_unlock(&s->hot_lock);
 }
 
 static void svc__cache_put(service *s, const uint8_t key[VAULT_KEY_BYTES], const uint8_t *sealed,
@@ -1130,8 +1243,22 @@ fp_err svc_job_watched(service *s, const char *job_id, int64_t film_id, int *rem
 
 /* ---- first-version API ------------------------------------------------- */
 
+/* Films for the chosen ids, appended to sample. */
+static fp_err svc__sample_films(service *s, const int64_t *chosen, size_t m, film_list *sample)
+{
+    film fs[64];
+    if (m == 0)
+        return FP_OK;
+    fp_err rc = svc__films(s, chosen, m, fs);
+    for (size_t i = 0; i < m; i++)
+        *film_list_push(sample) = fs[i];
+    return rc;
+}
+
+/* Intersects sets and draws up to k films. *common_out (when not NULL)
+ * receives the full intersection, caller frees. */
 static fp_err svc__sample(service *s, pick_set *sets, size_t nsets, size_t k,
-                          size_t *intersection_len, film_list *sample)
+                          size_t *intersection_len, film_list *sample, int64_t **common_out)
 {
     int64_t *common = NULL;
     size_t ncommon = 0;
@@ -1146,14 +1273,11 @@ static fp_err svc__sample(service *s, pick_set *sets, size_t nsets, size_t k,
     pick_rng rng;
     pick_rng_init(&rng, NULL);
     size_t m = pick_sample(common, ncommon, k, &rng, chosen);
-    fp_free(common);
-    if (m == 0)
-        return FP_OK;
-    film fs[64];
-    rc = svc__films(s, chosen, m, fs);
-    for (size_t i = 0; i < m; i++)
-        *film_list_push(sample) = fs[i];
-    return rc;
+    if (common_out)
+        *common_out = common;
+    else
+        fp_free(common);
+    return svc__sample_films(s, chosen, m, sample);
 }
 
 fp_err svc_quick_intersection(service *s, const svc_person *people, size_t n,
@@ -1161,25 +1285,51 @@ fp_err svc_quick_intersection(service *s, const svc_person *people, size_t n,
 {
     film_list_init(sample);
     *intersection_len = 0;
-    svc_stored *st = fp_calloc(n ? n : 1, sizeof *st);
-    pick_set *sets = fp_calloc(n ? n : 1, sizeof *sets);
+    if (n == 0 || n > 64)
+        return FP_INVALID;
+    int refresh = 0;
+    for (size_t i = 0; i < n; i++)
+        refresh |= people[i].refresh && people[i].src;
+    if (refresh)
+        return FP_PENDING;
+
+    /* Fast path: this group's common films are cached. */
+    size_t bucket = 0, m = 0, k = n + 1;
+    uint8_t *keys = svc__sorted_keys(people, n, &bucket);
+    int64_t chosen[65];
+    if (svc__combo_sample(s, keys, n, bucket, k, intersection_len, chosen, &m)) {
+        fp_free(keys);
+        return svc__sample_films(s, chosen, m, sample);
+    }
+
+    pthread_rwlock_rdlock(&s->hot_lock);
+    uint64_t gen = s->gen; /* a change after this invalidates what we cache */
+    pthread_rwlock_unlock(&s->hot_lock);
+    svc_stored *st = fp_calloc(n, sizeof *st);
+    pick_set *sets = fp_calloc(n, sizeof *sets);
+    int64_t min_fetched = INT64_MAX;
     fp_err rc = FP_OK;
     for (size_t i = 0; i < n && rc == FP_OK; i++) {
-        if (people[i].refresh && people[i].src) {
-            rc = FP_PENDING;
-            break;
-        }
         rc = svc__load(s, people[i].key, &st[i]);
         if (rc == FP_NOT_FOUND)
             rc = people[i].src ? FP_PENDING : FP_NOT_FOUND;
         sets[i] = (pick_set){st[i].ids, st[i].n};
+        if (rc == FP_OK && st[i].fetched_at < min_fetched)
+            min_fetched = st[i].fetched_at;
     }
     if (rc == FP_OK) {
         for (size_t i = 0; i < n; i++)
             if (people[i].src && !svc__is_fresh(s, st[i].fetched_at))
                 svc__need_fetch(s, &people[i], NULL, 0); /* stale: refresh behind */
-        rc = svc__sample(s, sets, n, n + 1, intersection_len, sample);
+        int64_t *common = NULL;
+        rc = svc__sample(s, sets, n, k, intersection_len, sample, &common);
+        if (rc == FP_OK) {
+            svc__combo_put(s, keys, n, bucket, gen, min_fetched, common, *intersection_len);
+            keys = NULL;
+        }
+        fp_free(common);
     }
+    fp_free(keys);
     for (size_t i = 0; i < n; i++)
         svc__stored_free(&st[i]);
     fp_free(st);
@@ -1200,7 +1350,7 @@ fp_err svc_job_sample(service *s, const char *job_id, size_t *intersection_len,
         *failed_index = ss.first_failed;
         rc = ss.first_error;
     } else {
-        rc = svc__sample(s, ss.sets, ss.n, ss.n + 1, intersection_len, sample);
+        rc = svc__sample(s, ss.sets, ss.n, ss.n + 1, intersection_len, sample, NULL);
     }
     svc__sets_free(&ss);
     return rc;
@@ -1479,6 +1629,7 @@ void svc_close(service **sp)
     vault_free(&s->v);
     fp_free(s->base_url);
     svc__hot_clear(s);
+    svc__combo_clear(s);
     pthread_rwlock_destroy(&s->hot_lock);
     pthread_mutex_destroy(&s->film_mu);
     pthread_cond_destroy(&s->timer_cv);

@@ -25,6 +25,7 @@
 #include "core/mem.h"
 #include "http/http_internal.h"
 #include "metrics.h"
+#include "pick.h"
 
 static http_route http_routes[] = {
     {"POST", "/api/scrape/", api_compat_scrape, HTTP_BODY_JSON, -1},
@@ -89,7 +90,6 @@ static void http__security_headers(struct MHD_Response *resp, const char *csp)
 {
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
-    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
     MHD_add_response_header(resp, "Content-Security-Policy",
                             csp ? csp : "default-src 'none'; frame-ancestors 'none'");
 }
@@ -386,7 +386,9 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *conn, cons
         snprintf(r->method, sizeof r->method, "%s", method);
         r->path = fp_strndup(url, 2048);
         uint8_t rid[8];
-        randombytes_buf(rid, sizeof rid);
+        pick_rng rng;
+        pick_rng_init(&rng, NULL);
+        pick_rng_bytes(&rng, rid, sizeof rid);
         sodium_bin2hex(r->id, sizeof r->id, rid, sizeof rid);
         *con_cls = r;
         return http__first_call(srv, r, r->path, method);
