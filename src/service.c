@@ -236,7 +236,8 @@ static void svc__hot_put(service *s, const uint8_t key[VAULT_KEY_BYTES], const i
     svc_hot *h = fp_calloc(1, sizeof *h);
     memcpy(h->key, key, VAULT_KEY_BYTES);
     h->ids = fp_malloc((n ? n : 1) * sizeof *ids);
-    memcpy(h->ids, ids, n * sizeof *ids);
+    if (n)
+        memcpy(h->ids, ids, n * sizeof *ids);
     h->n = n;
     h->fetched_at = fetched_at;
     h->version = version;
@@ -269,7 +270,8 @@ static int svc__hot_get(service *s, const uint8_t key[VAULT_KEY_BYTES], svc_stor
         if (memcmp(h->key, key, VAULT_KEY_BYTES) == 0) {
             if (h->expires_ms > now) {
                 out->ids = fp_malloc((h->n ? h->n : 1) * sizeof *h->ids);
-                memcpy(out->ids, h->ids, h->n * sizeof *h->ids);
+                if (h->n)
+                    memcpy(out->ids, h->ids, h->n * sizeof *h->ids);
                 out->n = h->n;
                 out->fetched_at = h->fetched_at;
                 out->version = h->version;
@@ -337,7 +339,8 @@ static void svc__combo_put(service *s, uint8_t *keys, size_t n, size_t bucket, u
     c->expires_ms = svc__mono_ms() + SVC_HOT_TTL_MS;
     c->min_fetched_at = min_fetched_at;
     c->common = fp_malloc((ncommon ? ncommon : 1) * sizeof *common);
-    memcpy(c->common, common, ncommon * sizeof *common);
+    if (ncommon)
+        memcpy(c->common, common, ncommon * sizeof *common);
     c->ncommon = ncommon;
     pthread_rwlock_wrlock(&s->hot_lock);
     if (s->ncombos >= SVC_COMBO_MAX)
@@ -807,7 +810,8 @@ static void svc__handle_job(void *ctx, const char *payload, size_t len)
             part->warning = rc;
             part->error = FP_OK;
             part->ids = fp_malloc((st.n ? st.n : 1) * sizeof *st.ids);
-            memcpy(part->ids, st.ids, st.n * sizeof *st.ids);
+            if (st.n)
+                memcpy(part->ids, st.ids, st.n * sizeof *st.ids);
             part->nids = st.n;
             part->fetched_at = st.fetched_at;
             part->from_store = rc != FP_OK;
@@ -1006,7 +1010,8 @@ static fp_err svc__job_sets(service *s, const char *job_id, svc_sets *out)
             continue;
         }
         int64_t *copy = fp_malloc((p->nids ? p->nids : 1) * sizeof *copy);
-        memcpy(copy, p->ids, p->nids * sizeof *copy);
+        if (p->nids)
+            memcpy(copy, p->ids, p->nids * sizeof *copy);
         out->owned[out->n] = copy;
         out->sets[out->n] = (pick_set){copy, p->nids};
         out->n++;
@@ -1112,7 +1117,8 @@ fp_err svc_job_roll(service *s, const char *job_id, const int64_t *veto, size_t 
     if (rc != FP_OK)
         goto out;
     sorted_veto = fp_malloc((nveto ? nveto : 1) * sizeof *sorted_veto);
-    memcpy(sorted_veto, veto, nveto * sizeof *veto);
+    if (nveto)
+        memcpy(sorted_veto, veto, nveto * sizeof *veto);
     nveto = svc__sort_unique(sorted_veto, nveto);
     size_t left = 0;
     for (size_t i = 0; i < ncands; i++)

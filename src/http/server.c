@@ -287,7 +287,8 @@ static enum MHD_Result http__post_iter(void *cls, enum MHD_ValueKind kind, const
         char *joined = fp_malloc(have + size + 1);
         if (have)
             memcpy(joined, *dst, have);
-        memcpy(joined + have, data, size);
+        if (size)
+            memcpy(joined + have, data, size);
         joined[have + size] = '\0';
         fp_free(*dst);
         *dst = joined;
