@@ -5,6 +5,7 @@ pagination, then pages 2..N, at a given per-domain concurrency.
 usage: scrapy_watchlists.py BASE_URL CONCURRENCY USER...
 """
 import sys
+import time
 
 import scrapy
 from scrapy.crawler import CrawlerProcess
@@ -20,6 +21,7 @@ class Watchlists(scrapy.Spider):
         self.films = 0
 
     def start_requests(self):
+        self.t0 = time.monotonic()
         for u in self.users:
             yield scrapy.Request("%s/%s/watchlist/" % (self.base, u), cb_kwargs={"user": u})
 
@@ -32,6 +34,9 @@ class Watchlists(scrapy.Spider):
 
     def parse_page(self, response):
         self.films += len(response.css("div.react-component[data-item-slug], div.film-poster"))
+
+    def closed(self, reason):
+        print("crawl %.3f s, films %d" % (time.monotonic() - self.t0, self.films), flush=True)
 
 
 def main():

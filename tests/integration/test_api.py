@@ -441,7 +441,7 @@ class ApiTestCase(unittest.TestCase):
     # -- the privacy check, last test of every class
 
     def test_zz_privacy(self):
-        """No username used by this class's tests is in the database files."""
+        # no username used by this class's tests is in the database files
         files = read_db_files(self.fp.db_path)
         self.assertIn(os.path.basename(self.fp.db_path), files)
         assert_no_usernames(self, files, self.names)
@@ -523,6 +523,35 @@ class SpecAndOperationsTest(ApiTestCase):
         self.assertTrue({400, 404, 405, 409, 413, 415, 422, 429, 502, 503, 504} <= seen, seen)
         # and every such status is one the error table can produce
         self.assertTrue(seen <= set(by_status), seen - set(by_status))
+
+    def test_the_spec_check_catches_wrong_answers(self):
+        ok = {"Content-Type": "application/json", "X-Request-Id": "0123456789abcdef"}
+        film = {"id": 1, "title": "Heat", "year": 1995, "slug": "heat", "letterboxd_id": 7,
+                "url": "https://letterboxd.com/film/heat/"}
+        job_path = "/api/v1/jobs/%s/roll" % ("0" * 32)
+        check_against_spec("POST", job_path, 200, ok, json.dumps({"film": film}).encode())
+        wrong = [
+            ("POST", job_path, 200, ok, {"film": dict(film, extra=1)}),     # unknown field
+            ("POST", job_path, 200, ok, {"film": dict(film, year="1995")}),  # wrong type
+            ("POST", job_path, 200, {"Content-Type": "application/json"},
+             {"film": film}),                                                # no X-Request-Id
+            ("POST", job_path, 201, ok, {"film": film}),                     # undocumented
+            ("POST", job_path, 409, ok, {"error": {"code": "user_not_found", "message": "x"}}),
+            ("POST", job_path, 409, ok, {"error": {"code": "conflict"}}),    # no message
+            ("POST", "/api/v1/jobs", 202, ok, {"id": "0" * 32}),             # no Location
+            ("POST", "/api/scrape/", 503, ok,
+             {"error": {"code": "still_fetching", "message": "x"}}),         # no Retry-After
+            ("GET", "/api/scrape/", 405, dict(ok, Allow="GET"),
+             {"error": {"code": "method_not_allowed", "message": "x"}}),     # wrong Allow
+            ("GET", "/nowhere", 200, ok, {}),                                # not a route
+            ("POST", "/api/scrape/", 200, {"Content-Type": "text/html",
+                                           "X-Request-Id": "0123456789abcdef"},
+             {"intersection_len": 0, "intersection": []}),                   # media type
+        ]
+        for method, path, status, headers, body in wrong:
+            with self.subTest(method=method, path=path, status=status, body=body):
+                with self.assertRaises(AssertionError):
+                    check_against_spec(method, path, status, headers, json.dumps(body).encode())
 
     def test_served_spec_is_the_file_in_the_repo(self):
         status, headers, _ = self.call("GET", "/openapi.json", expect=200)
@@ -1242,6 +1271,18 @@ class BadInputTest(ApiTestCase):
         check_against_spec("POST", "/api/v1/jobs", status, headers, data)
         self.assertEqual(status, 413, data)
         self.assertEqual(json.loads(data)["error"]["code"], "payload_too_large")
+
+    def test_upload_just_over_the_limit(self):
+        # within the multipart framing allowance, so it is only found out while reading
+        data = b"Date,Name,Year,Letterboxd URI\n" + b"x" * 70000 + b"\n"
+        body, ctype = multipart(files={"file": ("watchlist.csv", data, "text/csv")})
+        self.assertLess(len(body), 2 * 65536)
+        try:
+            self.post_raw("/api/v1/imports", body, ctype=ctype, expect=413,
+                          code="payload_too_large")
+        except (http.client.HTTPException, OSError) as e:
+            self.fail("POST /api/v1/imports (%d bytes): no answer, the connection was closed "
+                      "(%s: %s); expected 413" % (len(body), type(e).__name__, e))
 
     def test_chunked_body_under_the_limit_is_read(self):
         body = json.dumps({"usernames": [{"name": "../etc/passwd"}]}).encode()
