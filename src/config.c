@@ -81,6 +81,15 @@ static const cfg_opt cfg_opts[] = {
 };
 #define CFG_N (sizeof cfg_opts / sizeof cfg_opts[0])
 
+/* http_threads 0 means one per CPU. */
+static void cfg_resolve_threads(fp_config *c)
+{
+    if (c->http_threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        c->http_threads = n > 0 ? n : 2;
+    }
+}
+
 static fp_err cfg_set(fp_config *c, const cfg_opt *o, const char *value, const char *from)
 {
     void *field = (char *)c + o->offset;
@@ -117,10 +126,7 @@ fp_err config_from_env(fp_config *c)
                 return rc;
         }
     }
-    if (c->http_threads == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        c->http_threads = n > 0 ? n : 2;
-    }
+    cfg_resolve_threads(c);
     return FP_OK;
 }
 
@@ -156,10 +162,7 @@ fp_err config_apply_flags(fp_config *c, int argc, char **argv, int first, char *
         if (rc != FP_OK)
             return rc;
     }
-    if (c->http_threads == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        c->http_threads = n > 0 ? n : 2;
-    }
+    cfg_resolve_threads(c);
     return FP_OK;
 }
 

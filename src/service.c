@@ -188,15 +188,20 @@ static size_t svc__hot_bucket(const uint8_t key[VAULT_KEY_BYTES])
     return b % SVC_HOT_BUCKETS;
 }
 
+static void svc__combo_free(svc_combo *c)
+{
+    fp_free(c->keys);
+    fp_free(c->common);
+    fp_free(c);
+}
+
 static void svc__combo_clear(service *s)
 {
     for (size_t b = 0; b < SVC_COMBO_BUCKETS; b++)
         while (s->combos[b]) {
             svc_combo *c = s->combos[b];
             s->combos[b] = c->next;
-            fp_free(c->keys);
-            fp_free(c->common);
-            fp_free(c);
+            svc__combo_free(c);
         }
     s->ncombos = 0;
 }
@@ -213,11 +218,9 @@ static void svc__hot_clear(service *s)
     s->nhot = 0;
 }
 
-/* Drops the person's decoded list (on every write of that list). */
-static void svc__hot_drop(service *s, const uint8_t key[VAULT_KEY_BYTES])
+/* Removes the person's decoded list, if any. hot_lock held for writing. */
+static void svc__hot_unlink(service *s, const uint8_t key[VAULT_KEY_BYTES])
 {
-    pthread_rwlock_wrlock(&s->hot_lock);
-    s->gen++;
     for (svc_hot **pp = &s->hot[svc__hot_bucket(key)]; *pp; pp = &(*pp)->next)
         if (memcmp((*pp)->key, key, VAULT_KEY_BYTES) == 0) {
             svc_hot *h = *pp;
@@ -225,8 +228,16 @@ static void svc__hot_drop(service *s, const uint8_t key[VAULT_KEY_BYTES])
             fp_free(h->ids);
             fp_free(h);
             s->nhot--;
-            break;
+            return;
         }
+}
+
+/* Drops the person's decoded list (on every write of that list). */
+static void svc__hot_drop(service *s, const uint8_t key[VAULT_KEY_BYTES])
+{
+    pthread_rwlock_wrlock(&s->hot_lock);
+    s->gen++;
+    svc__hot_unlink(s, key);
     pthread_rwlock_unlock(&s->hot_lock);
 }
 
@@ -245,16 +256,8 @@ static void svc__hot_put(service *s, const uint8_t key[VAULT_KEY_BYTES], const i
     pthread_rwlock_wrlock(&s->hot_lock);
     if (s->nhot >= SVC_HOT_MAX)
         svc__hot_clear(s);
+    svc__hot_unlink(s, key);
     size_t b = svc__hot_bucket(key);
-    for (svc_hot **pp = &s->hot[b]; *pp; pp = &(*pp)->next)
-        if (memcmp((*pp)->key, key, VAULT_KEY_BYTES) == 0) {
-            svc_hot *old = *pp;
-            *pp = old->next;
-            fp_free(old->ids);
-            fp_free(old);
-            s->nhot--;
-            break;
-        }
     h->next = s->hot[b];
     s->hot[b] = h;
     s->nhot++;
@@ -349,9 +352,7 @@ static void svc__combo_put(service *s, uint8_t *keys, size_t n, size_t bucket, u
         if ((*pp)->n == n && memcmp((*pp)->keys, keys, n * VAULT_KEY_BYTES) == 0) {
             svc_combo *old = *pp;
             *pp = old->next;
-            fp_free(old->keys);
-            fp_free(old->common);
-            fp_free(old);
+            svc__combo_free(old);
             s->ncombos--;
             break;
         }

@@ -147,16 +147,13 @@ static void compat__job_done(void *ud, int done)
 enum MHD_Result api_compat_scrape(http_req *r)
 {
     json_t *body = NULL;
-    char *msg = NULL;
-    fp_err rc = http__parse_body(r, &body, &msg);
-    if (rc != FP_OK) {
-        enum MHD_Result res = http__error(r, rc, msg, NULL);
-        fp_free(msg);
+    enum MHD_Result res = http__body_or_error(r, &body);
+    if (!body)
         return res;
-    }
     compat_people *cp = NULL;
     int failed = 0;
-    enum MHD_Result res = compat__people(r, body, 1, &cp, &failed);
+    fp_err rc;
+    res = compat__people(r, body, 1, &cp, &failed);
     json_decref(body);
     if (failed)
         return res;
@@ -192,13 +189,10 @@ enum MHD_Result api_compat_scrape(http_req *r)
 enum MHD_Result api_compat_remove(http_req *r)
 {
     json_t *body = NULL;
-    char *msg = NULL;
-    fp_err rc = http__parse_body(r, &body, &msg);
-    if (rc != FP_OK) {
-        enum MHD_Result res = http__error(r, rc, msg, NULL);
-        fp_free(msg);
+    enum MHD_Result res = http__body_or_error(r, &body);
+    if (!body)
         return res;
-    }
+    fp_err rc = FP_OK;
     json_t *film_j = json_object_get(body, "film");
     if (!json_is_string(film_j) || json_string_length(film_j) == 0 ||
         json_string_length(film_j) > 200) {
@@ -207,7 +201,7 @@ enum MHD_Result api_compat_remove(http_req *r)
     }
     compat_people *cp = NULL;
     int failed = 0;
-    enum MHD_Result res = compat__people(r, body, 1, &cp, &failed);
+    res = compat__people(r, body, 1, &cp, &failed);
     if (failed) {
         json_decref(body);
         return res;

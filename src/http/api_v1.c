@@ -99,21 +99,10 @@ static json_t *v1__job_json(const svc_job_view *v)
     return o;
 }
 
-static enum MHD_Result v1__body(http_req *r, json_t **body)
-{
-    char *msg = NULL;
-    fp_err rc = http__parse_body(r, body, &msg);
-    if (rc == FP_OK)
-        return MHD_YES;
-    enum MHD_Result res = http__error(r, rc, msg, NULL);
-    fp_free(msg);
-    return res;
-}
-
 enum MHD_Result api_v1_jobs_create(http_req *r)
 {
     json_t *body = NULL;
-    enum MHD_Result res = v1__body(r, &body);
+    enum MHD_Result res = http__body_or_error(r, &body);
     if (!body)
         return res;
     service *svc = r->srv->svc;
@@ -279,7 +268,7 @@ static int v1__ids(json_t *arr, int64_t **out, size_t *n)
 enum MHD_Result api_v1_job_roll(http_req *r)
 {
     json_t *body = NULL;
-    enum MHD_Result res = v1__body(r, &body);
+    enum MHD_Result res = http__body_or_error(r, &body);
     if (!body)
         return res;
     int64_t *veto = NULL;
@@ -318,7 +307,7 @@ enum MHD_Result api_v1_job_roll(http_req *r)
 enum MHD_Result api_v1_job_watched(http_req *r)
 {
     json_t *body = NULL;
-    enum MHD_Result res = v1__body(r, &body);
+    enum MHD_Result res = http__body_or_error(r, &body);
     if (!body)
         return res;
     json_t *fid = json_object_get(body, "film_id");

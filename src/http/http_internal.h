@@ -75,6 +75,9 @@ enum MHD_Result http__error(http_req *r, fp_err e, const char *message, json_t *
 struct MHD_Response *http__json_response(http_req *r, json_t *body);
 /* Parses the JSON body: FP_BAD_JSON / FP_INVALID (depth) with *message set. */
 fp_err http__parse_body(http_req *r, json_t **out, char **message) FP_WARN_UNUSED;
+/* Parses the JSON body into *body; on failure queues the error answer,
+ * leaves *body NULL and returns the queueing result. */
+enum MHD_Result http__body_or_error(http_req *r, json_t **body);
 /* Suspends r; the answer comes from http__resume. */
 void http__suspend(http_req *r);
 /* From any thread: sets the answer of a suspended request and resumes it. */

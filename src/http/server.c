@@ -206,6 +206,17 @@ fp_err http__parse_body(http_req *r, json_t **out, char **message)
     return FP_OK;
 }
 
+enum MHD_Result http__body_or_error(http_req *r, json_t **body)
+{
+    char *msg = NULL;
+    fp_err rc = http__parse_body(r, body, &msg);
+    if (rc == FP_OK)
+        return MHD_YES;
+    enum MHD_Result res = http__error(r, rc, msg, NULL);
+    fp_free(msg);
+    return res;
+}
+
 void http__suspend(http_req *r)
 {
     r->suspended = 1;

@@ -692,6 +692,9 @@ class SpecAndOperationsTest(ApiTestCase):
                           r'(\d+)$', text, re.M)
             return int(m.group(1)) if m else 0
 
+        # requests are counted when their connection completes, a moment after the
+        # client has the answer: let earlier tests' requests settle first
+        time.sleep(0.3)
         before = scrape_metrics()
         types = set(re.findall(r"^# TYPE (\S+) (?:counter|gauge|histogram)$", before, re.M))
         self.assertEqual(types, documented)
@@ -703,10 +706,13 @@ class SpecAndOperationsTest(ApiTestCase):
         for _ in range(3):
             self.call("GET", "/healthz", expect=200)
         self.call("GET", "/no-such-route", expect=404)
-        after = scrape_metrics()
-        self.assertEqual(healthz_count(after) - healthz_count(before), 3)
-        self.assertRegex(after, r'(?m)^filmpicker_http_requests_total\{route="unmatched",'
-                                r'status="404"\} [1-9]')
+        unmatched = re.compile(r'(?m)^filmpicker_http_requests_total\{route="unmatched",'
+                               r'status="404"\} [1-9]')
+        after = wait_until(lambda: (lambda t: t if healthz_count(t) - healthz_count(before) >= 3
+                                    and unmatched.search(t) else None)(scrape_metrics()),
+                           timeout=5, what="the requests counted")
+        time.sleep(0.2)
+        self.assertEqual(healthz_count(scrape_metrics()) - healthz_count(before), 3)
 
     def test_request_ids_differ(self):
         ids = {self.call("GET", "/healthz", expect=200)[1]["X-Request-Id"] for _ in range(5)}
