@@ -127,15 +127,15 @@ fp_err metrics_render(fp_buf *out, const metrics_gauges *g)
             EMIT("filmpicker_fetch_errors_total{kind=\"%s\"} %llu\n", fp_err_code((fp_err)e), v);
     }
     EMIT("# HELP filmpicker_jobs_queued Fetch jobs waiting in the queue.\n"
-         "# TYPE filmpicker_jobs_queued gauge\nfilmpicker_jobs_queued %g\n"
+         "# TYPE filmpicker_jobs_queued gauge\nfilmpicker_jobs_queued %.0f\n"
          "# HELP filmpicker_jobs_running Fetch jobs being worked on.\n"
-         "# TYPE filmpicker_jobs_running gauge\nfilmpicker_jobs_running %g\n"
+         "# TYPE filmpicker_jobs_running gauge\nfilmpicker_jobs_running %.0f\n"
          "# HELP filmpicker_groups_active Group jobs not finished yet.\n"
-         "# TYPE filmpicker_groups_active gauge\nfilmpicker_groups_active %g\n"
+         "# TYPE filmpicker_groups_active gauge\nfilmpicker_groups_active %.0f\n"
          "# HELP filmpicker_fetch_requests_total HTTP requests sent to watchlist sites.\n"
-         "# TYPE filmpicker_fetch_requests_total counter\nfilmpicker_fetch_requests_total %g\n"
+         "# TYPE filmpicker_fetch_requests_total counter\nfilmpicker_fetch_requests_total %.0f\n"
          "# HELP filmpicker_fetch_retries_total Retried requests to watchlist sites.\n"
-         "# TYPE filmpicker_fetch_retries_total counter\nfilmpicker_fetch_retries_total %g\n",
+         "# TYPE filmpicker_fetch_retries_total counter\nfilmpicker_fetch_retries_total %.0f\n",
          g->jobs_queued, g->jobs_running, g->groups_active, g->fetch_requests, g->fetch_retries);
 #undef EMIT
     return rc;

@@ -920,7 +920,10 @@ fp_err svc_job_view_get(service *s, const char *job_id, svc_job_view *out)
     for (size_t i = 0; i < j->nparts; i++) {
         const svc_part *p = &j->parts[i];
         svc_part_view *v = &out->parts[i];
-        snprintf(v->user, sizeof v->user, "%s", p->person.user);
+        if (p->person.src)
+            snprintf(v->user, sizeof v->user, "%s", p->person.user);
+        else /* the import id is a bearer token: show only a prefix */
+            snprintf(v->user, sizeof v->user, "import:%.8s", p->person.user);
         v->source = p->person.src ? p->person.src->name : "import";
         v->state = p->state;
         v->pages_done = p->pages_done;
@@ -1054,7 +1057,7 @@ fp_err svc_job_results(service *s, const char *job_id, size_t small_threshold, s
     out->participants = ss.n;
     out->failed = ss.failed;
     if (ss.n == 0) {
-        rc = ss.first_error != FP_OK ? ss.first_error : FP_CONFLICT;
+        rc = FP_CONFLICT; /* every participant failed: see the job's status */
         goto out;
     }
     pick_ranked *ranked = NULL;
@@ -1111,7 +1114,7 @@ fp_err svc_job_roll(service *s, const char *job_id, const int64_t *veto, size_t 
     size_t ncands = 0;
     pick_ranked *ranked = NULL;
     if (ss.n == 0) {
-        rc = ss.first_error != FP_OK ? ss.first_error : FP_CONFLICT;
+        rc = FP_CONFLICT; /* every participant failed: see the job's status */
         goto out;
     }
     rc = pick_intersect(ss.sets, ss.n, &cands, &ncands);
@@ -1376,7 +1379,11 @@ fp_err svc_remove_by_slug(service *s, const svc_person *p, const char *slug, int
     rc = svc__films(s, st.ids, st.n, fs);
     int64_t film_id = 0;
     for (size_t i = 0; i < st.n; i++) {
-        if (rc == FP_OK && !film_id && fs[i].lb_slug && strcmp(fs[i].lb_slug, slug) == 0)
+        /* the first version's API names a film by its slug, or, lacking one,
+         * by its boxd.it link or title (as POST /api/scrape/ does) */
+        const char *name = fs[i].lb_slug ? fs[i].lb_slug
+                                         : (fs[i].lb_uri ? fs[i].lb_uri : fs[i].title);
+        if (rc == FP_OK && !film_id && name && strcmp(name, slug) == 0)
             film_id = fs[i].id;
         film_clear(&fs[i]);
     }

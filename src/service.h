@@ -29,7 +29,8 @@
 typedef struct service service;
 
 /* Opens every backend named by cfg and migrates storage to the latest
- * version. with_workers 0 starts no job consumers (CLI "migrate"). */
+ * version. with_workers 0 starts a single fetch worker instead of
+ * cfg->workers. */
 fp_err svc_open(const fp_config *cfg, int with_workers, service **out) FP_WARN_UNUSED;
 /* Graceful: lets queued and running fetches finish, then frees everything. */
 void svc_close(service **s);
@@ -112,7 +113,7 @@ typedef struct svc_results {
 } svc_results;
 
 /* Results of a finished job. FP_PENDING when it is still running, FP_NOT_FOUND
- * for an unknown job, FP_CONFLICT when no participant is ready. `most` is
+ * for an unknown job, FP_CONFLICT when no participant's list could be read. `most` is
  * filled when fewer than small_threshold films are common, up to most_limit. */
 fp_err svc_job_results(service *s, const char *job_id, size_t small_threshold, size_t most_limit,
                        svc_results *out) FP_WARN_UNUSED;
@@ -140,8 +141,9 @@ fp_err svc_quick_intersection(service *s, const svc_person *people, size_t n,
  * participant's error is returned. */
 fp_err svc_job_sample(service *s, const char *job_id, size_t *intersection_len,
                       film_list *sample, size_t *failed_index) FP_WARN_UNUSED;
-/* Removes the film with this Letterboxd slug from one person's stored list:
- * *removed is 1 if it was there. */
+/* Removes the film named name from one person's stored list: its Letterboxd
+ * slug or, for films without one, the name POST /api/scrape/ gives them (the
+ * boxd.it link, else the title). *removed is 1 if it was there. */
 fp_err svc_remove_by_slug(service *s, const svc_person *p, const char *slug,
                           int *removed) FP_WARN_UNUSED;
 

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <libxml/parser.h>
+#include <libxml/xmlstring.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -103,7 +104,16 @@ static int cli_parse(int argc, char **argv, cli_args *a)
         return 2;
     }
     int lvl = fp_log_level_parse(a->cfg.log_level);
-    if (lvl >= 0 && (getenv("FILMPICKER_LOG_LEVEL") || strcmp(argv[1], "serve") == 0))
+    if (lvl < 0) {
+        fprintf(stderr, "filmpicker: log level '%s' is not debug, info, warn or error\n",
+                a->cfg.log_level ? a->cfg.log_level : "");
+        fp_free(rest);
+        return 2;
+    }
+    int level_given = getenv("FILMPICKER_LOG_LEVEL") != NULL;
+    for (int i = 2; i < argc; i++)
+        level_given |= strncmp(argv[i], "--log-level", 11) == 0;
+    if (level_given || strcmp(argv[1], "serve") == 0)
         fp_log_set_level((fp_log_level)lvl);
     a->rest = fp_calloc((size_t)argc, sizeof *a->rest);
     for (int i = 0; i < nrest; i++) {
@@ -249,13 +259,28 @@ static const char *cli_part_message(const svc_part_view *p, char *buf, size_t le
     return buf;
 }
 
+/* Prints s in exactly width characters (not bytes): cut at a character
+ * boundary, padded with spaces. */
+static void cli_print_cell(const char *s, int width)
+{
+    const xmlChar *u = (const xmlChar *)(s ? s : "");
+    int chars = xmlUTF8Strlen(u);
+    if (chars < 0) { /* not UTF-8: print nothing rather than garbage */
+        printf("%*s", width, "");
+        return;
+    }
+    int shown = chars < width ? chars : width;
+    int bytes = xmlUTF8Strsize(u, shown);
+    printf("%.*s%*s", bytes, (const char *)u, width - shown, "");
+}
+
 static void cli_print_film_row(const film *f, const char *lists)
 {
     char year[8] = "";
     if (f->year)
         snprintf(year, sizeof year, "%d", f->year);
-    printf("%-50.50s  %-4s  %-16s  %s\n", f->title ? f->title : "", year, lists,
-           f->lb_slug ? f->lb_slug : "");
+    cli_print_cell(f->title, 50);
+    printf("  %-4s  %-16s  %s\n", year, lists, f->lb_slug ? f->lb_slug : "");
 }
 
 static json_t *cli_film_json(const film *f)

@@ -64,6 +64,8 @@ enum MHD_Result api_ops_metrics(http_req *r)
                                                                                    fp_free);
     MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
     MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "X-Request-Id", r->id);
     r->status = 200;
     r->answered = 1;
     enum MHD_Result res = MHD_queue_response(r->conn, 200, resp);
@@ -127,6 +129,8 @@ enum MHD_Result api_ops_docs_file(http_req *r)
     MHD_add_response_header(resp, "Content-Type", ctype);
     MHD_add_response_header(resp, "Cache-Control", "public, max-age=86400");
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(resp, "X-Request-Id", r->id);
     MHD_add_response_header(resp, "Content-Security-Policy", DOCS_CSP);
     r->status = 200;
     r->answered = 1;

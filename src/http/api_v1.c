@@ -17,6 +17,9 @@
 #include "core/mem.h"
 #include "http/http_internal.h"
 
+#define V1_ALL_FAILED                                                                              \
+    "no participant's watchlist could be read; GET /api/v1/jobs/{id} gives each one's error"
+
 static const char *v1__state_name(svc_part_state s)
 {
     switch (s) {
@@ -196,9 +199,11 @@ static long v1__query_long(http_req *r, const char *name, long def, long max)
     const char *v = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
     if (!v)
         return def;
+    if (*v < '0' || *v > '9') /* strtol would take spaces and signs */
+        return -1;
     char *end = NULL;
     long n = strtol(v, &end, 10);
-    if (!*v || *end || n < 0 || n > max)
+    if (*end || n < 0 || n > max)
         return -1;
     return n;
 }
@@ -229,6 +234,8 @@ enum MHD_Result api_v1_job_results(http_req *r)
         return http__error(r, FP_CONFLICT,
                            "the job is still fetching; follow GET /api/v1/jobs/{id} until done",
                            NULL);
+    if (rc == FP_CONFLICT)
+        return http__error(r, rc, V1_ALL_FAILED, NULL);
     if (rc != FP_OK)
         return http__error(r, rc, rc == FP_NOT_FOUND ? "no such job (or it expired)" : NULL,
                            NULL);
@@ -293,6 +300,8 @@ enum MHD_Result api_v1_job_roll(http_req *r)
     }
     if (rc == FP_PENDING)
         return http__error(r, FP_CONFLICT, "the job is still fetching", NULL);
+    if (rc == FP_CONFLICT)
+        return http__error(r, rc, V1_ALL_FAILED, NULL);
     if (rc == FP_NOT_FOUND) {
         svc_job_view v;
         if (svc_job_view_get(r->srv->svc, r->params[0], &v) != FP_OK)
@@ -354,7 +363,7 @@ enum MHD_Result api_v1_imports(http_req *r)
     if (r->form_user && *r->form_user) {
         char *msg = NULL;
         fp_err rc = http__person(r->srv->svc, r->form_source ? r->form_source : "lb",
-                                 r->form_user, 0, 0, &person, &msg);
+                                 r->form_user, 0, HTTP_NO_INDEX, &person, &msg);
         if (rc != FP_OK) {
             enum MHD_Result res = http__error(r, rc, msg, NULL);
             fp_free(msg);
@@ -400,7 +409,8 @@ enum MHD_Result api_v1_profile_check(http_req *r)
         return http__error(r, FP_INVALID, "the 'input' query parameter is required", NULL);
     svc_person p;
     char *msg = NULL;
-    fp_err rc = http__person(r->srv->svc, source ? source : "lb", input, 0, 0, &p, &msg);
+    fp_err rc = http__person(r->srv->svc, source ? source : "lb", input, 0, HTTP_NO_INDEX, &p,
+                             &msg);
     json_t *o;
     if (rc == FP_OK)
         o = json_pack("{s:b,s:s,s:s}", "valid", 1, "source", p.src->name, "username", p.user);

@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <microhttpd.h>
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -36,6 +37,7 @@ struct http_server {
     service *svc;
     struct MHD_Daemon *daemon;
     int port;
+    atomic_int active; /* requests between first callback and completion */
 };
 
 struct http_req {
@@ -86,7 +88,9 @@ void http__resume(http_req *r, int status, struct MHD_Response *resp);
 json_t *http__error_body(fp_err e, const char *message);
 
 /* Participant parsing shared by the route files. On failure *message says
- * which participant and why. */
+ * which participant (index counted from 0, shown from 1; HTTP_NO_INDEX for
+ * none) and why. */
+#define HTTP_NO_INDEX ((size_t)-1)
 fp_err http__person(service *svc, const char *type, const char *input, int refresh, size_t index,
                     svc_person *out, char **message) FP_WARN_UNUSED;
 

@@ -161,15 +161,19 @@ enum MHD_Result http__error(http_req *r, fp_err e, const char *message, json_t *
     return http__queue(r, status, resp);
 }
 
+/* Containers nested deeper than HTTP_MAX_JSON_DEPTH (the root object is
+ * level 1; scalars add no level). */
 static int http__depth_ok(const json_t *j, int depth)
 {
+    if (!json_is_object(j) && !json_is_array(j))
+        return 1;
     if (depth > HTTP_MAX_JSON_DEPTH)
         return 0;
     if (json_is_object(j)) {
         const char *k;
         json_t *v;
         json_object_foreach((json_t *)j, k, v) if (!http__depth_ok(v, depth + 1)) return 0;
-    } else if (json_is_array(j)) {
+    } else {
         size_t i;
         json_t *v;
         json_array_foreach(j, i, v) if (!http__depth_ok(v, depth + 1)) return 0;
@@ -235,13 +239,16 @@ fp_err http__person(service *svc, const char *type, const char *input, int refre
 {
     *message = NULL;
     fp_err rc = svc_person_parse(svc, type, input, refresh, out);
+    if (rc != FP_BAD_SOURCE && rc != FP_BAD_USERNAME)
+        return rc;
+    char *who = index == HTTP_NO_INDEX ? fp_strdup("") : fp_printf("participant %zu: ", index + 1);
     if (rc == FP_BAD_SOURCE)
-        *message = fp_printf("participant %zu: unknown source type '%s' (use \"lb\")", index + 1,
-                             type ? type : "");
-    else if (rc == FP_BAD_USERNAME)
-        *message = fp_printf("participant %zu: '%.80s' is not a Letterboxd username or profile "
-                             "URL (like alice or https://letterboxd.com/alice/)",
-                             index + 1, input ? input : "");
+        *message = fp_printf("%sunknown source type '%.40s' (use \"lb\")", who, type ? type : "");
+    else
+        *message = fp_printf("%s'%.80s' is not a Letterboxd username or profile URL (like alice "
+                             "or https://letterboxd.com/alice/)",
+                             who, input ? input : "");
+    fp_free(who);
     return rc;
 }
 
@@ -366,7 +373,8 @@ static enum MHD_Result http__first_call(http_server *srv, http_req *r, const cha
         }
     }
     if (r->route->body == HTTP_BODY_JSON && ctype &&
-        strncasecmp(ctype, "application/json", 16) != 0)
+        (strncasecmp(ctype, "application/json", 16) != 0 ||
+         (ctype[16] != '\0' && ctype[16] != ';' && ctype[16] != ' ')))
         return http__error(r, FP_UNSUPPORTED_MEDIA, "send the body as application/json", NULL);
     if (r->route->body == HTTP_BODY_MULTIPART) {
         if (!ctype || strncasecmp(ctype, "multipart/form-data", 19) != 0)
@@ -392,6 +400,7 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *conn, cons
     http_req *r = *con_cls;
     if (!r) {
         r = fp_calloc(1, sizeof *r);
+        atomic_fetch_add(&srv->active, 1);
         r->srv = srv;
         r->conn = conn;
         r->start_us = http__now_us();
@@ -428,21 +437,20 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *conn, cons
         } else {
             r->body_error = FP_INVALID;
         }
-        if (r->body_error == FP_TOO_LARGE) {
-            char *msg = fp_printf("the body is larger than the limit of %zu bytes",
-                                  r->route->body == HTTP_BODY_MULTIPART ? r->upload.limit
-                                                                        : r->body.limit);
-            enum MHD_Result res = http__error(r, FP_TOO_LARGE, msg, NULL);
-            fp_free(msg);
-            return res;
-        }
+        /* MHD cannot answer before the body is read: the rest is discarded
+         * (never stored) and the final call answers. */
         return MHD_YES;
     }
+    if (r->body_error == FP_TOO_LARGE) {
+        char *msg = fp_printf("the body is larger than the limit of %zu bytes",
+                              r->route->body == HTTP_BODY_MULTIPART ? r->upload.limit
+                                                                    : r->body.limit);
+        enum MHD_Result res = http__error(r, FP_TOO_LARGE, msg, NULL);
+        fp_free(msg);
+        return res;
+    }
     if (r->body_error)
-        return http__error(r, r->body_error,
-                           r->body_error == FP_INVALID ? "the request body could not be read"
-                                                       : NULL,
-                           NULL);
+        return http__error(r, r->body_error, "the request body could not be read", NULL);
     return r->route->handler(r);
 }
 
@@ -457,11 +465,14 @@ static void http__completed(void *cls, struct MHD_Connection *conn, void **con_c
     double secs = (double)(http__now_us() - r->start_us) / 1e6;
     int metric = r->route ? r->route->metric : http_metric_unmatched;
     metrics_http(metric, r->status, secs);
-    fp_log(FP_LOG_INFO, "http_request", "{s:s,s:s,s:s,s:i,s:f,s:b}", "request_id", r->id,
+    fp_log(FP_LOG_INFO, "http_request", "{s:s,s:s,s:s,s:i,s:I,s:b}", "request_id", r->id,
            "method", r->method, "route", r->route ? r->route->pattern : "(none)", "status",
-           r->status, "seconds", secs, "completed", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+           r->status, "duration_us", (json_int_t)(secs * 1e6),
+           "completed", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    http_server *srv = r->srv;
     http__req_free(r);
     *con_cls = NULL;
+    atomic_fetch_sub(&srv->active, 1);
 }
 
 static fp_err http__parse_listen(const char *listen, struct sockaddr_in *sa)
@@ -538,13 +549,10 @@ void http_server_stop(http_server **hp, long grace_ms)
         return;
     /* Stop accepting; MHD hands the listening socket back to us to close. */
     MHD_socket lsock = MHD_quiesce_daemon(h->daemon);
-    for (long waited = 0; waited < grace_ms; waited += 20) {
-        const union MHD_DaemonInfo *info =
-            MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-        if (!info || info->num_connections == 0)
-            break;
-        usleep(20 * 1000);
-    }
+    /* Wait for requests being answered (suspended ones included); idle
+     * keep-alive connections hold no request and are simply closed. */
+    for (long waited = 0; waited < grace_ms && atomic_load(&h->active) > 0; waited += 10)
+        usleep(10 * 1000);
     MHD_stop_daemon(h->daemon);
     if (lsock != MHD_INVALID_SOCKET)
         close(lsock);

@@ -4,7 +4,9 @@
  * A source turns what a person typed into a canonical user name (the only
  * form ever used to build a URL or a storage key) and fetches that person's
  * whole watchlist. Fetching is all-or-nothing: any page that fails fails the
- * fetch, so a partial watchlist is never returned or stored. Letterboxd is
+ * fetch, so a partial watchlist is never returned or stored. The one bound:
+ * a list longer than max_pages pages is cut there (logged as
+ * letterboxd_truncated). Letterboxd is
  * letterboxd.c; Kinopoisk will be another file beside it.
  */
 #ifndef FP_SOURCE_H

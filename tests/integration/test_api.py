@@ -14,7 +14,6 @@ each class (test_zz_privacy) checks that none of them is in the database
 files.
 """
 
-import copy
 import csv
 import http.client
 import io
@@ -38,7 +37,7 @@ import jsonschema
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from harness import FakeBoxd, FilmPicker, request, wait_until  # noqa: E402
+from harness import FakeBoxd, FilmPicker, wait_until  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(HERE))
 SPEC_PATH = os.path.join(REPO, "api", "openapi.json")
@@ -417,6 +416,8 @@ class ApiTestCase(unittest.TestCase):
         while True:
             job = self.call("GET", "/api/v1/jobs/" + job_id, expect=200, server=server)[2]
             seen.append([p["status"] for p in job["participants"]])
+            for p in job["participants"]:
+                self.assertLessEqual(p["pages_fetched"], p["pages_total"], job)
             if job["status"] == "done":
                 for p in job["participants"]:
                     self.assertIn(p["status"], ("ready", "failed"), job)
@@ -564,8 +565,9 @@ class SpecAndOperationsTest(ApiTestCase):
         """The server's route table, from the route labels /metrics registers
         for every route at start-up."""
         _, _, text = self.call("GET", "/metrics", expect=200)
-        labels = set(re.findall(r'^filmpicker_http_request_duration_seconds_count\{route="([^"]+)"\}',
-                                text.decode("utf-8"), re.M))
+        labels = set(re.findall(
+            r'^filmpicker_http_request_duration_seconds_count\{route="([^"]+)"\}',
+            text.decode("utf-8"), re.M))
         self.assertIn("unmatched", labels)
         labels.discard("unmatched")
         return {tuple(label.split(" ", 1)) for label in labels}
@@ -1021,7 +1023,8 @@ class V1ApiTest(ApiTestCase):
         # the job exists and is done, but no list is ready: nothing to compute
         for people in ([{"profile": self.user("notfoundw_zq")}],
                        [{"import": "f" * 32}],
-                       [{"profile": self.user("emptyw_zq")}, {"profile": self.user("garbagew_zq")}]):
+                       [{"profile": self.user("emptyw_zq")},
+                        {"profile": self.user("garbagew_zq")}]):
             with self.subTest(people=people):
                 job = self.start_job(people)
                 done, _ = self.wait_job(job["id"])
@@ -1081,7 +1084,8 @@ class V1ApiTest(ApiTestCase):
         done, _ = self.wait_job(job["id"])
         imp = done["participants"][0]
         self.assertEqual((imp["name"], imp["source"], imp["status"], imp["films"],
-                          imp["from_store"]), (data["id"], "import", "ready", len(rows), True))
+                          imp["from_store"]),
+                         ("import:" + data["id"][:8], "import", "ready", len(rows), True))
         res = self.results(job["id"])
         self.assertEqual({(f["title"], f["year"]) for f in res["common"]}, expected)
         for f in res["common"]:
