@@ -178,6 +178,17 @@ class TestScrapeImportMigrate(unittest.TestCase):
             finally:
                 env.close()
 
+    def test_gzip_pages_are_decoded(self):
+        with harness.FakeBoxd(size=60, gzip=True) as fake:
+            env = CliEnv(fake)
+            try:
+                r = run(["scrape", "--json", "gz_user"], env.env)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertEqual(sorted(f["letterboxd_id"] for f in json.loads(r.stdout)),
+                                 sorted(f["lb_id"] for f in fake.films("gz_user")))
+            finally:
+                env.close()
+
     def test_import_then_pick_with_a_scraped_friend(self):
         with harness.FakeBoxd(size=60, common=10) as fake:
             env = CliEnv(fake)
