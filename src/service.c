@@ -105,6 +105,20 @@ typedef struct svc_combo {
 #define SVC_COMBO_BUCKETS 256
 #define SVC_COMBO_MAX 4096
 
+/* What a person typed -> canonical user and person key, so repeated
+ * requests skip URL parsing and the keyed hash. Memory only. */
+typedef struct svc_who {
+    struct svc_who *next;
+    uint64_t hash;
+    const source_backend *src;
+    char user[SOURCE_USER_MAX + 1];
+    uint8_t key[VAULT_KEY_BYTES];
+    char input[]; /* what was typed */
+} svc_who;
+#define SVC_WHO_BUCKETS 4096
+#define SVC_WHO_MAX 16384
+#define SVC_WHO_INPUT_MAX 512
+
 typedef struct svc_film_entry {
     struct svc_film_entry *next;
     film f;
@@ -139,6 +153,11 @@ struct service {
     svc_combo *combos[SVC_COMBO_BUCKETS];
     size_t ncombos;
     uint64_t gen; /* bumped whenever a stored list changes */
+
+    pthread_rwlock_t who_lock;
+    uint8_t who_hkey[crypto_shorthash_KEYBYTES];
+    svc_who *who[SVC_WHO_BUCKETS];
+    size_t nwho;
 
     pthread_mutex_t film_mu;
     svc_film_entry *films[SVC_FILM_BUCKETS];
@@ -574,6 +593,17 @@ out:
 
 /* ---- persons ----------------------------------------------------------- */
 
+static void svc__who_clear(service *s)
+{
+    for (size_t b = 0; b < SVC_WHO_BUCKETS; b++)
+        while (s->who[b]) {
+            svc_who *w = s->who[b];
+            s->who[b] = w->next;
+            fp_free(w);
+        }
+    s->nwho = 0;
+}
+
 fp_err svc_person_parse(service *s, const char *type, const char *input, int refresh,
                         svc_person *out)
 {
@@ -583,12 +613,49 @@ fp_err svc_person_parse(service *s, const char *type, const char *input, int ref
         return FP_BAD_SOURCE;
     if (!input)
         return FP_BAD_USERNAME;
+    size_t len = strlen(input);
+    uint64_t h = 0;
+    if (len <= SVC_WHO_INPUT_MAX) {
+        uint8_t hb[crypto_shorthash_BYTES];
+        crypto_shorthash(hb, (const unsigned char *)input, len, s->who_hkey);
+        memcpy(&h, hb, sizeof h);
+        int hit = 0;
+        pthread_rwlock_rdlock(&s->who_lock);
+        for (svc_who *w = s->who[h % SVC_WHO_BUCKETS]; w; w = w->next)
+            if (w->hash == h && w->src == src && strcmp(w->input, input) == 0) {
+                memcpy(out->user, w->user, sizeof out->user);
+                memcpy(out->key, w->key, VAULT_KEY_BYTES);
+                hit = 1;
+                break;
+            }
+        pthread_rwlock_unlock(&s->who_lock);
+        if (hit) {
+            out->src = src;
+            out->refresh = refresh;
+            return FP_OK;
+        }
+    }
     fp_err rc = src->canonical_user(input, out->user);
     if (rc != FP_OK)
         return rc;
     out->src = src;
     out->refresh = refresh;
     vault_person_key(s->v, src->type, out->user, out->key);
+    if (len <= SVC_WHO_INPUT_MAX) {
+        svc_who *w = fp_malloc(sizeof *w + len + 1);
+        w->hash = h;
+        w->src = src;
+        memcpy(w->user, out->user, sizeof w->user);
+        memcpy(w->key, out->key, VAULT_KEY_BYTES);
+        memcpy(w->input, input, len + 1);
+        pthread_rwlock_wrlock(&s->who_lock);
+        if (s->nwho >= SVC_WHO_MAX)
+            svc__who_clear(s);
+        w->next = s->who[h % SVC_WHO_BUCKETS];
+        s->who[h % SVC_WHO_BUCKETS] = w;
+        s->nwho++;
+        pthread_rwlock_unlock(&s->who_lock);
+    }
     return FP_OK;
 }
 
@@ -1534,7 +1601,12 @@ fp_err svc_open(const fp_config *cfg, int with_workers, service **out)
     pthread_cond_init(&s->timer_cv, NULL);
     pthread_mutex_init(&s->film_mu, NULL);
     pthread_rwlock_init(&s->hot_lock, NULL);
-    fp_err rc = vault_open(cfg->secret_key, cfg->secret_key_file, &s->v);
+    pthread_rwlock_init(&s->who_lock, NULL);
+    fp_err rc = FP_CRYPTO;
+    if (sodium_init() < 0)
+        goto fail;
+    crypto_shorthash_keygen(s->who_hkey);
+    rc = vault_open(cfg->secret_key, cfg->secret_key_file, &s->v);
     if (rc != FP_OK) {
         fp_log(FP_LOG_ERROR, "vault_open_failed", "{s:s}", "error", fp_err_code(rc));
         goto fail;
@@ -1644,6 +1716,8 @@ void svc_close(service **sp)
     fp_free(s->base_url);
     svc__hot_clear(s);
     svc__combo_clear(s);
+    svc__who_clear(s);
+    pthread_rwlock_destroy(&s->who_lock);
     pthread_rwlock_destroy(&s->hot_lock);
     pthread_mutex_destroy(&s->film_mu);
     pthread_cond_destroy(&s->timer_cv);

@@ -90,7 +90,10 @@ static json_t *compat__answer(size_t len, const film_list *sample)
         const char *name = f->lb_slug ? f->lb_slug : (f->lb_uri ? f->lb_uri : f->title);
         json_array_append_new(list, json_string(name ? name : ""));
     }
-    return json_pack("{s:I,s:o}", "intersection_len", (json_int_t)len, "intersection", list);
+    json_t *o = json_object();
+    json_object_set_new_nocheck(o, "intersection_len", json_integer((json_int_t)len));
+    json_object_set_new_nocheck(o, "intersection", list);
+    return o;
 }
 
 /* The message for a participant's fetch error, in plain words. */
