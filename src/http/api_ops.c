@@ -24,16 +24,9 @@ static enum MHD_Result ops__static(http_req *r, const void *data, size_t len, co
         MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_PERSISTENT);
     MHD_add_response_header(resp, "Content-Type", ctype);
     MHD_add_response_header(resp, "Cache-Control", "no-cache");
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
-    MHD_add_response_header(resp, "Content-Security-Policy",
-                            csp ? csp : "default-src 'none'; frame-ancestors 'none'");
     MHD_add_response_header(resp, "X-Request-Id", r->id);
-    r->status = 200;
-    r->answered = 1;
-    enum MHD_Result res = MHD_queue_response(r->conn, 200, resp);
-    MHD_destroy_response(resp);
-    return res;
+    http__security_headers(resp, csp);
+    return http__queue(r, 200, resp);
 }
 
 enum MHD_Result api_ops_healthz(http_req *r)
@@ -66,11 +59,7 @@ enum MHD_Result api_ops_metrics(http_req *r)
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, "X-Request-Id", r->id);
-    r->status = 200;
-    r->answered = 1;
-    enum MHD_Result res = MHD_queue_response(r->conn, 200, resp);
-    MHD_destroy_response(resp);
-    return res;
+    return http__queue(r, 200, resp);
 }
 
 enum MHD_Result api_ops_openapi(http_req *r)
@@ -128,13 +117,7 @@ enum MHD_Result api_ops_docs_file(http_req *r)
     struct MHD_Response *resp = MHD_create_response_from_fd((uint64_t)st.st_size, fd);
     MHD_add_response_header(resp, "Content-Type", ctype);
     MHD_add_response_header(resp, "Cache-Control", "public, max-age=86400");
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
     MHD_add_response_header(resp, "X-Request-Id", r->id);
-    MHD_add_response_header(resp, "Content-Security-Policy", DOCS_CSP);
-    r->status = 200;
-    r->answered = 1;
-    enum MHD_Result res = MHD_queue_response(r->conn, 200, resp);
-    MHD_destroy_response(resp);
-    return res;
+    http__security_headers(resp, DOCS_CSP);
+    return http__queue(r, 200, resp);
 }

@@ -171,10 +171,7 @@ enum MHD_Result api_v1_jobs_create(http_req *r)
     MHD_add_response_header(resp, "Location", loc);
     fp_free(loc);
     svc_job_view_free(&v);
-    r->status = 202;
-    r->answered = 1;
-    res = MHD_queue_response(r->conn, 202, resp);
-    MHD_destroy_response(resp);
+    res = http__queue(r, 202, resp);
 out:
     fp_free(people);
     json_decref(body);

@@ -68,6 +68,11 @@ struct http_req {
     void (*async_free)(void *);
 };
 
+/* Queues resp with status and releases it (the answer of r). */
+enum MHD_Result http__queue(http_req *r, int status, struct MHD_Response *resp);
+/* nosniff, Referrer-Policy and a Content-Security-Policy (csp NULL: the
+ * API's "default-src 'none'; frame-ancestors 'none'"). */
+void http__security_headers(struct MHD_Response *resp, const char *csp);
 /* Queues a JSON answer; steals body. */
 enum MHD_Result http__json(http_req *r, int status, json_t *body);
 /* Queues {"error":{"code","message"}} with the error's status; message NULL

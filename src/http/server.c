@@ -86,7 +86,7 @@ nomatch:
     return 0;
 }
 
-static void http__security_headers(struct MHD_Response *resp, const char *csp)
+void http__security_headers(struct MHD_Response *resp, const char *csp)
 {
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
@@ -110,7 +110,7 @@ struct MHD_Response *http__json_response(http_req *r, json_t *body)
     return resp;
 }
 
-static enum MHD_Result http__queue(http_req *r, int status, struct MHD_Response *resp)
+enum MHD_Result http__queue(http_req *r, int status, struct MHD_Response *resp)
 {
     r->status = status;
     r->answered = 1;
