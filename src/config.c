@@ -42,6 +42,8 @@ static const cfg_opt cfg_opts[] = {
     {"static-dir", "FILMPICKER_STATIC_DIR", S(static_dir),
      FP_SOURCE_DIR "/web/node_modules/swagger-ui-dist", 0, 0,
      "directory of the Swagger UI files served at /docs"},
+    {"web-dir", "FILMPICKER_WEB_DIR", S(web_dir), FP_SOURCE_DIR "/web/dist", 0, 0,
+     "directory of the built web app served at / (npm run build in web/)"},
     {"user-agent", "FILMPICKER_USER_AGENT", S(user_agent),
      "FilmPicker/" FP_VERSION " (group watchlist matcher; +https://github.com/filmpicker)", 0, 0,
      "User-Agent sent to watchlist sites"},
@@ -78,6 +80,8 @@ static const cfg_opt cfg_opts[] = {
      "seconds a finished job and its results are kept"},
     {"max-jobs", "FILMPICKER_MAX_JOBS", L(max_jobs), "1000", 1, 1000000,
      "unfinished jobs at once; more are refused with 429"},
+    {"session-ttl", "FILMPICKER_SESSION_TTL", L(session_ttl_s), "21600", 60, 2592000,
+     "seconds a group session lives after its last change"},
 };
 #define CFG_N (sizeof cfg_opts / sizeof cfg_opts[0])
 

@@ -39,6 +39,8 @@ typedef struct fp_config {
     long request_timeout_s;   /* idle HTTP connection timeout */
     long job_ttl_s;           /* finished jobs are kept this long */
     long max_jobs;            /* unfinished jobs at once (429 beyond) */
+    long session_ttl_s;       /* a session expires this long after its last change */
+    char *web_dir;            /* the built web app (web/dist) */
 } fp_config;
 
 /* Fills *c with defaults overridden by the environment. */

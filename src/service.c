@@ -146,6 +146,8 @@ struct service {
     pthread_t timer;
     int timer_started;
     int stopping;
+    svc_job_fn job_listener; /* set once before serving */
+    void *job_listener_ud;
 
     pthread_rwlock_t hot_lock; /* hot lists and combos */
     svc_hot *hot[SVC_HOT_BUCKETS];
@@ -789,6 +791,34 @@ static void svc__need_fetch(service *s, const svc_person *p, svc_job *j, size_t 
     svc__fire(fired);
 }
 
+/* Job ids whose parts changed, collected under s->mu and announced to the
+ * listener after it is released. */
+typedef struct svc_changed {
+    char ids[8][33];
+    size_t n;
+} svc_changed;
+
+static void svc__changed_add(svc_changed *c, const svc_job *j)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->ids[i], j->id) == 0)
+            return;
+    if (c->n < sizeof c->ids / sizeof c->ids[0])
+        snprintf(c->ids[c->n++], sizeof c->ids[0], "%s", j->id);
+}
+
+static void svc__announce(service *s, const svc_changed *c)
+{
+    for (size_t i = 0; s->job_listener && i < c->n; i++)
+        s->job_listener(s->job_listener_ud, c->ids[i]);
+}
+
+void svc_set_job_listener(service *s, svc_job_fn fn, void *ud)
+{
+    s->job_listener = fn;
+    s->job_listener_ud = ud;
+}
+
 typedef struct svc_progress_ctx {
     service *s;
     const uint8_t *key;
@@ -798,6 +828,7 @@ static void svc__progress(void *ud, int done, int total)
 {
     svc_progress_ctx *ctx = ud;
     service *s = ctx->s;
+    svc_changed changed = {.n = 0};
     pthread_mutex_lock(&s->mu);
     svc_task *t = svc__task_find(s, ctx->key);
     if (t) {
@@ -808,9 +839,11 @@ static void svc__progress(void *ud, int done, int total)
             p->state = SVC_PART_FETCHING;
             p->pages_done = done;
             p->pages_total = total;
+            svc__changed_add(&changed, l->job);
         }
     }
     pthread_mutex_unlock(&s->mu);
+    svc__announce(s, &changed);
 }
 
 /* Fetches one person's list and stores it. Runs on a worker (or the CLI). */
@@ -861,6 +894,7 @@ static void svc__handle_job(void *ctx, const char *payload, size_t len)
     fp_err load_rc = svc__load(s, p.key, &st);
 
     svc_waiter *fired = NULL;
+    svc_changed changed = {.n = 0};
     pthread_mutex_lock(&s->mu);
     svc_task *t = NULL;
     for (svc_task **pp = &s->tasks; *pp; pp = &(*pp)->next)
@@ -889,6 +923,7 @@ static void svc__handle_job(void *ctx, const char *payload, size_t len)
             part->state = SVC_PART_FAILED;
             part->error = rc != FP_OK ? rc : load_rc;
         }
+        svc__changed_add(&changed, l->job);
         svc__part_settled(s, l->job, &fired);
         fp_free(l);
     }
@@ -896,6 +931,7 @@ static void svc__handle_job(void *ctx, const char *payload, size_t len)
     fp_free(t);
     svc__stored_free(&st);
     svc__fire(fired);
+    svc__announce(s, &changed);
 }
 
 fp_err svc_job_start(service *s, const svc_person *people, size_t n, char job_id[33])
@@ -1269,6 +1305,34 @@ static fp_err svc__remove_film(service *s, const uint8_t key[VAULT_KEY_BYTES], i
             return rc;
     }
     return FP_CONFLICT;
+}
+
+fp_err svc_watched_people(service *s, const svc_person *people, size_t n, int64_t film_id,
+                          int *removed)
+{
+    fp_err rc = FP_OK;
+    for (size_t i = 0; i < n && rc == FP_OK; i++) {
+        int r = 0;
+        rc = svc__remove_film(s, people[i].key, film_id, &r);
+        if (removed)
+            removed[i] = r;
+    }
+    return rc;
+}
+
+fp_err svc_client_token(service *s, const char *client_id, char out[VAULT_MAC_HEX + 1])
+{
+    if (!client_id || strlen(client_id) != 32 || strspn(client_id, "0123456789abcdef") != 32)
+        return FP_INVALID;
+    vault_mac_hex(s->v, client_id, out);
+    return FP_OK;
+}
+
+int svc_client_check(service *s, const char *client_id, const char *token)
+{
+    if (!client_id || strlen(client_id) != 32 || strspn(client_id, "0123456789abcdef") != 32)
+        return 0;
+    return vault_mac_check(s->v, client_id, token);
 }
 
 fp_err svc_job_watched(service *s, const char *job_id, int64_t film_id, int *removed,

@@ -96,6 +96,12 @@ typedef void (*svc_wait_fn)(void *ud, int done);
 fp_err svc_job_wait(service *s, const char *job_id, long timeout_ms, svc_wait_fn fn,
                     void *ud) FP_WARN_UNUSED;
 
+/* Called (outside every service lock, on a worker or the caller's thread)
+ * each time a job's participant changes: fetch progress, ready, failed. Set
+ * once before serving; the session module uses it to stream progress. */
+typedef void (*svc_job_fn)(void *ud, const char *job_id);
+void svc_set_job_listener(service *s, svc_job_fn fn, void *ud);
+
 /* ---- results ---------------------------------------------------------- */
 
 typedef struct svc_result_film {
@@ -129,6 +135,15 @@ fp_err svc_job_roll(service *s, const char *job_id, const int64_t *veto, size_t 
  * (n = participants) tells for whom it was there. */
 fp_err svc_job_watched(service *s, const char *job_id, int64_t film_id, int *removed,
                        size_t nremoved) FP_WARN_UNUSED;
+
+/* Removes a film from these people's stored lists (removed[i] may be NULL). */
+fp_err svc_watched_people(service *s, const svc_person *people, size_t n, int64_t film_id,
+                          int *removed) FP_WARN_UNUSED;
+
+/* CSRF tokens: a MAC of the client id (32 hex digits) under a server key. */
+fp_err svc_client_token(service *s, const char *client_id,
+                        char out[VAULT_MAC_HEX + 1]) FP_WARN_UNUSED;
+int svc_client_check(service *s, const char *client_id, const char *token);
 
 /* ---- the first version's API ------------------------------------------ */
 

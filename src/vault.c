@@ -32,6 +32,7 @@
 #define VAULT_KDF_CONTEXT "FPvault1"
 #define VAULT_SUBKEY_HASH 1
 #define VAULT_SUBKEY_SEAL 2
+#define VAULT_SUBKEY_MAC 3
 /* A key file is 64 hex digits and a newline; anything much longer is not one. */
 #define VAULT_KEY_FILE_MAX 128
 
@@ -48,7 +49,9 @@ _Static_assert(VAULT_KEY_BYTES >= crypto_generichash_KEYBYTES_MIN &&
 struct vault {
     uint8_t hash_key[VAULT_KEY_BYTES];
     uint8_t seal_key[VAULT_KEY_BYTES];
+    uint8_t mac_key[crypto_auth_KEYBYTES];
 };
+_Static_assert(crypto_auth_KEYBYTES == VAULT_KEY_BYTES, "mac key size");
 
 /* ---- the server key ---------------------------------------------------- */
 
@@ -246,6 +249,8 @@ fp_err vault_open(const char *hex_key, const char *key_file, vault **out)
     if (crypto_kdf_derive_from_key(v->hash_key, sizeof v->hash_key, VAULT_SUBKEY_HASH,
                                    VAULT_KDF_CONTEXT, master) != 0 ||
         crypto_kdf_derive_from_key(v->seal_key, sizeof v->seal_key, VAULT_SUBKEY_SEAL,
+                                   VAULT_KDF_CONTEXT, master) != 0 ||
+        crypto_kdf_derive_from_key(v->mac_key, sizeof v->mac_key, VAULT_SUBKEY_MAC,
                                    VAULT_KDF_CONTEXT, master) != 0) {
         rc = FP_CRYPTO;
         goto out;
@@ -481,4 +486,20 @@ void vault_random_token(char *out, size_t nbytes)
     randombytes_buf(raw, nbytes);
     sodium_bin2hex(out, 2 * nbytes + 1, raw, nbytes);
     sodium_memzero(raw, sizeof raw);
+}
+
+void vault_mac_hex(const vault *v, const char *msg, char out[VAULT_MAC_HEX + 1])
+{
+    uint8_t mac[crypto_auth_BYTES];
+    crypto_auth(mac, (const unsigned char *)msg, strlen(msg), v->mac_key);
+    sodium_bin2hex(out, VAULT_MAC_HEX + 1, mac, sizeof mac);
+}
+
+int vault_mac_check(const vault *v, const char *msg, const char *hex)
+{
+    char want[VAULT_MAC_HEX + 1];
+    if (!hex || strlen(hex) != VAULT_MAC_HEX)
+        return 0;
+    vault_mac_hex(v, msg, want);
+    return sodium_memcmp(want, hex, VAULT_MAC_HEX) == 0;
 }

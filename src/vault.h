@@ -57,6 +57,13 @@ fp_err vault_seal(const vault *v, const uint8_t person_key[VAULT_KEY_BYTES], con
 fp_err vault_unseal(const vault *v, const uint8_t person_key[VAULT_KEY_BYTES], const uint8_t *blob,
                     size_t blob_len, int64_t **ids, size_t *n) FP_WARN_UNUSED;
 
+#define VAULT_MAC_HEX 64
+/* HMAC-SHA-512-256 (crypto_auth, its own derived key) of msg as hex: the
+ * CSRF token of a client id. */
+void vault_mac_hex(const vault *v, const char *msg, char out[VAULT_MAC_HEX + 1]);
+/* 1 when hex is msg's MAC (constant-time comparison). */
+int vault_mac_check(const vault *v, const char *msg, const char *hex);
+
 /* Random hex token of 2*nbytes characters (nbytes <= 32, larger values are
  * clamped to 32) into out, which must hold 2*nbytes+1 bytes (NUL included). */
 void vault_random_token(char *out, size_t nbytes);

@@ -188,10 +188,17 @@ static int cli_serve(cli_args *a)
     fp_err rc = svc_open(&a->cfg, 1, &svc);
     if (rc != FP_OK)
         return cli_fail(rc, "cannot start");
-    http_server *http = NULL;
-    rc = http_server_start(&a->cfg, svc, &http);
+    sessions *sess = NULL;
+    rc = sessions_open(&a->cfg, svc, &sess);
     if (rc != FP_OK) {
         svc_close(&svc);
+        return cli_fail(rc, "cannot start sessions");
+    }
+    http_server *http = NULL;
+    rc = http_server_start(&a->cfg, svc, sess, &http);
+    if (rc != FP_OK) {
+        svc_close(&svc);
+        sessions_free(&sess);
         return cli_fail(rc, "cannot listen");
     }
     fp_log(FP_LOG_INFO, "listening", "{s:s,s:i,s:s,s:i}", "listen", a->cfg.listen, "port",
@@ -200,7 +207,8 @@ static int cli_serve(cli_args *a)
     sigwait(&set, &sig);
     fp_log(FP_LOG_INFO, "stopping", "{s:i}", "signal", sig);
     http_server_stop(&http, a->cfg.compat_wait_ms + 3000);
-    svc_close(&svc);
+    svc_close(&svc); /* drains fetches, which still report to the sessions */
+    sessions_free(&sess);
     fp_log(FP_LOG_INFO, "stopped", NULL);
     return 0;
 }

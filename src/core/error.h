@@ -24,6 +24,8 @@
     X(UNSUPPORTED_MEDIA,"unsupported_media_type", 415, "unsupported content type")            \
     X(NOT_FOUND,        "not_found",           404, "no such resource")                       \
     X(METHOD,           "method_not_allowed",  405, "method not allowed on this resource")    \
+    X(CSRF,             "csrf_failed",         403,                                           \
+      "missing or wrong CSRF token, or a request from another origin")                        \
     X(CONFLICT,         "conflict",            409, "the resource is in a conflicting state") \
     X(RATE_LIMITED,     "rate_limited",        429, "too many requests, slow down")           \
     X(USER_NOT_FOUND,   "user_not_found",      404, "no Letterboxd user by that name")        \

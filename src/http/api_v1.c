@@ -16,87 +16,21 @@
 
 #include "core/mem.h"
 #include "http/http_internal.h"
+#include "views.h"
 
 #define V1_ALL_FAILED                                                                              \
     "no participant's watchlist could be read; GET /api/v1/jobs/{id} gives each one's error"
 
-static const char *v1__state_name(svc_part_state s)
-{
-    switch (s) {
-    case SVC_PART_QUEUED:
-        return "queued";
-    case SVC_PART_FETCHING:
-        return "fetching";
-    case SVC_PART_READY:
-        return "ready";
-    default:
-        return "failed";
-    }
-}
-
-/* Plain-words message for a participant's error. */
-static char *v1__part_message(fp_err e, const char *user)
-{
-    switch (e) {
-    case FP_USER_NOT_FOUND:
-        return fp_printf("No Letterboxd user called \u201c%s\u201d", user);
-    case FP_EMPTY_WATCHLIST:
-        return fp_strdup("This watchlist is private or empty");
-    case FP_BLOCKED:
-        return fp_strdup("Letterboxd refused the request: upload your export instead");
-    case FP_UPSTREAM:
-    case FP_TIMEOUT:
-    case FP_UPSTREAM_LIMITED:
-        return fp_strdup("Letterboxd is not answering, try again in a while");
-    case FP_NOT_FOUND:
-        return fp_strdup("No stored list for this import; upload it again");
-    default:
-        return fp_strdup(fp_err_message(e));
-    }
-}
-
-static json_t *v1__err_json(fp_err e, const char *user)
-{
-    if (e == FP_OK)
-        return json_null();
-    char *msg = v1__part_message(e, user);
-    json_t *o = json_pack("{s:s,s:s}", "code", fp_err_code(e), "message", msg);
-    fp_free(msg);
-    return o;
-}
-
-static json_t *v1__time_json(int64_t t)
-{
-    if (t <= 0)
-        return json_null();
-    time_t tt = (time_t)t;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    char buf[32];
-    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return json_string(buf);
-}
-
 static json_t *v1__job_json(const svc_job_view *v)
 {
     json_t *parts = json_array();
-    for (size_t i = 0; i < v->nparts; i++) {
-        const svc_part_view *p = &v->parts[i];
-        json_t *o = json_pack("{s:s,s:s,s:s,s:i,s:i,s:I,s:b}", "name", p->user, "source",
-                              p->source, "status", v1__state_name(p->state), "pages_fetched",
-                              p->pages_done, "pages_total", p->pages_total, "films",
-                              (json_int_t)p->films, "from_store", p->from_store);
-        json_object_set_new(o, "fetched_at", v1__time_json(p->fetched_at));
-        json_object_set_new(o, "error", v1__err_json(p->error, p->user));
-        json_object_set_new(o, "warning", v1__err_json(p->warning, p->user));
-        json_array_append_new(parts, o);
-    }
+    for (size_t i = 0; i < v->nparts; i++)
+        json_array_append_new(parts, view_part(&v->parts[i]));
     char *self = fp_printf("/api/v1/jobs/%s", v->id);
     char *results = fp_printf("/api/v1/jobs/%s/results", v->id);
     json_t *o = json_pack("{s:s,s:s,s:o,s:o,s:{s:s,s:s}}", "id", v->id, "status",
-                          v->done ? "done" : "running", "created_at",
-                          v1__time_json(v->created_at), "participants", parts, "links", "self",
-                          self, "results", results);
+                          v->done ? "done" : "running", "created_at", view_time(v->created_at),
+                          "participants", parts, "links", "self", self, "results", results);
     fp_free(self);
     fp_free(results);
     return o;
@@ -209,7 +143,7 @@ static json_t *v1__films_json(const svc_result_film *fs, size_t n, int with_coun
 {
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
-        json_t *o = http__film_json(&fs[i].film);
+        json_t *o = view_film(&fs[i].film);
         if (with_count)
             json_object_set_new(o, "lists", json_integer(fs[i].count));
         json_array_append_new(arr, o);
@@ -291,7 +225,7 @@ enum MHD_Result api_v1_job_roll(http_req *r)
     fp_free(veto);
     json_decref(body);
     if (rc == FP_OK) {
-        res = http__json(r, 200, json_pack("{s:o}", "film", http__film_json(&f)));
+        res = http__json(r, 200, json_pack("{s:o}", "film", view_film(&f)));
         film_clear(&f);
         return res;
     }

@@ -13,11 +13,13 @@
 #include "config.h"
 #include "core/error.h"
 #include "service.h"
+#include "session.h"
 
 typedef struct http_server http_server;
 
 /* Listens on cfg->listen (host:port, port 0 picks a free one). */
-fp_err http_server_start(const fp_config *cfg, service *svc, http_server **out) FP_WARN_UNUSED;
+fp_err http_server_start(const fp_config *cfg, service *svc, sessions *sess,
+                         http_server **out) FP_WARN_UNUSED;
 /* The port actually bound. */
 int http_server_port(const http_server *h);
 /* Graceful stop: no new connections, waits (bounded by grace_ms) for running

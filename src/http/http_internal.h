@@ -35,6 +35,7 @@ typedef struct http_route {
 struct http_server {
     const fp_config *cfg;
     service *svc;
+    sessions *sessions;
     struct MHD_Daemon *daemon;
     int port;
     atomic_int active; /* requests between first callback and completion */
@@ -109,13 +110,24 @@ enum MHD_Result api_v1_job_roll(http_req *r);
 enum MHD_Result api_v1_job_watched(http_req *r);
 enum MHD_Result api_v1_imports(http_req *r);
 enum MHD_Result api_v1_profile_check(http_req *r);
+enum MHD_Result api_sx_client(http_req *r);
+enum MHD_Result api_sx_create(http_req *r);
+enum MHD_Result api_sx_get(http_req *r);
+enum MHD_Result api_sx_add(http_req *r);
+enum MHD_Result api_sx_remove(http_req *r);
+enum MHD_Result api_sx_search(http_req *r);
+enum MHD_Result api_sx_veto(http_req *r);
+enum MHD_Result api_sx_roll(http_req *r);
+enum MHD_Result api_sx_watched(http_req *r);
+enum MHD_Result api_sx_events(http_req *r);
+enum MHD_Result api_web_index(http_req *r);
+enum MHD_Result api_web_asset(http_req *r);
+enum MHD_Result api_web_root_file(http_req *r);
 enum MHD_Result api_ops_healthz(http_req *r);
 enum MHD_Result api_ops_metrics(http_req *r);
 enum MHD_Result api_ops_openapi(http_req *r);
 enum MHD_Result api_ops_docs(http_req *r);
 enum MHD_Result api_ops_docs_file(http_req *r);
 
-/* JSON for a film (id, title, year, slug, letterboxd_id, url). */
-json_t *http__film_json(const film *f);
 
 #endif

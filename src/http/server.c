@@ -45,6 +45,21 @@ static http_route http_routes[] = {
     {"GET", "/docs", api_ops_docs, HTTP_BODY_NONE, -1},
     {"GET", "/docs/", api_ops_docs, HTTP_BODY_NONE, -1},
     {"GET", "/docs/{file}", api_ops_docs_file, HTTP_BODY_NONE, -1},
+    {"GET", "/api/v1/client", api_sx_client, HTTP_BODY_NONE, -1},
+    {"POST", "/api/v1/sessions", api_sx_create, HTTP_BODY_JSON, -1},
+    {"GET", "/api/v1/sessions/{id}", api_sx_get, HTTP_BODY_NONE, -1},
+    {"POST", "/api/v1/sessions/{id}/participants", api_sx_add, HTTP_BODY_JSON, -1},
+    {"DELETE", "/api/v1/sessions/{id}/participants/{pid}", api_sx_remove, HTTP_BODY_NONE, -1},
+    {"POST", "/api/v1/sessions/{id}/search", api_sx_search, HTTP_BODY_JSON, -1},
+    {"POST", "/api/v1/sessions/{id}/veto", api_sx_veto, HTTP_BODY_JSON, -1},
+    {"POST", "/api/v1/sessions/{id}/roll", api_sx_roll, HTTP_BODY_JSON, -1},
+    {"POST", "/api/v1/sessions/{id}/watched", api_sx_watched, HTTP_BODY_JSON, -1},
+    {"GET", "/api/v1/sessions/{id}/events", api_sx_events, HTTP_BODY_NONE, -1},
+    {"GET", "/", api_web_index, HTTP_BODY_NONE, -1},
+    {"GET", "/s/{id}", api_web_index, HTTP_BODY_NONE, -1},
+    {"GET", "/assets/{file}", api_web_asset, HTTP_BODY_NONE, -1},
+    {"GET", "/favicon.svg", api_web_root_file, HTTP_BODY_NONE, -1},
+    {"GET", "/robots.txt", api_web_root_file, HTTP_BODY_NONE, -1},
 };
 #define HTTP_NROUTES (sizeof http_routes / sizeof http_routes[0])
 static int http_metric_unmatched = -1;
@@ -250,28 +265,6 @@ fp_err http__person(service *svc, const char *type, const char *input, int refre
                              who, input ? input : "");
     fp_free(who);
     return rc;
-}
-
-json_t *http__film_json(const film *f)
-{
-    json_t *o = json_pack("{s:I,s:s}", "id", (json_int_t)f->id, "title",
-                          f->title ? f->title : "");
-    if (f->year)
-        json_object_set_new(o, "year", json_integer(f->year));
-    else
-        json_object_set_new(o, "year", json_null());
-    json_object_set_new(o, "slug", f->lb_slug ? json_string(f->lb_slug) : json_null());
-    json_object_set_new(o, "letterboxd_id", f->lb_id ? json_integer(f->lb_id) : json_null());
-    if (f->lb_slug) {
-        char *url = fp_printf("https://letterboxd.com/film/%s/", f->lb_slug);
-        json_object_set_new(o, "url", json_string(url));
-        fp_free(url);
-    } else if (f->lb_uri) {
-        json_object_set_new(o, "url", json_string(f->lb_uri));
-    } else {
-        json_object_set_new(o, "url", json_null());
-    }
-    return o;
 }
 
 /* ---- multipart -------------------------------------------------------- */
@@ -500,7 +493,7 @@ static fp_err http__parse_listen(const char *listen, struct sockaddr_in *sa)
     return FP_OK;
 }
 
-fp_err http_server_start(const fp_config *cfg, service *svc, http_server **out)
+fp_err http_server_start(const fp_config *cfg, service *svc, sessions *sess, http_server **out)
 {
     *out = NULL;
     struct sockaddr_in sa;
@@ -518,6 +511,7 @@ fp_err http_server_start(const fp_config *cfg, service *svc, http_server **out)
     http_server *h = fp_calloc(1, sizeof *h);
     h->cfg = cfg;
     h->svc = svc;
+    h->sessions = sess;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ITC | MHD_USE_TURBO;
     h->daemon = MHD_start_daemon(
@@ -549,6 +543,7 @@ void http_server_stop(http_server **hp, long grace_ms)
         return;
     /* Stop accepting; MHD hands the listening socket back to us to close. */
     MHD_socket lsock = MHD_quiesce_daemon(h->daemon);
+    sessions_close_streams(h->sessions); /* event streams end; their requests complete */
     /* Wait for requests being answered (suspended ones included); idle
      * keep-alive connections hold no request and are simply closed. */
     for (long waited = 0; waited < grace_ms && atomic_load(&h->active) > 0; waited += 10)

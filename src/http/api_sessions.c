@@ -1,0 +1,326 @@
+/*
+ * api_sessions.c - group sessions for the web app (docs/sessions.md):
+ *   GET    /api/v1/client                                  cookie + CSRF token
+ *   POST   /api/v1/sessions                                create
+ *   GET    /api/v1/sessions/{id}                           state
+ *   POST   /api/v1/sessions/{id}/participants              add a person
+ *   DELETE /api/v1/sessions/{id}/participants/{pid}        remove one
+ *   POST   /api/v1/sessions/{id}/search                    start the search
+ *   POST   /api/v1/sessions/{id}/veto                      strike out / undo
+ *   POST   /api/v1/sessions/{id}/roll                      roll the film
+ *   POST   /api/v1/sessions/{id}/watched                   "We will watch it!"
+ *   GET    /api/v1/sessions/{id}/events                    Server-Sent Events
+ * Every state-changing request needs the fp_client cookie, the matching
+ * X-CSRF-Token header, and (when the browser sends one) an Origin equal to
+ * this server's.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/mem.h"
+#include "http/http_internal.h"
+#include "session.h"
+
+#define CLIENT_COOKIE "fp_client"
+
+static const char *sx__cookie(http_req *r)
+{
+    const char *c = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, CLIENT_COOKIE);
+    return (c && strlen(c) == 32 && strspn(c, "0123456789abcdef") == 32) ? c : NULL;
+}
+
+static int sx__https(http_req *r)
+{
+    const char *p = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Forwarded-Proto");
+    return p && strcasecmp(p, "https") == 0;
+}
+
+/* 1 when the request may change state: token matches the cookie and the
+ * Origin, if any, is this server. */
+static int sx__csrf_ok(http_req *r)
+{
+    const char *client = sx__cookie(r);
+    const char *token = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-CSRF-Token");
+    if (!client || !svc_client_check(r->srv->svc, client, token))
+        return 0;
+    const char *origin = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Origin");
+    if (!origin)
+        return 1; /* not a browser's cross-origin request */
+    const char *host = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Host");
+    if (!host)
+        return 0;
+    const char *rest = NULL;
+    if (strncmp(origin, "http://", 7) == 0)
+        rest = origin + 7;
+    else if (strncmp(origin, "https://", 8) == 0)
+        rest = origin + 8;
+    return rest && strcmp(rest, host) == 0;
+}
+
+#define SX_REQUIRE_CSRF(r)                                                                         \
+    do {                                                                                           \
+        if (!sx__csrf_ok(r))                                                                       \
+            return http__error((r), FP_CSRF,                                                       \
+                               "send the X-CSRF-Token from GET /api/v1/client with its cookie",  \
+                               NULL);                                                              \
+    } while (0)
+
+enum MHD_Result api_sx_client(http_req *r)
+{
+    const char *have = sx__cookie(r);
+    char id[33];
+    if (have)
+        snprintf(id, sizeof id, "%s", have);
+    else
+        vault_random_token(id, 16);
+    char token[VAULT_MAC_HEX + 1];
+    fp_err rc = svc_client_token(r->srv->svc, id, token);
+    if (rc != FP_OK)
+        return http__error(r, rc, NULL, NULL);
+    struct MHD_Response *resp =
+        http__json_response(r, json_pack("{s:s}", "csrf_token", token));
+    char *cookie = fp_printf("%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000%s",
+                             CLIENT_COOKIE, id, sx__https(r) ? "; Secure" : "");
+    MHD_add_response_header(resp, "Set-Cookie", cookie);
+    fp_free(cookie);
+    return http__queue(r, 200, resp);
+}
+
+/* Answers a session call: the session view or the error. */
+static enum MHD_Result sx__answer(http_req *r, fp_err rc, json_t *view, int ok_status,
+                                  const char *conflict)
+{
+    if (rc == FP_OK)
+        return http__json(r, ok_status, view);
+    json_decref(view);
+    switch (rc) {
+    case FP_NOT_FOUND:
+        return http__error(r, rc, "no such session (or it expired), participant or film", NULL);
+    case FP_CONFLICT:
+        return http__error(r, rc, conflict, NULL);
+    case FP_RATE_LIMITED:
+        return http__error(r, rc, "too many open sessions for this browser", NULL);
+    default:
+        return http__error(r, rc, NULL, NULL);
+    }
+}
+
+enum MHD_Result api_sx_create(http_req *r)
+{
+    SX_REQUIRE_CSRF(r);
+    json_t *view = NULL;
+    fp_err rc = sess_create(r->srv->sessions, sx__cookie(r), &view);
+    if (rc != FP_OK)
+        return sx__answer(r, rc, view, 201, NULL);
+    const char *id = json_string_value(json_object_get(view, "id"));
+    char *loc = fp_printf("/api/v1/sessions/%s", id);
+    struct MHD_Response *resp = http__json_response(r, view);
+    MHD_add_response_header(resp, "Location", loc);
+    fp_free(loc);
+    return http__queue(r, 201, resp);
+}
+
+enum MHD_Result api_sx_get(http_req *r)
+{
+    json_t *view = NULL;
+    fp_err rc = sess_get(r->srv->sessions, r->params[0], &view);
+    return sx__answer(r, rc, view, 200, NULL);
+}
+
+/* The JSON body, or {} for an empty one. */
+static enum MHD_Result sx__body(http_req *r, json_t **body)
+{
+    if (r->body.len == 0) {
+        *body = json_object();
+        return MHD_YES;
+    }
+    return http__body_or_error(r, body);
+}
+
+enum MHD_Result api_sx_add(http_req *r)
+{
+    SX_REQUIRE_CSRF(r);
+    json_t *body = NULL;
+    enum MHD_Result res = sx__body(r, &body);
+    if (!body)
+        return res;
+    json_t *profile = json_object_get(body, "profile"), *imp = json_object_get(body, "import");
+    json_t *source = json_object_get(body, "source");
+    svc_person p;
+    char *msg = NULL;
+    fp_err rc;
+    if (json_is_string(imp)) {
+        rc = svc_person_import(r->srv->svc, json_string_value(imp), &p);
+        if (rc != FP_OK)
+            msg = fp_strdup("no import with that id");
+    } else if (json_is_string(profile) && (!source || json_is_string(source))) {
+        rc = http__person(r->srv->svc, source ? json_string_value(source) : "lb",
+                          json_string_value(profile), 0, HTTP_NO_INDEX, &p, &msg);
+    } else {
+        rc = FP_INVALID;
+        msg = fp_strdup("send {\"profile\": \"alice\"} or {\"import\": \"<import id>\"}");
+    }
+    json_decref(body);
+    if (rc != FP_OK) {
+        res = http__error(r, rc, msg, NULL);
+        fp_free(msg);
+        return res;
+    }
+    json_t *view = NULL;
+    rc = sess_add(r->srv->sessions, r->params[0], &p, &view);
+    if (rc == FP_TOO_MANY) {
+        char *m = fp_printf("a session holds at most %ld people", r->srv->cfg->max_participants);
+        res = http__error(r, rc, m, NULL);
+        fp_free(m);
+        return res;
+    }
+    return sx__answer(r, rc, view, 201,
+                      "this person is already in the group, or a search is running");
+}
+
+enum MHD_Result api_sx_remove(http_req *r)
+{
+    SX_REQUIRE_CSRF(r);
+    json_t *view = NULL;
+    fp_err rc = sess_remove(r->srv->sessions, r->params[0], r->params[1], &view);
+    return sx__answer(r, rc, view, 200, "a search is running; wait for its results");
+}
+
+enum MHD_Result api_sx_search(http_req *r)
+{
+    SX_REQUIRE_CSRF(r);
+    json_t *body = NULL;
+    enum MHD_Result res = sx__body(r, &body);
+    if (!body)
+        return res;
+    json_t *refresh = json_object_get(body, "refresh");
+    if (refresh && !json_is_boolean(refresh)) {
+        json_decref(body);
+        return http__error(r, FP_INVALID, "'refresh' must be a boolean", NULL);
+    }
+    int want = json_is_true(refresh);
+    json_decref(body);
+    json_t *view = NULL;
+    fp_err rc = sess_search(r->srv->sessions, r->params[0], want, &view);
+    return sx__answer(r, rc, view, 202, "add people first, or wait for the running search");
+}
+
+/* Reads {"film_id": positive integer, ...}. */
+static int sx__film_id(json_t *body, int64_t *id)
+{
+    json_t *f = json_object_get(body, "film_id");
+    if (!json_is_integer(f) || json_integer_value(f) <= 0)
+        return 0;
+    *id = json_integer_value(f);
+    return 1;
+}
+
+enum MHD_Result api_sx_veto(http_req *r)
+{
+    SX_REQUIRE_CSRF(r);
+    json_t *body = NULL;
+    enum MHD_Result res = sx__body(r, &body);
+    if (!body)
+        return res;
+    int64_t film_id = 0;
+    json_t *vetoed = json_object_get(body, "vetoed");
+    int ok = sx__film_id(body, &film_id) && (!vetoed || json_is_boolean(vetoed));
+    int want = !vetoed || json_is_true(vetoed);
+    json_decref(body);
+    if (!ok)
+        return http__error(r, FP_INVALID,
+                           "send {\"film_id\": <id>, \"vetoed\": true|false}", NULL);
+    json_t *view = NULL;
+    fp_err rc = sess_veto(r->srv->sessions, r->params[0], film_id, want, &view);
+    return sx__answer(r, rc, view, 200, "there are no results to strike out yet");
+}
+
+enum MHD_Result api_sx_roll(http_req *r)
+{
+    SX_REQUIRE_CSRF(r);
+    json_t *view = NULL;
+    fp_err rc = sess_roll(r->srv->sessions, r->params[0], &view);
+    return sx__answer(r, rc, view, 200,
+                      "nothing to roll: no results yet, or every film is struck out");
+}
+
+enum MHD_Result api_sx_watched(http_req *r)
+{
+    SX_REQUIRE_CSRF(r);
+    json_t *body = NULL;
+    enum MHD_Result res = sx__body(r, &body);
+    if (!body)
+        return res;
+    int64_t film_id = 0;
+    int ok = sx__film_id(body, &film_id);
+    json_decref(body);
+    if (!ok)
+        return http__error(r, FP_INVALID, "send {\"film_id\": <id>}", NULL);
+    json_t *view = NULL;
+    fp_err rc = sess_watched(r->srv->sessions, r->params[0], film_id, &view);
+    return sx__answer(r, rc, view, 200, "there are no results yet");
+}
+
+/* ---- Server-Sent Events -------------------------------------------------- */
+
+typedef struct sx_sse {
+    struct MHD_Connection *conn;
+    sess_stream *st;
+} sx_sse;
+
+static void sx__wake(void *ud)
+{
+    sx_sse *c = ud;
+    MHD_resume_connection(c->conn);
+}
+
+static ssize_t sx__read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    sx_sse *c = cls;
+    long n = sess_stream_read(c->st, buf, max);
+    if (n > 0)
+        return (ssize_t)n;
+    if (n < 0)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    /* Nothing to send: sleep until the session publishes (no busy loop). */
+    MHD_suspend_connection(c->conn);
+    sess_stream_arm(c->st);
+    return 0;
+}
+
+static void sx__free(void *cls)
+{
+    sx_sse *c = cls;
+    sess_stream_close(c->st);
+    fp_free(c);
+}
+
+enum MHD_Result api_sx_events(http_req *r)
+{
+    const char *last = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Last-Event-ID");
+    long long last_id = -1;
+    if (last && *last >= '0' && *last <= '9') {
+        char *end = NULL;
+        last_id = strtoll(last, &end, 10);
+        if (*end)
+            last_id = -1;
+    }
+    sx_sse *c = fp_calloc(1, sizeof *c);
+    c->conn = r->conn;
+    fp_err rc = sess_stream_open(r->srv->sessions, r->params[0], last_id, sx__wake, c, &c->st);
+    if (rc != FP_OK) {
+        fp_free(c);
+        return http__error(r, rc, rc == FP_NOT_FOUND ? "no such session (or it expired)" : NULL,
+                           NULL);
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, sx__read, c, sx__free);
+    MHD_add_response_header(resp, "Content-Type", "text/event-stream; charset=utf-8");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no"); /* nginx: do not buffer */
+    MHD_add_response_header(resp, "X-Request-Id", r->id);
+    http__security_headers(resp, NULL);
+    return http__queue(r, 200, resp);
+}

@@ -1,0 +1,999 @@
+/*
+ * session.c - group session state (a JSON document behind the cache
+ * interface) and its event streams.
+ *
+ * Every change is a read-modify-write of the document under ss->mu: load,
+ * edit, bump version once per event, store with the idle TTL, publish the
+ * events. ss->mu is taken before hub_mu, never the other way round. The
+ * service's job listener feeds fetch progress in through the same path.
+ *
+ * Streams: each holds its unread bytes; a reader that finds none arms the
+ * stream after suspending its connection, and the next publish (or the
+ * keep-alive tick, or shutdown) wakes it exactly once.
+ */
+#include "session.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cache/cache.h"
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "pick.h"
+#include "vault.h"
+#include "views.h"
+
+#define SESS_RING 256                     /* events kept per session for replays */
+#define SESS_STREAM_MAX (1024u * 1024u)   /* unread bytes before a slow stream is cut */
+#define SESS_KEEPALIVE_S 15
+#define SESS_MAX_PER_CLIENT 20
+#define SESS_MAX_JOBS 4096
+#define SESS_COMMON_MAX 500
+#define SESS_MOST_MAX 50
+
+typedef struct sess_event {
+    long long id;
+    char *text;
+    size_t len;
+} sess_event;
+
+typedef struct sess_hub {
+    struct sess_hub *next;
+    char id[33];
+    sess_event ring[SESS_RING];
+    size_t ring_n;    /* events held */
+    size_t ring_head; /* index of the oldest */
+    sess_stream *streams;
+    time_t touched;
+} sess_hub;
+
+struct sess_stream {
+    sess_stream *next;
+    sessions *ss;
+    sess_hub *hub;
+    fp_buf out;
+    size_t off;
+    int closed;
+    int armed;
+    sess_wake_fn wake;
+    void *ud;
+};
+
+typedef struct sess_jobmap {
+    char job[33];
+    char sess[33];
+} sess_jobmap;
+
+struct sessions {
+    const fp_config *cfg;
+    service *svc;
+    const cache_backend *cb;
+    cache *ca;
+    pthread_mutex_t mu;     /* session documents (read-modify-write) and jobs[] */
+    pthread_mutex_t hub_mu; /* hubs and streams */
+    sess_hub *hubs;
+    sess_jobmap jobs[SESS_MAX_JOBS];
+    size_t njobs;
+    pthread_t ticker;
+    pthread_cond_t tick_cv;
+    int ticker_started;
+    int stopping;
+};
+
+static int sess__valid_id(const char *id)
+{
+    return id && strlen(id) == 32 && strspn(id, "0123456789abcdef") == 32;
+}
+
+/* ---- the document ------------------------------------------------------ */
+
+static void sess__key(const char *id, char out[40])
+{
+    snprintf(out, 40, "sess:%s", id);
+}
+
+static fp_err sess__load(sessions *ss, const char *id, json_t **state)
+{
+    *state = NULL;
+    if (!sess__valid_id(id))
+        return FP_NOT_FOUND;
+    char key[40];
+    sess__key(id, key);
+    uint8_t *val = NULL;
+    size_t len = 0;
+    fp_err rc = ss->cb->get(ss->ca, key, strlen(key), &val, &len);
+    if (rc != FP_OK)
+        return rc;
+    json_error_t err;
+    *state = json_loadb((const char *)val, len, 0, &err);
+    fp_free(val);
+    return *state ? FP_OK : FP_CORRUPT;
+}
+
+static fp_err sess__save(sessions *ss, json_t *state)
+{
+    const char *id = json_string_value(json_object_get(state, "id"));
+    time_t now = time(NULL);
+    json_object_set_new(state, "expires_at", view_time((int64_t)now + ss->cfg->session_ttl_s));
+    char *text = json_dumps(state, JSON_COMPACT);
+    if (!text)
+        return FP_NOMEM;
+    char key[40];
+    sess__key(id, key);
+    fp_err rc = ss->cb->set(ss->ca, key, strlen(key), text, strlen(text), ss->cfg->session_ttl_s);
+    free(text);
+    return rc;
+}
+
+/* The client view: every key starting with '_' removed, at the top level
+ * and in participants. */
+static json_t *sess__view(json_t *state)
+{
+    json_t *v = json_deep_copy(state);
+    const char *k;
+    json_t *val;
+    void *tmp;
+    json_object_foreach_safe(v, tmp, k, val) if (k[0] == '_') json_object_del(v, k);
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(v, "participants"), i, p)
+    {
+        json_object_foreach_safe(p, tmp, k, val) if (k[0] == '_') json_object_del(p, k);
+    }
+    return v;
+}
+
+static json_t *sess__part_view(json_t *p)
+{
+    json_t *v = json_deep_copy(p);
+    const char *k;
+    json_t *val;
+    void *tmp;
+    json_object_foreach_safe(v, tmp, k, val) if (k[0] == '_') json_object_del(v, k);
+    return v;
+}
+
+/* ---- hubs and streams -------------------------------------------------- */
+
+static sess_hub *sess__hub(sessions *ss, const char *id, int create)
+{
+    for (sess_hub *h = ss->hubs; h; h = h->next)
+        if (strcmp(h->id, id) == 0)
+            return h;
+    if (!create)
+        return NULL;
+    sess_hub *h = fp_calloc(1, sizeof *h);
+    snprintf(h->id, sizeof h->id, "%s", id);
+    h->touched = time(NULL);
+    h->next = ss->hubs;
+    ss->hubs = h;
+    return h;
+}
+
+static char *sess__sse(long long id, const char *name, json_t *data, size_t *len)
+{
+    char *text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *ev = fp_printf("id: %lld\nevent: %s\ndata: %s\n\n", id, name, text ? text : "null");
+    free(text);
+    *len = strlen(ev);
+    return ev;
+}
+
+/* Appends bytes to a stream and wakes it if armed. hub_mu held. */
+static void sess__stream_push(sess_stream *st, const char *text, size_t len)
+{
+    if (st->closed)
+        return;
+    if (fp_buf_append(&st->out, text, len) != FP_OK) {
+        st->closed = 1; /* the client stopped reading: end its stream */
+        fp_log(FP_LOG_WARN, "session_stream_overflow", "{s:s}", "session", st->hub->id);
+    }
+    if (st->armed) {
+        st->armed = 0;
+        st->wake(st->ud);
+    }
+}
+
+/* Records an event in the hub's log and sends it to its streams. hub_mu held. */
+static void sess__hub_publish(sess_hub *h, long long id, const char *name, json_t *data)
+{
+    size_t len = 0;
+    char *text = sess__sse(id, name, data, &len);
+    if (h->ring_n == SESS_RING) {
+        fp_free(h->ring[h->ring_head].text);
+        h->ring_head = (h->ring_head + 1) % SESS_RING;
+        h->ring_n--;
+    }
+    sess_event *e = &h->ring[(h->ring_head + h->ring_n) % SESS_RING];
+    e->id = id;
+    e->text = text;
+    e->len = len;
+    h->ring_n++;
+    h->touched = time(NULL);
+    for (sess_stream *st = h->streams; st; st = st->next)
+        sess__stream_push(st, text, len);
+}
+
+/* ---- updates ----------------------------------------------------------- */
+
+typedef struct sess_events {
+    json_t *list; /* [[name, data], ...] */
+} sess_events;
+
+static void sess__emit(sess_events *ev, const char *name, json_t *data)
+{
+    json_array_append_new(ev->list, json_pack("[s,o]", name, data));
+}
+
+typedef fp_err (*sess_edit_fn)(sessions *ss, json_t *state, void *ud, sess_events *ev);
+
+/* Loads, edits, saves and publishes under ss->mu. *out (may be NULL) gets
+ * the client view after the change. */
+static fp_err sess__update(sessions *ss, const char *id, sess_edit_fn fn, void *ud, json_t **out)
+{
+    if (out)
+        *out = NULL;
+    sess_events ev = {json_array()};
+    json_t *state = NULL;
+    pthread_mutex_lock(&ss->mu);
+    fp_err rc = sess__load(ss, id, &state);
+    if (rc == FP_OK)
+        rc = fn(ss, state, ud, &ev);
+    if (rc == FP_OK && json_array_size(ev.list) > 0) {
+        json_int_t version = json_integer_value(json_object_get(state, "version"));
+        json_int_t first = version + 1;
+        version += (json_int_t)json_array_size(ev.list);
+        json_object_set_new(state, "version", json_integer(version));
+        rc = sess__save(ss, state);
+        if (rc == FP_OK) {
+            pthread_mutex_lock(&ss->hub_mu);
+            sess_hub *h = sess__hub(ss, id, 1);
+            size_t i;
+            json_t *e;
+            json_array_foreach(ev.list, i, e)
+            {
+                const char *name = json_string_value(json_array_get(e, 0));
+                json_t *data = json_array_get(e, 1);
+                if (strcmp(name, "session") == 0) /* snapshots carry the final version */
+                    data = sess__view(state);
+                else
+                    json_incref(data);
+                sess__hub_publish(h, first + (json_int_t)i, name, data);
+                json_decref(data);
+            }
+            pthread_mutex_unlock(&ss->hub_mu);
+        }
+    }
+    if (rc == FP_OK && out)
+        *out = sess__view(state);
+    pthread_mutex_unlock(&ss->mu);
+    json_decref(state);
+    json_decref(ev.list);
+    return rc;
+}
+
+/* ---- create, get -------------------------------------------------------- */
+
+/* The client's live sessions ("cl:<client>": [[id, expires], ...]). Under mu. */
+static fp_err sess__client_slot(sessions *ss, const char *client_id, const char *sid)
+{
+    char key[48];
+    snprintf(key, sizeof key, "cl:%s", client_id);
+    uint8_t *val = NULL;
+    size_t len = 0;
+    json_t *list = NULL;
+    if (ss->cb->get(ss->ca, key, strlen(key), &val, &len) == FP_OK) {
+        json_error_t err;
+        list = json_loadb((const char *)val, len, 0, &err);
+        fp_free(val);
+    }
+    if (!json_is_array(list)) {
+        json_decref(list);
+        list = json_array();
+    }
+    json_t *live = json_array();
+    time_t now = time(NULL);
+    size_t i;
+    json_t *e;
+    json_array_foreach(list, i, e)
+    {
+        const char *other = json_string_value(json_array_get(e, 0));
+        char sk[40];
+        sess__key(other ? other : "", sk);
+        uint8_t *v = NULL;
+        size_t vl = 0;
+        /* a session counts while it exists (its TTL is renewed on use) */
+        if (other && json_integer_value(json_array_get(e, 1)) > now - ss->cfg->session_ttl_s &&
+            ss->cb->get(ss->ca, sk, strlen(sk), &v, &vl) == FP_OK)
+            json_array_append(live, e);
+        fp_free(v);
+    }
+    json_decref(list);
+    fp_err rc = FP_OK;
+    if (json_array_size(live) >= SESS_MAX_PER_CLIENT) {
+        rc = FP_RATE_LIMITED;
+    } else {
+        json_array_append_new(live, json_pack("[s,I]", sid, (json_int_t)now));
+        char *text = json_dumps(live, JSON_COMPACT);
+        rc = ss->cb->set(ss->ca, key, strlen(key), text, strlen(text), ss->cfg->session_ttl_s);
+        free(text);
+    }
+    json_decref(live);
+    return rc;
+}
+
+fp_err sess_create(sessions *ss, const char *client_id, json_t **out)
+{
+    *out = NULL;
+    char id[33];
+    vault_random_token(id, 16);
+    time_t now = time(NULL);
+    char *join = fp_printf("/s/%s", id);
+    json_t *state = json_pack("{s:s,s:s,s:s,s:i,s:o,s:o,s:[],s:n,s:[],s:n,s:[],s:i,s:s}", "id",
+                              id, "join_url", join, "status", "gathering", "version", 1,
+                              "created_at", view_time((int64_t)now), "expires_at",
+                              view_time((int64_t)now + ss->cfg->session_ttl_s), "participants",
+                              "results", "vetoed", "rolled", "watched", "_next_pid", 1, "_client",
+                              client_id ? client_id : "");
+    fp_free(join);
+    pthread_mutex_lock(&ss->mu);
+    fp_err rc = client_id ? sess__client_slot(ss, client_id, id) : FP_OK;
+    if (rc == FP_OK)
+        rc = sess__save(ss, state);
+    pthread_mutex_unlock(&ss->mu);
+    if (rc == FP_OK) {
+        *out = sess__view(state);
+        fp_log(FP_LOG_INFO, "session_created", "{s:s}", "session", id);
+    }
+    json_decref(state);
+    return rc;
+}
+
+fp_err sess_get(sessions *ss, const char *id, json_t **out)
+{
+    *out = NULL;
+    json_t *state = NULL;
+    pthread_mutex_lock(&ss->mu);
+    fp_err rc = sess__load(ss, id, &state);
+    pthread_mutex_unlock(&ss->mu);
+    if (rc == FP_OK)
+        *out = sess__view(state);
+    json_decref(state);
+    return rc;
+}
+
+/* ---- participants ------------------------------------------------------- */
+
+static const char *sess__status(json_t *state)
+{
+    return json_string_value(json_object_get(state, "status"));
+}
+
+/* Back to gathering after a change to the group: results no longer apply. */
+static void sess__reset_results(json_t *state)
+{
+    json_object_set_new(state, "status", json_string("gathering"));
+    json_object_set_new(state, "results", json_null());
+    json_object_set_new(state, "rolled", json_null());
+    json_object_set_new(state, "vetoed", json_array());
+    json_object_del(state, "_job");
+}
+
+static fp_err sess__edit_add(sessions *ss, json_t *state, void *ud, sess_events *ev)
+{
+    const svc_person *p = ud;
+    if (strcmp(sess__status(state), "searching") == 0)
+        return FP_CONFLICT;
+    json_t *parts = json_object_get(state, "participants");
+    if (json_array_size(parts) >= (size_t)ss->cfg->max_participants)
+        return FP_TOO_MANY;
+    size_t i;
+    json_t *q;
+    json_array_foreach(parts, i, q)
+    {
+        const char *u = json_string_value(json_object_get(q, p->src ? "_user" : "_import"));
+        if (u && strcmp(u, p->user) == 0)
+            return FP_CONFLICT; /* already in the group */
+    }
+    json_int_t n = json_integer_value(json_object_get(state, "_next_pid"));
+    char pid[24];
+    snprintf(pid, sizeof pid, "p%lld", (long long)n);
+    json_object_set_new(state, "_next_pid", json_integer(n + 1));
+    char name[SOURCE_USER_MAX + 16];
+    if (p->src)
+        snprintf(name, sizeof name, "%s", p->user);
+    else
+        snprintf(name, sizeof name, "import:%.8s", p->user);
+    json_t *part = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:i,s:n,s:n}", "id", pid, "name", name,
+                             "source", p->src ? p->src->name : "import", "status", "waiting",
+                             "pages_fetched", 0, "pages_total", 0, "films", 0, "error", "warning");
+    if (p->src) {
+        json_object_set_new(part, "_src", json_string(p->src->type));
+        json_object_set_new(part, "_user", json_string(p->user));
+    } else {
+        json_object_set_new(part, "_import", json_string(p->user));
+    }
+    json_array_append_new(parts, part);
+    int had_results = strcmp(sess__status(state), "results") == 0;
+    if (had_results)
+        sess__reset_results(state);
+    sess__emit(ev, had_results ? "session" : "participant", sess__part_view(part));
+    return FP_OK;
+}
+
+fp_err sess_add(sessions *ss, const char *id, const svc_person *p, json_t **out)
+{
+    return sess__update(ss, id, sess__edit_add, (void *)p, out);
+}
+
+static fp_err sess__edit_remove(sessions *ss, json_t *state, void *ud, sess_events *ev)
+{
+    (void)ss;
+    const char *pid = ud;
+    if (strcmp(sess__status(state), "searching") == 0)
+        return FP_CONFLICT;
+    json_t *parts = json_object_get(state, "participants");
+    size_t i;
+    json_t *q;
+    json_array_foreach(parts, i, q)
+    {
+        if (strcmp(json_string_value(json_object_get(q, "id")), pid) == 0) {
+            json_array_remove(parts, i);
+            if (strcmp(sess__status(state), "results") == 0) {
+                sess__reset_results(state);
+                sess__emit(ev, "session", json_null());
+            } else {
+                sess__emit(ev, "participant_removed", json_pack("{s:s}", "id", pid));
+            }
+            return FP_OK;
+        }
+    }
+    return FP_NOT_FOUND;
+}
+
+fp_err sess_remove(sessions *ss, const char *id, const char *pid, json_t **out)
+{
+    return sess__update(ss, id, sess__edit_remove, (void *)pid, out);
+}
+
+/* ---- search and progress ----------------------------------------------- */
+
+static void sess__map_job(sessions *ss, const char *job, const char *sid)
+{
+    if (ss->njobs == SESS_MAX_JOBS) { /* forget the oldest half */
+        memmove(ss->jobs, ss->jobs + SESS_MAX_JOBS / 2, (SESS_MAX_JOBS / 2) * sizeof *ss->jobs);
+        ss->njobs = SESS_MAX_JOBS / 2;
+    }
+    snprintf(ss->jobs[ss->njobs].job, 33, "%s", job);
+    snprintf(ss->jobs[ss->njobs].sess, 33, "%s", sid);
+    ss->njobs++;
+}
+
+static json_t *sess__results_json(const svc_results *r)
+{
+    json_t *common = json_array(), *most = json_array();
+    for (size_t i = 0; i < r->ncommon && i < SESS_COMMON_MAX; i++)
+        json_array_append_new(common, view_film(&r->common[i].film));
+    for (size_t i = 0; i < r->nmost; i++) {
+        json_t *f = view_film(&r->most[i].film);
+        json_object_set_new(f, "lists", json_integer(r->most[i].count));
+        json_array_append_new(most, f);
+    }
+    return json_pack("{s:I,s:I,s:I,s:o,s:o}", "participants", (json_int_t)r->participants,
+                     "failed", (json_int_t)r->failed, "common_count", (json_int_t)r->ncommon,
+                     "common", common, "most", most);
+}
+
+/* Brings the participants (and, once done, the results) in step with the
+ * session's job. Under mu. */
+static fp_err sess__sync(sessions *ss, json_t *state, sess_events *ev)
+{
+    const char *job = json_string_value(json_object_get(state, "_job"));
+    if (!job || strcmp(sess__status(state), "searching") != 0)
+        return FP_OK;
+    svc_job_view v;
+    fp_err rc = svc_job_view_get(ss->svc, job, &v);
+    if (rc != FP_OK)
+        return rc;
+    json_t *parts = json_object_get(state, "participants");
+    for (size_t i = 0; i < v.nparts && i < json_array_size(parts); i++) {
+        json_t *p = json_array_get(parts, i);
+        json_t *fresh = view_part(&v.parts[i]);
+        int changed = 0;
+        static const char *const fields[] = {"status",   "pages_fetched", "pages_total",
+                                             "films",    "error",         "warning"};
+        for (size_t k = 0; k < sizeof fields / sizeof fields[0]; k++) {
+            json_t *nv = json_object_get(fresh, fields[k]);
+            if (!json_equal(json_object_get(p, fields[k]), nv)) {
+                json_object_set(p, fields[k], nv);
+                changed = 1;
+            }
+        }
+        json_decref(fresh);
+        if (changed)
+            sess__emit(ev, "participant", sess__part_view(p));
+    }
+    int done = v.done;
+    svc_job_view_free(&v);
+    if (!done)
+        return FP_OK;
+    svc_results r;
+    rc = svc_job_results(ss->svc, job, 10, SESS_MOST_MAX, &r);
+    json_t *results;
+    if (rc == FP_OK)
+        results = sess__results_json(&r);
+    else if (rc == FP_CONFLICT) /* nobody's list could be read: the errors say why */
+        results = json_pack("{s:i,s:I,s:i,s:[],s:[]}", "participants", 0, "failed",
+                            (json_int_t)json_array_size(parts), "common_count", 0, "common",
+                            "most");
+    else
+        return rc;
+    if (rc == FP_OK)
+        svc_results_free(&r);
+    json_object_set_new(state, "results", results);
+    json_object_set_new(state, "status", json_string("results"));
+    sess__emit(ev, "results", json_incref(results));
+    return FP_OK;
+}
+
+static fp_err sess__edit_sync(sessions *ss, json_t *state, void *ud, sess_events *ev)
+{
+    (void)ud;
+    return sess__sync(ss, state, ev);
+}
+
+static void sess__job_changed(void *ud, const char *job_id)
+{
+    sessions *ss = ud;
+    char sid[33] = "";
+    pthread_mutex_lock(&ss->mu);
+    for (size_t i = ss->njobs; i-- > 0;)
+        if (strcmp(ss->jobs[i].job, job_id) == 0) {
+            snprintf(sid, sizeof sid, "%s", ss->jobs[i].sess);
+            break;
+        }
+    pthread_mutex_unlock(&ss->mu);
+    if (!sid[0])
+        return;
+    fp_err rc = sess__update(ss, sid, sess__edit_sync, NULL, NULL);
+    if (rc != FP_OK && rc != FP_NOT_FOUND)
+        fp_log(FP_LOG_WARN, "session_sync_failed", "{s:s}", "error", fp_err_code(rc));
+}
+
+/* The service person of a participant. */
+static fp_err sess__person(sessions *ss, json_t *p, int refresh, svc_person *out)
+{
+    const char *imp = json_string_value(json_object_get(p, "_import"));
+    if (imp)
+        return svc_person_import(ss->svc, imp, out);
+    return svc_person_parse(ss->svc, json_string_value(json_object_get(p, "_src")),
+                            json_string_value(json_object_get(p, "_user")), refresh, out);
+}
+
+static fp_err sess__edit_search(sessions *ss, json_t *state, void *ud, sess_events *ev)
+{
+    int refresh = *(int *)ud;
+    json_t *parts = json_object_get(state, "participants");
+    size_t n = json_array_size(parts);
+    if (n == 0 || strcmp(sess__status(state), "searching") == 0)
+        return FP_CONFLICT;
+    svc_person *people = fp_calloc(n, sizeof *people);
+    fp_err rc = FP_OK;
+    for (size_t i = 0; i < n && rc == FP_OK; i++)
+        rc = sess__person(ss, json_array_get(parts, i), refresh, &people[i]);
+    char job[33];
+    if (rc == FP_OK)
+        rc = svc_job_start(ss->svc, people, n, job);
+    fp_free(people);
+    if (rc != FP_OK)
+        return rc;
+    sess__reset_results(state);
+    json_object_set_new(state, "_job", json_string(job));
+    json_object_set_new(state, "status", json_string("searching"));
+    size_t i;
+    json_t *p;
+    json_array_foreach(parts, i, p)
+    {
+        json_object_set_new(p, "status", json_string("queued"));
+        json_object_set_new(p, "pages_fetched", json_integer(0));
+        json_object_set_new(p, "pages_total", json_integer(0));
+        json_object_set_new(p, "error", json_null());
+        json_object_set_new(p, "warning", json_null());
+    }
+    sess__map_job(ss, job, json_string_value(json_object_get(state, "id")));
+    sess__emit(ev, "session", json_null());
+    return sess__sync(ss, state, ev); /* stored lists are ready at once */
+}
+
+fp_err sess_search(sessions *ss, const char *id, int refresh, json_t **out)
+{
+    return sess__update(ss, id, sess__edit_search, &refresh, out);
+}
+
+/* ---- veto, roll, watched ------------------------------------------------ */
+
+/* The film object with this id in the results (common or most), or NULL. */
+static json_t *sess__result_film(json_t *state, int64_t film_id)
+{
+    json_t *res = json_object_get(state, "results");
+    static const char *const lists[] = {"common", "most"};
+    for (size_t l = 0; l < 2; l++) {
+        size_t i;
+        json_t *f;
+        json_array_foreach(json_object_get(res, lists[l]), i, f)
+        {
+            if (json_integer_value(json_object_get(f, "id")) == film_id)
+                return f;
+        }
+    }
+    return NULL;
+}
+
+typedef struct sess_veto_arg {
+    int64_t film_id;
+    int vetoed;
+} sess_veto_arg;
+
+static fp_err sess__edit_veto(sessions *ss, json_t *state, void *ud, sess_events *ev)
+{
+    (void)ss;
+    sess_veto_arg *a = ud;
+    if (strcmp(sess__status(state), "results") != 0)
+        return FP_CONFLICT;
+    if (!sess__result_film(state, a->film_id))
+        return FP_NOT_FOUND;
+    json_t *vetoed = json_object_get(state, "vetoed");
+    size_t i;
+    json_t *v;
+    int found = -1;
+    json_array_foreach(vetoed, i, v) if (json_integer_value(v) == a->film_id) found = (int)i;
+    if (a->vetoed && found < 0)
+        json_array_append_new(vetoed, json_integer(a->film_id));
+    else if (!a->vetoed && found >= 0)
+        json_array_remove(vetoed, (size_t)found);
+    else
+        return FP_OK; /* nothing changes: no event */
+    sess__emit(ev, "veto", json_pack("{s:I,s:b}", "film_id", (json_int_t)a->film_id, "vetoed",
+                                     a->vetoed));
+    return FP_OK;
+}
+
+fp_err sess_veto(sessions *ss, const char *id, int64_t film_id, int vetoed, json_t **out)
+{
+    sess_veto_arg a = {film_id, vetoed};
+    return sess__update(ss, id, sess__edit_veto, &a, out);
+}
+
+static int sess__is_vetoed(json_t *state, int64_t id)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(state, "vetoed"), i, v) if (json_integer_value(v) == id)
+        return 1;
+    return 0;
+}
+
+static fp_err sess__edit_roll(sessions *ss, json_t *state, void *ud, sess_events *ev)
+{
+    (void)ss;
+    (void)ud;
+    if (strcmp(sess__status(state), "results") != 0)
+        return FP_CONFLICT;
+    json_t *res = json_object_get(state, "results");
+    /* Common films first; when all are struck out (or none), the films on
+     * the most lists that are left. */
+    json_t *pool = json_array();
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(res, "common"), i, f)
+    {
+        if (!sess__is_vetoed(state, json_integer_value(json_object_get(f, "id"))))
+            json_array_append(pool, f);
+    }
+    if (json_array_size(pool) == 0) {
+        json_int_t level = 0;
+        json_array_foreach(json_object_get(res, "most"), i, f)
+        {
+            if (sess__is_vetoed(state, json_integer_value(json_object_get(f, "id"))))
+                continue;
+            json_int_t lists = json_integer_value(json_object_get(f, "lists"));
+            if (level == 0)
+                level = lists;
+            if (lists != level)
+                break;
+            json_array_append(pool, f);
+        }
+    }
+    size_t n = json_array_size(pool);
+    if (n == 0) {
+        json_decref(pool);
+        return FP_CONFLICT;
+    }
+    pick_rng rng;
+    pick_rng_init(&rng, NULL);
+    json_t *chosen = json_deep_copy(json_array_get(pool, pick_rng_uniform(&rng, (uint32_t)n)));
+    json_decref(pool);
+    json_object_set_new(state, "rolled", chosen);
+    sess__emit(ev, "rolled", json_pack("{s:O}", "film", chosen));
+    return FP_OK;
+}
+
+fp_err sess_roll(sessions *ss, const char *id, json_t **out)
+{
+    return sess__update(ss, id, sess__edit_roll, NULL, out);
+}
+
+static void sess__drop_film(json_t *list, int64_t film_id, const char *idkey)
+{
+    for (size_t i = json_array_size(list); i-- > 0;) {
+        json_t *e = json_array_get(list, i);
+        json_t *id = idkey ? json_object_get(e, idkey) : e;
+        if (json_integer_value(id) == film_id)
+            json_array_remove(list, i);
+    }
+}
+
+static fp_err sess__edit_watched(sessions *ss, json_t *state, void *ud, sess_events *ev)
+{
+    int64_t film_id = *(int64_t *)ud;
+    if (strcmp(sess__status(state), "results") != 0)
+        return FP_CONFLICT;
+    if (!sess__result_film(state, film_id))
+        return FP_NOT_FOUND;
+    json_t *parts = json_object_get(state, "participants");
+    size_t n = json_array_size(parts);
+    svc_person *people = fp_calloc(n ? n : 1, sizeof *people);
+    size_t k = 0;
+    fp_err rc = FP_OK;
+    for (size_t i = 0; i < n && rc == FP_OK; i++) {
+        json_t *p = json_array_get(parts, i);
+        if (strcmp(json_string_value(json_object_get(p, "status")), "ready") != 0)
+            continue;
+        rc = sess__person(ss, p, 0, &people[k]);
+        if (rc == FP_OK)
+            k++;
+    }
+    if (rc == FP_OK)
+        rc = svc_watched_people(ss->svc, people, k, film_id, NULL);
+    fp_free(people);
+    if (rc != FP_OK)
+        return rc;
+    json_t *res = json_object_get(state, "results");
+    json_int_t before = (json_int_t)json_array_size(json_object_get(res, "common"));
+    sess__drop_film(json_object_get(res, "common"), film_id, "id");
+    sess__drop_film(json_object_get(res, "most"), film_id, "id");
+    json_int_t after = (json_int_t)json_array_size(json_object_get(res, "common"));
+    json_object_set_new(res, "common_count",
+                        json_integer(json_integer_value(json_object_get(res, "common_count")) -
+                                     (before - after)));
+    sess__drop_film(json_object_get(state, "vetoed"), film_id, NULL);
+    json_t *rolled = json_object_get(state, "rolled");
+    if (rolled && json_integer_value(json_object_get(rolled, "id")) == film_id)
+        json_object_set_new(state, "rolled", json_null());
+    json_array_append_new(json_object_get(state, "watched"), json_integer(film_id));
+    sess__emit(ev, "watched", json_pack("{s:I}", "film_id", (json_int_t)film_id));
+    return FP_OK;
+}
+
+fp_err sess_watched(sessions *ss, const char *id, int64_t film_id, json_t **out)
+{
+    return sess__update(ss, id, sess__edit_watched, &film_id, out);
+}
+
+/* ---- streams ------------------------------------------------------------ */
+
+fp_err sess_stream_open(sessions *ss, const char *id, long long last_event_id, sess_wake_fn wake,
+                        void *ud, sess_stream **out)
+{
+    *out = NULL;
+    json_t *state = NULL;
+    pthread_mutex_lock(&ss->mu);
+    fp_err rc = sess__load(ss, id, &state);
+    if (rc != FP_OK) {
+        pthread_mutex_unlock(&ss->mu);
+        return rc;
+    }
+    long long version = (long long)json_integer_value(json_object_get(state, "version"));
+    sess_stream *st = fp_calloc(1, sizeof *st);
+    st->ss = ss;
+    st->wake = wake;
+    st->ud = ud;
+    fp_buf_init(&st->out, SESS_STREAM_MAX);
+    pthread_mutex_lock(&ss->hub_mu);
+    if (ss->stopping) {
+        pthread_mutex_unlock(&ss->hub_mu);
+        pthread_mutex_unlock(&ss->mu);
+        json_decref(state);
+        fp_buf_free(&st->out);
+        fp_free(st);
+        return FP_UNAVAILABLE;
+    }
+    sess_hub *h = sess__hub(ss, id, 1);
+    st->hub = h;
+    /* Retry hint for EventSource, then what the client missed. */
+    fp_err wr = fp_buf_append(&st->out, "retry: 2000\n\n", 13);
+    (void)wr;
+    int replayed = 0;
+    if (last_event_id >= 0 && last_event_id <= version) {
+        long long oldest = h->ring_n ? h->ring[h->ring_head].id : version + 1;
+        if (last_event_id == version) {
+            replayed = 1; /* up to date */
+        } else if (oldest <= last_event_id + 1) {
+            for (size_t i = 0; i < h->ring_n; i++) {
+                sess_event *e = &h->ring[(h->ring_head + i) % SESS_RING];
+                if (e->id > last_event_id)
+                    sess__stream_push(st, e->text, e->len);
+            }
+            replayed = 1;
+        }
+    }
+    if (!replayed) {
+        size_t len = 0;
+        json_t *view = sess__view(state);
+        char *text = sess__sse(version, "session", view, &len);
+        json_decref(view);
+        sess__stream_push(st, text, len);
+        fp_free(text);
+    }
+    st->next = h->streams;
+    h->streams = st;
+    pthread_mutex_unlock(&ss->hub_mu);
+    pthread_mutex_unlock(&ss->mu);
+    json_decref(state);
+    *out = st;
+    return FP_OK;
+}
+
+long sess_stream_read(sess_stream *st, char *buf, size_t max)
+{
+    sessions *ss = st->ss;
+    long n = 0;
+    pthread_mutex_lock(&ss->hub_mu);
+    size_t avail = st->out.len - st->off;
+    if (avail > 0) {
+        n = (long)(avail < max ? avail : max);
+        memcpy(buf, st->out.data + st->off, (size_t)n);
+        st->off += (size_t)n;
+        if (st->off == st->out.len) {
+            fp_buf_reset(&st->out);
+            st->off = 0;
+        }
+    } else if (st->closed) {
+        n = -1;
+    }
+    pthread_mutex_unlock(&ss->hub_mu);
+    return n;
+}
+
+void sess_stream_arm(sess_stream *st)
+{
+    sessions *ss = st->ss;
+    pthread_mutex_lock(&ss->hub_mu);
+    if (st->out.len > st->off || st->closed)
+        st->wake(st->ud);
+    else
+        st->armed = 1;
+    pthread_mutex_unlock(&ss->hub_mu);
+}
+
+void sess_stream_close(sess_stream *st)
+{
+    if (!st)
+        return;
+    sessions *ss = st->ss;
+    pthread_mutex_lock(&ss->hub_mu);
+    for (sess_stream **pp = &st->hub->streams; *pp; pp = &(*pp)->next)
+        if (*pp == st) {
+            *pp = st->next;
+            break;
+        }
+    st->hub->touched = time(NULL);
+    pthread_mutex_unlock(&ss->hub_mu);
+    fp_buf_free(&st->out);
+    fp_free(st);
+}
+
+/* ---- keep-alive and hub expiry ----------------------------------------- */
+
+static void sess__hub_free(sess_hub *h)
+{
+    for (size_t i = 0; i < h->ring_n; i++)
+        fp_free(h->ring[(h->ring_head + i) % SESS_RING].text);
+    fp_free(h);
+}
+
+static void *sess__ticker(void *arg)
+{
+    sessions *ss = arg;
+    pthread_mutex_lock(&ss->hub_mu);
+    while (!ss->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += SESS_KEEPALIVE_S;
+        pthread_cond_timedwait(&ss->tick_cv, &ss->hub_mu, &ts);
+        if (ss->stopping)
+            break;
+        time_t now = time(NULL);
+        for (sess_hub **pp = &ss->hubs; *pp;) {
+            sess_hub *h = *pp;
+            for (sess_stream *st = h->streams; st; st = st->next)
+                sess__stream_push(st, ": keep-alive\n\n", 14);
+            if (!h->streams && now - h->touched > ss->cfg->session_ttl_s) {
+                *pp = h->next;
+                sess__hub_free(h);
+            } else {
+                pp = &h->next;
+            }
+        }
+    }
+    pthread_mutex_unlock(&ss->hub_mu);
+    return NULL;
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+fp_err sessions_open(const fp_config *cfg, service *svc, sessions **out)
+{
+    *out = NULL;
+    sessions *ss = fp_calloc(1, sizeof *ss);
+    ss->cfg = cfg;
+    ss->svc = svc;
+    pthread_mutex_init(&ss->mu, NULL);
+    pthread_mutex_init(&ss->hub_mu, NULL);
+    pthread_cond_init(&ss->tick_cv, NULL);
+    ss->cb = cache_backend_for(cfg->cache);
+    fp_err rc = ss->cb ? ss->cb->open(cfg->cache, &ss->ca) : FP_INVALID;
+    if (rc == FP_OK && pthread_create(&ss->ticker, NULL, sess__ticker, ss) != 0)
+        rc = FP_INTERNAL;
+    if (rc != FP_OK) {
+        sessions_free(&ss);
+        return rc;
+    }
+    ss->ticker_started = 1;
+    svc_set_job_listener(svc, sess__job_changed, ss);
+    *out = ss;
+    return FP_OK;
+}
+
+void sessions_close_streams(sessions *ss)
+{
+    if (!ss)
+        return;
+    pthread_mutex_lock(&ss->hub_mu);
+    ss->stopping = 1;
+    for (sess_hub *h = ss->hubs; h; h = h->next)
+        for (sess_stream *st = h->streams; st; st = st->next) {
+            st->closed = 1;
+            if (st->armed) {
+                st->armed = 0;
+                st->wake(st->ud);
+            }
+        }
+    pthread_cond_broadcast(&ss->tick_cv);
+    pthread_mutex_unlock(&ss->hub_mu);
+}
+
+void sessions_free(sessions **ssp)
+{
+    sessions *ss = *ssp;
+    if (!ss)
+        return;
+    sessions_close_streams(ss);
+    if (ss->ticker_started)
+        pthread_join(ss->ticker, NULL);
+    while (ss->hubs) {
+        sess_hub *h = ss->hubs;
+        ss->hubs = h->next;
+        sess__hub_free(h); /* streams were closed by their connections */
+    }
+    if (ss->ca)
+        ss->cb->close(ss->ca);
+    pthread_cond_destroy(&ss->tick_cv);
+    pthread_mutex_destroy(&ss->hub_mu);
+    pthread_mutex_destroy(&ss->mu);
+    fp_free(ss);
+    *ssp = NULL;
+}
