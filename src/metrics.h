@@ -11,7 +11,7 @@
 #include "core/buf.h"
 #include "core/error.h"
 
-#define METRICS_MAX_ROUTES 32
+#define METRICS_MAX_ROUTES 64
 
 /* Index for a route label such as "POST /api/scrape/"; the same name gives
  * the same index. -1 when the table is full. */

@@ -305,7 +305,7 @@ static fp_err sess__client_slot(sessions *ss, const char *client_id, const char 
         sess__key(other ? other : "", sk);
         uint8_t *v = NULL;
         size_t vl = 0;
-        /* a session counts while it exists (its TTL is renewed on use) */
+        /* a session counts for session-ttl after its creation, while it exists */
         if (other && json_integer_value(json_array_get(e, 1)) > now - ss->cfg->session_ttl_s &&
             ss->cb->get(ss->ca, sk, strlen(sk), &v, &vl) == FP_OK)
             json_array_append(live, e);
@@ -716,6 +716,7 @@ static fp_err sess__edit_roll(sessions *ss, json_t *state, void *ud, sess_events
     pick_rng_init(&rng, NULL);
     json_t *chosen = json_deep_copy(json_array_get(pool, pick_rng_uniform(&rng, (uint32_t)n)));
     json_decref(pool);
+    json_object_del(chosen, "lists"); /* the rolled film is a plain Film */
     json_object_set_new(state, "rolled", chosen);
     sess__emit(ev, "rolled", json_pack("{s:O}", "film", chosen));
     return FP_OK;

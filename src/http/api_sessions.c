@@ -50,12 +50,9 @@ static int sx__csrf_ok(http_req *r)
     const char *host = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Host");
     if (!host)
         return 0;
-    const char *rest = NULL;
-    if (strncmp(origin, "http://", 7) == 0)
-        rest = origin + 7;
-    else if (strncmp(origin, "https://", 8) == 0)
-        rest = origin + 8;
-    return rest && strcmp(rest, host) == 0;
+    const char *scheme = sx__https(r) ? "https://" : "http://";
+    size_t slen = strlen(scheme);
+    return strncmp(origin, scheme, slen) == 0 && strcmp(origin + slen, host) == 0;
 }
 
 #define SX_REQUIRE_CSRF(r)                                                                         \
@@ -99,18 +96,33 @@ static enum MHD_Result sx__answer(http_req *r, fp_err rc, json_t *view, int ok_s
         return http__error(r, rc, "no such session (or it expired), participant or film", NULL);
     case FP_CONFLICT:
         return http__error(r, rc, conflict, NULL);
-    case FP_RATE_LIMITED:
-        return http__error(r, rc, "too many open sessions for this browser", NULL);
     default:
         return http__error(r, rc, NULL, NULL);
     }
 }
 
+/* The JSON body, or {} for an empty one. */
+static enum MHD_Result sx__body(http_req *r, json_t **body)
+{
+    if (r->body.len == 0) {
+        *body = json_object();
+        return MHD_YES;
+    }
+    return http__body_or_error(r, body);
+}
+
 enum MHD_Result api_sx_create(http_req *r)
 {
     SX_REQUIRE_CSRF(r);
+    json_t *body = NULL;
+    enum MHD_Result res = sx__body(r, &body);
+    if (!body)
+        return res;
+    json_decref(body);
     json_t *view = NULL;
     fp_err rc = sess_create(r->srv->sessions, sx__cookie(r), &view);
+    if (rc == FP_RATE_LIMITED)
+        return http__error(r, rc, "too many open sessions for this browser", NULL);
     if (rc != FP_OK)
         return sx__answer(r, rc, view, 201, NULL);
     const char *id = json_string_value(json_object_get(view, "id"));
@@ -126,16 +138,6 @@ enum MHD_Result api_sx_get(http_req *r)
     json_t *view = NULL;
     fp_err rc = sess_get(r->srv->sessions, r->params[0], &view);
     return sx__answer(r, rc, view, 200, NULL);
-}
-
-/* The JSON body, or {} for an empty one. */
-static enum MHD_Result sx__body(http_req *r, json_t **body)
-{
-    if (r->body.len == 0) {
-        *body = json_object();
-        return MHD_YES;
-    }
-    return http__body_or_error(r, body);
 }
 
 enum MHD_Result api_sx_add(http_req *r)
@@ -203,7 +205,13 @@ enum MHD_Result api_sx_search(http_req *r)
     json_decref(body);
     json_t *view = NULL;
     fp_err rc = sess_search(r->srv->sessions, r->params[0], want, &view);
-    return sx__answer(r, rc, view, 202, "add people first, or wait for the running search");
+    if (rc != FP_OK)
+        return sx__answer(r, rc, view, 202, "add people first, or wait for the running search");
+    char *loc = fp_printf("/api/v1/sessions/%s", r->params[0]);
+    struct MHD_Response *resp = http__json_response(r, view);
+    MHD_add_response_header(resp, "Location", loc);
+    fp_free(loc);
+    return http__queue(r, 202, resp);
 }
 
 /* Reads {"film_id": positive integer, ...}. */
@@ -239,6 +247,11 @@ enum MHD_Result api_sx_veto(http_req *r)
 enum MHD_Result api_sx_roll(http_req *r)
 {
     SX_REQUIRE_CSRF(r);
+    json_t *body = NULL;
+    enum MHD_Result res = sx__body(r, &body);
+    if (!body)
+        return res;
+    json_decref(body);
     json_t *view = NULL;
     fp_err rc = sess_roll(r->srv->sessions, r->params[0], &view);
     return sx__answer(r, rc, view, 200,

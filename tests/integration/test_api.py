@@ -11,7 +11,8 @@ FilmPicker's answers.
 
 Every username a test uses goes through ApiTestCase.user(); the last test of
 each class (test_zz_privacy) checks that none of them is in the database
-files.
+files. The spec checks live in spec_check.py (shared with test_sessions.py,
+which covers group sessions, their event streams and the web app's files).
 """
 
 import csv
@@ -38,10 +39,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from harness import FakeBoxd, FilmPicker, wait_until  # noqa: E402
+from spec_check import (SPEC, SPEC_BYTES, check_against_spec, deref,  # noqa: E402
+                        error_table, inline, resolve, spec_methods, spec_operations)
 
 REPO = os.path.dirname(os.path.dirname(HERE))
-SPEC_PATH = os.path.join(REPO, "api", "openapi.json")
-ERROR_H = os.path.join(REPO, "src", "core", "error.h")
 TEST_DATA = os.environ.get("FP_TEST_DATA") or os.path.join(REPO, "tests", "data")
 SWAGGER_DIST = os.path.join(REPO, "web", "node_modules", "swagger-ui-dist")
 WATCHLIST_CSV = os.path.join(TEST_DATA, "api_watchlist.csv")
@@ -53,177 +54,9 @@ JOB_WAIT = 30.0          # seconds a test waits for a job at most
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 JSON_HEADERS = {"Content-Type": "application/json"}
 NO_BODY = object()
-
-
-def load_spec():
-    with open(SPEC_PATH, "rb") as f:
-        raw = f.read()
-    return raw, json.loads(raw.decode("utf-8"))
-
-
-SPEC_BYTES, SPEC = load_spec()
-
-
-def error_table():
-    """[(code, status)] of FP_ERR_TABLE in src/core/error.h."""
-    with open(ERROR_H, encoding="utf-8") as f:
-        text = f.read()
-    rows = re.findall(r'X\((\w+),\s*"(\w+)",\s*(\d+),', text)
-    if len(rows) < 10:
-        raise AssertionError("could not read FP_ERR_TABLE from %s" % ERROR_H)
-    return [(code, int(status)) for _, code, status in rows]
-
-
-# ---- the OpenAPI document ---------------------------------------------------
-
-def resolve(ref):
-    """The object a local "#/a/b" reference points at."""
-    if not ref.startswith("#/"):
-        raise AssertionError("only local references are used: %r" % ref)
-    node = SPEC
-    for part in ref[2:].split("/"):
-        part = part.replace("~1", "/").replace("~0", "~")
-        if not isinstance(node, dict) or part not in node:
-            raise AssertionError("unresolvable $ref %r" % ref)
-        node = node[part]
-    return node
-
-
-def deref(obj):
-    """Follows $ref chains of a non-schema object (response, header, parameter)."""
-    seen = set()
-    while isinstance(obj, dict) and "$ref" in obj:
-        if obj["$ref"] in seen:
-            raise AssertionError("reference loop at %r" % obj["$ref"])
-        seen.add(obj["$ref"])
-        obj = resolve(obj["$ref"])
-    return obj
-
-
-def inline(schema, stack=()):
-    """A copy of schema with every local $ref replaced by its target (a $ref
-    with sibling keywords becomes an allOf), so that a plain Draft 2020-12
-    validator can check it without a reference resolver."""
-    if isinstance(schema, list):
-        return [inline(s, stack) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    if "$ref" in schema:
-        ref = schema["$ref"]
-        if ref in stack:
-            raise AssertionError("recursive schema at %r" % ref)
-        target = inline(resolve(ref), stack + (ref,))
-        rest = {k: inline(v, stack) for k, v in schema.items() if k != "$ref"}
-        if not rest:
-            return target
-        rest["allOf"] = [target] + rest.get("allOf", [])
-        return rest
-    return {k: inline(v, stack) for k, v in schema.items()}
-
-
-def validate_schema(schema, instance, what):
-    full = inline(schema)
-    validator = jsonschema.Draft202012Validator(full)
-    errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.path))
-    if errors:
-        lines = ["%s does not match the spec:" % what]
-        for e in errors[:5]:
-            lines.append("  at %s: %s" % ("/".join(str(p) for p in e.absolute_path) or "(root)",
-                                          e.message[:300]))
-        lines.append("  instance: %s" % json.dumps(instance)[:800])
-        raise AssertionError("\n".join(lines))
-
-
-def template_of(path):
-    """The spec path matching a concrete path (query stripped), or None.
-    Literal paths win over templated ones."""
-    path = path.split("?", 1)[0]
-    if path in SPEC["paths"]:
-        return path
-    parts = path.split("/")
-    for tpl in SPEC["paths"]:
-        tparts = tpl.split("/")
-        if len(tparts) != len(parts):
-            continue
-        if all((t.startswith("{") and t.endswith("}") and p) or t == p
-               for t, p in zip(tparts, parts)):
-            return tpl
-    return None
-
-
-def spec_methods(tpl):
-    return sorted(m.upper() for m in SPEC["paths"][tpl]
-                  if m in ("get", "put", "post", "delete", "patch", "head", "options", "trace"))
-
-
-def spec_operations():
-    """[(template, METHOD)] of every operation in the spec."""
-    return [(tpl, m) for tpl in SPEC["paths"] for m in spec_methods(tpl)]
-
-
-def check_against_spec(method, path, status, headers, data):
-    """Asserts that one answer is what the spec documents. Returns the parsed
-    JSON body (or the raw bytes when it is not JSON)."""
-    tpl = template_of(path)
-    where = "%s %s -> %d" % (method, path, status)
-    if tpl is None:
-        if status != 404:
-            raise AssertionError("%s: the path is not in the spec, so 404 was expected" % where)
-        response = deref({"$ref": "#/components/responses/NotFound"})
-    else:
-        item = SPEC["paths"][tpl]
-        op_method = "get" if method == "HEAD" else method.lower()
-        if op_method not in item:
-            if status != 405:
-                raise AssertionError("%s: %s is not documented for %s, so 405 was expected"
-                                     % (where, method, tpl))
-            op = item[next(m for m in item if m.lower() in ("get", "post"))]
-            allow = headers.get("Allow") or ""
-            if sorted(a.strip() for a in allow.split(",") if a.strip()) != spec_methods(tpl):
-                raise AssertionError("%s: Allow is %r; the spec has %s"
-                                     % (where, allow, spec_methods(tpl)))
-        else:
-            op = item[op_method]
-        responses = op["responses"]
-        if str(status) not in responses:
-            raise AssertionError("%s: status %d is not documented (documented: %s); body %r"
-                                 % (where, status, sorted(responses), data[:300]))
-        response = deref(responses[str(status)])
-
-    for name, hdr in (response.get("headers") or {}).items():
-        hdr = deref(hdr)
-        value = headers.get(name)
-        if value is None:
-            if hdr.get("required"):
-                raise AssertionError("%s: required header %s is missing" % (where, name))
-            continue
-        if "schema" in hdr:
-            validate_schema(hdr["schema"], value, "%s header %s" % (where, name))
-
-    content = response.get("content") or {}
-    ctype = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
-    if method == "HEAD":
-        if data:
-            raise AssertionError("%s: HEAD answered with a body" % where)
-        return None
-    if not content:
-        if data:
-            raise AssertionError("%s: the spec documents no body but one came: %r"
-                                 % (where, data[:200]))
-        return None
-    if ctype not in content:
-        raise AssertionError("%s: Content-Type %r is not documented (%s)"
-                             % (where, ctype, sorted(content)))
-    schema = content[ctype].get("schema")
-    if ctype == "application/json":
-        try:
-            parsed = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise AssertionError("%s: body is not JSON: %r" % (where, data[:300]))
-        if schema is not None:
-            validate_schema(schema, parsed, where)
-        return parsed
-    return data
+# A web-dir that does not exist: the web app's routes answer 503 (index.html)
+# or 404 here whatever the state of web/dist; test_sessions.py serves a real one.
+NO_WEB_DIR = os.path.join(tempfile.gettempdir(), "fp-api-no-web-" + secrets.token_hex(8))
 
 
 # ---- helpers ------------------------------------------------------------------
@@ -464,6 +297,18 @@ class SpecAndOperationsTest(ApiTestCase):
     site: nothing here fetches."""
 
     FAKE = None
+    ENV = {"FILMPICKER_WEB_DIR": NO_WEB_DIR}
+
+    def sample_path(self, tpl):
+        """A concrete path of a template: unknown ids, a file name."""
+        return (tpl.replace("{id}", "0" * 32).replace("{pid}", "p1")
+                .replace("{file}", "init.js"))
+
+    def client_headers(self):
+        """Cookie and CSRF token of a fresh client (GET /api/v1/client)."""
+        _, headers, data = self.call("GET", "/api/v1/client", expect=200)
+        cookie = headers["Set-Cookie"].split(";", 1)[0]
+        return {"Cookie": cookie, "X-CSRF-Token": data["csrf_token"]}
 
     def test_spec_is_openapi_31_and_self_consistent(self):
         self.assertEqual(SPEC["openapi"], "3.1.0")
@@ -549,6 +394,33 @@ class SpecAndOperationsTest(ApiTestCase):
                                            "X-Request-Id": "0123456789abcdef"},
              {"intersection_len": 0, "intersection": []}),                   # media type
         ]
+        sid = "0" * 32
+        session = {"id": sid, "join_url": "/s/" + sid, "status": "gathering", "version": 1,
+                   "created_at": "2026-01-01T00:00:00Z", "expires_at": "2026-01-01T06:00:00Z",
+                   "participants": [], "results": None, "vetoed": [], "rolled": None,
+                   "watched": []}
+        part = {"id": "p1", "name": "alice", "source": "letterboxd", "status": "waiting",
+                "pages_fetched": 0, "pages_total": 0, "films": 0, "error": None,
+                "warning": None}
+        spath = "/api/v1/sessions/" + sid
+        check_against_spec("GET", spath, 200, ok, json.dumps(
+            dict(session, participants=[part])).encode())
+        csrf = {"error": {"code": "csrf_failed", "message": "x"}}
+        wrong += [
+            ("GET", spath, 200, ok, dict(session, _client="c")),              # internal field
+            ("GET", spath, 200, ok, dict(session, status="done")),            # bad status
+            ("GET", spath, 200, ok, dict(session, participants=[dict(part, status="x")])),
+            ("GET", spath, 200, ok, dict(session, participants=[dict(part, _user="a")])),
+            ("GET", spath, 200, ok, {k: v for k, v in session.items() if k != "version"}),
+            ("POST", spath + "/roll", 403, ok, {"error": {"code": "conflict",
+                                                          "message": "x"}}),  # 403 is csrf
+            ("GET", spath, 403, ok, csrf),                                    # GET needs none
+            ("POST", "/api/v1/sessions", 201, ok, session),                   # no Location
+            ("GET", "/api/v1/client", 200, ok, {"csrf_token": "ab" * 32}),    # no Set-Cookie
+            ("GET", "/api/v1/client", 200,
+             dict(ok, **{"Set-Cookie": "fp_client=%s; Path=/" % sid}),
+             {"csrf_token": "ab" * 32}),                                      # not HttpOnly
+        ]
         for method, path, status, headers, body in wrong:
             with self.subTest(method=method, path=path, status=status, body=body):
                 with self.assertRaises(AssertionError):
@@ -575,30 +447,44 @@ class SpecAndOperationsTest(ApiTestCase):
     def test_every_server_route_is_in_the_spec_and_back(self):
         server = self.server_routes()
         spec = {(m, tpl) for tpl, m in spec_operations()}
-        self.assertEqual(len(server), 17, server)
+        self.assertEqual(len(server), 32, server)
         self.assertEqual(server - spec, set(), "routes the spec does not document")
         self.assertEqual(spec - server, set(), "documented operations the server lacks")
 
     def test_every_documented_operation_is_answered(self):
+        client = self.client_headers()
         for tpl, method in spec_operations():
-            path = tpl.replace("{id}", "0" * 32).replace("{file}", "init.js")
+            path = self.sample_path(tpl)
             op = SPEC["paths"][tpl][method.lower()]
             body, headers = None, {}
+            # session routes that change state need the client's cookie and token
+            if any(deref(p)["name"] == "X-CSRF-Token" for p in op.get("parameters", [])):
+                headers = dict(client)
             content = (op.get("requestBody") and deref(op["requestBody"])["content"]) or {}
             if "application/json" in content:
-                body, headers = b"{}", JSON_HEADERS
+                body = b"{}"
+                schema = deref(content["application/json"]["schema"])
+                if tpl.startswith("/api/v1/sessions/") and schema.get("examples"):
+                    body = json.dumps(schema["examples"][0]).encode()  # valid: reaches the 404
+                headers.update(JSON_HEADERS)
             elif "multipart/form-data" in content:
                 body, ctype = multipart({"note": "no file here"})
-                headers = {"Content-Type": ctype}
+                headers["Content-Type"] = ctype
             with self.subTest(op="%s %s" % (method, tpl)):
                 status, _, data = self.call(method, path, body=body, headers=headers)
                 self.assertNotEqual(status, 405)
+                self.assertNotEqual(status, 403, "the client's token was refused: %r" % data)
                 if status == 404:
                     self.assertNotEqual(data["error"]["message"], "no such route")
+                if tpl.startswith("/api/v1/sessions/"):  # an unknown session
+                    self.assertEqual(status, 404, data)
+                if tpl in ("/", "/s/{id}"):  # no web app in NO_WEB_DIR
+                    self.assertEqual((status, data["error"]["code"]),
+                                     (503, "service_unavailable"))
 
     def test_other_methods_are_405_with_allow(self):
         for tpl in SPEC["paths"]:
-            path = tpl.replace("{id}", "0" * 32).replace("{file}", "init.js")
+            path = self.sample_path(tpl)
             allowed = spec_methods(tpl)
             for method in ("GET", "POST", "PUT", "DELETE", "PATCH"):
                 if method in allowed:
@@ -615,7 +501,9 @@ class SpecAndOperationsTest(ApiTestCase):
     def test_unknown_routes_are_404(self):
         for path in ("/nope", "/api", "/api/v1", "/api/v1/jobs/", "/API/scrape/",
                      "/api/v1/jobs/%s/extra" % ("0" * 32), "/api/scrape//", "/healthz/",
-                     "/api/v2/jobs"):
+                     "/api/v2/jobs", "/s/", "/s/%s/x" % ("0" * 32), "/assets/",
+                     "/assets/a/b.js", "/api/v1/sessions/", "/index.html",
+                     "/api/v1/sessions/%s/participants/" % ("0" * 32)):
             for method in ("GET", "POST"):
                 with self.subTest(method=method, path=path):
                     _, _, data = self.call(method, path, expect=404, code="not_found")
