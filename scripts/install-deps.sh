@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 pkgs=(build-essential cmake pkg-config git ca-certificates
       libmicrohttpd-dev libcurl4-openssl-dev libxml2-dev libjansson-dev
       libsqlite3-dev libsodium-dev libcmocka-dev libcsv-dev libzip-dev libjemalloc-dev
-      python3 python3-jsonschema zip unzip nodejs npm wrk valgrind)
+      python3 python3-jsonschema zip unzip nodejs npm wrk valgrind
+      chromium fonts-dejavu-core)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -25,7 +26,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# Front-end packages (Swagger UI for /docs) from the npm registry.
-if [ ! -f web/node_modules/swagger-ui-dist/swagger-ui-bundle.js ]; then
+# Front-end packages from the npm registry: the web app's build and test
+# tools, playwright-core and axe-core for the browser tests (Debian's chromium
+# above is the browser; nothing downloads one), Swagger UI for /docs. Again
+# whenever package-lock.json changed since the last install.
+if [ ! -f web/node_modules/swagger-ui-dist/swagger-ui-bundle.js ] ||
+   [ ! -f web/node_modules/vite/package.json ] ||
+   [ ! -f web/node_modules/.package-lock.json ] ||
+   [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
   (cd web && npm ci --no-audit --no-fund --loglevel=error)
 fi

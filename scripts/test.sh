@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, conformance (../shared/fixtures), lint and
 # integration tests, once in a normal build (build/) and once under
-# AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/).
+# AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/); then the web
+# app's type check and unit tests (Vitest) and its end-to-end tests in
+# headless Chromium against build/ (tests/e2e).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -9,4 +11,6 @@ cd "$(dirname "$0")/.."
 (cd build && ctest --output-on-failure -j2)
 ./scripts/build.sh build-asan -DFP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 (cd build-asan && ctest --output-on-failure -j2)
+(cd web && npm run --silent typecheck && npm run --silent test)
+FP_BUILD_DIR="$PWD/build" node tests/e2e/run.mjs
 echo "all tests passed"

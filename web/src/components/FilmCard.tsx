@@ -1,0 +1,58 @@
+// One film of the results: click (or Enter/Space) strikes it out and back;
+// "Copy title" copies it for a streaming site's search.
+import type { FilmEntry } from '../state/session';
+import { listsLabel } from '../state/session';
+
+export function posterClass(title: string): string {
+  let h = 0;
+  for (let i = 0; i < title.length; i++) h = (h * 31 + title.charCodeAt(i)) >>> 0;
+  return `poster poster-${h % 8}`;
+}
+
+export function initials(title: string): string {
+  const words = title.split(/\s+/).filter((w) => /\p{L}|\p{N}/u.test(w));
+  return words
+    .slice(0, 2)
+    .map((w) => Array.from(w.replace(/^[^\p{L}\p{N}]+/u, ''))[0] ?? '')
+    .join('')
+    .toUpperCase();
+}
+
+interface Props {
+  entry: FilmEntry;
+  of: number;
+  onToggle: () => void;
+  onCopy: () => void;
+}
+
+export function FilmCard({ entry, of, onToggle, onCopy }: Props) {
+  const { film, vetoed, watched, lists } = entry;
+  return (
+    <li className={`film${vetoed ? ' film-vetoed' : ''}${watched ? ' film-watched' : ''}`}>
+      <button
+        type="button"
+        className="film-toggle"
+        aria-pressed={vetoed}
+        disabled={watched}
+        title={vetoed ? 'Bring it back' : 'Strike it out'}
+        onClick={onToggle}
+      >
+        <span className={posterClass(film.title)} aria-hidden="true">
+          {initials(film.title)}
+        </span>
+        <span className="film-text">
+          <span className="film-title">{film.title}</span>
+          <span className="film-meta">
+            {film.year !== null && <span className="film-year">{film.year}</span>}
+            {lists !== null && <span className="film-lists">{listsLabel(lists, of)}</span>}
+            {vetoed && <span className="film-state">struck out</span>}
+            {watched && <span className="film-state">watched</span>}
+          </span>
+        </span>
+      </button>
+      <button type="button" className="btn btn-small btn-quiet film-copy" onClick={onCopy} aria-label={`Copy title: ${film.title}`}>
+        Copy title
+      </button>
+    </li>
+  );
+}

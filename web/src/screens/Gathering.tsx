@@ -1,0 +1,184 @@
+// Gathering people: "Add person" (a Letterboxd profile, checked as you type,
+// or an uploaded export), the people so far, the join link, and
+// "Suggest a film!".
+import { useEffect, useId, useReducer, useRef, useState } from 'react';
+import type { FormEvent, RefObject } from 'react';
+import { addParticipant, checkProfile, removeParticipant, startSearch } from '../api';
+import { Share } from '../components/Share';
+import { UploadExport } from '../components/UploadExport';
+import { CHECK_DELAY_MS, canAdd, checkMessage, checkReducer, initialCheck } from '../state/profileInput';
+import type { Session } from '../state/types';
+import type { SessionActions } from './SessionPage';
+
+interface Props {
+  session: Session;
+  actions: SessionActions;
+  headingRef: RefObject<HTMLHeadingElement | null>;
+  /** Set when the group is being changed after results: back to them. */
+  onDone: (() => void) | null;
+}
+
+export function Gathering({ session, actions, headingRef, onDone }: Props) {
+  const [busy, setBusy] = useState(false);
+  const people = session.participants;
+
+  async function suggest() {
+    setBusy(true);
+    await actions.run(() => startSearch(session.id, false));
+    setBusy(false);
+  }
+
+  return (
+    <div className="gathering">
+      <h1 ref={headingRef} tabIndex={-1}>
+        Who is watching?
+      </h1>
+      <div className="columns">
+        <div className="column">
+          <AddPerson session={session} actions={actions} />
+          <section className="panel" aria-labelledby="people-title">
+            <h2 id="people-title">
+              People <span className="count">({people.length})</span>
+            </h2>
+            {people.length === 0 ? (
+              <p className="muted">Nobody yet. Add yourself first, then your friends.</p>
+            ) : (
+              <ul className="people">
+                {people.map((p) => (
+                  <li key={p.id} className="person">
+                    <span className="avatar" aria-hidden="true">
+                      {p.name.slice(0, 1).toUpperCase()}
+                    </span>
+                    <span className="person-name">{p.name}</span>
+                    <span className="person-source">{p.source === 'import' ? 'uploaded list' : 'Letterboxd'}</span>
+                    <button
+                      type="button"
+                      className="btn btn-small btn-quiet"
+                      aria-label={`Remove ${p.name}`}
+                      onClick={() => void actions.run(() => removeParticipant(session.id, p.id))}
+                    >
+                      Remove
+                    </button>
+                  </li>
+                ))}
+              </ul>
+            )}
+            <div className="actions">
+              <button
+                type="button"
+                className="btn btn-primary btn-big"
+                onClick={suggest}
+                disabled={busy || people.length === 0}
+                aria-describedby={people.length === 0 ? 'suggest-hint' : undefined}
+              >
+                {busy ? 'Starting…' : 'Suggest a film!'}
+              </button>
+              {people.length === 0 && (
+                <p id="suggest-hint" className="hint">
+                  Add at least one person first.
+                </p>
+              )}
+              {onDone && session.results && (
+                <button type="button" className="btn" onClick={onDone}>
+                  Back to the films
+                </button>
+              )}
+            </div>
+          </section>
+        </div>
+        <div className="column">
+          <Share joinUrl={session.join_url} announce={actions.announce} />
+        </div>
+      </div>
+    </div>
+  );
+}
+
+function AddPerson({ session, actions }: { session: Session; actions: SessionActions }) {
+  const [check, dispatch] = useReducer(checkReducer, initialCheck);
+  const [input, setInput] = useState('');
+  const [adding, setAdding] = useState(false);
+  const seq = useRef(0);
+  const fieldId = useId();
+  const msgId = useId();
+
+  // Debounced server check of what was typed; a newer keystroke aborts it.
+  useEffect(() => {
+    if (check.phase !== 'checking') return;
+    const mySeq = check.seq;
+    const ctl = new AbortController();
+    const timer = setTimeout(() => {
+      checkProfile(check.input.trim(), ctl.signal)
+        .then((answer) => dispatch({ type: 'answer', seq: mySeq, answer }))
+        .catch((e: unknown) => {
+          if (!(e instanceof DOMException && e.name === 'AbortError')) dispatch({ type: 'check-failed', seq: mySeq });
+        });
+    }, CHECK_DELAY_MS);
+    return () => {
+      clearTimeout(timer);
+      ctl.abort();
+    };
+  }, [check]);
+
+  async function add(e: FormEvent) {
+    e.preventDefault();
+    const profile = input.trim();
+    if (!profile || !canAdd(check)) return;
+    setAdding(true);
+    const ok = await actions.run(() => addParticipant(session.id, { profile }));
+    setAdding(false);
+    if (ok) {
+      setInput('');
+      dispatch({ type: 'reset' });
+      actions.announce(`${check.phase === 'valid' ? check.username : profile} added.`);
+    }
+  }
+
+  const msg = checkMessage(check);
+  return (
+    <section className="panel" aria-labelledby="add-title">
+      <h2 id="add-title">Add person</h2>
+      <form onSubmit={add} className="add-form" noValidate>
+        <label htmlFor={fieldId}>Letterboxd profile link or username</label>
+        <div className="add-row">
+          <input
+            id={fieldId}
+            type="text"
+            inputMode="url"
+            autoComplete="off"
+            autoCapitalize="none"
+            spellCheck={false}
+            placeholder="https://letterboxd.com/alice/ or alice"
+            value={input}
+            aria-describedby={msgId}
+            aria-invalid={check.phase === 'invalid'}
+            onChange={(e) => {
+              setInput(e.currentTarget.value);
+              seq.current++;
+              dispatch({ type: 'typed', input: e.currentTarget.value, seq: seq.current });
+            }}
+          />
+          <button type="submit" className="btn btn-primary" disabled={adding || !input.trim() || !canAdd(check)}>
+            {adding ? 'Adding…' : 'Add'}
+          </button>
+        </div>
+        <p id={msgId} className={`field-msg ${msg ? 'tone-' + msg.tone : ''}`} aria-live="polite">
+          {msg?.text ?? ''}
+        </p>
+      </form>
+      <details className="alt-source">
+        <summary>No Letterboxd profile to link? Upload an export instead</summary>
+        <UploadExport
+          label="Letterboxd export file"
+          onUploaded={async (answer) => {
+            const who = answer.import.participant;
+            const ok = await actions.run(() =>
+              addParticipant(session.id, 'import' in who ? { import: who.import } : { profile: who.profile }),
+            );
+            if (ok) actions.announce('Uploaded list added.');
+          }}
+        />
+      </details>
+    </section>
+  );
+}

@@ -1,0 +1,160 @@
+// One group session: loads it, follows its live events, and shows the
+// screen its status calls for (gathering people, loading, results), with the
+// rolled film full screen on top when there is one.
+import { useCallback, useEffect, useReducer, useRef, useState } from 'react';
+import { ApiError, csrfToken, eventsUrl, getSession } from '../api';
+import { subscribe } from '../live';
+import { initialSessionState, screenOf, sessionReducer } from '../state/session';
+import type { Film, Session } from '../state/types';
+import { Gathering } from './Gathering';
+import { Loading } from './Loading';
+import { Results } from './Results';
+import { Rolled } from './Rolled';
+
+export interface SessionActions {
+  /** Runs a request that answers with a Session; shows its error if it fails. */
+  run: (what: () => Promise<Session>) => Promise<boolean>;
+  /** Says something to screen readers (and shows it briefly). */
+  announce: (text: string) => void;
+}
+
+export default function SessionPage({ id }: { id: string }) {
+  const [state, dispatch] = useReducer(sessionReducer, initialSessionState);
+  const [fatal, setFatal] = useState<string | null>(null);
+  const [notice, setNotice] = useState<{ text: string; bad: boolean } | null>(null);
+  const [editing, setEditing] = useState(false);
+  const [seenRolls, setSeenRolls] = useState(0);
+  // The film on show: kept here because the server clears `rolled` once the
+  // film is marked watched, and the screen should still say "Enjoy the film!".
+  const [onShow, setOnShow] = useState<{ film: Film; roll: number } | null>(null);
+  const noticeTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
+
+  useEffect(() => {
+    let cancelled = false;
+    let sub: { close(): void } | null = null;
+    (async () => {
+      try {
+        await csrfToken();
+        const s = await getSession(id);
+        if (cancelled) return;
+        dispatch({ type: 'server', session: s });
+        sub = subscribe(eventsUrl(id), dispatch);
+      } catch (e) {
+        if (cancelled) return;
+        setFatal(
+          e instanceof ApiError && e.status === 404
+            ? 'This session has ended or the link is wrong.'
+            : e instanceof ApiError
+              ? e.message
+              : 'Could not open the session.',
+        );
+      }
+    })();
+    return () => {
+      cancelled = true;
+      sub?.close();
+      if (noticeTimer.current) clearTimeout(noticeTimer.current);
+    };
+  }, [id]);
+
+  const say = useCallback((text: string, bad: boolean) => {
+    setNotice({ text, bad });
+    if (noticeTimer.current) clearTimeout(noticeTimer.current);
+    noticeTimer.current = setTimeout(() => setNotice(null), bad ? 8000 : 3000);
+  }, []);
+
+  const actions: SessionActions = {
+    run: async (what) => {
+      try {
+        dispatch({ type: 'server', session: await what() });
+        return true;
+      } catch (e) {
+        if (e instanceof ApiError && e.status === 404 && e.code === 'not_found') {
+          setFatal('This session has ended or the link is wrong.');
+        } else {
+          say(e instanceof ApiError ? e.message : 'Something went wrong. Try again.', true);
+        }
+        return false;
+      }
+    },
+    announce: (text) => say(text, false),
+  };
+
+  const s = state.session;
+  const screen = s ? screenOf(s, editing) : null;
+
+  // Leave "change the group" once a search starts (from any device).
+  useEffect(() => {
+    if (s?.status === 'searching') setEditing(false);
+  }, [s?.status]);
+
+  const rolledNow = s?.rolled ?? null;
+  useEffect(() => {
+    if (rolledNow && state.rolls > seenRolls) setOnShow({ film: rolledNow, roll: state.rolls });
+  }, [rolledNow, state.rolls, seenRolls]);
+
+  const headingRef = useRef<HTMLHeadingElement>(null);
+  // A new screen (or the rolled film) starts without the last screen's notice.
+  useEffect(() => {
+    headingRef.current?.focus({ preventScroll: true });
+    setNotice(null);
+  }, [screen, onShow?.roll]);
+
+  if (fatal) {
+    return (
+      <section className="panel narrow" aria-labelledby="fatal-title">
+        <h1 id="fatal-title">Oh no</h1>
+        <p role="alert">{fatal}</p>
+        <p>
+          <a href="/" className="btn">
+            Start a new session
+          </a>
+        </p>
+      </section>
+    );
+  }
+  if (!s || !screen) {
+    return (
+      <p className="page-loading" role="status">
+        Opening the session…
+      </p>
+    );
+  }
+
+  const toast = (
+    <div className={notice ? (notice.bad ? 'toast toast-bad' : 'toast') : 'toast toast-hidden'} role="status" aria-live="polite">
+      {notice?.text ?? ''}
+    </div>
+  );
+
+  return (
+    <div className="session">
+      {state.connection === 'reconnecting' && (
+        <p className="connection" role="status">
+          Connection lost, reconnecting…
+        </p>
+      )}
+      {screen === 'gathering' && (
+        <Gathering session={s} actions={actions} headingRef={headingRef} onDone={editing ? () => setEditing(false) : null} />
+      )}
+      {screen === 'loading' && <Loading session={s} headingRef={headingRef} />}
+      {screen === 'results' && (
+        <Results session={s} actions={actions} headingRef={headingRef} onEdit={() => setEditing(true)} dispatch={dispatch} />
+      )}
+      {onShow && (
+        <Rolled
+          key={onShow.roll}
+          session={s}
+          film={onShow.film}
+          actions={actions}
+          onClose={() => {
+            setSeenRolls(onShow.roll);
+            setOnShow(null);
+          }}
+          toast={toast}
+        />
+      )}
+      {!onShow && toast}
+    </div>
+  );
+}

@@ -1,0 +1,100 @@
+// The shapes the FilmPicker API sends (docs/sessions.md, api/openapi.json).
+// Everything in here came from outside: it is data to show as text, never
+// markup.
+
+export interface ApiErrorBody {
+  code: string;
+  message: string;
+}
+
+export type ParticipantStatus = 'waiting' | 'queued' | 'fetching' | 'ready' | 'failed';
+
+export interface Participant {
+  id: string;
+  name: string;
+  source: string;
+  status: ParticipantStatus;
+  pages_fetched: number;
+  pages_total: number;
+  films: number;
+  error: ApiErrorBody | null;
+  warning: ApiErrorBody | null;
+}
+
+export interface Film {
+  id: number;
+  title: string;
+  year: number | null;
+  slug: string | null;
+  letterboxd_id: number | null;
+  url: string | null;
+}
+
+export interface RankedFilm extends Film {
+  lists: number;
+}
+
+export interface Results {
+  participants: number;
+  failed: number;
+  common_count: number;
+  common: Film[];
+  most: RankedFilm[];
+}
+
+export type SessionStatus = 'gathering' | 'searching' | 'results';
+
+export interface Session {
+  id: string;
+  join_url: string;
+  status: SessionStatus;
+  version: number;
+  created_at: string;
+  expires_at: string;
+  participants: Participant[];
+  results: Results | null;
+  vetoed: number[];
+  rolled: Film | null;
+  watched: number[];
+}
+
+/** One Server-Sent Event of /api/v1/sessions/{id}/events, parsed. `id` is
+ * the session version after the change (null when the event had none). */
+export type SessionEvent =
+  | { type: 'session'; id: number | null; data: Session }
+  | { type: 'participant'; id: number | null; data: Participant }
+  | { type: 'participant_removed'; id: number | null; data: { id: string } }
+  | { type: 'results'; id: number | null; data: Results }
+  | { type: 'veto'; id: number | null; data: { film_id: number; vetoed: boolean } }
+  | { type: 'rolled'; id: number | null; data: { film: Film } }
+  | { type: 'watched'; id: number | null; data: { film_id: number } };
+
+export type SessionEventType = SessionEvent['type'];
+
+export const SESSION_EVENT_TYPES: readonly SessionEventType[] = [
+  'session',
+  'participant',
+  'participant_removed',
+  'results',
+  'veto',
+  'rolled',
+  'watched',
+];
+
+export interface ImportAnswer {
+  import: {
+    id: string | null;
+    participant: { import: string } | { source: string; profile: string };
+    format: string;
+    films: number;
+    row_errors: { line: number; reason: string }[];
+    row_errors_total: number;
+  };
+}
+
+export interface ProfileCheckAnswer {
+  valid: boolean;
+  source?: string;
+  username?: string;
+  error?: ApiErrorBody;
+}
