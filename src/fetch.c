@@ -29,6 +29,7 @@ typedef struct fetch_req {
     char *url;
     char *host;
     fetch_done_fn done;
+    fetch_retry_fn retry;
     void *ud;
     CURL *easy;
     fp_buf body;
@@ -278,6 +279,10 @@ static void fetch__finished(fetch_client *c, CURL *e, CURLcode result)
         r->next = c->delayed;
         c->delayed = r;
         atomic_fetch_add(&c->n_retries, 1);
+        if (r->retry) {
+            fp_err why = err != FP_OK ? err : status == 429 ? FP_UPSTREAM_LIMITED : FP_UPSTREAM;
+            r->retry(r->ud, why, status, r->attempts, delay);
+        }
         return;
     }
     fetch__complete(r, err, status, retry_after, challenge);
@@ -414,7 +419,8 @@ void fetch_client_free(fetch_client **cp)
     *cp = NULL;
 }
 
-fp_err fetch_submit(fetch_client *c, const char *url, fetch_done_fn done, void *ud)
+static fp_err fetch__submit(fetch_client *c, const char *url, fetch_done_fn done,
+                           fetch_retry_fn retry, void *ud)
 {
     char *host = fetch__host_of(url);
     if (!host)
@@ -423,6 +429,7 @@ fp_err fetch_submit(fetch_client *c, const char *url, fetch_done_fn done, void *
     r->url = fp_strdup(url);
     r->host = host;
     r->done = done;
+    r->retry = retry;
     r->ud = ud;
     fp_buf_init(&r->body, c->opt.max_body);
     pthread_mutex_lock(&c->mu);
@@ -439,6 +446,11 @@ fp_err fetch_submit(fetch_client *c, const char *url, fetch_done_fn done, void *
     pthread_mutex_unlock(&c->mu);
     curl_multi_wakeup(c->multi);
     return FP_OK;
+}
+
+fp_err fetch_submit(fetch_client *c, const char *url, fetch_done_fn done, void *ud)
+{
+    return fetch__submit(c, url, done, NULL, ud);
 }
 
 void fetch_response_free(fetch_response **rp)
@@ -479,6 +491,8 @@ struct fetch_batch {
     pthread_cond_t cv;
     fetch_batch_item *head, *tail;
     size_t outstanding; /* added and not yet returned by next() */
+    fetch_retry_fn on_retry;
+    void *on_retry_ud;
 };
 
 fetch_batch *fetch_batch_new(fetch_client *c)
@@ -508,6 +522,18 @@ static void fetch__batch_done(fetch_response *resp, void *ud)
     pthread_mutex_unlock(&b->mu);
 }
 
+void fetch_batch_on_retry(fetch_batch *b, fetch_retry_fn fn, void *ud)
+{
+    b->on_retry = fn;
+    b->on_retry_ud = ud;
+}
+
+static void fetch__batch_retry(void *ud, fp_err err, long status, int attempt, long delay_ms)
+{
+    fetch_batch *b = ((fetch_batch_ctx *)ud)->batch;
+    b->on_retry(b->on_retry_ud, err, status, attempt, delay_ms);
+}
+
 fp_err fetch_batch_add(fetch_batch *b, const char *url, int tag)
 {
     fetch_batch_ctx *ctx = fp_calloc(1, sizeof *ctx);
@@ -516,7 +542,8 @@ fp_err fetch_batch_add(fetch_batch *b, const char *url, int tag)
     pthread_mutex_lock(&b->mu);
     b->outstanding++;
     pthread_mutex_unlock(&b->mu);
-    fp_err rc = fetch_submit(b->client, url, fetch__batch_done, ctx);
+    fp_err rc = fetch__submit(b->client, url, fetch__batch_done,
+                              b->on_retry ? fetch__batch_retry : NULL, ctx);
     if (rc != FP_OK) {
         fp_free(ctx);
         pthread_mutex_lock(&b->mu);

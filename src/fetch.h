@@ -46,6 +46,10 @@ typedef struct fetch_response {
 
 typedef struct fetch_client fetch_client;
 typedef void (*fetch_done_fn)(fetch_response *resp, void *ud); /* takes ownership of resp */
+/* An attempt failed and another one is scheduled in delay_ms: err is
+ * FP_UPSTREAM_LIMITED (429), FP_UPSTREAM (5xx, network) or FP_TIMEOUT. Runs
+ * on the fetch thread: keep it short. */
+typedef void (*fetch_retry_fn)(void *ud, fp_err err, long status, int attempt, long delay_ms);
 
 fp_err fetch_client_new(const fetch_options *opt, fetch_client **out) FP_WARN_UNUSED;
 /* Stops the thread; requests still queued or running complete with FP_UNAVAILABLE. */
@@ -68,6 +72,8 @@ typedef struct fetch_batch fetch_batch;
 fetch_batch *fetch_batch_new(fetch_client *c);
 /* tag is returned with the response. */
 fp_err fetch_batch_add(fetch_batch *b, const char *url, int tag) FP_WARN_UNUSED;
+/* Tells fn about every retry of the batch's requests (set before adding). */
+void fetch_batch_on_retry(fetch_batch *b, fetch_retry_fn fn, void *ud);
 /* Blocks until one response is ready; NULL once every added request was
  * returned. The caller owns the response. */
 fetch_response *fetch_batch_next(fetch_batch *b, int *tag);

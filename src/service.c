@@ -45,6 +45,7 @@ typedef struct svc_task {
     struct svc_task *next;
     svc_person person;
     int pages_done, pages_total;
+    fp_err retrying; /* why the last failed page is being tried again, FP_OK once one was read */
     svc_listener *listeners;
 } svc_task;
 
@@ -761,6 +762,9 @@ static void svc__need_fetch(service *s, const svc_person *p, svc_job *j, size_t 
         j->parts[part].state = t->pages_total ? SVC_PART_FETCHING : SVC_PART_QUEUED;
         j->parts[part].pages_done = t->pages_done;
         j->parts[part].pages_total = t->pages_total;
+        j->parts[part].warning = t->retrying;
+        if (t->retrying != FP_OK)
+            j->parts[part].state = SVC_PART_FETCHING;
     }
     pthread_mutex_unlock(&s->mu);
     if (!created)
@@ -824,21 +828,27 @@ typedef struct svc_progress_ctx {
     const uint8_t *key;
 } svc_progress_ctx;
 
-static void svc__progress(void *ud, int done, int total)
+/* A page was read (retrying FP_OK), or one failed and is tried again: then
+ * the participants see the reason as a warning until the next page is read. */
+static void svc__progress(void *ud, int done, int total, fp_err retrying)
 {
     svc_progress_ctx *ctx = ud;
     service *s = ctx->s;
     svc_changed changed = {.n = 0};
     pthread_mutex_lock(&s->mu);
     svc_task *t = svc__task_find(s, ctx->key);
-    if (t) {
-        t->pages_done = done;
-        t->pages_total = total;
+    if (t && (retrying == FP_OK || t->retrying != retrying)) {
+        if (retrying == FP_OK) {
+            t->pages_done = done;
+            t->pages_total = total;
+        }
+        t->retrying = retrying;
         for (svc_listener *l = t->listeners; l; l = l->next) {
             svc_part *p = &l->job->parts[l->part];
             p->state = SVC_PART_FETCHING;
-            p->pages_done = done;
-            p->pages_total = total;
+            p->pages_done = t->pages_done;
+            p->pages_total = t->pages_total;
+            p->warning = retrying;
             svc__changed_add(&changed, l->job);
         }
     }
@@ -922,6 +932,7 @@ static void svc__handle_job(void *ctx, const char *payload, size_t len)
         } else {
             part->state = SVC_PART_FAILED;
             part->error = rc != FP_OK ? rc : load_rc;
+            part->warning = FP_OK;
         }
         svc__changed_add(&changed, l->job);
         svc__part_settled(s, l->job, &fired);

@@ -80,6 +80,18 @@ static int lb__same_film(const film *a, const film *b)
     return a->lb_slug && b->lb_slug && strcmp(a->lb_slug, b->lb_slug) == 0;
 }
 
+typedef struct lb_progress {
+    source_progress_fn fn;
+    void *ud;
+} lb_progress;
+
+static void lb__retrying(void *ud, fp_err err, long status, int attempt, long delay_ms)
+{
+    (void)status, (void)attempt, (void)delay_ms;
+    lb_progress *p = ud;
+    p->fn(p->ud, -1, -1, err);
+}
+
 static fp_err lb__fetch(const source_env *env, const char *user, source_progress_fn progress,
                         void *ud, film_list *out)
 {
@@ -88,6 +100,9 @@ static fp_err lb__fetch(const source_env *env, const char *user, source_progress
     int total = 0;
     fetch_response *resp = NULL;
     fetch_batch *batch = fetch_batch_new(env->fetch);
+    lb_progress pr = {progress, ud};
+    if (progress)
+        fetch_batch_on_retry(batch, lb__retrying, &pr);
     char *url = lb__page_url(env, user, 1);
 
     film_list_init(out);
@@ -118,7 +133,7 @@ static fp_err lb__fetch(const source_env *env, const char *user, source_progress
     pages = fp_calloc((size_t)total, sizeof *pages);
     pages[0] = first;
     if (progress)
-        progress(ud, 1, total);
+        progress(ud, 1, total, FP_OK);
 
     for (int p = 2; p <= total && rc == FP_OK; p++) {
         url = lb__page_url(env, user, p);
@@ -131,7 +146,7 @@ static fp_err lb__fetch(const source_env *env, const char *user, source_progress
         fetch_response_free(&resp);
         done++;
         if (rc == FP_OK && progress)
-            progress(ud, done, total);
+            progress(ud, done, total, FP_OK);
     }
     if (rc != FP_OK)
         goto out;

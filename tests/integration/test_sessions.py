@@ -714,6 +714,37 @@ class SessionFlowTest(SessionTestCase):
             self.assertEqual((p["status"], p["pages_total"]), ("ready", 0))
         self.assertEqual(self.fake.stats()["requests_total"], requests)
 
+    def test_retrying_is_told_while_fetching(self):
+        """A page that fails and is tried again shows as a warning on the
+        fetching participant (the app's "not answering, retrying..."), gone
+        once a page is read; a site that never answers ends as an error."""
+        c = Client(self)
+        flaky, down = self.user("flakysx_zq"), self.user("downsx_zq")
+        sid = self.new_session(c)["id"]
+        st = self.stream(sid)
+        st.next_event()
+        self.add(c, sid, flaky)
+        self.add(c, sid, down)
+        self.search(c, sid)
+        evs = st.until(lambda e: e["event"] == "results", what="results", timeout=60)
+        seen = {}
+        for e in evs:
+            if e["event"] == "participant":
+                seen.setdefault(e["data"]["name"], []).append(e["data"])
+        for name in (flaky, down):
+            warned = [p for p in seen[name] if p["warning"] is not None]
+            self.assertTrue(warned, "no retry warning for %s: %r" % (name, seen[name]))
+            for p in warned:
+                self.assertEqual(p["status"], "fetching", p)
+                self.assertEqual(p["warning"]["code"], "source_unavailable", p)
+                self.assertEqual(p["error"], None, p)
+        self.assertEqual(seen[flaky][-1]["status"], "ready", seen[flaky])
+        self.assertEqual(seen[flaky][-1]["warning"], None, seen[flaky])
+        self.assertEqual(seen[flaky][-1]["films"], len(self.films(flaky)))
+        self.assertEqual(seen[down][-1]["status"], "failed", seen[down])
+        self.assertEqual(seen[down][-1]["warning"], None, seen[down])
+        self.assertEqual(seen[down][-1]["error"]["code"], "source_unavailable", seen[down])
+
     def test_replay_window_is_bounded(self):
         c = Client(self)
         name = self.user("sxring_zq")

@@ -244,6 +244,70 @@ static void test_server_errors_retry_then_give_up(void **state)
     fetch_client_free(&c);
 }
 
+typedef struct retry_log {
+    int n;
+    fp_err err[8];
+    long status[8];
+    int attempt[8];
+} retry_log;
+
+static void note_retry(void *ud, fp_err err, long status, int attempt, long delay_ms)
+{
+    retry_log *lg = ud;
+    assert_true(delay_ms >= 0);
+    if (lg->n < 8) {
+        lg->err[lg->n] = err;
+        lg->status[lg->n] = status;
+        lg->attempt[lg->n] = attempt;
+    }
+    lg->n++;
+}
+
+/* A batch hears of every retry, with the reason, before the final answer. */
+static void test_batch_retry_notices(void **state)
+{
+    (void)state;
+    fetch_client *c = NULL;
+    fetch_options o = opts();
+    assert_int_equal(fetch_client_new(&o, &c), FP_OK);
+    atomic_store(&srv_hits_429, 0);
+    retry_log lg = {0};
+    fetch_batch *b = fetch_batch_new(c);
+    fetch_batch_on_retry(b, note_retry, &lg);
+    char *u = url("/503");
+    assert_int_equal(fetch_batch_add(b, u, 1), FP_OK);
+    fp_free(u);
+    fetch_response *r = fetch_batch_next(b, NULL);
+    assert_int_equal(r->status, 503);
+    assert_int_equal(r->attempts, 3);
+    fetch_response_free(&r);
+    assert_int_equal(lg.n, 2); /* two retries, then it gave up */
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(lg.err[i], FP_UPSTREAM);
+        assert_int_equal(lg.status[i], 503);
+        assert_int_equal(lg.attempt[i], i + 1);
+    }
+    u = url("/429");
+    assert_int_equal(fetch_batch_add(b, u, 2), FP_OK);
+    fp_free(u);
+    r = fetch_batch_next(b, NULL);
+    assert_int_equal(r->status, 200);
+    fetch_response_free(&r);
+    assert_int_equal(lg.n, 3);
+    assert_int_equal(lg.err[2], FP_UPSTREAM_LIMITED);
+    assert_int_equal(lg.status[2], 429);
+    /* a plain answer tells nothing */
+    u = url("/404");
+    assert_int_equal(fetch_batch_add(b, u, 3), FP_OK);
+    fp_free(u);
+    r = fetch_batch_next(b, NULL);
+    assert_int_equal(r->status, 404);
+    fetch_response_free(&r);
+    assert_int_equal(lg.n, 3);
+    fetch_batch_free(&b);
+    fetch_client_free(&c);
+}
+
 static void test_timeout_and_body_limit(void **state)
 {
     (void)state;
@@ -318,6 +382,7 @@ int main(void)
         cmocka_unit_test(test_per_host_limit_and_exactly_once),
         cmocka_unit_test(test_retry_after_is_honoured),
         cmocka_unit_test(test_server_errors_retry_then_give_up),
+        cmocka_unit_test(test_batch_retry_notices),
         cmocka_unit_test(test_timeout_and_body_limit),
         cmocka_unit_test(test_network_error_and_bad_url),
         cmocka_unit_test(test_shutdown_completes_everything),
