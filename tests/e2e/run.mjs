@@ -201,6 +201,30 @@ for (const viewport of [DESKTOP, PHONE]) {
   });
 }
 
+test('the smallest phone, 360x640: every screen fits without sideways scrolling', { timeout: 120000 }, async () => {
+  const s = await servers({ universe: 3000, common: 3 });
+  const { context, page, problems } = await open(browser, s.fp.url, { viewport: { width: 360, height: 640 }, reducedMotion: 'reduce' });
+  await page.goto('/');
+  await page.getByRole('button', { name: 'Watch together!' }).waitFor();
+  await assertFitsWidth(page, 'start 360');
+  await startSession(page);
+  // a long name and an error message must wrap, not widen the page
+  for (const u of ['alice', 'bob', 'notfound_averyveryverylongname']) await addPerson(page, u, u);
+  await page.locator('svg.qr path').waitFor();
+  await assertFitsWidth(page, 'session 360');
+  await page.getByRole('button', { name: 'Suggest a film!' }).click();
+  await waitForResults(page);
+  await page.locator('section.problems').getByText('No Letterboxd user called “notfound_averyveryverylongname”').waitFor();
+  await assertFitsWidth(page, 'results 360');
+  await axe(page, 'results 360');
+  await page.getByRole('button', { name: 'Roll!' }).click();
+  await page.locator('dialog.rolled #rolled-title').waitFor();
+  await assertFitsWidth(page, 'rolled 360');
+  assertNoProblems(problems);
+  await context.close();
+  await s.stop();
+});
+
 test('two browsers in one session see each other live', { timeout: 120000 }, async () => {
   const s = await servers({ universe: 3000, common: 3, latencyMs: 100 });
   const a = await open(browser, s.fp.url, { viewport: DESKTOP, reducedMotion: 'reduce' });
