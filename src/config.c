@@ -82,6 +82,9 @@ static const cfg_opt cfg_opts[] = {
      "unfinished jobs at once; more are refused with 429"},
     {"session-ttl", "FILMPICKER_SESSION_TTL", L(session_ttl_s), "21600", 60, 2592000,
      "seconds a group session lives after its last change"},
+    {"max-sessions-per-client", "FILMPICKER_MAX_SESSIONS_PER_CLIENT",
+     L(max_sessions_per_client), "20", 1, 10000,
+     "group sessions one browser may have open; more are refused with 429"},
 };
 #define CFG_N (sizeof cfg_opts / sizeof cfg_opts[0])
 

@@ -29,7 +29,6 @@
 #define SESS_RING 256                     /* events kept per session for replays */
 #define SESS_STREAM_MAX (1024u * 1024u)   /* unread bytes before a slow stream is cut */
 #define SESS_KEEPALIVE_S 15
-#define SESS_MAX_PER_CLIENT 20
 #define SESS_MAX_JOBS 4096
 #define SESS_COMMON_MAX 500
 #define SESS_MOST_MAX 50
@@ -313,7 +312,7 @@ static fp_err sess__client_slot(sessions *ss, const char *client_id, const char 
     }
     json_decref(list);
     fp_err rc = FP_OK;
-    if (json_array_size(live) >= SESS_MAX_PER_CLIENT) {
+    if (json_array_size(live) >= (size_t)ss->cfg->max_sessions_per_client) {
         rc = FP_RATE_LIMITED;
     } else {
         json_array_append_new(live, json_pack("[s,I]", sid, (json_int_t)now));

@@ -36,7 +36,7 @@ from spec_check import (check_against_spec, check_head, check_session_event,  # 
 
 PER_PAGE = 28                 # fakeboxd's default films per page
 SESSION_TTL = 21600           # FilmPicker's default session-ttl
-MAX_PER_CLIENT = 20           # sessions one client may have open
+MAX_PER_CLIENT = 5            # sessions one client may have open (ClientAndLimitsTest)
 STREAM_WAIT = 20.0            # seconds a test waits for an event at most
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 XSS_TITLE = "<img src=x onerror=alert(1)>"
@@ -358,7 +358,8 @@ class ClientAndLimitsTest(SessionTestCase):
     """Cookies, CSRF tokens and Origin checks, and the limits. No fake site:
     nothing here searches."""
 
-    ENV = {"FILMPICKER_MAX_PARTICIPANTS": "3"}
+    ENV = {"FILMPICKER_MAX_PARTICIPANTS": "3",
+           "FILMPICKER_MAX_SESSIONS_PER_CLIENT": str(MAX_PER_CLIENT)}
 
     def test_client_cookie_flags(self):
         c = Client(self)
