@@ -6,7 +6,7 @@ import { roll, setVeto, startSearch } from '../api';
 import { copyText } from '../clipboard';
 import { FilmCard } from '../components/FilmCard';
 import { PersonProblem } from '../components/PersonProblem';
-import type { SessionAction } from '../state/session';
+import type { FilmEntry, SessionAction } from '../state/session';
 import { filmLists } from '../state/session';
 import type { Session } from '../state/types';
 import type { SessionActions } from './SessionPage';
@@ -36,6 +36,22 @@ export function Results({ session, actions, headingRef, onEdit, dispatch }: Prop
 
   async function copy(title: string) {
     actions.announce((await copyText(title)) ? `Copied “${title}”.` : 'Could not copy the title.');
+  }
+
+  function grid(entries: FilmEntry[]) {
+    return (
+      <ul className="films">
+        {entries.map((e) => (
+          <FilmCard
+            key={e.film.id}
+            entry={e}
+            of={lists.lists}
+            onToggle={() => toggle(e.film.id, !e.vetoed)}
+            onCopy={() => void copy(e.film.title)}
+          />
+        ))}
+      </ul>
+    );
   }
 
   async function doRoll() {
@@ -98,33 +114,13 @@ export function Results({ session, actions, headingRef, onEdit, dispatch }: Prop
           {r.common_count > lists.common.length && (
             <p className="muted">Showing {lists.common.length} of {r.common_count}.</p>
           )}
-          <ul className="films">
-            {lists.common.map((e) => (
-              <FilmCard
-                key={e.film.id}
-                entry={e}
-                of={lists.lists}
-                onToggle={() => toggle(e.film.id, !e.vetoed)}
-                onCopy={() => void copy(e.film.title)}
-              />
-            ))}
-          </ul>
+          {grid(lists.common)}
         </section>
       )}
       {r && lists.most.length > 0 && (
         <section aria-labelledby="most-title">
           <h2 id="most-title">On most lists</h2>
-          <ul className="films">
-            {lists.most.map((e) => (
-              <FilmCard
-                key={e.film.id}
-                entry={e}
-                of={lists.lists}
-                onToggle={() => toggle(e.film.id, !e.vetoed)}
-                onCopy={() => void copy(e.film.title)}
-              />
-            ))}
-          </ul>
+          {grid(lists.most)}
         </section>
       )}
       {r && total === 0 && (
