@@ -18,6 +18,7 @@ typedef struct fp_config {
     char *queue;              /* job queue backend URL: "inproc" */
     char *cache;              /* cache backend URL: "inproc" */
     char *letterboxd_url;     /* base URL of Letterboxd (a fake site in tests) */
+    char *letterboxd_image_url; /* base URL of Letterboxd's poster images */
     char *secret_key;         /* 64 hex digits, or NULL to use the key file */
     char *secret_key_file;    /* created with mode 0600 when missing */
     char *static_dir;         /* Swagger UI files (swagger-ui-dist) */

@@ -16,6 +16,7 @@ void film_clear(film *f)
     fp_free(f->lb_uri);
     fp_free(f->imdb_id);
     fp_free(f->title);
+    fp_free(f->poster);
     memset(f, 0, sizeof *f);
 }
 
@@ -26,6 +27,43 @@ void film_copy(film *dst, const film *src)
     dst->lb_uri = fp_strdup(src->lb_uri);
     dst->imdb_id = fp_strdup(src->imdb_id);
     dst->title = fp_strdup(src->title);
+    dst->poster = fp_strdup(src->poster);
+}
+
+static int film__ends_with(const char *s, size_t len, const char *suffix)
+{
+    size_t n = strlen(suffix);
+    return len > n && strncmp(s + len - n, suffix, n) == 0;
+}
+
+int film_poster_path_ok(const char *path)
+{
+    if (!path)
+        return 0;
+    const char *q = strchr(path, '?');
+    size_t len = q ? (size_t)(q - path) : strlen(path);
+    if (len == 0 || len > 200 || path[0] == '/' || strstr(path, ".."))
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = path[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '/' || c == '.' || c == '_' || c == '-'))
+            return 0;
+    }
+    if (!film__ends_with(path, len, ".jpg") && !film__ends_with(path, len, ".jpeg") &&
+        !film__ends_with(path, len, ".png") && !film__ends_with(path, len, ".webp"))
+        return 0;
+    if (!q)
+        return 1;
+    if (strncmp(q, "?v=", 3) != 0)
+        return 0;
+    size_t vlen = strlen(q + 3);
+    if (vlen == 0 || vlen > 32)
+        return 0;
+    for (const char *v = q + 3; *v; v++)
+        if (!((*v >= 'a' && *v <= 'z') || (*v >= 'A' && *v <= 'Z') || (*v >= '0' && *v <= '9')))
+            return 0;
+    return 1;
 }
 
 void film_list_init(film_list *l)

@@ -23,6 +23,9 @@ typedef struct film {
     char *imdb_id;     /* "tt0068646"; NULL when unknown */
     char *title;       /* display title without the year; never NULL once parsed */
     int year;          /* release year; 0 when unknown */
+    char *poster;      /* Letterboxd poster image, the path below the image host's
+                          /resized/ ("film-poster/4/5/.../x-0-230-0-345-crop.jpg?v=1f"),
+                          checked by film_poster_path_ok(); NULL when unknown */
 } film;
 
 typedef struct film_list {
@@ -53,6 +56,14 @@ void film_split_display_name(const char *name, char **title, int *year);
  * "and", punctuation dropped, runs of space collapsed. Caller owns the result.
  */
 char *film_normalize_title(const char *title);
+
+/*
+ * A poster path is only ever joined to the configured image host, never
+ * fetched as found: 1..200 characters of [A-Za-z0-9/._-], no "..", no leading
+ * '/', ending in .jpg, .jpeg, .png or .webp, optionally followed by "?v=" and
+ * 1..32 letters or digits.
+ */
+int film_poster_path_ok(const char *path);
 
 /* "normalised title|year" (year 0 written as empty). Caller owns the result. */
 char *film_match_key(const char *title, int year);

@@ -18,12 +18,16 @@
 #include <time.h>
 
 #include "cache/cache.h"
+#include "poster.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "metrics.h"
 #include "queue/queue.h"
 #include "store/store.h"
 
+#define SVC_POSTER_TTL_S (7L * 24 * 3600)  /* a fetched poster is kept a week */
+#define SVC_POSTER_MISSING_TTL_S 3600L    /* "the image host has none": an hour */
+#define SVC_POSTER_MAX_BYTES (2u * 1024u * 1024u)
 #define SVC_JOB_BUCKETS 256
 #define SVC_FILM_BUCKETS 8192
 #define SVC_FILM_CACHE_MAX 200000
@@ -135,6 +139,7 @@ struct service {
     queue *q;
     vault *v;
     fetch_client *fetch;
+    poster_proxy *posters;
     source_env env;
     char *base_url;
 
@@ -1667,6 +1672,33 @@ static void *svc__timer(void *arg)
 
 /* ---- lifecycle --------------------------------------------------------- */
 
+/* ---- posters ---------------------------------------------------------- */
+
+/* The poster path of a catalogue film, fresh from storage (a page may have
+ * given a newer image since the film was cached). */
+static fp_err svc__poster_path(void *ud, int64_t film_id, char **path)
+{
+    service *s = ud;
+    film_list l;
+    film_list_init(&l);
+    fp_err rc = s->sb->films_load(s->st, &film_id, 1, &l);
+    if (rc == FP_OK) {
+        if (l.len == 1 && l.items[0].poster && film_poster_path_ok(l.items[0].poster)) {
+            *path = l.items[0].poster;
+            l.items[0].poster = NULL;
+        } else {
+            rc = FP_NOT_FOUND;
+        }
+    }
+    film_list_free(&l);
+    return rc;
+}
+
+void svc_poster(service *s, int64_t film_id, poster_done_fn done, void *ud)
+{
+    poster_get(s->posters, film_id, done, ud);
+}
+
 fp_err svc_open(const fp_config *cfg, int with_workers, service **out)
 {
     *out = NULL;
@@ -1723,6 +1755,20 @@ fp_err svc_open(const fp_config *cfg, int with_workers, service **out)
     if (rc != FP_OK)
         goto fail;
     s->env = (source_env){s->fetch, s->base_url, cfg->max_pages};
+    poster_config pc = {
+        .image_base = cfg->letterboxd_image_url,
+        .fetch = s->fetch,
+        .cb = s->cb,
+        .ca = s->ca,
+        .lookup = svc__poster_path,
+        .lookup_ud = s,
+        .ttl_s = SVC_POSTER_TTL_S,
+        .missing_ttl_s = SVC_POSTER_MISSING_TTL_S,
+        .max_bytes = SVC_POSTER_MAX_BYTES,
+    };
+    rc = poster_proxy_new(&pc, &s->posters);
+    if (rc != FP_OK)
+        goto fail;
     s->qb = queue_backend_for(cfg->queue);
     if (!s->qb) {
         fp_log(FP_LOG_ERROR, "unknown_queue_backend", "{s:s}", "queue", cfg->queue);
@@ -1760,6 +1806,7 @@ void svc_close(service **sp)
     if (s->timer_started)
         pthread_join(s->timer, NULL);
     fetch_client_free(&s->fetch);
+    poster_proxy_free(&s->posters); /* no fetch is left to land */
     for (size_t b = 0; b < SVC_JOB_BUCKETS; b++)
         while (s->jobs[b]) {
             svc_job *j = s->jobs[b];

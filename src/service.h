@@ -23,6 +23,7 @@
 #include "film.h"
 #include "import/import.h"
 #include "pick.h"
+#include "poster.h"
 #include "source/source.h"
 #include "vault.h"
 
@@ -195,5 +196,10 @@ void svc_get_stats(service *s, svc_stats *out);
 fp_err svc_health(service *s) FP_WARN_UNUSED;
 /* Migration control for the CLI. */
 fp_err svc_migrate(const fp_config *cfg, int target, int *current, int *latest) FP_WARN_UNUSED;
+
+/* ---- posters ------------------------------------------------------------ */
+
+/* The poster image of a catalogue film (poster.h: poster_get). */
+void svc_poster(service *s, int64_t film_id, poster_done_fn done, void *ud);
 
 #endif

@@ -19,6 +19,13 @@ json_t *view_film(const film *f)
     } else {
         json_object_set_new(o, "url", f->lb_uri ? json_string(f->lb_uri) : json_null());
     }
+    if (f->poster && f->id > 0) {
+        char *poster = fp_printf("/api/v1/films/%lld/poster", (long long)f->id);
+        json_object_set_new(o, "poster", json_string(poster));
+        fp_free(poster);
+    } else {
+        json_object_set_new(o, "poster", json_null());
+    }
     return o;
 }
 

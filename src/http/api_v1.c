@@ -351,3 +351,38 @@ enum MHD_Result api_v1_profile_check(http_req *r)
     fp_free(msg);
     return http__json(r, 200, o);
 }
+
+/* ---- posters ------------------------------------------------------------ */
+
+static void v1__poster_done(void *ud, fp_err rc, const poster_image *img)
+{
+    http_req *r = ud;
+    struct MHD_Response *resp;
+    int status = 200;
+    if (rc == FP_OK) {
+        resp = MHD_create_response_from_buffer(img->len, (void *)img->data, MHD_RESPMEM_MUST_COPY);
+        MHD_add_response_header(resp, "Content-Type", img->type);
+        MHD_add_response_header(resp, "Cache-Control", "public, max-age=86400");
+        MHD_add_response_header(resp, "X-Request-Id", r->id);
+        http__security_headers(resp, NULL);
+    } else {
+        const char *msg = rc == FP_NOT_FOUND ? "no poster is known for this film" : NULL;
+        resp = http__json_response(r, http__error_body(rc, msg));
+        status = fp_err_http_status(rc);
+        if (status == 503)
+            MHD_add_response_header(resp, "Retry-After", "5");
+    }
+    http__resume(r, status, resp);
+}
+
+enum MHD_Result api_v1_film_poster(http_req *r)
+{
+    const char *id = r->params[0];
+    size_t len = strlen(id);
+    if (len == 0 || len > 18 || strspn(id, "0123456789") != len || id[0] == '0')
+        return http__error(r, FP_NOT_FOUND, "no such film", NULL);
+    int64_t film_id = (int64_t)strtoll(id, NULL, 10);
+    http__suspend(r); /* answered by v1__poster_done, now or from the fetch thread */
+    svc_poster(r->srv->svc, film_id, v1__poster_done, r);
+    return MHD_YES;
+}

@@ -110,6 +110,7 @@ enum MHD_Result api_v1_job_roll(http_req *r);
 enum MHD_Result api_v1_job_watched(http_req *r);
 enum MHD_Result api_v1_imports(http_req *r);
 enum MHD_Result api_v1_profile_check(http_req *r);
+enum MHD_Result api_v1_film_poster(http_req *r);
 enum MHD_Result api_sx_client(http_req *r);
 enum MHD_Result api_sx_create(http_req *r);
 enum MHD_Result api_sx_get(http_req *r);

@@ -39,6 +39,7 @@ static http_route http_routes[] = {
     {"POST", "/api/v1/jobs/{id}/watched", api_v1_job_watched, HTTP_BODY_JSON, -1},
     {"POST", "/api/v1/imports", api_v1_imports, HTTP_BODY_MULTIPART, -1},
     {"GET", "/api/v1/profiles/check", api_v1_profile_check, HTTP_BODY_NONE, -1},
+    {"GET", "/api/v1/films/{id}/poster", api_v1_film_poster, HTTP_BODY_NONE, -1},
     {"GET", "/healthz", api_ops_healthz, HTTP_BODY_NONE, -1},
     {"GET", "/metrics", api_ops_metrics, HTTP_BODY_NONE, -1},
     {"GET", "/openapi.json", api_ops_openapi, HTTP_BODY_NONE, -1},

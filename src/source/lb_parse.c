@@ -305,6 +305,7 @@ typedef struct lb_poster {
     xmlChar *name;      /* data-item-full-display-name, data-item-name, data-film-name */
     xmlChar *name2;     /* the other React name, tried when the first has no year */
     xmlChar *alt;       /* img alt, read only when there is no name (classic) */
+    xmlChar *img_src;   /* img src: the poster image once the page's script set it */
 } lb_poster;
 
 static void lb_poster_free(lb_poster *p)
@@ -315,6 +316,7 @@ static void lb_poster_free(lb_poster *p)
     xmlFree(p->name);
     xmlFree(p->name2);
     xmlFree(p->alt);
+    xmlFree(p->img_src);
     memset(p, 0, sizeof *p);
 }
 
@@ -356,11 +358,32 @@ static void lb_poster_read(xmlNode *n, lb_poster *p)
         p->kind = LB_MARKUP_CLASSIC;
     }
     p->postered = lb_prop(n, "data-postered-identifier");
-    if (!p->name) {
-        xmlNode *img = lb_find_descendant(n, "img");
-        if (img)
+    xmlNode *img = lb_find_descendant(n, "img");
+    if (img) {
+        if (!p->name)
             p->alt = lb_prop(img, "alt");
+        p->img_src = lb_prop(img, "src");
     }
+}
+
+/* The poster path of an image URL on Letterboxd's image host
+ * ("https://a.ltrbxd.com/resized/film-poster/...jpg?v=..."), or NULL for
+ * anything else: the placeholder ("empty-poster" under /static/), another
+ * path, a damaged value. Only the path is kept: the server joins it to its
+ * own configured image host, so a page cannot make it fetch elsewhere. */
+static char *lb_poster_path(const char *src)
+{
+    static const char resized[] = "/resized/";
+    const char *path = src;
+    if (strncmp(src, "https://", 8) == 0 || strncmp(src, "http://", 7) == 0) {
+        path = strchr(src + (src[4] == 's' ? 8 : 7), '/');
+        if (!path)
+            return NULL;
+    }
+    if (strncmp(path, resized, sizeof resized - 1) != 0)
+        return NULL;
+    path += sizeof resized - 1;
+    return film_poster_path_ok(path) ? fp_strdup(path) : NULL;
 }
 
 /* Slug as Letterboxd writes it ("fail-safe"); old pages used "/film/fail-safe/". */
@@ -445,6 +468,7 @@ static int lb_poster_to_film(const lb_poster *p, xmlNode *n, film *f)
     if (id <= 0 && p->postered)
         id = lb_uid_from_json((const char *)p->postered);
     f->lb_id = id > 0 ? (int64_t)id : 0;
+    f->poster = p->img_src ? lb_poster_path((const char *)p->img_src) : NULL;
     f->lb_slug = slug;
     f->title = title;
     f->year = year;

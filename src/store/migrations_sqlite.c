@@ -13,6 +13,9 @@
  *     the title matching of films_resolve.
  *   - watchlists: WITHOUT ROWID because the 32-byte key is the only access
  *     path; version starts at 1 and grows on each write (compare-and-swap).
+ *
+ * Version 2: films.poster, the Letterboxd poster image path when a page gave
+ * one (film.h: film_poster_path_ok), public data like the rest of the row.
  */
 #include "store/store_sqlite.h"
 
@@ -43,8 +46,13 @@ static const char migration1_down[] =
     "DROP TABLE watchlists;"
     "DROP TABLE films;";
 
+static const char migration2_up[] = "ALTER TABLE films ADD COLUMN poster TEXT;";
+
+static const char migration2_down[] = "ALTER TABLE films DROP COLUMN poster;";
+
 const store_sqlite_migration store_sqlite__migrations[] = {
     {1, "catalogue_and_watchlists", migration1_up, migration1_down},
+    {2, "film_posters", migration2_up, migration2_down},
 };
 
 const size_t store_sqlite__migrations_len =

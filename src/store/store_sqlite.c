@@ -43,7 +43,7 @@
 #define SQ_BUSY_TIMEOUT_MS 5000
 #define SQ_LOAD_CHUNK 500
 
-#define SQ_FILM_COLS "id, lb_id, lb_slug, lb_uri, imdb_id, title, year"
+#define SQ_FILM_COLS "id, lb_id, lb_slug, lb_uri, imdb_id, title, year, poster"
 
 enum sq_stmt_id {
     SQ_BEGIN,
@@ -61,6 +61,7 @@ enum sq_stmt_id {
     SQ_FILM_SET_URI,
     SQ_FILM_SET_IMDB,
     SQ_FILM_SET_YEAR,
+    SQ_FILM_SET_POSTER,
     SQ_FILM_LOAD,
     SQ_WL_GET,
     SQ_WL_UPSERT,
@@ -83,8 +84,8 @@ static const char *const sq_sql[SQ__COUNT] = {
     /* Two rows are enough to know a title is not unique. */
     [SQ_FILM_BY_NORM] = "SELECT " SQ_FILM_COLS " FROM films WHERE norm_title = ?1 LIMIT 2",
     [SQ_FILM_INSERT] = "INSERT INTO films (lb_id, lb_slug, lb_uri, imdb_id, title, year, "
-                       "match_key, norm_title, created_at, updated_at) "
-                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+                       "match_key, norm_title, created_at, updated_at, poster) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)",
     /* OR IGNORE: a value another row already holds is simply not copied. */
     [SQ_FILM_SET_LB_ID] = "UPDATE OR IGNORE films SET lb_id = ?2, updated_at = ?3 "
                           "WHERE id = ?1 AND lb_id IS NULL",
@@ -96,6 +97,9 @@ static const char *const sq_sql[SQ__COUNT] = {
                          "WHERE id = ?1 AND imdb_id IS NULL",
     [SQ_FILM_SET_YEAR] = "UPDATE films SET year = ?2, match_key = ?3, updated_at = ?4 "
                          "WHERE id = ?1 AND year IS NULL",
+    /* The newest poster a page gave wins (its ?v= changes with the image). */
+    [SQ_FILM_SET_POSTER] = "UPDATE films SET poster = ?2, updated_at = ?3 "
+                           "WHERE id = ?1 AND poster IS NOT ?2",
     [SQ_FILM_LOAD] = NULL, /* built by sq_load_sql(): SQ_LOAD_CHUNK parameters */
     [SQ_WL_GET] = "SELECT sealed, fetched_at, version FROM watchlists WHERE key = ?1",
     [SQ_WL_UPSERT] = "INSERT INTO watchlists (key, sealed, fetched_at, version) "
@@ -666,6 +670,7 @@ static void sq_read_film(sqlite3_stmt *st, film *f)
     f->imdb_id = sq_col_text(st, 4);
     f->title = sq_col_text(st, 5);
     f->year = sqlite3_column_int(st, 6);
+    f->poster = sq_col_text(st, 7);
 }
 
 static int sq_str_compatible(const char *a, const char *b)
@@ -852,6 +857,8 @@ static fp_err sq_fill_in(sq_conn *c, const film *row, const film *f, int64_t now
         err = sq_fill_int(c, SQ_FILM_SET_YEAR, row->id, f->year, key, now);
         fp_free(key);
     }
+    if (err == FP_OK && f->poster && (!row->poster || strcmp(row->poster, f->poster) != 0))
+        err = sq_fill_text(c, SQ_FILM_SET_POSTER, row->id, f->poster, now);
     return err;
 }
 
@@ -878,6 +885,7 @@ static fp_err sq_insert_film(sq_conn *c, film *f, const char *key, const char *n
     sqlite3_bind_text(st, 7, key, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 8, norm, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 9, now);
+    sq_bind_text_or_null(st, 10, f->poster);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_DONE)
         f->id = sqlite3_last_insert_rowid(c->db);

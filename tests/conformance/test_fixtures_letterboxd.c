@@ -204,6 +204,55 @@ static void test_each_fixture(void **state)
 }
 
 /* Every .html in the folder is covered by the table above. */
+/* Posters: a page saved from a browser shows the images its script loaded
+ * (img src on a.ltrbxd.com/resized/: film-poster/... and, for alternative
+ * posters people uploaded, sm/upload/...); a page as the server sends it has
+ * only the empty-poster placeholder. Every path kept is one
+ * film_poster_path_ok accepts, and the count is the poster images on the page
+ * (the spazznolo watchlist: 22 film-poster + 6 sm/upload). */
+static const struct {
+    const char *file;
+    size_t with_poster;
+    const char *slug, *poster; /* one film and its poster path, or NULL */
+} poster_facts[] = {
+    {"watchlist-react2025-spazznolo-p1-2026-01.html", 28, "the-chronology-of-water",
+     "film-poster/4/5/4/1/3/4/454134-the-chronology-of-water-0-125-0-187-crop.jpg?v=377dcfcd6f"},
+    {"films-react2025-spazznolo-p1-2026-01.html", 72, NULL, NULL},
+    {"watchlist-classic-midaskiebert-p1-2025-07.html", 0, NULL, NULL},
+    {"watchlist-react2025-midaskiebert-p1-2025-08.html", 0, NULL, NULL},
+    {"watchlist-react2026-truncated-fragment-2026-05.html", 0, NULL, NULL},
+};
+
+static void test_posters(void **state)
+{
+    (void)state;
+    for (size_t k = 0; k < sizeof poster_facts / sizeof poster_facts[0]; k++) {
+        size_t len = 0;
+        char *html = read_fixture(poster_facts[k].file, &len);
+        lb_page p;
+        assert_int_equal(lb_parse_page(html, len, &p), FP_OK);
+        size_t n = 0;
+        int seen = poster_facts[k].slug == NULL;
+        for (size_t i = 0; i < p.films.len; i++) {
+            const film *f = &p.films.items[i];
+            if (!f->poster)
+                continue;
+            n++;
+            if (!film_poster_path_ok(f->poster))
+                fail_msg("%s: %s has poster path %s", poster_facts[k].file, f->lb_slug, f->poster);
+            if (poster_facts[k].slug && strcmp(f->lb_slug, poster_facts[k].slug) == 0) {
+                assert_string_equal(f->poster, poster_facts[k].poster);
+                seen = 1;
+            }
+        }
+        if (n != poster_facts[k].with_poster || !seen)
+            fail_msg("%s: %zu films with a poster, want %zu", poster_facts[k].file, n,
+                     poster_facts[k].with_poster);
+        lb_page_free(&p);
+        fp_free(html);
+    }
+}
+
 static void test_folder_fully_covered(void **state)
 {
     (void)state;
@@ -259,6 +308,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_each_fixture),
+        cmocka_unit_test(test_posters),
         cmocka_unit_test(test_folder_fully_covered),
         cmocka_unit_test(test_parse_time),
     };

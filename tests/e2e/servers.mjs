@@ -135,6 +135,7 @@ export async function startServer(fake, env = {}) {
     FILMPICKER_DATABASE: join(p.dir, 'filmpicker.db'),
     FILMPICKER_SECRET_KEY: randomBytes(32).toString('hex'),
     FILMPICKER_LETTERBOXD_URL: fake.url,
+    FILMPICKER_LETTERBOXD_IMAGE_URL: fake.url,
     FILMPICKER_WEB_DIR: WEB_DIST,
     ...env,
   });

@@ -323,6 +323,8 @@ class FilmPicker:
             "FILMPICKER_DATABASE": self.db_path,
             "FILMPICKER_SECRET_KEY": self.secret_key,
             "FILMPICKER_LETTERBOXD_URL": self.letterboxd_url,
+            # posters come from the fake site too: a test never leaves loopback
+            "FILMPICKER_LETTERBOXD_IMAGE_URL": self.letterboxd_url,
         }
         self.env.update({k: str(v) for k, v in self.extra_env.items()})
         # Hermetic: no FILMPICKER_* setting leaks in from the caller's shell.

@@ -18,6 +18,7 @@ which covers group sessions, their event streams and the web app's files).
 import csv
 import http.client
 import io
+import concurrent.futures
 import json
 import math
 import os
@@ -373,7 +374,7 @@ class SpecAndOperationsTest(ApiTestCase):
     def test_the_spec_check_catches_wrong_answers(self):
         ok = {"Content-Type": "application/json", "X-Request-Id": "0123456789abcdef"}
         film = {"id": 1, "title": "Heat", "year": 1995, "slug": "heat", "letterboxd_id": 7,
-                "url": "https://letterboxd.com/film/heat/"}
+                "url": "https://letterboxd.com/film/heat/", "poster": None}
         job_path = "/api/v1/jobs/%s/roll" % ("0" * 32)
         check_against_spec("POST", job_path, 200, ok, json.dumps({"film": film}).encode())
         wrong = [
@@ -447,7 +448,7 @@ class SpecAndOperationsTest(ApiTestCase):
     def test_every_server_route_is_in_the_spec_and_back(self):
         server = self.server_routes()
         spec = {(m, tpl) for tpl, m in spec_operations()}
-        self.assertEqual(len(server), 32, server)
+        self.assertEqual(len(server), 33, server)
         self.assertEqual(server - spec, set(), "routes the spec does not document")
         self.assertEqual(spec - server, set(), "documented operations the server lacks")
 
@@ -1032,6 +1033,87 @@ class V1ApiTest(ApiTestCase):
 
 
 # ---- bad input and failing sites ---------------------------------------------------------
+
+class PosterTest(ApiTestCase):
+    """Posters: a page that shows poster images (as a browser-saved page does)
+    gives each film a poster URL on this server; the image is fetched from the
+    image host once, checked, cached and served from here."""
+
+    FAKE = {"markup": "react2025", "posters": True, "common": 20, "universe": 2000, "size": 40}
+
+    PNG = b"\x89PNG\r\n\x1a\n"
+
+    def job_films(self, names):
+        job = self.start_job([{"profile": n} for n in names])
+        done, _ = self.wait_job(job["id"])
+        res = self.results(done["id"], "?limit=500")
+        return res["common"] + res["most"]
+
+    def poster(self, film_id, expect=200, code=None):
+        return self.call("GET", "/api/v1/films/%s/poster" % film_id, expect=expect, code=code)
+
+    def test_posters_are_fetched_once_and_served_from_here(self):
+        a, b = self.user("posta_zq"), self.user("postb_zq")
+        films = self.job_films([a, b])
+        self.assertGreaterEqual(len(films), 20)
+        by_slug = {f["slug"]: f for f in self.films(a)}
+        with_image = [f for f in films if by_slug[f["slug"]]["lb_id"] % 3]
+        missing = [f for f in films if by_slug[f["slug"]]["lb_id"] % 3 == 0]
+        self.assertTrue(with_image and missing, "the fake should give both kinds")
+        for f in films:
+            self.assertEqual(f["poster"], "/api/v1/films/%d/poster" % f["id"], f)
+
+        f = with_image[0]
+        lb_id = by_slug[f["slug"]]["lb_id"]
+        before = self.fake.stats()["requests_total"]
+        status, headers, data = self.poster(f["id"])
+        self.assertEqual(headers["Content-Type"], "image/png")
+        self.assertTrue(data.startswith(self.PNG), data[:20])
+        self.assertTrue(data.endswith(b"film %d" % lb_id), data[-20:])
+        self.assertEqual(headers["Cache-Control"], "public, max-age=86400")
+        self.assertEqual(headers["X-Content-Type-Options"], "nosniff")
+        self.assertEqual(self.fake.stats()["requests_total"], before + 1)
+        # the second time from the cache: the image host is not asked again
+        _, _, again = self.poster(f["id"])
+        self.assertEqual(again, data)
+        self.assertEqual(self.fake.stats()["requests_total"], before + 1)
+
+        # concurrent requests for one poster share one fetch
+        g = with_image[1]
+        before = self.fake.stats()["requests_total"]
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: self.fp.request(
+                "GET", "/api/v1/films/%d/poster" % g["id"]), range(8)))
+        self.assertEqual({st for st, _, _ in answers}, {200})
+        self.assertEqual(len({body for _, _, body in answers}), 1)
+        self.assertLessEqual(self.fake.stats()["requests_total"], before + 1)
+
+        # the image host has none: 404, and remembered
+        m = missing[0]
+        before = self.fake.stats()["requests_total"]
+        self.poster(m["id"], expect=404, code="not_found")
+        self.poster(m["id"], expect=404, code="not_found")
+        self.assertEqual(self.fake.stats()["requests_total"], before + 1)
+
+    def test_unknown_films_and_bad_ids(self):
+        for bad in ("0", "abc", "-1", "1e3", "99999999999999999999", "007"):
+            with self.subTest(id=bad):
+                self.poster(bad, expect=404, code="not_found")
+        self.poster(987654321, expect=404, code="not_found")  # no such film
+        self.call("POST", "/api/v1/films/1/poster", {}, expect=405, code="method_not_allowed")
+
+    def test_films_without_a_poster(self):
+        """An imported film (exports have no posters) has poster null and no image."""
+        csv = b"Date,Name,Year,Letterboxd URI\n2024-01-01,No Such Film At All,1901,https://boxd.it/zzzz\n"
+        body, ctype = multipart(None, {"file": ("watchlist.csv", csv, "text/csv")})
+        data = self.call("POST", "/api/v1/imports", body=body, headers={"Content-Type": ctype},
+                         expect=201)[2]
+        job = self.start_job([data["import"]["participant"]])
+        done, _ = self.wait_job(job["id"])
+        res = self.results(done["id"])
+        self.assertEqual([f["poster"] for f in res["common"]], [None])
+        self.poster(res["common"][0]["id"], expect=404, code="not_found")
+
 
 class BadInputTest(ApiTestCase):
     """Every kind of bad request, and sites that fail. Short compat wait and

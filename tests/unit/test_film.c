@@ -95,12 +95,44 @@ static void test_list_grows_and_frees(void **state)
     assert_null(l.items);
 }
 
+static void test_poster_path(void **state)
+{
+    (void)state;
+    static const char *const good[] = {
+        "film-poster/4/5/4/1/3/4/454134-the-chronology-of-water-0-125-0-187-crop.jpg?v=377dcfcd6f",
+        "film-poster/1/2/12-x-0-230-0-345-crop.png",
+        "film-poster/9/9-y.webp?v=A1",
+        "a.jpeg",
+    };
+    static const char *const bad[] = {
+        "", "/film-poster/1.jpg", "film-poster/../../etc/passwd.jpg", "film-poster/1.gif",
+        "film-poster/1.jpg?v=", "film-poster/1.jpg?x=1", "film-poster/1.jpg?v=a&b=c",
+        "film-poster/1.jpg?v=0123456789abcdef0123456789abcdef0", "film poster/1.jpg",
+        "film-poster/%2e%2e/1.jpg", "http://evil/1.jpg", "film-poster/1.jpg#x", "jpg",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        if (!film_poster_path_ok(good[i]))
+            fail_msg("refused %s", good[i]);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (film_poster_path_ok(bad[i]))
+            fail_msg("accepted %s", bad[i]);
+    assert_false(film_poster_path_ok(NULL));
+    char long_path[256];
+    memset(long_path, 'a', 197);
+    memcpy(long_path + 197, ".jpg", 5);
+    assert_false(film_poster_path_ok(long_path)); /* 201 characters */
+    long_path[196] = '\0';
+    memcpy(long_path + 192, ".jpg", 5);
+    assert_true(film_poster_path_ok(long_path));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_split_display_name),
         cmocka_unit_test(test_normalize_title),
         cmocka_unit_test(test_match_key),
+        cmocka_unit_test(test_poster_path),
         cmocka_unit_test(test_list_grows_and_frees),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -238,12 +238,28 @@ static void test_film_fields_from_inline(void **state)
         ITEM(LAZY("data-item-slug=\"dup-key\" data-item-name=\"Dup\" "
                   "data-postered-identifier='{\"uid\":\"film:1\",\"uid\":\"film:2\"}'", "<img/>"))
         ITEM(LAZY("data-item-slug=\"uid-number\" data-item-name=\"Num\" "
-                  "data-postered-identifier='{\"uid\":5}'", "<img/>")));
+                  "data-postered-identifier='{\"uid\":5}'", "<img/>"))
+        ITEM(LAZY("data-item-slug=\"with-poster\" data-item-name=\"P (1999)\"",
+                  "<img src=\"https://a.ltrbxd.com/resized/film-poster/5/5-p-0-125-0-187-crop.jpg?v=ab12\"/>"))
+        ITEM(LAZY("data-item-slug=\"placeholder\" data-item-name=\"Q (1999)\"",
+                  "<img src=\"https://s.ltrbxd.com/static/img/empty-poster-125-AiuBHVCI.png\"/>"))
+        ITEM(LAZY("data-item-slug=\"relative\" data-item-name=\"R (1999)\"",
+                  "<img src=\"/resized/film-poster/7/7-r.png\"/>"))
+        ITEM(LAZY("data-item-slug=\"sneaky\" data-item-name=\"S (1999)\"",
+                  "<img src=\"https://a.ltrbxd.com/resized/../../admin.jpg\"/>"))
+        ITEM(LAZY("data-item-slug=\"elsewhere\" data-item-name=\"T (1999)\"",
+                  "<img src=\"https://evil.example/other/resized/x.jpg\"/>")));
     lb_page p;
     fp_err rc = lb_parse_page(html, sizeof html - 1, &p);
     assert_int_equal(rc, FP_OK);
-    assert_int_equal(p.films.len, 5);
+    assert_int_equal(p.films.len, 10);
     assert_string_equal(p.films.items[0].title, "X");
+    assert_null(p.films.items[0].poster);
+    assert_string_equal(p.films.items[5].poster, "film-poster/5/5-p-0-125-0-187-crop.jpg?v=ab12");
+    assert_null(p.films.items[6].poster); /* the placeholder */
+    assert_string_equal(p.films.items[7].poster, "film-poster/7/7-r.png");
+    assert_null(p.films.items[8].poster); /* traversal */
+    assert_null(p.films.items[9].poster); /* /resized/ not at the root */
     assert_int_equal(p.films.items[0].year, 2001);
     assert_int_equal(p.films.items[1].lb_id, 77); /* bad data-film-id: the JSON wins */
     assert_int_equal(p.films.items[2].lb_id, 0);

@@ -339,7 +339,7 @@ static void test_migrations_up_down_up(void **state)
     int cur = -1, latest = -1;
     assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
     assert_int_equal(cur, 0);
-    assert_int_equal(latest, 1);
+    assert_int_equal(latest, 2);
 
     /* Before migrating there is nothing to write to. */
     film f = {.title = fp_strdup("Alien"), .year = 1979};
@@ -348,12 +348,16 @@ static void test_migrations_up_down_up(void **state)
 
     assert_int_equal(B->migrate(s, -1), FP_OK);
     assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
-    assert_int_equal(cur, 1);
+    assert_int_equal(cur, 2);
     assert_int_equal(B->migrate(s, -1), FP_OK); /* idempotent */
-    assert_int_equal(raw_int(path, "SELECT count(*) FROM schema_migrations"), 1);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM schema_migrations"), 2);
     char *name = raw_text(path, "SELECT name FROM schema_migrations WHERE version = 1");
     assert_string_equal(name, "catalogue_and_watchlists");
     fp_free(name);
+    name = raw_text(path, "SELECT name FROM schema_migrations WHERE version = 2");
+    assert_string_equal(name, "film_posters");
+    fp_free(name);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM pragma_table_info('films') WHERE name = 'poster'"), 1);
     int64_t applied = raw_int(path, "SELECT applied_at FROM schema_migrations WHERE version = 1");
     assert_true(llabs(applied - (int64_t)time(NULL)) < 60);
     assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name IN "
@@ -361,6 +365,13 @@ static void test_migrations_up_down_up(void **state)
                      4);
     assert_int_equal(B->films_resolve(s, &f, 1), FP_OK);
     assert_int_equal(f.id, 1);
+
+    /* Down one step: the poster column goes, the catalogue stays. */
+    assert_int_equal(B->migrate(s, 1), FP_OK);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM pragma_table_info('films') WHERE name = 'poster'"), 0);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM films"), 1);
+    assert_int_equal(B->migrate(s, 2), FP_OK);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM films"), 1);
 
     assert_int_equal(B->migrate(s, 0), FP_OK);
     assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
@@ -372,15 +383,15 @@ static void test_migrations_up_down_up(void **state)
 
     assert_int_equal(B->migrate(s, -1), FP_OK);
     assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
-    assert_int_equal(cur, 1);
+    assert_int_equal(cur, 2);
     f.id = 0;
     assert_int_equal(B->films_resolve(s, &f, 1), FP_OK);
     assert_int_equal(f.id, 1); /* a fresh table again */
 
-    assert_int_equal(B->migrate(s, 2), FP_INVALID);
+    assert_int_equal(B->migrate(s, 3), FP_INVALID);
     assert_int_equal(B->migrate(s, -2), FP_INVALID);
     assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
-    assert_int_equal(cur, 1);
+    assert_int_equal(cur, 2);
 
     film_clear(&f);
     B->close(s);
@@ -388,71 +399,72 @@ static void test_migrations_up_down_up(void **state)
     remove_tree(dir);
 }
 
-/* What a second release could add: Kinopoisk ids, reversibly. */
-static const store_sqlite_migration two_steps[] = {
-    {1, "catalogue_and_watchlists", NULL, NULL}, /* filled from the built-in list */
-    {2, "films_kp_id",
+/* What a later release could add: Kinopoisk ids, reversibly. */
+static const store_sqlite_migration later_steps[] = {
+    {3, "films_kp_id",
      "ALTER TABLE films ADD COLUMN kp_id INTEGER;"
      "CREATE UNIQUE INDEX films_kp_id ON films (kp_id);",
      "DROP INDEX films_kp_id;"
      "ALTER TABLE films DROP COLUMN kp_id;"},
     /* Fails half-way: the table it created must not survive. */
-    {3, "broken", "CREATE TABLE half_done (x INTEGER); INSERT INTO no_such_table VALUES (1);",
+    {4, "broken", "CREATE TABLE half_done (x INTEGER); INSERT INTO no_such_table VALUES (1);",
      "DROP TABLE half_done;"},
 };
 
-static void test_second_migration(void **state)
+static void test_later_migrations(void **state)
 {
     (void)state;
     char *dir = make_tmpdir();
     char *path = fp_printf("%s/m2.db", dir);
-    store_sqlite_migration list[3];
-    memcpy(list, two_steps, sizeof list);
-    list[0] = store_sqlite__migrations[0];
+    /* The built-in steps (1, 2), then the later ones (3, 4). */
+    assert_int_equal(store_sqlite__migrations_len, 2);
+    store_sqlite_migration list[4];
+    memcpy(list, store_sqlite__migrations, 2 * sizeof list[0]);
+    memcpy(list + 2, later_steps, sizeof later_steps);
 
     store *s = open_migrated(path);
     fspec alien = {0, NULL, NULL, NULL, "Alien", 1979};
     int64_t id = resolve_spec(s, &alien);
 
-    store_sqlite__use_migrations(s, list, 2);
-    int cur = -1, latest = -1;
-    assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
-    assert_int_equal(cur, 1);
-    assert_int_equal(latest, 2);
-    assert_int_equal(B->migrate(s, -1), FP_OK);
-    assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
-    assert_int_equal(cur, 2);
-    assert_int_equal(raw_int(path, "SELECT count(*) FROM pragma_table_info('films') WHERE name = 'kp_id'"), 1);
-    assert_int_equal(raw_int(path, "SELECT count(*) FROM schema_migrations"), 2);
-    assert_row(s, id, &alien, "after up to 2");
-    assert_int_equal(resolve_spec(s, &alien), id); /* statements survive the schema change */
-
-    assert_int_equal(B->migrate(s, 1), FP_OK);
-    assert_int_equal(raw_int(path, "SELECT count(*) FROM pragma_table_info('films') WHERE name = 'kp_id'"), 0);
-    assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'films_kp_id'"), 0);
-    assert_row(s, id, &alien, "after down to 1");
-
-    /* Down to nothing and straight up to 2, one step at a time. */
-    assert_int_equal(B->migrate(s, 0), FP_OK);
-    assert_int_equal(B->migrate(s, 2), FP_OK);
-    assert_int_equal(raw_int(path, "SELECT group_concat(version, '') FROM schema_migrations"), 12);
-
-    /* A step that fails leaves the schema at the previous version. */
     store_sqlite__use_migrations(s, list, 3);
-    assert_int_equal(B->migrate(s, -1), FP_STORAGE);
+    int cur = -1, latest = -1;
     assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
     assert_int_equal(cur, 2);
     assert_int_equal(latest, 3);
-    assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'half_done'"), 0);
-
-    /* An older build refuses a schema newer than it knows. */
-    store_sqlite__use_migrations(s, NULL, 0);
+    assert_int_equal(B->migrate(s, -1), FP_OK);
     assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
-    assert_int_equal(cur, 2);
-    assert_int_equal(latest, 1);
+    assert_int_equal(cur, 3);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM pragma_table_info('films') WHERE name = 'kp_id'"), 1);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM schema_migrations"), 3);
+    assert_row(s, id, &alien, "after up to 3");
+    assert_int_equal(resolve_spec(s, &alien), id); /* statements survive the schema change */
+
+    assert_int_equal(B->migrate(s, 2), FP_OK);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM pragma_table_info('films') WHERE name = 'kp_id'"), 0);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'films_kp_id'"), 0);
+    assert_row(s, id, &alien, "after down to 2");
+
+    /* Down to nothing and straight up to 3, one step at a time. */
+    assert_int_equal(B->migrate(s, 0), FP_OK);
+    assert_int_equal(B->migrate(s, 3), FP_OK);
+    assert_int_equal(raw_int(path, "SELECT group_concat(version, '') FROM schema_migrations"), 123);
+
+    /* A step that fails leaves the schema at the previous version. */
+    store_sqlite__use_migrations(s, list, 4);
     assert_int_equal(B->migrate(s, -1), FP_STORAGE);
     assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
-    assert_int_equal(cur, 2);
+    assert_int_equal(cur, 3);
+    assert_int_equal(latest, 4);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'half_done'"), 0);
+
+    /* An older build (the built-in steps) refuses a schema newer than it knows. */
+    store_sqlite__use_migrations(s, NULL, 0);
+    assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
+    assert_int_equal(cur, 3);
+    assert_int_equal(latest, 2);
+    assert_int_equal(B->migrate(s, -1), FP_STORAGE);
+    assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
+    assert_int_equal(cur, 3);
 
     /* A malformed list is refused before touching anything. */
     store_sqlite_migration gap[2] = {list[0], list[1]};
@@ -1169,7 +1181,7 @@ int main(void)
         cmocka_unit_test(test_missing_directory_is_io),
         cmocka_unit_test(test_corrupt_files),
         cmocka_unit_test(test_migrations_up_down_up),
-        cmocka_unit_test(test_second_migration),
+        cmocka_unit_test(test_later_migrations),
         cmocka_unit_test(test_resolve_rules),
         cmocka_unit_test(test_resolve_batch_semantics),
         cmocka_unit_test(test_resolve_1000_timing),

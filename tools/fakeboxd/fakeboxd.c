@@ -48,6 +48,7 @@ typedef struct fb_config {
     long slow_ms;
     int gzip;
     int challenge;
+    int posters;
 } fb_config;
 
 typedef struct fb_server {
@@ -84,6 +85,8 @@ static void fb__usage(FILE *to)
         "  --common N               films 1..N are on every list (default 20)\n"
         "  --universe N             films that exist (default 20000)\n"
         "  --gzip                   gzip responses when the client accepts it\n"
+        "  --posters                React posters show their image, served under /resized/\n"
+        "                           (404 for films whose Letterboxd id is a multiple of 3)\n"
         "  --challenge              every site page answers the 403 Cloudflare challenge\n"
         "  --slow-ms N              delay of slow* users (default 30000)\n"
         "\n"
@@ -278,6 +281,15 @@ static void fb__site(fb_server *srv, const char *url, const char *method, fb_rep
         fb__reply_page(r, MHD_HTTP_FORBIDDEN, fb_render_challenge(url, &r->body));
         goto out;
     }
+    if (strncmp(url, "/resized/", 9) == 0) {
+        if (fb_render_poster(&srv->catalog, url, &r->body) == FB_OK) {
+            r->status = MHD_HTTP_OK;
+            r->content_type = "image/png";
+        } else {
+            fb__reply_page(r, MHD_HTTP_NOT_FOUND, fb_render_not_found(&r->body));
+        }
+        goto out;
+    }
     if (!fb__parse_route(url, name, sizeof(name), &page) ||
         fb_user_parse(name, cfg->size, &user) != FB_OK) {
         fb__reply_page(r, MHD_HTTP_NOT_FOUND, fb_render_not_found(&r->body));
@@ -335,6 +347,7 @@ static void fb__site(fb_server *srv, const char *url, const char *method, fb_rep
         .total = nfilms,
         .page = page,
         .per_page = cfg->per_page,
+        .posters = cfg->posters,
     };
     if (user.behaviour == FB_USER_GARBAGE) {
         fb__reply_page(r, MHD_HTTP_OK, fb_render_garbage(&view, &r->body));
@@ -539,7 +552,7 @@ out:
 static fb_err fb__parse_args(int argc, char **argv, fb_config *cfg, int *help)
 {
     enum { O_LISTEN = 1, O_PORT_FILE, O_MARKUP, O_PER_PAGE, O_LATENCY, O_SIZE, O_COMMON,
-           O_UNIVERSE, O_GZIP, O_CHALLENGE, O_SLOW, O_HELP };
+           O_UNIVERSE, O_GZIP, O_CHALLENGE, O_SLOW, O_POSTERS, O_HELP };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
         {"port-file", required_argument, NULL, O_PORT_FILE},
@@ -552,6 +565,7 @@ static fb_err fb__parse_args(int argc, char **argv, fb_config *cfg, int *help)
         {"gzip", no_argument, NULL, O_GZIP},
         {"challenge", no_argument, NULL, O_CHALLENGE},
         {"slow-ms", required_argument, NULL, O_SLOW},
+        {"posters", no_argument, NULL, O_POSTERS},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -572,6 +586,7 @@ static fb_err fb__parse_args(int argc, char **argv, fb_config *cfg, int *help)
         case O_GZIP: cfg->gzip = 1; break;
         case O_CHALLENGE: cfg->challenge = 1; break;
         case O_SLOW: e = fb_parse_long(optarg, 0, FB_SLEEP_MAX_MS, &cfg->slow_ms); break;
+        case O_POSTERS: cfg->posters = 1; break;
         case O_HELP: *help = 1; break;
         default: return FB_INVALID;
         }

@@ -48,6 +48,7 @@ typedef struct fb_page_view {
     size_t total;
     long page;         /* 1..FB_PAGE_MAX; may be past the last page */
     long per_page;     /* 1..FB_PER_PAGE_MAX */
+    int posters;       /* React posters show their image (as a browser-saved page does) */
 } fb_page_view;
 
 #define FB_PAGE_MAX 1000000L
@@ -77,5 +78,14 @@ fb_err fb_render_rate_limited(fb_buf *out) FB_WARN_UNUSED;
  */
 fb_err fb_render_films_json(const fb_catalog *c, const long *films, size_t n,
                             char **json) FB_WARN_UNUSED;
+
+/* Poster images (--posters): a React poster of film F shows
+ * /resized/film-poster/<lb_id>/<lb_id>-<slug>-0-125-0-187-crop.png?v=<hex>;
+ * the image exists for films whose lb_id is not a multiple of 3 (the others
+ * answer 404, as a removed image would). */
+int fb_poster_exists(long lb_id);
+/* The image of a poster path ("/resized/film-poster/..."): FB_OK with a small
+ * PNG, FB_INVALID for a path that names no existing image. */
+fb_err fb_render_poster(const fb_catalog *c, const char *path, fb_buf *out) FB_WARN_UNUSED;
 
 #endif
