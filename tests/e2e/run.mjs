@@ -20,6 +20,7 @@ import {
   assertNoProblems,
   axe,
   expected,
+  fakeFilms,
   filmButton,
   launch,
   open,
@@ -220,6 +221,59 @@ test('the smallest phone, 360x640: every screen fits without sideways scrolling'
   await page.getByRole('button', { name: 'Roll!' }).click();
   await page.locator('dialog.rolled #rolled-title').waitFor();
   await assertFitsWidth(page, 'rolled 360');
+  assertNoProblems(problems);
+  await context.close();
+  await s.stop();
+});
+
+test('posters where known: served from this origin, the initials where there is none', { timeout: 120000 }, async () => {
+  // The fake shows poster images (as a browser-saved page does); films whose
+  // Letterboxd id is a multiple of 3 have an image the host no longer has.
+  const s = await servers({ universe: 3000, common: 12, posters: true });
+  const { context, page, problems } = await open(browser, s.fp.url, { viewport: DESKTOP, reducedMotion: 'reduce' });
+  const outside = [];
+  page.on('request', (r) => {
+    if (!r.url().startsWith(s.fp.url)) outside.push(r.url());
+  });
+  await startSession(page);
+  for (const u of ['alice', 'bob']) await addPerson(page, u, u);
+  await page.getByRole('button', { name: 'Suggest a film!' }).click();
+  await waitForResults(page);
+  const films = await fakeFilms(s.fake, 'alice');
+  const byTitle = new Map(films.map((f) => [f.title, f]));
+  const want = await expected(s.fake, ['alice', 'bob']);
+  assert.ok(want.common.length >= 12);
+  // let every image load or fail
+  await page.waitForFunction(() => [...document.querySelectorAll('img.poster-img')].every((i) => i.complete), null, { timeout: 30000 });
+  await page.waitForTimeout(200);
+  const cards = await page.locator('section[aria-labelledby="common-title"] .film').evaluateAll((els) =>
+    els.map((el) => {
+      const img = el.querySelector('img.poster-img');
+      return {
+        title: el.querySelector('.film-title')?.textContent ?? '',
+        src: img?.getAttribute('src') ?? null,
+        shown: !!img && img.complete && img.naturalWidth > 0,
+        initials: el.querySelector('.poster')?.firstChild?.textContent ?? '',
+      };
+    }),
+  );
+  assert.equal(cards.length, want.common.length);
+  let shown = 0;
+  for (const c of cards) {
+    const f = byTitle.get(c.title);
+    assert.ok(f, `unknown film ${c.title}`);
+    assert.ok(c.initials.length > 0, `${c.title}: the initials are always underneath`);
+    if (f.lb_id % 3 !== 0) {
+      assert.match(c.src ?? '', /^\/api\/v1\/films\/\d+\/poster$/, c.title);
+      assert.ok(c.shown, `${c.title}: its poster should show`);
+      shown++;
+    } else {
+      assert.equal(c.shown, false, `${c.title}: the host has no image for it`);
+    }
+  }
+  assert.ok(shown > 0 && shown < cards.length, `posters shown: ${shown} of ${cards.length}`);
+  assert.deepEqual(outside, [], 'the browser asked another host');
+  await axe(page, 'results with posters');
   assertNoProblems(problems);
   await context.close();
   await s.stop();

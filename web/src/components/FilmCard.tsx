@@ -2,21 +2,7 @@
 // "Copy title" copies it for a streaming site's search.
 import type { FilmEntry } from '../state/session';
 import { listsLabel } from '../state/session';
-
-export function posterClass(title: string): string {
-  let h = 0;
-  for (let i = 0; i < title.length; i++) h = (h * 31 + title.charCodeAt(i)) >>> 0;
-  return `poster poster-${h % 8}`;
-}
-
-export function initials(title: string): string {
-  const words = title.split(/\s+/).filter((w) => /\p{L}|\p{N}/u.test(w));
-  return words
-    .slice(0, 2)
-    .map((w) => Array.from(w.replace(/^[^\p{L}\p{N}]+/u, ''))[0] ?? '')
-    .join('')
-    .toUpperCase();
-}
+import { Poster } from './Poster';
 
 interface Props {
   entry: FilmEntry;
@@ -37,9 +23,7 @@ export function FilmCard({ entry, of, onToggle, onCopy }: Props) {
         title={vetoed ? 'Bring it back' : 'Strike it out'}
         onClick={onToggle}
       >
-        <span className={posterClass(film.title)} aria-hidden="true">
-          {initials(film.title)}
-        </span>
+        <Poster film={film} />
         <span className="film-text">
           <span className="film-title">{film.title}</span>
           <span className="film-meta">

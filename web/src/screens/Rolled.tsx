@@ -5,7 +5,7 @@ import { useEffect, useRef, useState } from 'react';
 import type { ReactNode } from 'react';
 import { markWatched, roll } from '../api';
 import { copyText } from '../clipboard';
-import { initials, posterClass } from '../components/FilmCard';
+import { Poster } from '../components/Poster';
 import { filmLists } from '../state/session';
 import type { Film, Session } from '../state/types';
 import type { SessionActions } from './SessionPage';
@@ -84,9 +84,7 @@ export function Rolled({ session, film, actions, onClose, toast }: Props) {
           </p>
         ) : (
           <>
-            <span className={`${posterClass(film.title)} poster-big`} aria-hidden="true">
-              {initials(film.title)}
-            </span>
+            <Poster film={film} big />
             <h2 className="rolled-title" id="rolled-title" aria-live="polite">
               {film.title}
               {film.year !== null && <span className="rolled-year"> ({film.year})</span>}

@@ -18,7 +18,7 @@ export function participant(over: Partial<Participant> = {}): Participant {
 }
 
 export function film(id: number, title = `Film ${id}`, year: number | null = 2000): Film {
-  return { id, title, year, slug: `film-${id}`, letterboxd_id: 100000 + id, url: null };
+  return { id, title, year, slug: `film-${id}`, letterboxd_id: 100000 + id, url: null, poster: null };
 }
 
 export function ranked(id: number, lists: number): RankedFilm {

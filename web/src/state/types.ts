@@ -28,6 +28,8 @@ export interface Film {
   slug: string | null;
   letterboxd_id: number | null;
   url: string | null;
+  /** This server's URL of the poster image, when a page gave one. */
+  poster: string | null;
 }
 
 export interface RankedFilm extends Film {
