@@ -377,7 +377,7 @@ test('veto and unveto by mouse and keyboard; roll skips struck-out films', { tim
     await filmButton(page, f.title).click();
     await page.waitForFunction((el) => el.getAttribute('aria-pressed') === 'true', await filmButton(page, f.title).elementHandle());
   }
-  await page.getByText('1 left to roll from').waitFor();
+  await page.getByText('One film on everyone’s list is left to roll.', { exact: false }).waitFor();
   await page.getByRole('button', { name: 'Roll!' }).click();
   await page.locator('#rolled-title').waitFor();
   assert.ok(((await page.locator('#rolled-title').textContent()) ?? '').startsWith(keep.title));

@@ -34,6 +34,7 @@ class FakeEventSource implements EventSourceLike {
 }
 
 function harness() {
+  const gaveUp: number[] = [];
   const sources: FakeEventSource[] = [];
   const timers: { fn: () => void; ms: number; cleared: boolean }[] = [];
   const actions: SessionAction[] = [];
@@ -53,9 +54,10 @@ function harness() {
     (t) => {
       (t as { cleared: boolean }).cleared = true;
     },
+    () => gaveUp.push(sources.length),
   );
   const state = () => actions.reduce(sessionReducer, initialSessionState);
-  return { sources, timers, actions, sub, state };
+  return { sources, timers, actions, sub, state, gaveUp };
 }
 
 describe('subscribe', () => {
@@ -67,7 +69,7 @@ describe('subscribe', () => {
     es.emit('participant', participant({ id: 'p1', status: 'fetching', pages_fetched: 2, pages_total: 5 }), '2');
     es.emit('participant', '{broken', '3');
     es.emit('unknown_event', {}, '4');
-    expect(h.actions.map((a) => (a.type === 'event' ? a.event.type : a.type))).toEqual(['session', 'participant']);
+    expect(h.actions.map((a) => (a.type === 'event' ? a.event.type : a.type))).toEqual(['connection', 'session', 'participant']);
     expect(h.state().session?.participants[0]?.pages_fetched).toBe(2);
     expect(es.url).toBe('/api/v1/sessions/x/events');
   });
@@ -80,11 +82,23 @@ describe('subscribe', () => {
     expect(h.timers).toHaveLength(0);
   });
 
+  it('is live again once a reconnection opens, even when it missed nothing', () => {
+    const h = harness();
+    h.sources[0]!.open();
+    h.sources[0]!.emit('session', session({ version: 1 }), '1');
+    h.sources[0]!.fail(0);
+    expect(h.state().connection).toBe('reconnecting');
+    h.sources[0]!.open(); // the server replays nothing: Last-Event-ID was current
+    expect(h.state().connection).toBe('live');
+    expect(h.gaveUp).toEqual([]);
+  });
+
   it('opens a new connection after a growing delay when the browser gave up', () => {
     const h = harness();
     h.sources[0]!.fail(2);
     expect(h.sources[0]!.closed).toBe(true);
     expect(h.timers.map((t) => t.ms)).toEqual([RETRY_DELAYS_MS[0]]);
+    expect(h.gaveUp).toEqual([1]); // told, so the page can check the session still exists
     h.timers[0]!.fn();
     expect(h.sources).toHaveLength(2);
     h.sources[1]!.fail(2);

@@ -33,6 +33,9 @@ export function subscribe(
   make: EventSourceFactory = (u) => new EventSource(u) as unknown as EventSourceLike,
   setTimer: (fn: () => void, ms: number) => unknown = (fn, ms) => setTimeout(fn, ms),
   clearTimer: (t: unknown) => void = (t) => clearTimeout(t as ReturnType<typeof setTimeout>),
+  /** Called each time the browser gave up on a connection (the answer was
+   * not an event stream: a restart, or a session that ended). */
+  onGaveUp: () => void = () => {},
 ): Subscription {
   let es: EventSourceLike | null = null;
   let timer: unknown = null;
@@ -46,6 +49,8 @@ export function subscribe(
     es = source;
     source.onopen = () => {
       failures = 0;
+      // A reconnection that missed nothing gets no event: say we are live.
+      if (!closed && es === source) dispatch({ type: 'connection', connection: 'live' });
     };
     source.onerror = () => {
       if (closed || es !== source) return;
@@ -56,6 +61,7 @@ export function subscribe(
         const delay = RETRY_DELAYS_MS[Math.min(failures, RETRY_DELAYS_MS.length - 1)] ?? 15000;
         failures++;
         timer = setTimer(open, delay);
+        onGaveUp();
       }
     };
     for (const type of SESSION_EVENT_TYPES) {

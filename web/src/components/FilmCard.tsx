@@ -25,6 +25,7 @@ export function FilmCard({ entry, of, onToggle, onCopy }: Props) {
       >
         <Poster film={film} />
         <span className="film-text">
+          <span className="visually-hidden">Strike out: </span>
           <span className="film-title">{film.title}</span>
           <span className="film-meta">
             {film.year !== null && <span className="film-year">{film.year}</span>}

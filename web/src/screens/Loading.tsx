@@ -9,7 +9,7 @@ export function Loading({ session, headingRef }: { session: Session; headingRef:
   const people = session.participants;
   const ready = people.filter((p) => p.status === 'ready' || p.status === 'failed').length;
   return (
-    <section className="loading" aria-labelledby="loading-title" aria-busy="true">
+    <section className="loading" aria-labelledby="loading-title">
       <div className="reel" aria-hidden="true">
         <span className="reel-hole" />
         <span className="reel-hole" />
@@ -20,7 +20,7 @@ export function Loading({ session, headingRef }: { session: Session; headingRef:
       <h1 id="loading-title" ref={headingRef} tabIndex={-1}>
         Reading watchlists…
       </h1>
-      <p className="lead">
+      <p className="lead" role="status">
         {ready} of {people.length} ready. Big watchlists take a little while: grab the popcorn.
       </p>
       <ul className="progress-list">
@@ -37,7 +37,9 @@ export function Loading({ session, headingRef }: { session: Session; headingRef:
               ) : (
                 <progress aria-label={`${p.name}: ${pr.label}`} value={pr.value} max={pr.max} />
               )}
-              <PersonProblem p={p} onUploaded={null} />
+              <div aria-live="polite">
+                <PersonProblem p={p} onUploaded={null} />
+              </div>
             </li>
           );
         })}

@@ -1,6 +1,6 @@
 // Results: the films on everyone's list, then those on most lists; strike
 // out, copy titles, roll.
-import { useState } from 'react';
+import { useRef, useState } from 'react';
 import type { Dispatch, RefObject } from 'react';
 import { roll, setVeto, startSearch } from '../api';
 import { copyText } from '../clipboard';
@@ -27,11 +27,19 @@ export function Results({ session, actions, headingRef, onEdit, dispatch }: Prop
   const noted = session.participants.filter((p) => p.status === 'ready' && p.warning);
   const total = lists.common.length + lists.most.length;
 
+  // Vetoes still on their way: a roll waits for them, so a film just struck
+  // out cannot be the one rolled.
+  const inFlight = useRef(new Set<Promise<unknown>>());
+
   function toggle(filmId: number, vetoed: boolean) {
     dispatch({ type: 'optimistic-veto', film_id: filmId, vetoed });
-    void actions.run(() => setVeto(session.id, filmId, vetoed)).then((ok) => {
-      if (!ok) dispatch({ type: 'optimistic-veto', film_id: filmId, vetoed: !vetoed });
+    const sent = actions.run(() => setVeto(session.id, filmId, vetoed)).then(async (ok) => {
+      // Whether the server applied it is unknown (or another device changed
+      // it meanwhile): take the server's word rather than flipping back.
+      if (!ok) await actions.refresh();
     });
+    inFlight.current.add(sent);
+    void sent.finally(() => inFlight.current.delete(sent));
   }
 
   async function copy(title: string) {
@@ -56,6 +64,7 @@ export function Results({ session, actions, headingRef, onEdit, dispatch }: Prop
 
   async function doRoll() {
     setRolling(true);
+    await Promise.all([...inFlight.current]);
     await actions.run(() => roll(session.id));
     setRolling(false);
   }
@@ -63,7 +72,18 @@ export function Results({ session, actions, headingRef, onEdit, dispatch }: Prop
   let headline: string;
   if (!r) headline = 'Nobody’s watchlist could be read';
   else if (r.common_count === 0) headline = total > 0 ? 'No film is on every list' : 'No films in common';
+  else if (r.failed > 0) headline = r.common_count === 1 ? '1 film on every list we could read' : `${r.common_count} films on every list we could read`;
   else headline = r.common_count === 1 ? '1 film you all want to see' : `${r.common_count} films you all want to see`;
+
+  const n = lists.left;
+  let pool: string;
+  if (lists.poolFrom === 'common')
+    pool =
+      (n === 1 ? 'One film on everyone’s list is left to roll.' : `${n} films on everyone’s list are left to roll from.`) +
+      (lists.most.length > 0 ? ' The films on most lists count once all of those are struck out.' : '');
+  else if (lists.poolFrom === 'most')
+    pool = `Every film on everyone’s list is struck out, so Roll! picks from the ${n === 1 ? 'one film' : `${n} films`} left on the most lists.`;
+  else pool = 'Every film is struck out: bring one back to roll.';
 
   return (
     <div className="results">
@@ -73,7 +93,7 @@ export function Results({ session, actions, headingRef, onEdit, dispatch }: Prop
         </h1>
         {r && total > 0 && (
           <p className="lead">
-            Tap a film to strike it out, tap again to bring it back. {lists.left} left to roll from.
+            Tap a film to strike it out, tap again to bring it back. {pool}
           </p>
         )}
         <div className="actions sticky-actions">

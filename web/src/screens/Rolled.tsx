@@ -42,8 +42,7 @@ export function Rolled({ session, film, actions, onClose, toast }: Props) {
   // The shuffle: titles of the films left, slowing down, then the pick.
   useEffect(() => {
     if (prefersReducedMotion()) return;
-    const lists = filmLists(session);
-    const pool = [...lists.common, ...lists.most].filter((e) => !e.vetoed && !e.watched).map((e) => e.film.title);
+    const pool = filmLists(session).pool.map((f) => f.title);
     if (pool.length < 2) return;
     let step = 0;
     let timer: ReturnType<typeof setTimeout>;
@@ -64,11 +63,17 @@ export function Rolled({ session, film, actions, onClose, toast }: Props) {
 
   const shuffling = shuffleTitle !== null;
 
+  // Once it lands, the first thing to do is in reach of the keyboard.
+  const firstAction = useRef<HTMLButtonElement>(null);
+  useEffect(() => {
+    if (!shuffling) firstAction.current?.focus();
+  }, [shuffling]);
+
   return (
     <dialog
       ref={dialog}
       className="rolled"
-      aria-labelledby="rolled-title"
+      aria-labelledby={shuffling ? 'rolled-kicker' : 'rolled-title'}
       onCancel={(e) => {
         e.preventDefault();
         onClose();
@@ -97,6 +102,7 @@ export function Rolled({ session, film, actions, onClose, toast }: Props) {
         <div className="actions rolled-actions" hidden={shuffling}>
           {!watched && (
             <button
+              ref={firstAction}
               type="button"
               className="btn btn-primary btn-big"
               disabled={busy}
@@ -110,6 +116,7 @@ export function Rolled({ session, film, actions, onClose, toast }: Props) {
             </button>
           )}
           <button
+            ref={watched ? firstAction : undefined}
             type="button"
             className="btn"
             onClick={async () => actions.announce((await copyText(film.title)) ? `Copied “${film.title}”.` : 'Could not copy the title.')}

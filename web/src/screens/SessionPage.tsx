@@ -14,9 +14,13 @@ import { Rolled } from './Rolled';
 export interface SessionActions {
   /** Runs a request that answers with a Session; shows its error if it fails. */
   run: (what: () => Promise<Session>) => Promise<boolean>;
+  /** Loads the session again (after a request whose outcome is unknown). */
+  refresh: () => Promise<void>;
   /** Says something to screen readers (and shows it briefly). */
   announce: (text: string) => void;
 }
+
+const ENDED = 'This session has ended or the link is wrong.';
 
 export default function SessionPage({ id }: { id: string }) {
   const [state, dispatch] = useReducer(sessionReducer, initialSessionState);
@@ -38,12 +42,26 @@ export default function SessionPage({ id }: { id: string }) {
         const s = await getSession(id);
         if (cancelled) return;
         dispatch({ type: 'server', session: s });
-        sub = subscribe(eventsUrl(id), dispatch);
+        // When the browser gives up on the stream, the session may have
+        // ended (expired): then say so instead of retrying for ever.
+        const check = () => {
+          getSession(id).then(
+            (fresh) => {
+              if (!cancelled) dispatch({ type: 'server', session: fresh });
+            },
+            (e: unknown) => {
+              if (cancelled || !(e instanceof ApiError && e.status === 404)) return;
+              sub?.close();
+              setFatal(ENDED);
+            },
+          );
+        };
+        sub = subscribe(eventsUrl(id), dispatch, undefined, undefined, undefined, check);
       } catch (e) {
         if (cancelled) return;
         setFatal(
           e instanceof ApiError && e.status === 404
-            ? 'This session has ended or the link is wrong.'
+            ? ENDED
             : e instanceof ApiError
               ? e.message
               : 'Could not open the session.',
@@ -63,6 +81,14 @@ export default function SessionPage({ id }: { id: string }) {
     noticeTimer.current = setTimeout(() => setNotice(null), bad ? 8000 : 3000);
   }, []);
 
+  const refresh = useCallback(async () => {
+    try {
+      dispatch({ type: 'server', session: await getSession(id) });
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) setFatal(ENDED);
+    }
+  }, [id]);
+
   const actions: SessionActions = {
     run: async (what) => {
       try {
@@ -70,13 +96,22 @@ export default function SessionPage({ id }: { id: string }) {
         return true;
       } catch (e) {
         if (e instanceof ApiError && e.status === 404 && e.code === 'not_found') {
-          setFatal('This session has ended or the link is wrong.');
+          // The session itself, or only what we acted on (a person or a
+          // film another device removed a moment ago)? Ask.
+          try {
+            dispatch({ type: 'server', session: await getSession(id) });
+            say('That was already changed on another device.', false);
+          } catch (again) {
+            if (again instanceof ApiError && again.status === 404) setFatal(ENDED);
+            else say('Something went wrong. Try again.', true);
+          }
         } else {
           say(e instanceof ApiError ? e.message : 'Something went wrong. Try again.', true);
         }
         return false;
       }
     },
+    refresh,
     announce: (text) => say(text, false),
   };
 

@@ -209,13 +209,32 @@ describe('what the screens show', () => {
       [3, 3],
       [4, 2],
     ]);
+    // every common film is struck out or watched: the roll takes the films
+    // on the most lists left (3 of 4), not those on fewer
+    expect(l.pool.map((f) => f.id)).toEqual([3]);
+    expect(l.poolFrom).toBe('most');
     expect(l.left).toBe(1);
     expect(l.lists).toBe(4);
     expect(listsLabel(3, 4)).toBe('on 3 of 4 lists');
   });
 
   it('film lists are empty without results', () => {
-    expect(filmLists(session())).toEqual({ common: [], most: [], left: 0, lists: 0 });
+    expect(filmLists(session())).toEqual({ common: [], most: [], pool: [], poolFrom: 'none', left: 0, lists: 0 });
+  });
+
+  it('rolls from the common films while any is left, as the server does', () => {
+    const s = session({
+      status: 'results',
+      results: { participants: 4, failed: 0, common_count: 2, common: [film(1), film(2)], most: [ranked(3, 3), ranked(5, 3), ranked(4, 2)] },
+      vetoed: [1],
+      watched: [],
+    });
+    expect(filmLists(s).pool.map((f) => f.id)).toEqual([2]);
+    expect(filmLists(s).poolFrom).toBe('common');
+    const none = session({ ...s, vetoed: [1, 2, 3, 5, 4] });
+    expect(filmLists(none)).toMatchObject({ pool: [], poolFrom: 'none', left: 0 });
+    const lower = session({ ...s, vetoed: [1, 2, 3, 5] });
+    expect(filmLists(lower).pool.map((f) => f.id)).toEqual([4]);
   });
 
   it('labels a film with its year only when known', () => {

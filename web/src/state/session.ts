@@ -251,7 +251,12 @@ export interface FilmEntry {
 export interface FilmLists {
   common: FilmEntry[];
   most: FilmEntry[];
-  /** Films that can still be rolled (not vetoed, not watched). */
+  /** What "Roll!" picks from, the server's rule (see rollPool). */
+  pool: Film[];
+  /** Where the pool comes from: the common films, or (once every common
+   * film is struck out) the films on the most lists. */
+  poolFrom: 'common' | 'most' | 'none';
+  /** pool.length. */
   left: number;
   /** How many lists took part (for "on 3 of 4 lists"). */
   lists: number;
@@ -259,7 +264,7 @@ export interface FilmLists {
 
 export function filmLists(s: Session): FilmLists {
   const r = s.results;
-  if (!r) return { common: [], most: [], left: 0, lists: 0 };
+  if (!r) return { common: [], most: [], pool: [], poolFrom: 'none', left: 0, lists: 0 };
   const vetoed = new Set(s.vetoed);
   const watched = new Set(s.watched);
   const entry = (film: Film, lists: number | null): FilmEntry => ({
@@ -270,8 +275,23 @@ export function filmLists(s: Session): FilmLists {
   });
   const common = r.common.map((f) => entry(f, null));
   const most = r.most.map((f: RankedFilm) => entry(f, f.lists));
-  const left = [...common, ...most].filter((e) => !e.vetoed && !e.watched).length;
-  return { common, most, left, lists: r.participants };
+  const { pool, from } = rollPool(common, most);
+  return { common, most, pool, poolFrom: from, left: pool.length, lists: r.participants };
+}
+
+/**
+ * The films a roll picks from, as the server does: the common films not
+ * struck out; when none is left, the films on the most lists (the highest
+ * "on N lists" still having one) not struck out.
+ */
+export function rollPool(common: FilmEntry[], most: FilmEntry[]): { pool: Film[]; from: FilmLists['poolFrom'] } {
+  const open = (e: FilmEntry) => !e.vetoed && !e.watched;
+  const c = common.filter(open).map((e) => e.film);
+  if (c.length > 0) return { pool: c, from: 'common' };
+  const rest = most.filter(open);
+  const top = rest.reduce((m, e) => Math.max(m, e.lists ?? 0), 0);
+  const m = rest.filter((e) => e.lists === top).map((e) => e.film);
+  return m.length > 0 ? { pool: m, from: 'most' } : { pool: [], from: 'none' };
 }
 
 /** "on 3 of 4 lists". */
