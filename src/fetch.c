@@ -493,6 +493,11 @@ struct fetch_batch {
     size_t outstanding; /* added and not yet returned by next() */
     fetch_retry_fn on_retry;
     void *on_retry_ud;
+    /* the latest retry not yet told (told by next(), on the waiting thread) */
+    int retry_pending;
+    fp_err retry_err;
+    long retry_status, retry_delay;
+    int retry_attempt;
 };
 
 fetch_batch *fetch_batch_new(fetch_client *c)
@@ -528,10 +533,18 @@ void fetch_batch_on_retry(fetch_batch *b, fetch_retry_fn fn, void *ud)
     b->on_retry_ud = ud;
 }
 
+/* On the fetch thread: note it and wake the waiter, who tells on_retry. */
 static void fetch__batch_retry(void *ud, fp_err err, long status, int attempt, long delay_ms)
 {
     fetch_batch *b = ((fetch_batch_ctx *)ud)->batch;
-    b->on_retry(b->on_retry_ud, err, status, attempt, delay_ms);
+    pthread_mutex_lock(&b->mu);
+    b->retry_pending = 1;
+    b->retry_err = err;
+    b->retry_status = status;
+    b->retry_attempt = attempt;
+    b->retry_delay = delay_ms;
+    pthread_cond_signal(&b->cv);
+    pthread_mutex_unlock(&b->mu);
 }
 
 fp_err fetch_batch_add(fetch_batch *b, const char *url, int tag)
@@ -556,8 +569,19 @@ fp_err fetch_batch_add(fetch_batch *b, const char *url, int tag)
 fetch_response *fetch_batch_next(fetch_batch *b, int *tag)
 {
     pthread_mutex_lock(&b->mu);
-    while (!b->head && b->outstanding > 0)
-        pthread_cond_wait(&b->cv, &b->mu);
+    for (;;) {
+        while (!b->head && b->outstanding > 0 && !b->retry_pending)
+            pthread_cond_wait(&b->cv, &b->mu);
+        if (!b->retry_pending)
+            break;
+        fp_err err = b->retry_err;
+        long status = b->retry_status, delay = b->retry_delay;
+        int attempt = b->retry_attempt;
+        b->retry_pending = 0;
+        pthread_mutex_unlock(&b->mu);
+        b->on_retry(b->on_retry_ud, err, status, attempt, delay);
+        pthread_mutex_lock(&b->mu);
+    }
     fetch_batch_item *it = b->head;
     fetch_response *resp = NULL;
     if (it) {

@@ -47,8 +47,7 @@ typedef struct fetch_response {
 typedef struct fetch_client fetch_client;
 typedef void (*fetch_done_fn)(fetch_response *resp, void *ud); /* takes ownership of resp */
 /* An attempt failed and another one is scheduled in delay_ms: err is
- * FP_UPSTREAM_LIMITED (429), FP_UPSTREAM (5xx, network) or FP_TIMEOUT. Runs
- * on the fetch thread: keep it short. */
+ * FP_UPSTREAM_LIMITED (429), FP_UPSTREAM (5xx, network) or FP_TIMEOUT. */
 typedef void (*fetch_retry_fn)(void *ud, fp_err err, long status, int attempt, long delay_ms);
 
 fp_err fetch_client_new(const fetch_options *opt, fetch_client **out) FP_WARN_UNUSED;
@@ -72,7 +71,9 @@ typedef struct fetch_batch fetch_batch;
 fetch_batch *fetch_batch_new(fetch_client *c);
 /* tag is returned with the response. */
 fp_err fetch_batch_add(fetch_batch *b, const char *url, int tag) FP_WARN_UNUSED;
-/* Tells fn about every retry of the batch's requests (set before adding). */
+/* Tells fn about retries of the batch's requests (set before adding): from
+ * fetch_batch_next, on the thread that waits, so fn may take its time.
+ * Retries that come while fn runs are told once, with the latest. */
 void fetch_batch_on_retry(fetch_batch *b, fetch_retry_fn fn, void *ud);
 /* Blocks until one response is ready; NULL once every added request was
  * returned. The caller owns the response. */

@@ -1,10 +1,13 @@
 /*
  * poster.c - posters fetched once, kept in the cache, served from our origin.
  *
- * Cache entries ("poster:<film id>") are one kind byte and the image: kind 0
- * means the image host answered 404/410 (kept missing_ttl_s), 1 JPEG, 2 PNG,
- * 3 WebP. In-flight fetches are a short list under one mutex, never held
- * while fetching, touching the cache or calling back.
+ * Cache entries ("poster:<film id>:<path>", so a newer image of the film
+ * is a new entry) are one kind byte and the image: kind 0 means the image
+ * host answered 404/410 (kept missing_ttl_s), 1 JPEG, 2 PNG, 3 WebP; kind 4
+ * and an error byte remember a failed fetch for POSTER_FAILED_TTL_S, so a
+ * failing host is not asked again by every request. In-flight fetches are a
+ * short list under one mutex, never held while fetching, touching the cache
+ * or calling back; at most POSTER_MAX_FLIGHTS at once (more: 503).
  */
 #include "poster.h"
 
@@ -19,6 +22,10 @@
 
 static const char *const poster__types[] = {NULL, "image/jpeg", "image/png", "image/webp"};
 
+#define POSTER_KIND_FAILED 4
+#define POSTER_FAILED_TTL_S 60L
+#define POSTER_MAX_FLIGHTS 64
+
 typedef struct poster_waiter {
     struct poster_waiter *next;
     poster_done_fn done;
@@ -29,6 +36,7 @@ typedef struct poster_flight {
     struct poster_flight *next;
     poster_proxy *p;
     int64_t film_id;
+    char *key;
     poster_waiter *waiters;
 } poster_flight;
 
@@ -37,6 +45,8 @@ struct poster_proxy {
     char *image_base;
     pthread_mutex_t mu;
     poster_flight *flights; /* under mu */
+    size_t nflights;        /* under mu */
+    int aborted;            /* under mu */
 };
 
 const char *poster_image_type(const uint8_t *d, size_t n)
@@ -86,16 +96,14 @@ void poster_proxy_free(poster_proxy **pp)
     *pp = NULL;
 }
 
-static void poster__key(int64_t film_id, char key[40])
+static char *poster__key(int64_t film_id, const char *path)
 {
-    snprintf(key, 40, "poster:%" PRId64, film_id);
+    return fp_printf("poster:%" PRId64 ":%s", film_id, path);
 }
 
-/* Answers from the cache; 0 when it has nothing for the film. */
-static int poster__from_cache(poster_proxy *p, int64_t film_id, poster_done_fn done, void *ud)
+/* Answers from the cache; 0 when it has nothing for the key. */
+static int poster__from_cache(poster_proxy *p, const char *key, poster_done_fn done, void *ud)
 {
-    char key[40];
-    poster__key(film_id, key);
     uint8_t *val = NULL;
     size_t vlen = 0;
     if (p->cfg.cb->get(p->cfg.ca, key, strlen(key), &val, &vlen) != FP_OK)
@@ -103,6 +111,8 @@ static int poster__from_cache(poster_proxy *p, int64_t film_id, poster_done_fn d
     int kind = vlen >= 1 ? val[0] : -1;
     if (kind == 0 && vlen == 1) {
         done(ud, FP_NOT_FOUND, NULL);
+    } else if (kind == POSTER_KIND_FAILED && vlen == 2 && val[1] < FP_ERR__COUNT) {
+        done(ud, (fp_err)val[1], NULL);
     } else if (kind >= 1 && kind <= 3 && vlen > 1 &&
                poster_image_type(val + 1, vlen - 1) == poster__types[kind]) {
         poster_image img = {val + 1, vlen - 1, poster__types[kind]};
@@ -116,17 +126,17 @@ static int poster__from_cache(poster_proxy *p, int64_t film_id, poster_done_fn d
     return 1;
 }
 
-static void poster__remember(poster_proxy *p, int64_t film_id, int kind, const uint8_t *data,
+static void poster__remember(poster_proxy *p, const char *key, int kind, const uint8_t *data,
                              size_t len)
 {
-    char key[40];
-    poster__key(film_id, key);
     uint8_t *val = fp_malloc(len + 1);
     val[0] = (uint8_t)kind;
     if (len)
         memcpy(val + 1, data, len);
-    fp_err rc = p->cfg.cb->set(p->cfg.ca, key, strlen(key), val, len + 1,
-                               kind ? p->cfg.ttl_s : p->cfg.missing_ttl_s);
+    long ttl = kind == 0 ? p->cfg.missing_ttl_s
+               : kind == POSTER_KIND_FAILED ? POSTER_FAILED_TTL_S
+                                            : p->cfg.ttl_s;
+    fp_err rc = p->cfg.cb->set(p->cfg.ca, key, strlen(key), val, len + 1, ttl);
     if (rc != FP_OK)
         fp_log(FP_LOG_WARN, "poster_cache_failed", "{s:s}", "error", fp_err_code(rc));
     fp_free(val);
@@ -140,16 +150,19 @@ static void poster__land(poster_flight *f, fp_err rc, const poster_image *img)
     for (poster_flight **pp = &p->flights; *pp; pp = &(*pp)->next)
         if (*pp == f) {
             *pp = f->next;
+            p->nflights--;
             break;
         }
+    poster_waiter *w = f->waiters; /* none left after poster_proxy_abort */
+    f->waiters = NULL;
     pthread_mutex_unlock(&p->mu);
-    poster_waiter *w = f->waiters;
     while (w) {
         poster_waiter *next = w->next;
         w->done(w->ud, rc, rc == FP_OK ? img : NULL);
         fp_free(w);
         w = next;
     }
+    fp_free(f->key);
     fp_free(f);
 }
 
@@ -169,13 +182,17 @@ static void poster__fetched(fetch_response *resp, void *ud)
             if (!img.type || img.len > p->cfg.max_bytes)
                 rc = FP_FORMAT;
             else
-                poster__remember(p, f->film_id, poster__kind(img.type), img.data, img.len);
+                poster__remember(p, f->key, poster__kind(img.type), img.data, img.len);
         } else if (resp->status == 404 || resp->status == 410) {
-            poster__remember(p, f->film_id, 0, NULL, 0);
+            poster__remember(p, f->key, 0, NULL, 0);
             rc = FP_NOT_FOUND;
         } else {
             rc = resp->status == 429 ? FP_UPSTREAM_LIMITED : FP_UPSTREAM;
         }
+    }
+    if (rc != FP_OK && rc != FP_NOT_FOUND && rc != FP_UNAVAILABLE) {
+        uint8_t e = (uint8_t)rc;
+        poster__remember(p, f->key, POSTER_KIND_FAILED, &e, 1);
     }
     if (rc != FP_OK && rc != FP_NOT_FOUND)
         fp_log(FP_LOG_WARN, "poster_fetch_failed", "{s:I,s:s,s:i}", "film",
@@ -184,38 +201,65 @@ static void poster__fetched(fetch_response *resp, void *ud)
     fetch_response_free(&resp);
 }
 
+/* The flight for key, or NULL; under p->mu. */
+static poster_flight *poster__flight(poster_proxy *p, const char *key)
+{
+    poster_flight *f = p->flights;
+    while (f && strcmp(f->key, key) != 0)
+        f = f->next;
+    return f;
+}
+
 void poster_get(poster_proxy *p, int64_t film_id, poster_done_fn done, void *ud)
 {
     if (film_id <= 0) {
         done(ud, FP_NOT_FOUND, NULL);
         return;
     }
-    if (poster__from_cache(p, film_id, done, ud))
-        return;
     char *path = NULL;
     fp_err rc = p->cfg.lookup(p->cfg.lookup_ud, film_id, &path);
     if (rc != FP_OK) {
         done(ud, rc, NULL);
         return;
     }
-    poster_waiter *w = fp_calloc(1, sizeof *w);
-    w->done = done;
-    w->ud = ud;
-    pthread_mutex_lock(&p->mu);
-    poster_flight *f = p->flights;
-    while (f && f->film_id != film_id)
-        f = f->next;
-    int fly = !f;
-    if (fly) {
-        f = fp_calloc(1, sizeof *f);
-        f->p = p;
-        f->film_id = film_id;
-        f->next = p->flights;
-        p->flights = f;
+    char *key = poster__key(film_id, path);
+    poster_waiter *w = NULL;
+    poster_flight *f = NULL;
+    int fly = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        if (poster__from_cache(p, key, done, ud))
+            goto out;
+        pthread_mutex_lock(&p->mu);
+        if (p->aborted || (pass == 1 && !poster__flight(p, key) &&
+                           p->nflights >= POSTER_MAX_FLIGHTS)) {
+            pthread_mutex_unlock(&p->mu);
+            done(ud, FP_UNAVAILABLE, NULL);
+            goto out;
+        }
+        f = poster__flight(p, key);
+        if (f || pass == 1) {
+            if (!f) { /* pass 1: still no flight and still not cached: fly */
+                f = fp_calloc(1, sizeof *f);
+                f->p = p;
+                f->film_id = film_id;
+                f->key = fp_strdup(key);
+                f->next = p->flights;
+                p->flights = f;
+                p->nflights++;
+                fly = 1;
+            }
+            w = fp_calloc(1, sizeof *w);
+            w->done = done;
+            w->ud = ud;
+            w->next = f->waiters;
+            f->waiters = w;
+            pthread_mutex_unlock(&p->mu);
+            break;
+        }
+        /* No flight: one may just have landed (it stores the image before it
+         * leaves the list), so look in the cache once more before flying. */
+        pthread_mutex_unlock(&p->mu);
     }
-    w->next = f->waiters;
-    f->waiters = w;
-    pthread_mutex_unlock(&p->mu);
     if (fly) {
         char *url = fp_printf("%s/resized/%s", p->image_base, path);
         rc = fetch_submit(p->cfg.fetch, url, poster__fetched, f);
@@ -223,5 +267,29 @@ void poster_get(poster_proxy *p, int64_t film_id, poster_done_fn done, void *ud)
         if (rc != FP_OK)
             poster__land(f, rc == FP_INVALID ? FP_INTERNAL : rc, NULL);
     }
+out:
+    fp_free(key);
     fp_free(path);
+}
+
+void poster_proxy_abort(poster_proxy *p)
+{
+    poster_waiter *all = NULL;
+    pthread_mutex_lock(&p->mu);
+    p->aborted = 1;
+    for (poster_flight *f = p->flights; f; f = f->next) {
+        while (f->waiters) {
+            poster_waiter *w = f->waiters;
+            f->waiters = w->next;
+            w->next = all;
+            all = w;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    while (all) {
+        poster_waiter *next = all->next;
+        all->done(all->ud, FP_UNAVAILABLE, NULL);
+        fp_free(all);
+        all = next;
+    }
 }

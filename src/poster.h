@@ -10,7 +10,7 @@
  * timeouts), checked to be a JPEG, PNG or WebP by its signature, and kept in
  * the cache backend; requests for a poster that is being fetched wait for that
  * one fetch. A poster the image host does not have is remembered as missing
- * for a while.
+ * for a while, a failed fetch for a minute.
  */
 #ifndef FP_POSTER_H
 #define FP_POSTER_H
@@ -56,9 +56,13 @@ fp_err poster_proxy_new(const poster_config *cfg, poster_proxy **out) FP_WARN_UN
 /* Call after the fetch client is freed (no fetch may still be running). */
 void poster_proxy_free(poster_proxy **p);
 
-/* Calls done exactly once: before returning (cached, or known to be
- * missing), or later from the fetch thread. */
+/* Calls done exactly once: before returning (cached, known to be missing,
+ * too many fetches at once: FP_UNAVAILABLE), or later from the fetch thread. */
 void poster_get(poster_proxy *p, int64_t film_id, poster_done_fn done, void *ud);
+
+/* Shutting down: every waiting request is answered FP_UNAVAILABLE now (its
+ * fetch lands later with nobody to tell), and so is every later one. */
+void poster_proxy_abort(poster_proxy *p);
 
 /* The image type by its signature, or NULL when it is none of the three. */
 const char *poster_image_type(const uint8_t *data, size_t len);

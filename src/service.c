@@ -1699,6 +1699,11 @@ void svc_poster(service *s, int64_t film_id, poster_done_fn done, void *ud)
     poster_get(s->posters, film_id, done, ud);
 }
 
+void svc_posters_abort(service *s)
+{
+    poster_proxy_abort(s->posters);
+}
+
 fp_err svc_open(const fp_config *cfg, int with_workers, service **out)
 {
     *out = NULL;

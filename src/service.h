@@ -201,5 +201,7 @@ fp_err svc_migrate(const fp_config *cfg, int target, int *current, int *latest) 
 
 /* The poster image of a catalogue film (poster.h: poster_get). */
 void svc_poster(service *s, int64_t film_id, poster_done_fn done, void *ud);
+/* Shutting down: answers every waiting poster request now (poster_proxy_abort). */
+void svc_posters_abort(service *s);
 
 #endif

@@ -366,7 +366,30 @@ static void v1__poster_done(void *ud, fp_err rc, const poster_image *img)
         MHD_add_response_header(resp, "X-Request-Id", r->id);
         http__security_headers(resp, NULL);
     } else {
-        const char *msg = rc == FP_NOT_FOUND ? "no poster is known for this film" : NULL;
+        const char *msg = NULL;
+        switch (rc) {
+        case FP_NOT_FOUND:
+            msg = "no poster is known for this film";
+            break;
+        case FP_FORMAT:
+            msg = "the image host's answer is not a poster image (or is too large)";
+            break;
+        case FP_UPSTREAM:
+            msg = "Letterboxd's image host is not answering";
+            break;
+        case FP_UPSTREAM_LIMITED:
+            msg = "Letterboxd's image host is rate-limiting us";
+            break;
+        case FP_TIMEOUT:
+            msg = "Letterboxd's image host timed out";
+            break;
+        case FP_UNAVAILABLE:
+            msg = "too many posters are being fetched, or the server is shutting down; retry "
+                  "shortly";
+            break;
+        default:
+            break;
+        }
         resp = http__json_response(r, http__error_body(rc, msg));
         status = fp_err_http_status(rc);
         if (status == 503)

@@ -545,6 +545,7 @@ void http_server_stop(http_server **hp, long grace_ms)
     /* Stop accepting; MHD hands the listening socket back to us to close. */
     MHD_socket lsock = MHD_quiesce_daemon(h->daemon);
     sessions_close_streams(h->sessions); /* event streams end; their requests complete */
+    svc_posters_abort(h->svc);           /* poster requests waiting on a fetch: 503 now */
     /* Wait for requests being answered (suspended ones included); idle
      * keep-alive connections hold no request and are simply closed. */
     for (long waited = 0; waited < grace_ms && atomic_load(&h->active) > 0; waited += 10)

@@ -21,7 +21,7 @@
 #define SOURCE_USER_MAX 64
 
 /* Called after each page read, with retrying FP_OK (pages_total is 0 until
- * the first page is read); and, from the fetch thread, when a page failed and
+ * the first page is read); and, on the same thread, when a page failed and
  * is being tried again, with retrying saying why (FP_UPSTREAM,
  * FP_UPSTREAM_LIMITED, FP_TIMEOUT) and the page counts -1 (unchanged). */
 typedef void (*source_progress_fn)(void *ud, int pages_done, int pages_total, fp_err retrying);

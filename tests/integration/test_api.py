@@ -30,6 +30,7 @@ import socket
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import uuid
@@ -1492,6 +1493,44 @@ class LifecycleTest(unittest.TestCase):
         status, data = self.post(fp, "/api/scrape/", {"usernames": [{"name": name}]})
         self.assertEqual(status, 200, data)
         return data["intersection_len"]
+
+    def test_sigterm_while_a_poster_is_fetched(self):
+        """A poster request waiting on a slow image host is answered 503 at
+        SIGTERM, and the server exits 0 (it must not stop libmicrohttpd with
+        a suspended request)."""
+        pages = FakeBoxd(markup="react2025", posters=True)
+        pages.start()
+        self.addCleanup(pages.stop)
+        images = FakeBoxd(markup="react2025", posters=True, latency_ms=20000)
+        images.start()
+        self.addCleanup(images.stop)
+        env = dict(self.env, FILMPICKER_LETTERBOXD_IMAGE_URL=images.url)
+        fp = FilmPicker(fake=pages, env=env)
+        fp.start()
+        try:
+            status, job = self.post(fp, "/api/v1/jobs", {"participants": [{"profile": "img_zq"}]})
+            self.assertEqual(status, 202, job)
+            done = wait_until(lambda: (lambda s: s if s["status"] == "done" else None)(
+                json.loads(fp.request("GET", "/api/v1/jobs/" + job["id"])[2])), timeout=20,
+                what="the job")
+            res = json.loads(fp.request("GET", "/api/v1/jobs/%s/results" % done["id"])[2])
+            film = res["common"][0]
+            self.assertIsNotNone(film["poster"])
+            answer = {}
+            t = threading.Thread(target=lambda: answer.update(
+                r=fp.request("GET", film["poster"], timeout=30)))
+            t.start()
+            wait_until(lambda: images.stats()["in_flight"] > 0, timeout=10,
+                       what="the poster fetch at the image host")
+            fp.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(fp.proc.wait(timeout=20), 0, fp.stderr_text())
+            t.join(timeout=10)
+            status, headers, body = answer["r"]
+            check_against_spec("GET", film["poster"], status, headers, body)
+            self.assertEqual(status, 503, body)
+            self.assertEqual(json.loads(body)["error"]["code"], "service_unavailable")
+        finally:
+            fp.stop(raise_on_error=False)
 
     def test_sigterm_while_fetching_finishes_and_stores(self):
         name = "term_zq"

@@ -263,7 +263,8 @@ static void note_retry(void *ud, fp_err err, long status, int attempt, long dela
     lg->n++;
 }
 
-/* A batch hears of every retry, with the reason, before the final answer. */
+/* A batch hears of the retries, with the reason, before the final answer,
+ * on the thread that waits for it. */
 static void test_batch_retry_notices(void **state)
 {
     (void)state;
@@ -281,21 +282,24 @@ static void test_batch_retry_notices(void **state)
     assert_int_equal(r->status, 503);
     assert_int_equal(r->attempts, 3);
     fetch_response_free(&r);
-    assert_int_equal(lg.n, 2); /* two retries, then it gave up */
-    for (int i = 0; i < 2; i++) {
+    /* two retries, then it gave up; told on this thread, in order (two that
+     * come while the first is being told are told once, with the latest) */
+    int n = lg.n;
+    assert_true(n == 1 || n == 2);
+    for (int i = 0; i < n; i++) {
         assert_int_equal(lg.err[i], FP_UPSTREAM);
         assert_int_equal(lg.status[i], 503);
-        assert_int_equal(lg.attempt[i], i + 1);
     }
+    assert_int_equal(lg.attempt[n - 1], 2);
     u = url("/429");
     assert_int_equal(fetch_batch_add(b, u, 2), FP_OK);
     fp_free(u);
     r = fetch_batch_next(b, NULL);
     assert_int_equal(r->status, 200);
     fetch_response_free(&r);
-    assert_int_equal(lg.n, 3);
-    assert_int_equal(lg.err[2], FP_UPSTREAM_LIMITED);
-    assert_int_equal(lg.status[2], 429);
+    assert_int_equal(lg.n, n + 1);
+    assert_int_equal(lg.err[n], FP_UPSTREAM_LIMITED);
+    assert_int_equal(lg.status[n], 429);
     /* a plain answer tells nothing */
     u = url("/404");
     assert_int_equal(fetch_batch_add(b, u, 3), FP_OK);
@@ -303,7 +307,7 @@ static void test_batch_retry_notices(void **state)
     r = fetch_batch_next(b, NULL);
     assert_int_equal(r->status, 404);
     fetch_response_free(&r);
-    assert_int_equal(lg.n, 3);
+    assert_int_equal(lg.n, n + 1);
     fetch_batch_free(&b);
     fetch_client_free(&c);
 }
