@@ -78,9 +78,7 @@ export function Results({ session, actions, headingRef, onEdit, dispatch }: Prop
   const n = lists.left;
   let pool: string;
   if (lists.poolFrom === 'common')
-    pool =
-      (n === 1 ? 'One film on everyone’s list is left to roll.' : `${n} films on everyone’s list are left to roll from.`) +
-      (lists.most.length > 0 ? ' The films on most lists count once all of those are struck out.' : '');
+    pool = n === 1 ? 'One film on everyone’s list is left to roll.' : `${n} films on everyone’s list are left to roll from.`;
   else if (lists.poolFrom === 'most')
     pool = `Every film on everyone’s list is struck out, so Roll! picks from the ${n === 1 ? 'one film' : `${n} films`} left on the most lists.`;
   else pool = 'Every film is struck out: bring one back to roll.';
@@ -140,6 +138,9 @@ export function Results({ session, actions, headingRef, onEdit, dispatch }: Prop
       {r && lists.most.length > 0 && (
         <section aria-labelledby="most-title">
           <h2 id="most-title">On most lists</h2>
+          {lists.poolFrom === 'common' && (
+            <p className="muted">“Roll!” picks from these once every film on everyone’s list is struck out.</p>
+          )}
           {grid(lists.most)}
         </section>
       )}
