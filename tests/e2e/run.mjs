@@ -494,6 +494,31 @@ test('every error in plain words, and the export upload offered for a refusal', 
   await s.stop();
 });
 
+test('the export upload is offered while the others are still read, and joins the search', { timeout: 120000 }, async () => {
+  const s = await servers({ universe: 3000, common: 3, slowMs: 6000 });
+  const { context, page, problems } = await open(browser, s.fp.url, { viewport: PHONE, reducedMotion: 'reduce' });
+  await startSession(page);
+  for (const u of ['alice', 'slow_bob', 'blocked_up']) await addPerson(page, u, u);
+  await page.getByRole('button', { name: 'Suggest a film!' }).click();
+  const loading = page.locator('section.loading');
+  await loading.getByText('Letterboxd refused the request: upload your export instead').waitFor();
+  // slow_bob is still being read: the search is running
+  assert.equal(await page.locator('.results h1').count(), 0);
+  await loading.getByLabel('Upload the Letterboxd export of blocked_up').setInputFiles(join(ROOT, 'tests', 'data', 'api_watchlist.csv'));
+  await page.getByText('Export uploaded: it joins the search as soon as the others are read.').waitFor();
+  // the search ends, and runs again by itself with the uploaded list
+  await page.waitForFunction(
+    () =>
+      document.querySelector('.results h1') !== null &&
+      ![...document.querySelectorAll('section.problems .person-name')].some((e) => e.textContent === 'blocked_up'),
+    null,
+    { timeout: 60000 },
+  );
+  assertNoProblems(problems);
+  await context.close();
+  await s.stop();
+});
+
 test('an export upload adds a person', { timeout: 60000 }, async () => {
   const s = await servers();
   const { context, page, problems } = await open(browser, s.fp.url);

@@ -5,7 +5,15 @@ import { PersonProblem } from '../components/PersonProblem';
 import { progressOf } from '../state/session';
 import type { Session } from '../state/types';
 
-export function Loading({ session, headingRef }: { session: Session; headingRef: RefObject<HTMLHeadingElement | null> }) {
+interface Props {
+  session: Session;
+  headingRef: RefObject<HTMLHeadingElement | null>;
+  /** An export was uploaded for someone Letterboxd refused: search again
+   * once this search is over (one cannot start while it runs). */
+  onUploaded: () => Promise<void>;
+}
+
+export function Loading({ session, headingRef, onUploaded }: Props) {
   const people = session.participants;
   const ready = people.filter((p) => p.status === 'ready' || p.status === 'failed').length;
   return (
@@ -38,7 +46,7 @@ export function Loading({ session, headingRef }: { session: Session; headingRef:
                 <progress aria-label={`${p.name}: ${pr.label}`} value={pr.value} max={pr.max} />
               )}
               <div aria-live="polite">
-                <PersonProblem p={p} onUploaded={null} />
+                <PersonProblem p={p} onUploaded={onUploaded} />
               </div>
             </li>
           );

@@ -2,7 +2,7 @@
 // screen its status calls for (gathering people, loading, results), with the
 // rolled film full screen on top when there is one.
 import { useCallback, useEffect, useReducer, useRef, useState } from 'react';
-import { ApiError, csrfToken, eventsUrl, getSession } from '../api';
+import { ApiError, csrfToken, eventsUrl, getSession, startSearch } from '../api';
 import { subscribe } from '../live';
 import { initialSessionState, screenOf, sessionReducer } from '../state/session';
 import type { Film, Session } from '../state/types';
@@ -27,6 +27,8 @@ export default function SessionPage({ id }: { id: string }) {
   const [fatal, setFatal] = useState<string | null>(null);
   const [notice, setNotice] = useState<{ text: string; bad: boolean } | null>(null);
   const [editing, setEditing] = useState(false);
+  // An export was uploaded while the search ran: search again when it ends.
+  const [searchAgain, setSearchAgain] = useState(false);
   const [seenRolls, setSeenRolls] = useState(0);
   // The film on show: kept here because the server clears `rolled` once the
   // film is marked watched, and the screen should still say "Enjoy the film!".
@@ -123,6 +125,14 @@ export default function SessionPage({ id }: { id: string }) {
     if (s?.status === 'searching') setEditing(false);
   }, [s?.status]);
 
+  useEffect(() => {
+    if (!searchAgain || s?.status !== 'results') return;
+    setSearchAgain(false);
+    void actions.run(() => startSearch(id, false));
+    // actions is rebuilt every render; the status change is what matters
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [searchAgain, s?.status, id]);
+
   const rolledNow = s?.rolled ?? null;
   useEffect(() => {
     if (rolledNow && state.rolls > seenRolls) setOnShow({ film: rolledNow, roll: state.rolls });
@@ -172,7 +182,16 @@ export default function SessionPage({ id }: { id: string }) {
       {screen === 'gathering' && (
         <Gathering session={s} actions={actions} headingRef={headingRef} onDone={editing ? () => setEditing(false) : null} />
       )}
-      {screen === 'loading' && <Loading session={s} headingRef={headingRef} />}
+      {screen === 'loading' && (
+        <Loading
+          session={s}
+          headingRef={headingRef}
+          onUploaded={async () => {
+            setSearchAgain(true);
+            say('Export uploaded: it joins the search as soon as the others are read.', false);
+          }}
+        />
+      )}
       {screen === 'results' && (
         <Results session={s} actions={actions} headingRef={headingRef} onEdit={() => setEditing(true)} dispatch={dispatch} />
       )}
