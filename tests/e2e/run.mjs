@@ -436,7 +436,13 @@ test('“We will watch it!” takes the film off everyone’s list for the next 
   await page.getByRole('button', { name: 'Roll!' }).click();
   const title = ((await page.locator('#rolled-title').textContent()) ?? '').replace(/ \(\d{4}\)$/, '');
   assert.ok(before.includes(title), `rolled “${title}” should be common`);
+  // One more tap to be sure: "Not yet" goes back, nothing changed.
   await page.getByRole('button', { name: 'We will watch it!' }).click();
+  await page.getByText(`Take “${title}” off everyone’s watchlist here, so it does not come up next time?`).waitFor();
+  await axe(page, 'watched confirmation');
+  await page.getByRole('button', { name: 'Not yet' }).click();
+  await page.getByRole('button', { name: 'We will watch it!' }).click();
+  await page.getByRole('button', { name: 'Yes, take it off' }).click();
   await page.getByText('Enjoy the film!').waitFor();
   await page.getByText('It is off everyone’s watchlist now').waitFor();
   await axe(page, 'watched');

@@ -20,7 +20,20 @@ interface Props {
 
 export function Gathering({ session, actions, headingRef, onDone }: Props) {
   const [busy, setBusy] = useState(false);
+  const [removing, setRemoving] = useState<string | null>(null);
+  const peopleHeading = useRef<HTMLHeadingElement>(null);
   const people = session.participants;
+
+  async function remove(pid: string, name: string) {
+    setRemoving(pid);
+    const ok = await actions.run(() => removeParticipant(session.id, pid));
+    setRemoving(null);
+    if (ok) {
+      // the button is gone: keep the keyboard in the list, not on the page
+      peopleHeading.current?.focus();
+      actions.announce(`${name} removed.`);
+    }
+  }
 
   async function suggest() {
     setBusy(true);
@@ -37,7 +50,7 @@ export function Gathering({ session, actions, headingRef, onDone }: Props) {
         <div className="column">
           <AddPerson session={session} actions={actions} />
           <section className="panel" aria-labelledby="people-title">
-            <h2 id="people-title">
+            <h2 id="people-title" ref={peopleHeading} tabIndex={-1}>
               People <span className="count">({people.length})</span>
             </h2>
             {people.length === 0 ? (
@@ -55,7 +68,8 @@ export function Gathering({ session, actions, headingRef, onDone }: Props) {
                       type="button"
                       className="btn btn-small btn-quiet"
                       aria-label={`Remove ${p.name}`}
-                      onClick={() => void actions.run(() => removeParticipant(session.id, p.id))}
+                      disabled={removing !== null}
+                      onClick={() => void remove(p.id, p.name)}
                     >
                       Remove
                     </button>

@@ -29,6 +29,12 @@ export function Rolled({ session, film, actions, onClose, toast }: Props) {
   const dialog = useRef<HTMLDialogElement>(null);
   const [shuffleTitle, setShuffleTitle] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  // "We will watch it!" changes every participant's stored list: one more tap.
+  const [confirming, setConfirming] = useState(false);
+  const confirmButton = useRef<HTMLButtonElement>(null);
+  useEffect(() => {
+    if (confirming) confirmButton.current?.focus();
+  }, [confirming]);
   const watched = session.watched.includes(film.id);
 
   useEffect(() => {
@@ -99,18 +105,48 @@ export function Rolled({ session, film, actions, onClose, toast }: Props) {
             ) : null}
           </>
         )}
-        <div className="actions rolled-actions" hidden={shuffling}>
+        {confirming && !watched && (
+          <div className="rolled-confirm" role="group" aria-labelledby="confirm-text">
+            <p id="confirm-text" className="lead">
+              Take “{film.title}” off everyone’s watchlist here, so it does not come up next time?
+            </p>
+            <div className="actions rolled-actions">
+              <button
+                ref={confirmButton}
+                type="button"
+                className="btn btn-primary btn-big"
+                disabled={busy}
+                onClick={async () => {
+                  setBusy(true);
+                  await actions.run(() => markWatched(session.id, film.id));
+                  setBusy(false);
+                  setConfirming(false);
+                }}
+              >
+                Yes, take it off
+              </button>
+              <button
+                type="button"
+                className="btn"
+                disabled={busy}
+                onClick={() => {
+                  setConfirming(false);
+                  firstAction.current?.focus();
+                }}
+              >
+                Not yet
+              </button>
+            </div>
+          </div>
+        )}
+        <div className="actions rolled-actions" hidden={shuffling || (confirming && !watched)}>
           {!watched && (
             <button
               ref={firstAction}
               type="button"
               className="btn btn-primary btn-big"
               disabled={busy}
-              onClick={async () => {
-                setBusy(true);
-                await actions.run(() => markWatched(session.id, film.id));
-                setBusy(false);
-              }}
+              onClick={() => setConfirming(true)}
             >
               We will watch it!
             </button>
