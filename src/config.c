@@ -11,7 +11,7 @@
 
 #include "core/mem.h"
 
-typedef enum { CFG_STR, CFG_LONG } cfg_type;
+typedef enum { CFG_STR, CFG_URL, CFG_LONG } cfg_type; /* CFG_URL: a CFG_STR that is an http(s) URL */
 
 typedef struct cfg_opt {
     const char *flag;   /* without the leading "--" */
@@ -24,6 +24,7 @@ typedef struct cfg_opt {
 } cfg_opt;
 
 #define S(field) CFG_STR, offsetof(fp_config, field)
+#define U(field) CFG_URL, offsetof(fp_config, field)
 #define L(field) CFG_LONG, offsetof(fp_config, field)
 
 static const cfg_opt cfg_opts[] = {
@@ -33,9 +34,9 @@ static const cfg_opt cfg_opts[] = {
      "SQLite database path (or sqlite:PATH)"},
     {"queue", "FILMPICKER_QUEUE", S(queue), "inproc", 0, 0, "job queue backend: inproc"},
     {"cache", "FILMPICKER_CACHE", S(cache), "inproc", 0, 0, "cache backend: inproc"},
-    {"letterboxd-url", "FILMPICKER_LETTERBOXD_URL", S(letterboxd_url), "https://letterboxd.com",
+    {"letterboxd-url", "FILMPICKER_LETTERBOXD_URL", U(letterboxd_url), "https://letterboxd.com",
      0, 0, "Letterboxd base URL (point tests at a fake site)"},
-    {"letterboxd-image-url", "FILMPICKER_LETTERBOXD_IMAGE_URL", S(letterboxd_image_url),
+    {"letterboxd-image-url", "FILMPICKER_LETTERBOXD_IMAGE_URL", U(letterboxd_image_url),
      "https://a.ltrbxd.com", 0, 0,
      "host of Letterboxd's poster images (posters are fetched from it, served from here)"},
     {"secret-key", "FILMPICKER_SECRET_KEY", S(secret_key), NULL, 0, 0,
@@ -88,6 +89,9 @@ static const cfg_opt cfg_opts[] = {
     {"max-sessions-per-client", "FILMPICKER_MAX_SESSIONS_PER_CLIENT",
      L(max_sessions_per_client), "20", 1, 10000,
      "group sessions one browser may have open; more are refused with 429"},
+    {"public-url", "FILMPICKER_PUBLIC_URL", U(public_url), NULL, 0, 0,
+     "the address people's phones reach this server at (join links and QR codes); "
+     "unset: the address the browser used"},
 };
 #define CFG_N (sizeof cfg_opts / sizeof cfg_opts[0])
 
@@ -100,13 +104,37 @@ static void cfg_resolve_threads(fp_config *c)
     }
 }
 
+/* "http://" or "https://", a host, then an optional port and path; no
+ * spaces, control characters, query or fragment. */
+static int cfg_url_ok(const char *v)
+{
+    const char *rest = strncmp(v, "https://", 8) == 0 ? v + 8
+                       : strncmp(v, "http://", 7) == 0 ? v + 7
+                                                       : NULL;
+    if (!rest || !*rest || *rest == '/' || *rest == ':')
+        return 0;
+    for (const char *p = v; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7F || *p == '?' || *p == '#' || *p == '@' ||
+            *p == '\\')
+            return 0;
+    return 1;
+}
+
 static fp_err cfg_set(fp_config *c, const cfg_opt *o, const char *value, const char *from)
 {
     void *field = (char *)c + o->offset;
-    if (o->type == CFG_STR) {
+    if (o->type == CFG_URL && value && *value && !cfg_url_ok(value)) {
+        fprintf(stderr, "filmpicker: %s: '%s' is not an http:// or https:// URL of a host\n", from,
+                value);
+        return FP_INVALID;
+    }
+    if (o->type == CFG_STR || o->type == CFG_URL) {
         char **s = field;
         fp_free(*s);
         *s = (value && *value) ? fp_strdup(value) : NULL;
+        if (*s && o->type == CFG_URL) /* "https://x/" and "https://x" are one */
+            for (size_t n = strlen(*s); n > 0 && (*s)[n - 1] == '/'; n--)
+                (*s)[n - 1] = '\0';
         return FP_OK;
     }
     char *end = NULL;
@@ -187,7 +215,7 @@ void config_print_help(FILE *out)
 void config_free(fp_config *c)
 {
     for (size_t i = 0; i < CFG_N; i++)
-        if (cfg_opts[i].type == CFG_STR) {
+        if (cfg_opts[i].type == CFG_STR || cfg_opts[i].type == CFG_URL) {
             char **s = (char **)((char *)c + cfg_opts[i].offset);
             FP_FREE(*s);
         }

@@ -42,6 +42,7 @@ typedef struct fp_config {
     long max_jobs;            /* unfinished jobs at once (429 beyond) */
     long session_ttl_s;       /* a session expires this long after its last change */
     long max_sessions_per_client; /* open sessions per browser (429 beyond) */
+    char *public_url;         /* how phones reach this server, no trailing '/'; NULL: as asked */
     char *web_dir;            /* the built web app (web/dist) */
 } fp_config;
 

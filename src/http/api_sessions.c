@@ -75,8 +75,10 @@ enum MHD_Result api_sx_client(http_req *r)
     fp_err rc = svc_client_token(r->srv->svc, id, token);
     if (rc != FP_OK)
         return http__error(r, rc, NULL, NULL);
-    struct MHD_Response *resp =
-        http__json_response(r, json_pack("{s:s}", "csrf_token", token));
+    const char *pub = r->srv->cfg->public_url;
+    struct MHD_Response *resp = http__json_response(
+        r, json_pack("{s:s,s:o}", "csrf_token", token, "public_url",
+                     pub ? json_string(pub) : json_null()));
     char *cookie = fp_printf("%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000%s",
                              CLIENT_COOKIE, id, sx__https(r) ? "; Secure" : "");
     MHD_add_response_header(resp, "Set-Cookie", cookie);

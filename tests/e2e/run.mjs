@@ -156,6 +156,10 @@ for (const viewport of [DESKTOP, PHONE]) {
     await addPerson(page, '@bob', 'bob');
     await addPerson(page, 'letterboxd.com/carol/watchlist/', 'carol');
     await page.locator('svg.qr path').waitFor();
+    // served on 127.0.0.1: the join link is this page's address, and the
+    // page says phones cannot open it
+    assert.equal(await page.getByLabel('Join link', { exact: true }).inputValue(), page.url());
+    await page.getByText('This address only works on this computer.', { exact: false }).waitFor();
     await assertFitsWidth(page, 'session');
     await axe(page, `session ${viewport.width}`);
     await screenshot(page, 'session');
@@ -203,12 +207,15 @@ for (const viewport of [DESKTOP, PHONE]) {
 }
 
 test('the smallest phone, 360x640: every screen fits without sideways scrolling', { timeout: 120000 }, async () => {
-  const s = await servers({ universe: 3000, common: 3 });
+  // with the address phones reach the server at configured (as behind a proxy)
+  const s = await servers({ universe: 3000, common: 3 }, { FILMPICKER_PUBLIC_URL: 'https://films.example.org/' });
   const { context, page, problems } = await open(browser, s.fp.url, { viewport: { width: 360, height: 640 }, reducedMotion: 'reduce' });
   await page.goto('/');
   await page.getByRole('button', { name: 'Watch together!' }).waitFor();
   await assertFitsWidth(page, 'start 360');
-  await startSession(page);
+  const sid = await startSession(page);
+  assert.equal(await page.getByLabel('Join link', { exact: true }).inputValue(), `https://films.example.org/s/${sid}`);
+  assert.equal(await page.getByText('This address only works on this computer.', { exact: false }).count(), 0);
   // a long name and an error message must wrap, not widen the page
   for (const u of ['alice', 'bob', 'notfound_averyveryverylongname']) await addPerson(page, u, u);
   await page.locator('svg.qr path').waitFor();

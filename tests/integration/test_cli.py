@@ -162,6 +162,15 @@ class TestCliErrors(unittest.TestCase):
             self.assertIn("usage: filmpicker " + cmd, r.stdout)
             self.assertIn("FILMPICKER_LETTERBOXD_URL", r.stdout)
 
+    def test_urls_in_settings_are_checked(self):
+        for flag in ("--letterboxd-url", "--letterboxd-image-url", "--public-url"):
+            for bad in ("ftp://x", "letterboxd.com", "https://", "http://a b", "https://x/?q=1",
+                        "https://user@x", "javascript:alert(1)"):
+                with self.subTest(flag=flag, value=bad):
+                    r = run(["scrape", flag, bad, "alice"], {})
+                    self.assertEqual(r.returncode, 2, r.stderr)
+                    self.assertIn("is not an http:// or https:// URL", r.stderr)
+
 
 class TestScrapeImportMigrate(unittest.TestCase):
     def test_scrape_lists_the_whole_watchlist(self):

@@ -70,6 +70,7 @@ class Client:
         self.cookie = self.set_cookie.split(";", 1)[0]
         self.id = self.cookie.split("=", 1)[1]
         self.token = data["csrf_token"]
+        self.public_url = data["public_url"]
         tc.assertRegex(self.id, HEX32)
 
     def headers(self):
@@ -359,6 +360,7 @@ class ClientAndLimitsTest(SessionTestCase):
     nothing here searches."""
 
     ENV = {"FILMPICKER_MAX_PARTICIPANTS": "3",
+           "FILMPICKER_PUBLIC_URL": "https://films.example.org/fp/",
            "FILMPICKER_MAX_SESSIONS_PER_CLIENT": str(MAX_PER_CLIENT)}
 
     def test_client_cookie_flags(self):
@@ -366,6 +368,8 @@ class ClientAndLimitsTest(SessionTestCase):
         self.assertEqual(c.set_cookie, "fp_client=%s; Path=/; HttpOnly; SameSite=Strict; "
                                        "Max-Age=31536000" % c.id)
         self.assertRegex(c.token, r"^[0-9a-f]{64}$")
+        # the address phones reach us at, as configured, without its trailing slash
+        self.assertEqual(c.public_url, "https://films.example.org/fp")
         https = Client(self, headers={"X-Forwarded-Proto": "https"})
         self.assertEqual(https.set_cookie, "fp_client=%s; Path=/; HttpOnly; SameSite=Strict; "
                                            "Max-Age=31536000; Secure" % https.id)

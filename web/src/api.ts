@@ -22,11 +22,19 @@ export class ApiError extends Error {
 }
 
 let tokenPromise: Promise<string> | null = null;
+let publicUrl: string | null = null;
+
+/** The address phones reach the server at, when the server was told one. */
+export function publicBase(): string | null {
+  return publicUrl;
+}
 
 async function fetchToken(): Promise<string> {
   const res = await send('GET', '/api/v1/client');
   const v: unknown = await res.json().catch(() => null);
   if (typeof v === 'object' && v !== null && typeof (v as { csrf_token?: unknown }).csrf_token === 'string') {
+    const pub = (v as { public_url?: unknown }).public_url;
+    publicUrl = typeof pub === 'string' && /^https?:\/\/[^/?#\s]+/.test(pub) ? pub : null;
     return (v as { csrf_token: string }).csrf_token;
   }
   throw new ApiError(res.status, { code: 'invalid_answer', message: 'no csrf_token in the answer' });

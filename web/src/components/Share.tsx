@@ -1,12 +1,25 @@
 // The join link of a session: share (the phone's share sheet when there is
 // one, else copy), the link itself, and its QR code.
 import { useId } from 'react';
+import { publicBase } from '../api';
 import { copyText } from '../clipboard';
 import { Qr } from './Qr';
 
+/** The join link: on the configured public address, else on this page's. */
+export function joinLink(joinUrl: string, origin: string, publicUrl: string | null): string {
+  return publicUrl ? publicUrl.replace(/\/+$/, '') + joinUrl : new URL(joinUrl, origin).href;
+}
+
+/** A link on this computer's own address only opens on this computer. */
+export function isLoopback(url: string): boolean {
+  const host = new URL(url).hostname;
+  return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\./.test(host) || host.endsWith('.localhost');
+}
+
 export function Share({ joinUrl, announce }: { joinUrl: string; announce: (t: string) => void }) {
-  const url = new URL(joinUrl, window.location.origin).href;
+  const url = joinLink(joinUrl, window.location.origin, publicBase());
   const linkId = useId();
+  const local = isLoopback(url);
 
   async function share() {
     const nav = navigator as Navigator & { share?: (d: ShareData) => Promise<void> };
@@ -25,6 +38,12 @@ export function Share({ joinUrl, announce }: { joinUrl: string; announce: (t: st
     <section className="panel share" aria-labelledby="share-title">
       <h2 id="share-title">Invite friends</h2>
       <p>Friends open this link on their phones to add themselves.</p>
+      {local && (
+        <p className="note" id={`${linkId}-local`}>
+          This address only works on this computer. For phones, open FilmPicker at this computer’s network address, or
+          start it with <code>--public-url</code>.
+        </p>
+      )}
       <div className="share-row">
         <label htmlFor={linkId} className="visually-hidden">
           Join link
