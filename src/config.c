@@ -123,6 +123,8 @@ static int cfg_url_ok(const char *v)
 static fp_err cfg_set(fp_config *c, const cfg_opt *o, const char *value, const char *from)
 {
     void *field = (char *)c + o->offset;
+    if ((!value || !*value) && o->def && o->type != CFG_LONG)
+        value = o->def; /* given empty: as if not given (the default) */
     if (o->type == CFG_URL && value && *value && !cfg_url_ok(value)) {
         fprintf(stderr, "filmpicker: %s: '%s' is not an http:// or https:// URL of a host\n", from,
                 value);

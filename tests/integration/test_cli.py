@@ -187,6 +187,28 @@ class TestScrapeImportMigrate(unittest.TestCase):
             finally:
                 env.close()
 
+    def test_empty_settings_mean_the_default(self):
+        """FILMPICKER_X= (set but empty) or --x "" is as if not given: the
+        default, never a crash on a missing value."""
+        with harness.FakeBoxd(size=30) as fake:
+            env = CliEnv(fake)
+            try:
+                empty = {k: "" for k in (
+                    "FILMPICKER_LETTERBOXD_IMAGE_URL", "FILMPICKER_PUBLIC_URL",
+                    "FILMPICKER_WEB_DIR", "FILMPICKER_STATIC_DIR", "FILMPICKER_USER_AGENT",
+                    "FILMPICKER_LOG_LEVEL", "FILMPICKER_QUEUE", "FILMPICKER_CACHE",
+                    "FILMPICKER_LISTEN", "FILMPICKER_SECRET_KEY")}
+                r = run(["scrape", "--json", "--user-agent", "", "quiet_ok"], dict(env.env, **empty))
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertEqual(len(json.loads(r.stdout)), len(fake.films("quiet_ok")))
+                # an empty site URL is the real site's default, not a crash
+                r = run(["scrape", "--letterboxd-url", "", "--fetch-retries", "0",
+                         "--fetch-timeout-ms", "2000", "alice"], env.env)
+                self.assertNotIn(r.returncode, (-11, -6), r.stderr)
+                self.assertIn(r.returncode, (0, 1), r.stderr)
+            finally:
+                env.close()
+
     def test_gzip_pages_are_decoded(self):
         with harness.FakeBoxd(size=60, gzip=True) as fake:
             env = CliEnv(fake)
