@@ -74,10 +74,7 @@ fp_err poster_proxy_new(const poster_config *cfg, poster_proxy **out)
         return FP_INVALID;
     poster_proxy *p = fp_calloc(1, sizeof *p);
     p->cfg = *cfg;
-    size_t len = strlen(cfg->image_base);
-    while (len && cfg->image_base[len - 1] == '/')
-        len--;
-    p->image_base = fp_strndup(cfg->image_base, len);
+    p->image_base = fp_strdup(cfg->image_base); /* config.c took off any trailing '/' */
     p->cfg.image_base = p->image_base;
     pthread_mutex_init(&p->mu, NULL);
     *out = p;

@@ -764,12 +764,11 @@ static void svc__need_fetch(service *s, const svc_person *p, svc_job *j, size_t 
         l->part = part;
         l->next = t->listeners;
         t->listeners = l;
-        j->parts[part].state = t->pages_total ? SVC_PART_FETCHING : SVC_PART_QUEUED;
+        int started = t->pages_total || t->retrying != FP_OK;
+        j->parts[part].state = started ? SVC_PART_FETCHING : SVC_PART_QUEUED;
         j->parts[part].pages_done = t->pages_done;
         j->parts[part].pages_total = t->pages_total;
         j->parts[part].warning = t->retrying;
-        if (t->retrying != FP_OK)
-            j->parts[part].state = SVC_PART_FETCHING;
     }
     pthread_mutex_unlock(&s->mu);
     if (!created)
@@ -1670,8 +1669,6 @@ static void *svc__timer(void *arg)
     return NULL;
 }
 
-/* ---- lifecycle --------------------------------------------------------- */
-
 /* ---- posters ---------------------------------------------------------- */
 
 /* The poster path of a catalogue film, fresh from storage (a page may have
@@ -1703,6 +1700,8 @@ void svc_posters_abort(service *s)
 {
     poster_proxy_abort(s->posters);
 }
+
+/* ---- lifecycle --------------------------------------------------------- */
 
 fp_err svc_open(const fp_config *cfg, int with_workers, service **out)
 {
