@@ -37,9 +37,9 @@ export function App() {
           </Suspense>
         )}
         {route.page === 'missing' && (
-          <section className="panel narrow">
-            <h1>Nothing here</h1>
-            <p>This page does not exist. Maybe the link was cut short?</p>
+          <section className="panel narrow" aria-labelledby="missing-title">
+            <h1 id="missing-title">Page not found</h1>
+            <p>There is no page at this address. Maybe the link was cut short?</p>
             <p>
               <a href="/">Go to the start page</a>
             </p>

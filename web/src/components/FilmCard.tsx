@@ -1,5 +1,5 @@
 // One film of the results: click (or Enter/Space) strikes it out and back;
-// "Copy title" copies it for a streaming site's search.
+// a link next to it opens the film's Letterboxd page in a new tab.
 import type { FilmEntry } from '../state/session';
 import { listsLabel } from '../state/session';
 import { Poster } from './Poster';
@@ -8,10 +8,9 @@ interface Props {
   entry: FilmEntry;
   of: number;
   onToggle: () => void;
-  onCopy: () => void;
 }
 
-export function FilmCard({ entry, of, onToggle, onCopy }: Props) {
+export function FilmCard({ entry, of, onToggle }: Props) {
   const { film, vetoed, watched, lists } = entry;
   return (
     <li className={`film${vetoed ? ' film-vetoed' : ''}${watched ? ' film-watched' : ''}`}>
@@ -35,9 +34,18 @@ export function FilmCard({ entry, of, onToggle, onCopy }: Props) {
           </span>
         </span>
       </button>
-      <button type="button" className="btn btn-small btn-quiet film-copy" onClick={onCopy} aria-label={`Copy title: ${film.title}`}>
-        Copy title
-      </button>
+      {film.url && <FilmLink url={film.url} title={film.title} className="film-link" />}
     </li>
+  );
+}
+
+/** The film's page on Letterboxd, in a new tab that cannot reach back to us. */
+export function FilmLink({ url, title, className }: { url: string; title: string; className: string }) {
+  if (!/^https?:\/\//i.test(url)) return null;
+  return (
+    <a className={className} href={url} target="_blank" rel="noopener noreferrer" aria-label={`${title} on Letterboxd (opens in a new tab)`}>
+      Letterboxd
+      <span aria-hidden="true"> ↗</span>
+    </a>
   );
 }

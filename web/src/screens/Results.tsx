@@ -1,14 +1,15 @@
-// Results: the films on everyone's list, then those on most lists; strike
-// out, copy titles, roll.
-import { useRef, useState } from 'react';
+// Results: the films on everyone's list (a page at a time, with a search
+// over the titles when the list is long), then those on most lists; strike
+// out, roll. The Roll! bar stays in view at the bottom of the screen.
+import { useEffect, useId, useReducer, useRef, useState } from 'react';
 import type { Dispatch, RefObject } from 'react';
-import { roll, setVeto, startSearch } from '../api';
-import { copyText } from '../clipboard';
+import { ApiError, getFilms, roll, setVeto, startSearch } from '../api';
 import { FilmCard } from '../components/FilmCard';
 import { PersonProblem } from '../components/PersonProblem';
+import { PAGE_SIZE, SEARCH_FROM, initialPages, pagesReducer, pagesView } from '../state/filmPages';
 import type { FilmEntry, SessionAction } from '../state/session';
 import { filmLists } from '../state/session';
-import type { Session } from '../state/types';
+import type { Film, Session } from '../state/types';
 import type { SessionActions } from './SessionPage';
 
 interface Props {
@@ -17,15 +18,68 @@ interface Props {
   headingRef: RefObject<HTMLHeadingElement | null>;
   onEdit: () => void;
   dispatch: Dispatch<SessionAction>;
+  /** SessionState.resultsGen: a new one drops the pages loaded for the last. */
+  gen: number;
 }
 
-export function Results({ session, actions, headingRef, onEdit, dispatch }: Props) {
+const SEARCH_DELAY_MS = 250;
+
+export function Results({ session, actions, headingRef, onEdit, dispatch, gen }: Props) {
   const [rolling, setRolling] = useState(false);
   const lists = filmLists(session);
   const r = session.results;
   const failed = session.participants.filter((p) => p.status === 'failed');
   const noted = session.participants.filter((p) => p.status === 'ready' && p.warning);
-  const total = lists.common.length + lists.most.length;
+  const commonCount = r ? Math.max(r.common_count, r.common.length) : 0;
+  const total = commonCount + lists.most.length;
+  const searchId = useId();
+
+  // The common films: the first page from the session, more on demand, or
+  // the films matching the search.
+  const [pages, dispatchPages] = useReducer(pagesReducer, gen, initialPages);
+  const [typed, setTyped] = useState('');
+  const [retry, setRetry] = useState(0);
+  useEffect(() => {
+    dispatchPages({ type: 'reset', gen });
+    setTyped('');
+  }, [gen]);
+  useEffect(() => {
+    const q = typed.trim();
+    const t = setTimeout(() => dispatchPages({ type: 'search', q }), q ? SEARCH_DELAY_MS : 0);
+    return () => clearTimeout(t);
+  }, [typed]);
+  useEffect(() => {
+    const q = pages.q;
+    if (!q) return;
+    const ctl = new AbortController();
+    const g = pages.gen;
+    dispatchPages({ type: 'loading' });
+    getFilms(session.id, { offset: 0, limit: PAGE_SIZE, q }, ctl.signal).then(
+      (page) => dispatchPages({ type: 'loaded', gen: g, q, page }),
+      () => {
+        if (!ctl.signal.aborted) dispatchPages({ type: 'failed', gen: g, q });
+      },
+    );
+    return () => ctl.abort();
+  }, [pages.q, pages.gen, session.id, retry]);
+  const view = r ? pagesView(pages, r, session.watched) : null;
+
+  async function showMore() {
+    if (!view) return;
+    const { q, gen: g } = pages;
+    dispatchPages({ type: 'loading' });
+    try {
+      const page = await getFilms(session.id, { offset: view.nextOffset, limit: PAGE_SIZE, q });
+      dispatchPages({ type: 'loaded', gen: g, q, page });
+    } catch (e) {
+      dispatchPages({ type: 'failed', gen: g, q });
+      actions.announce(e instanceof ApiError ? e.message : 'Could not load more films. Try again.');
+    }
+  }
+
+  const vetoed = new Set(session.vetoed);
+  const watchedSet = new Set(session.watched);
+  const entryOf = (film: Film): FilmEntry => ({ film, lists: null, vetoed: vetoed.has(film.id), watched: watchedSet.has(film.id) });
 
   // Vetoes still on their way: a roll waits for them, so a film just struck
   // out cannot be the one rolled.
@@ -42,10 +96,6 @@ export function Results({ session, actions, headingRef, onEdit, dispatch }: Prop
     void sent.finally(() => inFlight.current.delete(sent));
   }
 
-  async function copy(title: string) {
-    actions.announce((await copyText(title)) ? `Copied “${title}”.` : 'Could not copy the title.');
-  }
-
   function grid(entries: FilmEntry[]) {
     return (
       <ul className="films">
@@ -55,7 +105,6 @@ export function Results({ session, actions, headingRef, onEdit, dispatch }: Prop
             entry={e}
             of={lists.lists}
             onToggle={() => toggle(e.film.id, !e.vetoed)}
-            onCopy={() => void copy(e.film.title)}
           />
         ))}
       </ul>
@@ -71,16 +120,16 @@ export function Results({ session, actions, headingRef, onEdit, dispatch }: Prop
 
   let headline: string;
   if (!r) headline = 'Nobody’s watchlist could be read';
-  else if (r.common_count === 0) headline = total > 0 ? 'No film is on every list' : 'No films in common';
-  else if (r.failed > 0) headline = r.common_count === 1 ? '1 film on every list we could read' : `${r.common_count} films on every list we could read`;
-  else headline = r.common_count === 1 ? '1 film you all want to see' : `${r.common_count} films you all want to see`;
+  else if (commonCount === 0) headline = total > 0 ? 'No film is on every list' : 'No films in common';
+  else if (r.failed > 0) headline = commonCount === 1 ? '1 film on every list we could read' : `${count(commonCount)} films on every list we could read`;
+  else headline = commonCount === 1 ? '1 film you all want to see' : `${count(commonCount)} films you all want to see`;
 
   const n = lists.left;
   let pool: string;
   if (lists.poolFrom === 'common')
-    pool = n === 1 ? 'One film on everyone’s list is left to roll.' : `${n} films on everyone’s list are left to roll from.`;
+    pool = n === 1 ? 'One film on everyone’s list is left to roll.' : `${count(n)} films on everyone’s list are left to roll from.`;
   else if (lists.poolFrom === 'most')
-    pool = `Every film on everyone’s list is struck out, so Roll! picks from the ${n === 1 ? 'one film' : `${n} films`} left on the most lists.`;
+    pool = `Every film on everyone’s list is struck out, so Roll! picks from the ${n === 1 ? 'one film' : `${count(n)} films`} left on the most lists.`;
   else pool = 'Every film is struck out: bring one back to roll.';
 
   return (
@@ -94,10 +143,7 @@ export function Results({ session, actions, headingRef, onEdit, dispatch }: Prop
             Tap a film to strike it out, tap again to bring it back. {pool}
           </p>
         )}
-        <div className="actions sticky-actions">
-          <button type="button" className="btn btn-primary btn-big" onClick={doRoll} disabled={rolling || lists.left === 0}>
-            Roll!
-          </button>
+        <div className="actions">
           <button type="button" className="btn" onClick={onEdit}>
             Change the group
           </button>
@@ -126,13 +172,41 @@ export function Results({ session, actions, headingRef, onEdit, dispatch }: Prop
         </section>
       )}
 
-      {r && lists.common.length > 0 && (
+      {r && view && commonCount > 0 && (
         <section aria-labelledby="common-title">
           <h2 id="common-title">On everyone’s list</h2>
-          {r.common_count > lists.common.length && (
-            <p className="muted">Showing {lists.common.length} of {r.common_count}.</p>
+          {commonCount >= SEARCH_FROM && (
+            <div className="film-search" role="search">
+              <label htmlFor={searchId}>Find a film by its title</label>
+              <input
+                id={searchId}
+                type="search"
+                autoComplete="off"
+                enterKeyHint="search"
+                value={typed}
+                onChange={(e) => setTyped(e.currentTarget.value)}
+              />
+            </div>
           )}
-          {grid(lists.common)}
+          <p className="muted list-status" role="status">
+            {listStatus(view, pages.q, pages.status)}
+            {view.searching && pages.status === 'error' && (
+              <>
+                {' '}
+                <button type="button" className="link-button" onClick={() => setRetry((n) => n + 1)}>
+                  Try again
+                </button>
+              </>
+            )}
+          </p>
+          {view.films.length > 0 && grid(view.films.map(entryOf))}
+          {view.hasMore && (pages.status !== 'loading' || !view.searching || view.films.length > 0) && (
+            <p className="more">
+              <button type="button" className="btn" onClick={() => void showMore()} disabled={pages.status === 'loading'}>
+                {pages.status === 'loading' ? 'Loading…' : `Show ${Math.min(PAGE_SIZE, view.total - view.films.length)} more`}
+              </button>
+            </p>
+          )}
         </section>
       )}
       {r && lists.most.length > 0 && (
@@ -149,6 +223,30 @@ export function Results({ session, actions, headingRef, onEdit, dispatch }: Prop
           Your watchlists have no film in common. Add more people, or change the group and try again.
         </p>
       )}
+
+      {r && total > 0 && (
+        <div className="action-bar">
+          <button type="button" className="btn btn-primary btn-big" onClick={doRoll} disabled={rolling || lists.left === 0}>
+            Roll!
+          </button>
+          <span className="action-left">{n === 1 ? '1 film left' : `${count(n)} films left`}</span>
+        </div>
+      )}
     </div>
   );
+}
+
+function count(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+function listStatus(v: { films: { length: number }; total: number; searching: boolean }, q: string, status: string): string {
+  if (v.searching) {
+    if (status === 'error') return `Could not search for “${q}”.`;
+    if (status === 'loading' && v.films.length === 0) return `Looking for “${q}”…`;
+    if (v.total === 0) return `No film on everyone’s list matches “${q}”.`;
+    const m = v.total === 1 ? '1 film matches' : `${count(v.total)} films match`;
+    return v.films.length < v.total ? `${m} “${q}”, showing ${count(v.films.length)}.` : `${m} “${q}”.`;
+  }
+  return v.films.length < v.total ? `Showing ${count(v.films.length)} of ${count(v.total)}.` : '';
 }

@@ -1,11 +1,16 @@
 // The rolled film, full screen: a short shuffle through the films left (none
-// when the person prefers reduced motion), then the pick, big, with
-// "We will watch it!", "Copy title", "Roll again" and "Back to the list".
+// when the person prefers reduced motion), then the pick, big, with a link to
+// its Letterboxd page and the actions of state/rolled.ts: "We will watch it!"
+// (asks once more), "Copy title", "Share", "Roll again", "Back to the list";
+// once watched, "Put it back".
 import { useEffect, useRef, useState } from 'react';
 import type { ReactNode } from 'react';
-import { markWatched, roll } from '../api';
+import { markWatched, roll, unmarkWatched } from '../api';
 import { copyText } from '../clipboard';
+import { FilmLink } from '../components/FilmCard';
 import { Poster } from '../components/Poster';
+import type { RolledAction } from '../state/rolled';
+import { ACTION_LABEL, rolledActions, rolledPhase, tonightLine } from '../state/rolled';
 import { filmLists } from '../state/session';
 import type { Film, Session } from '../state/types';
 import type { SessionActions } from './SessionPage';
@@ -17,6 +22,8 @@ interface Props {
   onClose: () => void;
   /** The page's notice area, shown inside the dialog (the page behind is inert). */
   toast: ReactNode;
+  /** false: shown again (history Forward), straight to the pick. */
+  shuffle?: boolean;
 }
 
 export const SHUFFLE_STEPS = 14;
@@ -25,16 +32,12 @@ function prefersReducedMotion(): boolean {
   return typeof window.matchMedia === 'function' && window.matchMedia('(prefers-reduced-motion: reduce)').matches;
 }
 
-export function Rolled({ session, film, actions, onClose, toast }: Props) {
+export function Rolled({ session, film, actions, onClose, toast, shuffle = true }: Props) {
   const dialog = useRef<HTMLDialogElement>(null);
   const [shuffleTitle, setShuffleTitle] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   // "We will watch it!" changes every participant's stored list: one more tap.
   const [confirming, setConfirming] = useState(false);
-  const confirmButton = useRef<HTMLButtonElement>(null);
-  useEffect(() => {
-    if (confirming) confirmButton.current?.focus();
-  }, [confirming]);
   const watched = session.watched.includes(film.id);
 
   useEffect(() => {
@@ -47,7 +50,7 @@ export function Rolled({ session, film, actions, onClose, toast }: Props) {
 
   // The shuffle: titles of the films left, slowing down, then the pick.
   useEffect(() => {
-    if (prefersReducedMotion()) return;
+    if (!shuffle || prefersReducedMotion()) return;
     const pool = filmLists(session).pool.map((f) => f.title);
     if (pool.length < 2) return;
     let step = 0;
@@ -68,12 +71,70 @@ export function Rolled({ session, film, actions, onClose, toast }: Props) {
   }, []);
 
   const shuffling = shuffleTitle !== null;
+  const phase = rolledPhase({ shuffling, confirming, watched });
 
-  // Once it lands, the first thing to do is in reach of the keyboard.
+  // Once it lands (or the question is asked or answered), the first thing to
+  // do is in reach of the keyboard.
   const firstAction = useRef<HTMLButtonElement>(null);
   useEffect(() => {
-    if (!shuffling) firstAction.current?.focus();
-  }, [shuffling]);
+    if (phase !== 'shuffling') firstAction.current?.focus();
+  }, [phase]);
+
+  async function busyWhile(what: () => Promise<unknown>) {
+    setBusy(true);
+    await what();
+    setBusy(false);
+  }
+
+  async function share() {
+    const line = tonightLine(film);
+    const nav = navigator as Navigator & { share?: (d: ShareData) => Promise<void> };
+    if (typeof nav.share === 'function') {
+      try {
+        const name = film.year === null ? film.title : `${film.title} (${film.year})`;
+        await nav.share({ title: name, text: `Tonight: ${name}`, ...(film.url ? { url: film.url } : {}) });
+        return;
+      } catch (e) {
+        if (e instanceof DOMException && e.name === 'AbortError') return;
+      }
+    }
+    actions.announce((await copyText(line)) ? `Copied: ${line}` : 'Could not copy.');
+  }
+
+  const run: Record<RolledAction, () => void> = {
+    watch: () => setConfirming(true),
+    confirm: () =>
+      void busyWhile(async () => {
+        if (await actions.run(() => markWatched(session.id, film.id))) setConfirming(false);
+      }),
+    cancel: () => setConfirming(false),
+    copy: () =>
+      void copyText(film.title).then((ok) => actions.announce(ok ? `Copied “${film.title}”.` : 'Could not copy the title.')),
+    share: () => void share(),
+    again: () => void busyWhile(() => actions.run(() => roll(session.id))),
+    back: onClose,
+    unwatch: () =>
+      void busyWhile(async () => {
+        if (await actions.run(() => unmarkWatched(session.id, film.id))) {
+          actions.announce(`“${film.title}” is back on everyone’s watchlist.`);
+        }
+      }),
+  };
+  const primary = new Set<RolledAction>(['watch', 'confirm']);
+  const canBusy = new Set<RolledAction>(['watch', 'confirm', 'cancel', 'again', 'unwatch']);
+
+  const buttons = rolledActions(phase).map((a, i) => (
+    <button
+      key={a}
+      ref={i === 0 ? firstAction : undefined}
+      type="button"
+      className={primary.has(a) ? 'btn btn-primary btn-big' : a === 'back' ? 'btn btn-quiet' : 'btn'}
+      disabled={busy && canBusy.has(a)}
+      onClick={run[a]}
+    >
+      {ACTION_LABEL[a]}
+    </button>
+  ));
 
   return (
     <dialog
@@ -82,7 +143,8 @@ export function Rolled({ session, film, actions, onClose, toast }: Props) {
       aria-labelledby={shuffling ? 'rolled-kicker' : 'rolled-title'}
       onCancel={(e) => {
         e.preventDefault();
-        onClose();
+        if (phase === 'confirming') setConfirming(false);
+        else onClose();
       }}
     >
       <div className={shuffling ? 'rolled-inner shuffling' : 'rolled-inner landed'}>
@@ -100,83 +162,24 @@ export function Rolled({ session, film, actions, onClose, toast }: Props) {
               {film.title}
               {film.year !== null && <span className="rolled-year"> ({film.year})</span>}
             </h2>
-            {watched ? (
-              <p className="lead">It is off everyone’s watchlist now, so next time starts fresh.</p>
-            ) : null}
+            {film.url && (
+              <p className="rolled-link">
+                <FilmLink url={film.url} title={film.title} className="rolled-lb" />
+              </p>
+            )}
+            {watched ? <p className="lead">It is off everyone’s watchlist now, so next time starts fresh.</p> : null}
           </>
         )}
-        {confirming && !watched && (
+        {phase === 'confirming' ? (
           <div className="rolled-confirm" role="group" aria-labelledby="confirm-text">
             <p id="confirm-text" className="lead">
               Take “{film.title}” off everyone’s watchlist here, so it does not come up next time?
             </p>
-            <div className="actions rolled-actions">
-              <button
-                ref={confirmButton}
-                type="button"
-                className="btn btn-primary btn-big"
-                disabled={busy}
-                onClick={async () => {
-                  setBusy(true);
-                  await actions.run(() => markWatched(session.id, film.id));
-                  setBusy(false);
-                  setConfirming(false);
-                }}
-              >
-                Yes, take it off
-              </button>
-              <button
-                type="button"
-                className="btn"
-                disabled={busy}
-                onClick={() => {
-                  setConfirming(false);
-                  firstAction.current?.focus();
-                }}
-              >
-                Not yet
-              </button>
-            </div>
+            <div className="actions rolled-actions">{buttons}</div>
           </div>
+        ) : (
+          buttons.length > 0 && <div className="actions rolled-actions">{buttons}</div>
         )}
-        <div className="actions rolled-actions" hidden={shuffling || (confirming && !watched)}>
-          {!watched && (
-            <button
-              ref={firstAction}
-              type="button"
-              className="btn btn-primary btn-big"
-              disabled={busy}
-              onClick={() => setConfirming(true)}
-            >
-              We will watch it!
-            </button>
-          )}
-          <button
-            ref={watched ? firstAction : undefined}
-            type="button"
-            className="btn"
-            onClick={async () => actions.announce((await copyText(film.title)) ? `Copied “${film.title}”.` : 'Could not copy the title.')}
-          >
-            Copy title
-          </button>
-          {!watched && (
-            <button
-              type="button"
-              className="btn"
-              disabled={busy}
-              onClick={async () => {
-                setBusy(true);
-                await actions.run(() => roll(session.id));
-                setBusy(false);
-              }}
-            >
-              Roll again
-            </button>
-          )}
-          <button type="button" className="btn btn-quiet" onClick={onClose}>
-            Back to the list
-          </button>
-        </div>
       </div>
       {toast}
     </dialog>

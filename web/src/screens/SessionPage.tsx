@@ -1,9 +1,12 @@
 // One group session: loads it, follows its live events, and shows the
 // screen its status calls for (gathering people, loading, results), with the
-// rolled film full screen on top when there is one.
+// rolled film full screen on top when there is one. Each of those screens
+// has its own browser history entry (state/history.ts), and the session is
+// remembered for the start page's "Return to your session".
 import { useCallback, useEffect, useReducer, useRef, useState } from 'react';
 import { ApiError, csrfToken, eventsUrl, getSession, startSearch } from '../api';
 import { subscribe } from '../live';
+import { entryOf, forgetSession, rememberSession, stepsTo, viewOf } from '../state/history';
 import { initialSessionState, screenOf, sessionReducer } from '../state/session';
 import type { Film, Session } from '../state/types';
 import { Gathering } from './Gathering';
@@ -32,7 +35,7 @@ export default function SessionPage({ id }: { id: string }) {
   const [seenRolls, setSeenRolls] = useState(0);
   // The film on show: kept here because the server clears `rolled` once the
   // film is marked watched, and the screen should still say "Enjoy the film!".
-  const [onShow, setOnShow] = useState<{ film: Film; roll: number } | null>(null);
+  const [onShow, setOnShow] = useState<{ film: Film; roll: number; again?: boolean } | null>(null);
   const noticeTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
 
   useEffect(() => {
@@ -43,6 +46,10 @@ export default function SessionPage({ id }: { id: string }) {
         await csrfToken();
         const s = await getSession(id);
         if (cancelled) return;
+        rememberSession(id);
+        // Opened again on a history entry of "change the group": that screen.
+        const entry = entryOf(window.history.state, id);
+        if (entry?.fpView === 'gathering' && s.status === 'results') setEditing(true);
         dispatch({ type: 'server', session: s });
         // When the browser gives up on the stream, the session may have
         // ended (expired): then say so instead of retrying for ever.
@@ -54,6 +61,7 @@ export default function SessionPage({ id }: { id: string }) {
             (e: unknown) => {
               if (cancelled || !(e instanceof ApiError && e.status === 404)) return;
               sub?.close();
+              forgetSession(id);
               setFatal(ENDED);
             },
           );
@@ -61,6 +69,7 @@ export default function SessionPage({ id }: { id: string }) {
         sub = subscribe(eventsUrl(id), dispatch, undefined, undefined, undefined, check);
       } catch (e) {
         if (cancelled) return;
+        if (e instanceof ApiError && e.status === 404) forgetSession(id);
         setFatal(
           e instanceof ApiError && e.status === 404
             ? ENDED
@@ -138,6 +147,44 @@ export default function SessionPage({ id }: { id: string }) {
     if (rolledNow && state.rolls > seenRolls) setOnShow({ film: rolledNow, roll: state.rolls });
   }, [rolledNow, state.rolls, seenRolls]);
 
+  // A film put back by another device: only the server knows where it goes.
+  const resync = state.resync;
+  useEffect(() => {
+    if (resync > 0) void refresh();
+  }, [resync, refresh]);
+
+  // History: a new entry per screen; Back and Forward show that screen.
+  const view = screen ? viewOf(screen, onShow !== null) : null;
+  useEffect(() => {
+    if (!view) return;
+    for (const step of stepsTo(window.history.state, id, view)) {
+      if (step.op === 'back') window.history.back();
+      else if (step.op === 'push') window.history.pushState(step.state, '', window.location.href);
+      else window.history.replaceState(step.state, '', window.location.href);
+    }
+  }, [view, id]);
+  const latest = useRef({ s, onShow, rolls: state.rolls });
+  latest.current = { s, onShow, rolls: state.rolls };
+  useEffect(() => {
+    const onPop = (e: PopStateEvent) => {
+      const entry = entryOf(e.state, id);
+      if (!entry) return;
+      const { s: now, onShow: shown, rolls } = latest.current;
+      if (entry.fpView === 'rolled') {
+        setEditing(false);
+        if (!shown && now?.rolled) setOnShow({ film: now.rolled, roll: rolls, again: true });
+        return;
+      }
+      if (shown) {
+        setSeenRolls(shown.roll);
+        setOnShow(null);
+      }
+      setEditing(entry.fpView === 'gathering' && now?.status === 'results');
+    };
+    window.addEventListener('popstate', onPop);
+    return () => window.removeEventListener('popstate', onPop);
+  }, [id]);
+
   const headingRef = useRef<HTMLHeadingElement>(null);
   // A new screen (or the rolled film) starts without the last screen's notice.
   useEffect(() => {
@@ -193,7 +240,14 @@ export default function SessionPage({ id }: { id: string }) {
         />
       )}
       {screen === 'results' && (
-        <Results session={s} actions={actions} headingRef={headingRef} onEdit={() => setEditing(true)} dispatch={dispatch} />
+        <Results
+          session={s}
+          actions={actions}
+          headingRef={headingRef}
+          onEdit={() => setEditing(true)}
+          dispatch={dispatch}
+          gen={state.resultsGen}
+        />
       )}
       {onShow && (
         <Rolled
@@ -206,6 +260,7 @@ export default function SessionPage({ id }: { id: string }) {
             setOnShow(null);
           }}
           toast={toast}
+          shuffle={!onShow.again}
         />
       )}
       {!onShow && toast}

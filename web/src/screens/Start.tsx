@@ -1,13 +1,34 @@
 // The start page: what the app does, "Watch together!" (creates a session
-// and opens it) and "How it works?".
-import { useRef, useState } from 'react';
-import { ApiError, createSession } from '../api';
+// and opens it) and "How it works?"; "Return to your session" while the
+// last session this browser opened is still alive.
+import { useEffect, useRef, useState } from 'react';
+import { ApiError, createSession, getSession } from '../api';
 import { navigate } from '../router';
+import { forgetSession, lastSession } from '../state/history';
+import type { Session } from '../state/types';
 
 export function Start() {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const how = useRef<HTMLDialogElement>(null);
+  const [last, setLast] = useState<Session | null>(null);
+
+  useEffect(() => {
+    const id = lastSession();
+    if (!id) return;
+    let cancelled = false;
+    getSession(id).then(
+      (s) => {
+        if (!cancelled) setLast(s);
+      },
+      (e: unknown) => {
+        if (e instanceof ApiError && e.status === 404) forgetSession(id);
+      },
+    );
+    return () => {
+      cancelled = true;
+    };
+  }, []);
 
   async function start() {
     setBusy(true);
@@ -30,6 +51,24 @@ export function Start() {
       <button type="button" className="btn btn-primary btn-huge" onClick={start} disabled={busy}>
         {busy ? 'Starting…' : 'Watch together!'}
       </button>
+      {last && (
+        <p className="return">
+          <a
+            className="btn"
+            href={`/s/${last.id}`}
+            onClick={(e) => {
+              if (e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey) return;
+              e.preventDefault();
+              navigate(`/s/${last.id}`);
+            }}
+          >
+            Return to your session
+          </a>
+          {last.participants.length > 0 && (
+            <span className="muted return-who"> with {last.participants.map((p) => p.name).join(', ')}</span>
+          )}
+        </p>
+      )}
       {error && (
         <p className="error" role="alert">
           {error}

@@ -13,6 +13,7 @@
 
 import type {
   Film,
+  FilmPage,
   Participant,
   RankedFilm,
   Results,
@@ -31,6 +32,13 @@ export interface SessionState {
   rolls: number;
   /** The version at which the current `rolled` was last counted. */
   rolledVersion: number;
+  /** Counts the result sets seen (a new search): the later pages of the
+   * common films loaded for older results are dropped when it changes. */
+  resultsGen: number;
+  /** Counts the changes this state cannot apply by itself (a film put back
+   * by another device goes back into a list at a place only the server
+   * knows): the page loads the session again when it changes. */
+  resync: number;
 }
 
 export type SessionAction =
@@ -41,7 +49,14 @@ export type SessionAction =
   | { type: 'optimistic-veto'; film_id: number; vetoed: boolean }
   | { type: 'connection'; connection: Connection };
 
-export const initialSessionState: SessionState = { session: null, connection: 'connecting', rolls: 0, rolledVersion: -1 };
+export const initialSessionState: SessionState = {
+  session: null,
+  connection: 'connecting',
+  rolls: 0,
+  rolledVersion: -1,
+  resultsGen: 0,
+  resync: 0,
+};
 
 function upsertParticipant(list: Participant[], p: Participant): Participant[] {
   const at = list.findIndex((q) => q.id === p.id);
@@ -60,6 +75,7 @@ function setMember(list: number[], id: number, member: boolean): number[] {
 function replaceWhole(state: SessionState, next: Session): SessionState {
   const prev = state.session;
   if (prev && prev.id === next.id && next.version < prev.version) return state;
+  if (next.results && (!prev || !prev.results || prev.status !== 'results')) state = { ...state, resultsGen: state.resultsGen + 1 };
   // A whole Session counts as a new roll only when the rolled film changed:
   // the same film in a later Session is the same roll (a veto after it, say).
   if (next.rolled && (!prev || !prev.rolled || prev.rolled.id !== next.rolled.id)) {
@@ -80,12 +96,36 @@ export function applyEventData(s: Session, ev: SessionEvent): Session {
     case 'results':
       return { ...s, results: ev.data, status: 'results' };
     case 'veto':
-      return { ...s, vetoed: setMember(s.vetoed, ev.data.film_id, ev.data.vetoed) };
+      return withPool({ ...s, vetoed: setMember(s.vetoed, ev.data.film_id, ev.data.vetoed) }, ev.data.pool);
     case 'rolled':
       return { ...s, rolled: ev.data.film };
     case 'watched':
-      return { ...s, watched: setMember(s.watched, ev.data.film_id, true) };
+      return withPool(watchedApplied(s, ev.data.film_id), ev.data.pool);
+    case 'unwatched':
+      return withPool({ ...s, watched: setMember(s.watched, ev.data.film_id, false) }, ev.data.pool);
   }
+}
+
+function withPool(s: Session, pool: number | undefined): Session {
+  if (pool === undefined || !s.results) return s;
+  return { ...s, results: { ...s.results, pool } };
+}
+
+/** A film marked watched leaves the results, as on the server: out of the
+ * list it was on (a film not among the most-lists films is a common one,
+ * maybe on a later page), out of the struck-out set and off the screen. */
+function watchedApplied(s: Session, filmId: number): Session {
+  const out: Session = { ...s, watched: setMember(s.watched, filmId, true), vetoed: setMember(s.vetoed, filmId, false) };
+  if (s.rolled && s.rolled.id === filmId) out.rolled = null;
+  const r = s.results;
+  if (r && !s.watched.includes(filmId)) {
+    if (r.most.some((f) => f.id === filmId)) {
+      out.results = { ...r, most: r.most.filter((f) => f.id !== filmId) };
+    } else {
+      out.results = { ...r, common: r.common.filter((f) => f.id !== filmId), common_count: Math.max(0, r.common_count - 1) };
+    }
+  }
+  return out;
 }
 
 export function sessionReducer(state: SessionState, action: SessionAction): SessionState {
@@ -94,12 +134,15 @@ export function sessionReducer(state: SessionState, action: SessionAction): Sess
       return state.connection === action.connection ? state : { ...state, connection: action.connection };
     case 'server':
       return replaceWhole(state, action.session);
-    case 'optimistic-veto':
-      if (!state.session) return state;
-      return {
-        ...state,
-        session: { ...state.session, vetoed: setMember(state.session.vetoed, action.film_id, action.vetoed) },
-      };
+    case 'optimistic-veto': {
+      const s = state.session;
+      if (!s) return state;
+      const vetoed = setMember(s.vetoed, action.film_id, action.vetoed);
+      const r = s.results;
+      // The pool changes at once too (the server's answer confirms it).
+      const results = r && r.pool !== undefined ? { ...r, pool: poolCount(r, vetoed).left } : r;
+      return { ...state, session: { ...s, vetoed, results } };
+    }
     case 'event': {
       const ev = action.event;
       if (ev.type === 'session') return { ...replaceWhole(state, ev.data), connection: 'live' };
@@ -108,7 +151,9 @@ export function sessionReducer(state: SessionState, action: SessionAction): Sess
       if (ev.id !== null && ev.id < s.version) return state;
       const next = applyEventData(s, ev);
       const version = ev.id !== null && ev.id > s.version ? ev.id : s.version;
-      let { rolls, rolledVersion } = state;
+      let { rolls, rolledVersion, resultsGen, resync } = state;
+      if (ev.type === 'results') resultsGen++;
+      if (ev.type === 'unwatched' && s.watched.includes(ev.data.film_id)) resync++;
       if (ev.type === 'rolled') {
         // A rolled event is a new roll unless it is the one we already
         // counted (the answer to our own POST carried it first).
@@ -119,7 +164,7 @@ export function sessionReducer(state: SessionState, action: SessionAction): Sess
           rolledVersion = ev.id ?? version;
         }
       }
-      return { ...state, session: { ...next, version }, connection: 'live', rolls, rolledVersion };
+      return { ...state, session: { ...next, version }, connection: 'live', rolls, rolledVersion, resultsGen, resync };
     }
   }
 }
@@ -140,6 +185,16 @@ function isParticipant(v: unknown): v is Participant {
 
 function isResults(v: unknown): v is Results {
   return isObj(v) && Array.isArray(v.common) && v.common.every(isFilm) && Array.isArray(v.most) && v.most.every(isFilm);
+}
+
+export function isFilmPage(v: unknown): v is FilmPage {
+  return (
+    isObj(v) &&
+    typeof v.total === 'number' &&
+    typeof v.offset === 'number' &&
+    Array.isArray(v.films) &&
+    v.films.every(isFilm)
+  );
 }
 
 export function isSession(v: unknown): v is Session {
@@ -193,13 +248,18 @@ export function parseEvent(type: string, data: string, lastEventId: string): Ses
       return isResults(v) ? { type: t, id: n, data: v } : null;
     case 'veto':
       return isObj(v) && typeof v.film_id === 'number' && typeof v.vetoed === 'boolean'
-        ? { type: t, id: n, data: { film_id: v.film_id, vetoed: v.vetoed } }
+        ? { type: t, id: n, data: { film_id: v.film_id, vetoed: v.vetoed, ...poolOf(v) } }
         : null;
     case 'rolled':
       return isObj(v) && isFilm(v.film) ? { type: t, id: n, data: { film: v.film } } : null;
     case 'watched':
-      return isObj(v) && typeof v.film_id === 'number' ? { type: t, id: n, data: { film_id: v.film_id } } : null;
+    case 'unwatched':
+      return isObj(v) && typeof v.film_id === 'number' ? { type: t, id: n, data: { film_id: v.film_id, ...poolOf(v) } } : null;
   }
+}
+
+function poolOf(v: Record<string, unknown>): { pool?: number } {
+  return typeof v.pool === 'number' && Number.isInteger(v.pool) && v.pool >= 0 ? { pool: v.pool } : {};
 }
 
 // ---- what the screens show ---------------------------------------------------
@@ -276,7 +336,32 @@ export function filmLists(s: Session): FilmLists {
   const common = r.common.map((f) => entry(f, null));
   const most = r.most.map((f: RankedFilm) => entry(f, f.lists));
   const { pool, from } = rollPool(common, most);
-  return { common, most, pool, poolFrom: from, left: pool.length, lists: r.participants };
+  if (r.pool === undefined) return { common, most, pool, poolFrom: from, left: pool.length, lists: r.participants };
+  // The server counts the pool over every common film, not only the page
+  // here; `pool` (for the shuffle) holds the films of it this device has.
+  const counted = poolCount(r, s.vetoed);
+  const poolFrom = r.pool === 0 ? 'none' : counted.from === 'none' ? from : counted.from;
+  return { common, most, pool, poolFrom, left: r.pool, lists: r.participants };
+}
+
+/**
+ * The size of Roll!'s pool by the server's rule, from what a device knows:
+ * the common films not struck out (`common_count` less the struck-out films
+ * that are not among the most-lists ones: every struck-out film is one of the
+ * two); when none is left, the films at the top "on N lists" level still
+ * having one, not struck out.
+ */
+export function poolCount(r: Results, vetoed: number[]): { left: number; from: FilmLists['poolFrom'] } {
+  const mostIds = new Set(r.most.map((f) => f.id));
+  const struck = new Set(vetoed);
+  let commonStruck = 0;
+  for (const id of struck) if (!mostIds.has(id)) commonStruck++;
+  const commonLeft = Math.max(0, r.common_count - commonStruck);
+  if (commonLeft > 0) return { left: commonLeft, from: 'common' };
+  const open = r.most.filter((f) => !struck.has(f.id));
+  const top = open.reduce((m, f) => Math.max(m, f.lists), 0);
+  const n = open.filter((f) => f.lists === top).length;
+  return n > 0 ? { left: n, from: 'most' } : { left: 0, from: 'none' };
 }
 
 /**

@@ -40,8 +40,19 @@ export interface Results {
   participants: number;
   failed: number;
   common_count: number;
+  /** The first page of the common films (ordered by title); the rest come
+   * from GET /sessions/{id}/films. */
   common: Film[];
   most: RankedFilm[];
+  /** How many films Roll! draws from now (the server keeps it current). */
+  pool?: number;
+}
+
+/** GET /api/v1/sessions/{id}/films: one page of the common films. */
+export interface FilmPage {
+  total: number;
+  offset: number;
+  films: Film[];
 }
 
 export type SessionStatus = 'gathering' | 'searching' | 'results';
@@ -58,6 +69,8 @@ export interface Session {
   vetoed: number[];
   rolled: Film | null;
   watched: number[];
+  /** The Film objects of `watched`. */
+  watched_films?: Film[];
 }
 
 /** One Server-Sent Event of /api/v1/sessions/{id}/events, parsed. `id` is
@@ -67,9 +80,10 @@ export type SessionEvent =
   | { type: 'participant'; id: number | null; data: Participant }
   | { type: 'participant_removed'; id: number | null; data: { id: string } }
   | { type: 'results'; id: number | null; data: Results }
-  | { type: 'veto'; id: number | null; data: { film_id: number; vetoed: boolean } }
+  | { type: 'veto'; id: number | null; data: { film_id: number; vetoed: boolean; pool?: number } }
   | { type: 'rolled'; id: number | null; data: { film: Film } }
-  | { type: 'watched'; id: number | null; data: { film_id: number } };
+  | { type: 'watched'; id: number | null; data: { film_id: number; pool?: number } }
+  | { type: 'unwatched'; id: number | null; data: { film_id: number; pool?: number } };
 
 export type SessionEventType = SessionEvent['type'];
 
@@ -81,6 +95,7 @@ export const SESSION_EVENT_TYPES: readonly SessionEventType[] = [
   'veto',
   'rolled',
   'watched',
+  'unwatched',
 ];
 
 export interface ImportAnswer {
