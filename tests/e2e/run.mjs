@@ -572,3 +572,8 @@ test('XSS: a film titled <img src=x onerror=alert(1)> is shown as text, no scrip
   }
   await s.stop();
 });
+
+// The other test files of the suite (tests/e2e/*.test.mjs) run with this one.
+for (const f of readdirSync(new URL('.', import.meta.url)).filter((n) => n.endsWith('.test.mjs')).sort()) {
+  await import(new URL(f, import.meta.url).href);
+}

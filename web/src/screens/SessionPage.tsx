@@ -6,7 +6,7 @@
 import { useCallback, useEffect, useReducer, useRef, useState } from 'react';
 import { ApiError, csrfToken, eventsUrl, getSession, startSearch } from '../api';
 import { subscribe } from '../live';
-import { entryOf, forgetSession, rememberSession, stepsTo, viewOf } from '../state/history';
+import { entryOf, forgetSession, rememberSeenRoll, rememberSession, seenRoll, stepsTo, viewOf } from '../state/history';
 import { initialSessionState, screenOf, sessionReducer } from '../state/session';
 import type { Film, Session } from '../state/types';
 import { Gathering } from './Gathering';
@@ -50,6 +50,9 @@ export default function SessionPage({ id }: { id: string }) {
         // Opened again on a history entry of "change the group": that screen.
         const entry = entryOf(window.history.state, id);
         if (entry?.fpView === 'gathering' && s.status === 'results') setEditing(true);
+        // The rolled film is shown again on its own history entry, or when
+        // this browser has not closed it yet.
+        if (s.rolled && entry?.fpView !== 'rolled' && (entry !== null || seenRoll(id, s.rolled.id))) setSeenRolls(1);
         dispatch({ type: 'server', session: s });
         // When the browser gives up on the stream, the session may have
         // ended (expired): then say so instead of retrying for ever.
@@ -163,6 +166,11 @@ export default function SessionPage({ id }: { id: string }) {
       else window.history.replaceState(step.state, '', window.location.href);
     }
   }, [view, id]);
+  const shownFilm = onShow?.film.id;
+  useEffect(() => {
+    if (shownFilm === undefined) return;
+    return () => rememberSeenRoll(id, shownFilm);
+  }, [shownFilm, id]);
   const latest = useRef({ s, onShow, rolls: state.rolls });
   latest.current = { s, onShow, rolls: state.rolls };
   useEffect(() => {

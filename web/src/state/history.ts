@@ -84,6 +84,26 @@ export function forgetSession(id: string, store: Pick<Storage, 'getItem' | 'remo
   }
 }
 
+// The rolled film this browser last closed, so that coming back to the
+// session does not put it full screen again (a new roll still does).
+const SEEN_KEY = 'filmpicker.seenRoll';
+
+export function rememberSeenRoll(id: string, filmId: number, store: Pick<Storage, 'setItem'> | null = safeStorage()): void {
+  try {
+    store?.setItem(SEEN_KEY, `${id}:${filmId}`);
+  } catch {
+    // as above
+  }
+}
+
+export function seenRoll(id: string, filmId: number, store: Pick<Storage, 'getItem'> | null = safeStorage()): boolean {
+  try {
+    return store?.getItem(SEEN_KEY) === `${id}:${filmId}`;
+  } catch {
+    return false;
+  }
+}
+
 function safeStorage(): Storage | null {
   try {
     return typeof localStorage === 'undefined' ? null : localStorage;
