@@ -6,6 +6,7 @@ import {
   initialSessionState,
   listsLabel,
   parseEvent,
+  poolCount,
   progressOf,
   screenOf,
   sessionReducer,
@@ -240,5 +241,85 @@ describe('what the screens show', () => {
   it('labels a film with its year only when known', () => {
     expect(filmLabel(film(1, 'Ghost', 1927))).toBe('Ghost (1927)');
     expect(filmLabel(film(1, 'Ghost', null))).toBe('Ghost');
+  });
+});
+
+describe('the roll pool over every common film (issue 7)', () => {
+  const results = (over: Partial<import('./types').Results> = {}): import('./types').Results => ({
+    participants: 3,
+    failed: 0,
+    common_count: 800,
+    common: Array.from({ length: 100 }, (_, i) => film(i + 1)),
+    most: [ranked(9001, 2), ranked(9002, 2)],
+    pool: 800,
+    ...over,
+  });
+
+  it('counts the common films beyond the first page, the struck-out ones out', () => {
+    // 5 and 700 are common (700 on a later page), 9001 is a most-lists film
+    expect(poolCount(results(), [5, 700, 9001])).toEqual({ left: 798, from: 'common' });
+    expect(poolCount(results({ common_count: 2, common: [film(1), film(2)] }), [1, 2])).toEqual({ left: 2, from: 'most' });
+    expect(poolCount(results({ common_count: 1, common: [film(1)] }), [1, 9001, 9002])).toEqual({ left: 0, from: 'none' });
+  });
+
+  it('the list says the server’s pool, not the films on the page', () => {
+    const s = session({ status: 'results', results: results({ pool: 799 }), vetoed: [700] });
+    const l = filmLists(s);
+    expect(l.left).toBe(799);
+    expect(l.poolFrom).toBe('common');
+    expect(l.common).toHaveLength(100);
+  });
+
+  it('a strike-out changes the pool at once; the server’s answer and events set it', () => {
+    const st = reduce([
+      { type: 'server', session: session({ status: 'results', version: 5, results: results() }) },
+      { type: 'optimistic-veto', film_id: 650, vetoed: true },
+    ]);
+    expect(st.session?.results?.pool).toBe(799);
+    const again = reduce([ev({ type: 'veto', id: 6, data: { film_id: 651, vetoed: true, pool: 798 } })], st);
+    expect(again.session?.vetoed).toEqual([650, 651]);
+    expect(again.session?.results?.pool).toBe(798);
+  });
+
+  it('a film watched on another device leaves the results and the counts', () => {
+    const base = reduce([
+      { type: 'server', session: session({ status: 'results', version: 5, results: results(), vetoed: [3], rolled: film(3) }) },
+    ]);
+    const st = reduce([ev({ type: 'watched', id: 6, data: { film_id: 3, pool: 799 } })], base);
+    expect(st.session?.watched).toEqual([3]);
+    expect(st.session?.vetoed).toEqual([]);
+    expect(st.session?.rolled).toBeNull();
+    expect(st.session?.results?.common.some((f) => f.id === 3)).toBe(false);
+    expect(st.session?.results?.common_count).toBe(799);
+    expect(st.session?.results?.pool).toBe(799);
+    // one on a later page counts too; a most-lists film leaves `most`
+    const later = reduce([ev({ type: 'watched', id: 7, data: { film_id: 650 } }), ev({ type: 'watched', id: 8, data: { film_id: 9001 } })], st);
+    expect(later.session?.results?.common_count).toBe(798);
+    expect(later.session?.results?.most.map((f) => f.id)).toEqual([9002]);
+  });
+
+  it('a film put back elsewhere asks for the session again', () => {
+    const base = reduce([{ type: 'server', session: session({ status: 'results', version: 5, results: results(), watched: [42] }) }]);
+    const st = reduce([ev({ type: 'unwatched', id: 6, data: { film_id: 42, pool: 801 } })], base);
+    expect(st.session?.watched).toEqual([]);
+    expect(st.session?.results?.pool).toBe(801);
+    expect(st.resync).toBe(base.resync + 1);
+    expect(parseEvent('unwatched', '{"film_id":42,"pool":801}', '9')).toEqual({ type: 'unwatched', id: 9, data: { film_id: 42, pool: 801 } });
+    expect(parseEvent('veto', '{"film_id":1,"vetoed":true,"pool":-1}', '9')).toEqual({ type: 'veto', id: 9, data: { film_id: 1, vetoed: true } });
+  });
+
+  it('counts result sets: a new search drops the pages loaded for the last', () => {
+    const a = reduce([{ type: 'server', session: session({ status: 'results', version: 5, results: results() }) }]);
+    const g = a.resultsGen;
+    const b = reduce([{ type: 'server', session: session({ status: 'results', version: 6, results: results(), vetoed: [1] }) }], a);
+    expect(b.resultsGen).toBe(g);
+    const c = reduce(
+      [
+        { type: 'server', session: session({ status: 'searching', version: 7, results: null }) },
+        ev({ type: 'results', id: 8, data: results() }),
+      ],
+      b,
+    );
+    expect(c.resultsGen).toBe(g + 1);
   });
 });
