@@ -298,6 +298,9 @@ test('800 common films: all in the roll pool, rolls land beyond the first 500, t
     );
   }
   assert.equal(await common.getByRole('button', { name: /more$/ }).count(), 0, 'nothing more to show');
+  // the button is gone: focus is on the first film the last page brought
+  await page.waitForFunction(() => document.activeElement?.classList.contains('film-toggle'));
+  assert.equal(await page.evaluate(() => document.activeElement?.querySelector('.film-title')?.textContent), all.films[700].title);
   const titles = await common.locator('.film-title').allTextContents();
   assert.deepEqual(titles, all.films.map((f) => f.title));
   assert.equal(await page.getByText(/^Showing \d+ of/).count(), 0);

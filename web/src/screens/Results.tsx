@@ -64,13 +64,25 @@ export function Results({ session, actions, headingRef, onEdit, dispatch, gen }:
   }, [pages.q, pages.gen, session.id, retry]);
   const view = r ? pagesView(pages, r, session.watched) : null;
 
+  const commonList = useRef<HTMLElement>(null);
+  // After the last page the button is gone: focus goes on to the first film
+  // it brought, not back to the top of the page.
+  const [focusFrom, setFocusFrom] = useState<number | null>(null);
+  useEffect(() => {
+    if (focusFrom === null || pages.status === 'loading') return;
+    setFocusFrom(null);
+    if (commonList.current?.querySelector('.more button')) return;
+    commonList.current?.querySelectorAll<HTMLButtonElement>('.film-toggle')[focusFrom]?.focus();
+  }, [focusFrom, pages.status]);
+
   async function showMore() {
-    if (!view) return;
+    if (!view || pages.status === 'loading') return;
     const { q, gen: g } = pages;
     dispatchPages({ type: 'loading' });
     try {
       const page = await getFilms(session.id, { offset: view.nextOffset, limit: PAGE_SIZE, q });
       dispatchPages({ type: 'loaded', gen: g, q, page });
+      setFocusFrom(view.films.length);
     } catch (e) {
       dispatchPages({ type: 'failed', gen: g, q });
       actions.announce(e instanceof ApiError ? e.message : 'Could not load more films. Try again.');
@@ -173,7 +185,7 @@ export function Results({ session, actions, headingRef, onEdit, dispatch, gen }:
       )}
 
       {r && view && commonCount > 0 && (
-        <section aria-labelledby="common-title">
+        <section aria-labelledby="common-title" ref={commonList}>
           <h2 id="common-title">On everyone’s list</h2>
           {commonCount >= SEARCH_FROM && (
             <div className="film-search" role="search">
@@ -202,7 +214,7 @@ export function Results({ session, actions, headingRef, onEdit, dispatch, gen }:
           {view.films.length > 0 && grid(view.films.map(entryOf))}
           {view.hasMore && (pages.status !== 'loading' || !view.searching || view.films.length > 0) && (
             <p className="more">
-              <button type="button" className="btn" onClick={() => void showMore()} disabled={pages.status === 'loading'}>
+              <button type="button" className="btn" onClick={() => void showMore()} aria-disabled={pages.status === 'loading'}>
                 {pages.status === 'loading' ? 'Loading…' : `Show ${Math.min(PAGE_SIZE, view.total - view.films.length)} more`}
               </button>
             </p>
