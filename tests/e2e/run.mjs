@@ -50,6 +50,12 @@ after(async () => {
   }
 });
 
+// The other test files of the suite (tests/e2e/*.test.mjs) run with this
+// one (each starts its own browser and servers).
+for (const f of readdirSync(new URL('.', import.meta.url)).filter((n) => n.endsWith('.test.mjs')).sort()) {
+  await import(new URL(f, import.meta.url).href);
+}
+
 /** Fresh fake site + server for one test; stopped after it. */
 async function servers(fakeFlags = {}, env = {}) {
   const fake = await startFake({ markup: 'react2025', ...fakeFlags });
@@ -572,8 +578,3 @@ test('XSS: a film titled <img src=x onerror=alert(1)> is shown as text, no scrip
   }
   await s.stop();
 });
-
-// The other test files of the suite (tests/e2e/*.test.mjs) run with this one.
-for (const f of readdirSync(new URL('.', import.meta.url)).filter((n) => n.endsWith('.test.mjs')).sort()) {
-  await import(new URL(f, import.meta.url).href);
-}

@@ -143,23 +143,9 @@ export async function markWatched(id: string, filmId: number): Promise<Session> 
   return sessionFrom(await mutate('POST', `${base(id)}/watched`, JSON.stringify({ film_id: filmId }), true));
 }
 
-/** "Put it back": the film leaves everyone's watched set and returns to their lists. */
-export async function unmarkWatched(id: string, filmId: number): Promise<Session> {
+/** "Put it back": the film leaves the watched set of everyone here and returns to their lists. */
+export async function putBackWatched(id: string, filmId: number): Promise<Session> {
   return sessionFrom(await mutate('DELETE', `${base(id)}/watched/${encodeURIComponent(String(filmId))}`, null, false));
-}
-
-/** One page of the session's common films (those matching `q` in the title). */
-export async function getFilms(
-  id: string,
-  page: { offset: number; limit: number; q: string },
-  signal?: AbortSignal,
-): Promise<FilmPage> {
-  const qs = new URLSearchParams({ offset: String(page.offset), limit: String(page.limit) });
-  if (page.q) qs.set('q', page.q);
-  const res = await send('GET', `${base(id)}/films?${qs.toString()}`, { headers: { Accept: 'application/json' } }, signal);
-  const v: unknown = await res.json().catch(() => null);
-  if (!isFilmPage(v)) throw new ApiError(res.status, { code: 'invalid_answer', message: 'the server sent no films' });
-  return v;
 }
 
 /** Uploads a Letterboxd export; with `username` it becomes that user's stored list. */
@@ -187,4 +173,18 @@ export async function checkProfile(input: string, signal: AbortSignal): Promise<
 
 export function eventsUrl(id: string): string {
   return `${base(id)}/events`;
+}
+
+/** One page of the session's common films (those matching `q` in the title). */
+export async function getFilms(
+  id: string,
+  page: { offset: number; limit: number; q: string },
+  signal?: AbortSignal,
+): Promise<FilmPage> {
+  const qs = new URLSearchParams({ offset: String(page.offset), limit: String(page.limit) });
+  if (page.q) qs.set('q', page.q);
+  const res = await send('GET', `${base(id)}/films?${qs.toString()}`, { headers: { Accept: 'application/json' } }, signal);
+  const v: unknown = await res.json().catch(() => null);
+  if (!isFilmPage(v)) throw new ApiError(res.status, { code: 'invalid_answer', message: 'the server sent no films' });
+  return v;
 }

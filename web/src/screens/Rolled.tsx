@@ -5,7 +5,7 @@
 // once watched, "Put it back".
 import { useEffect, useRef, useState } from 'react';
 import type { ReactNode } from 'react';
-import { markWatched, roll, unmarkWatched } from '../api';
+import { markWatched, putBackWatched, roll } from '../api';
 import { copyText } from '../clipboard';
 import { FilmLink } from '../components/FilmCard';
 import { Poster } from '../components/Poster';
@@ -115,7 +115,7 @@ export function Rolled({ session, film, actions, onClose, toast, shuffle = true 
     back: onClose,
     unwatch: () =>
       void busyWhile(async () => {
-        if (await actions.run(() => unmarkWatched(session.id, film.id))) {
+        if (await actions.run(() => putBackWatched(session.id, film.id))) {
           actions.announce(`“${film.title}” is back on everyone’s watchlist.`);
         }
       }),
