@@ -392,6 +392,7 @@ test('the Roll! bar stays in view on a 390x844 phone after scrolling and strikin
   assert.ok(lb && lb.y >= 0 && lb.y + lb.height <= PHONE.height, 'films left in view');
   assert.ok((await page.evaluate(() => window.scrollY)) > 2 * PHONE.height, 'still scrolled down');
   await assertFitsWidth(page, 'results scrolled');
+  await axe(page, 'results scrolled phone');
   await screenshot(page, 'results-scrolled');
   await roll.click();
   await page.locator('dialog.rolled #rolled-title').waitFor();
