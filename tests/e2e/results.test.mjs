@@ -244,6 +244,51 @@ test('“Put it back” on the confirmation returns the film to the list', { tim
   await s.stop();
 });
 
+test('watched and put back on one device: the other device’s list and counts follow', { timeout: 120000 }, async () => {
+  const s = await servers({ universe: 3000, common: 6 });
+  const a = await open(browser, s.fp.url, { viewport: DESKTOP, reducedMotion: 'reduce' });
+  const id = await resultsFor(a.page, ['alice', 'bob']);
+  const n = (await expected(s.fake, ['alice', 'bob'])).common.length;
+  const b = await open(browser, s.fp.url, { viewport: PHONE, reducedMotion: 'reduce' });
+  await b.page.goto(`/s/${id}`);
+  await waitForResults(b.page);
+  await b.page.locator('.action-bar').getByText(`${n} films left`).waitFor();
+
+  await a.page.getByRole('button', { name: 'Roll!' }).click();
+  const da = a.page.locator('dialog.rolled');
+  const db = b.page.locator('dialog.rolled');
+  await da.locator('#rolled-title').waitFor();
+  await db.locator('#rolled-title').waitFor();
+  const title = ((await da.locator('#rolled-title').textContent()) ?? '').replace(/ \(\d{4}\)$/, '');
+  await da.getByRole('button', { name: 'We will watch it!' }).click();
+  await da.getByRole('button', { name: 'Yes, take it off' }).click();
+  // B hears it: the same film, watched
+  await db.getByText('Enjoy the film!').waitFor();
+  assert.deepEqual(await visibleButtons(db), ['Put it back', 'Copy title', 'Share', 'Back to the list']);
+  await db.getByRole('button', { name: 'Back to the list' }).click();
+  await db.waitFor({ state: 'detached' });
+  const common = b.page.locator('section[aria-labelledby="common-title"]');
+  await b.page.waitForFunction(
+    (t) => ![...document.querySelectorAll('section[aria-labelledby="common-title"] .film-title')].some((e) => e.textContent === t),
+    title,
+  );
+  await b.page.getByRole('heading', { level: 1, name: `${n - 1} films you all want to see` }).waitFor();
+  await b.page.locator('.action-bar').getByText(`${n - 1} films left`).waitFor();
+  assert.equal(await common.locator('.film').count(), n - 1);
+
+  // A puts it back: B's list has it again, the counts too
+  await da.getByRole('button', { name: 'Put it back' }).click();
+  await common.locator('.film-title', { hasText: title }).first().waitFor();
+  await b.page.getByRole('heading', { level: 1, name: `${n} films you all want to see` }).waitFor();
+  await b.page.locator('.action-bar').getByText(`${n} films left`).waitFor();
+  assert.equal(await common.locator('.film').count(), n);
+  assertNoProblems(a.problems, 'A');
+  assertNoProblems(b.problems, 'B');
+  await a.context.close();
+  await b.context.close();
+  await s.stop();
+});
+
 test('800 common films: all in the roll pool, rolls land beyond the first 500, the list reaches #800', { timeout: 240000 }, async () => {
   const s = await servers({ universe: 3000, common: 800, size: 820 });
   const { context, page, problems } = await open(browser, s.fp.url, { viewport: DESKTOP, reducedMotion: 'reduce' });
