@@ -117,7 +117,7 @@ export async function getSession(id: string): Promise<Session> {
   return sessionFrom(await send('GET', base(id), { headers: { Accept: 'application/json' } }));
 }
 
-export type NewParticipant = { profile: string } | { import: string };
+export type NewParticipant = { profile: string } | { import: string; name?: string };
 
 export async function addParticipant(id: string, who: NewParticipant): Promise<Session> {
   return sessionFrom(await mutate('POST', `${base(id)}/participants`, JSON.stringify(who), true));
@@ -141,6 +141,11 @@ export async function roll(id: string): Promise<Session> {
 
 export async function markWatched(id: string, filmId: number): Promise<Session> {
   return sessionFrom(await mutate('POST', `${base(id)}/watched`, JSON.stringify({ film_id: filmId }), true));
+}
+
+/** "Put it back": the film leaves the watched set of everyone here and returns to their lists. */
+export async function putBackWatched(id: string, filmId: number): Promise<Session> {
+  return sessionFrom(await mutate('DELETE', `${base(id)}/watched/${encodeURIComponent(String(filmId))}`, null, false));
 }
 
 /** Uploads a Letterboxd export; with `username` it becomes that user's stored list. */

@@ -1,13 +1,17 @@
 // Gathering people: "Add person" (a Letterboxd profile, checked as you type,
-// or an uploaded export), the people so far, the join link, and
-// "Suggest a film!".
+// or an uploaded export with a display name), the people so far with what is
+// known of their list (read as soon as they are added), the films watched
+// here lately, the join link, and "Suggest a film!".
 import { useEffect, useId, useReducer, useRef, useState } from 'react';
 import type { FormEvent, RefObject } from 'react';
 import { addParticipant, checkProfile, removeParticipant, startSearch } from '../api';
+import { PersonStatus } from '../components/PersonStatus';
+import { RecentlyWatched } from '../components/RecentlyWatched';
 import { Share } from '../components/Share';
 import { UploadExport } from '../components/UploadExport';
+import { MAX_NAME, alreadyAdded, alreadyAddedText, displayName } from '../state/gathering';
 import { CHECK_DELAY_MS, canAdd, checkMessage, checkReducer, initialCheck } from '../state/profileInput';
-import type { Session } from '../state/types';
+import type { Participant, Session } from '../state/types';
 import type { SessionActions } from './SessionPage';
 
 interface Props {
@@ -32,6 +36,14 @@ export function Gathering({ session, actions, headingRef, onDone }: Props) {
       // the button is gone: keep the keyboard in the list, not on the page
       peopleHeading.current?.focus();
       actions.announce(`${name} removed.`);
+    }
+  }
+
+  // Their export is now their stored list: add them again, so it is read.
+  async function readAgain(p: Participant) {
+    const ok = await actions.run(() => removeParticipant(session.id, p.id));
+    if (ok && (await actions.run(() => addParticipant(session.id, { profile: p.name })))) {
+      actions.announce(`${p.name}’s export uploaded.`);
     }
   }
 
@@ -73,6 +85,7 @@ export function Gathering({ session, actions, headingRef, onDone }: Props) {
                     >
                       Remove
                     </button>
+                    <PersonStatus p={p} onUploaded={p.source === 'import' ? null : () => readAgain(p)} />
                   </li>
                 ))}
               </ul>
@@ -99,6 +112,7 @@ export function Gathering({ session, actions, headingRef, onDone }: Props) {
               )}
             </div>
           </section>
+          <RecentlyWatched session={session} actions={actions} />
         </div>
         <div className="column">
           <Share joinUrl={session.join_url} announce={actions.announce} />
@@ -112,9 +126,16 @@ function AddPerson({ session, actions }: { session: Session; actions: SessionAct
   const [check, dispatch] = useReducer(checkReducer, initialCheck);
   const [input, setInput] = useState('');
   const [adding, setAdding] = useState(false);
+  const [uploadName, setUploadName] = useState('');
+  const nameRef = useRef('');
+  nameRef.current = uploadName;
   const seq = useRef(0);
   const fieldId = useId();
   const msgId = useId();
+  const nameId = useId();
+  const nameHintId = useId();
+  // Well formed, but already one of the group: say so, do not send it.
+  const dup = check.phase === 'valid' ? alreadyAdded(session, check.username) : null;
 
   // Debounced server check of what was typed; a newer keystroke aborts it.
   useEffect(() => {
@@ -137,7 +158,7 @@ function AddPerson({ session, actions }: { session: Session; actions: SessionAct
   async function add(e: FormEvent) {
     e.preventDefault();
     const profile = input.trim();
-    if (!profile || !canAdd(check)) return;
+    if (!profile || !canAdd(check) || dup) return;
     setAdding(true);
     const ok = await actions.run(() => addParticipant(session.id, { profile }));
     setAdding(false);
@@ -148,7 +169,7 @@ function AddPerson({ session, actions }: { session: Session; actions: SessionAct
     }
   }
 
-  const msg = checkMessage(check);
+  const msg = dup ? { text: alreadyAddedText(dup.name), tone: 'bad' as const } : checkMessage(check);
   return (
     <section className="panel" aria-labelledby="add-title">
       <h2 id="add-title">Add person</h2>
@@ -165,14 +186,14 @@ function AddPerson({ session, actions }: { session: Session; actions: SessionAct
             placeholder="https://letterboxd.com/alice/ or alice"
             value={input}
             aria-describedby={msgId}
-            aria-invalid={check.phase === 'invalid'}
+            aria-invalid={check.phase === 'invalid' || dup !== null}
             onChange={(e) => {
               setInput(e.currentTarget.value);
               seq.current++;
               dispatch({ type: 'typed', input: e.currentTarget.value, seq: seq.current });
             }}
           />
-          <button type="submit" className="btn btn-primary" disabled={adding || !input.trim() || !canAdd(check)}>
+          <button type="submit" className="btn btn-primary" disabled={adding || !input.trim() || !canAdd(check) || dup !== null}>
             {adding ? 'Adding…' : 'Add'}
           </button>
         </div>
@@ -182,14 +203,37 @@ function AddPerson({ session, actions }: { session: Session; actions: SessionAct
       </form>
       <details className="alt-source">
         <summary>No Letterboxd profile to link? Upload an export instead</summary>
+        <div className="upload-name">
+          <label htmlFor={nameId}>Their name</label>
+          <input
+            id={nameId}
+            type="text"
+            autoComplete="off"
+            maxLength={MAX_NAME}
+            placeholder="Dana"
+            value={uploadName}
+            aria-describedby={nameHintId}
+            onChange={(e) => setUploadName(e.currentTarget.value)}
+          />
+          <p id={nameHintId} className="hint">
+            How the group sees them; kept in this session only.
+          </p>
+        </div>
         <UploadExport
           label="Letterboxd export file"
           onUploaded={async (answer) => {
             const who = answer.import.participant;
+            const name = displayName(nameRef.current);
             const ok = await actions.run(() =>
-              addParticipant(session.id, 'import' in who ? { import: who.import } : { profile: who.profile }),
+              addParticipant(
+                session.id,
+                'import' in who ? { import: who.import, ...(name ? { name } : {}) } : { profile: who.profile },
+              ),
             );
-            if (ok) actions.announce('Uploaded list added.');
+            if (ok) {
+              setUploadName('');
+              actions.announce(`${name ?? 'Uploaded list'} added.`);
+            }
           }}
         />
       </details>

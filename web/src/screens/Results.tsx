@@ -5,6 +5,7 @@ import type { Dispatch, RefObject } from 'react';
 import { roll, setVeto, startSearch } from '../api';
 import { copyText } from '../clipboard';
 import { FilmCard } from '../components/FilmCard';
+import { MissingLists, useMissingGate } from '../components/MissingLists';
 import { PersonProblem } from '../components/PersonProblem';
 import type { FilmEntry, SessionAction } from '../state/session';
 import { filmLists } from '../state/session';
@@ -21,6 +22,7 @@ interface Props {
 
 export function Results({ session, actions, headingRef, onEdit, dispatch }: Props) {
   const [rolling, setRolling] = useState(false);
+  const gate = useMissingGate(session);
   const lists = filmLists(session);
   const r = session.results;
   const failed = session.participants.filter((p) => p.status === 'failed');
@@ -94,8 +96,9 @@ export function Results({ session, actions, headingRef, onEdit, dispatch }: Prop
             Tap a film to strike it out, tap again to bring it back. {pool}
           </p>
         )}
+        <MissingLists session={session} actions={actions} gate={gate} onEdit={onEdit} />
         <div className="actions sticky-actions">
-          <button type="button" className="btn btn-primary btn-big" onClick={doRoll} disabled={rolling || lists.left === 0}>
+          <button type="button" className="btn btn-primary btn-big" onClick={doRoll} disabled={rolling || lists.left === 0 || gate.blocked}>
             Roll!
           </button>
           <button type="button" className="btn" onClick={onEdit}>
