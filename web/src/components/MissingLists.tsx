@@ -1,6 +1,7 @@
 // The top of the results when some lists could not be read: whose lists are
-// missing and why, with the ways to fix it (remove them and search again,
-// try again, change the group), and "Go on anyway". Until the group goes on,
+// missing and why, with the ways to fix it (the upload offered below, remove
+// them and search again, try again when the site did not answer, or change
+// the group), and "Go on anyway". Until the group goes on,
 // Roll! waits (useMissingGate, which the results screen asks).
 import { useState } from 'react';
 import { removeParticipant, startSearch } from '../api';
@@ -32,15 +33,19 @@ interface Props {
   session: Session;
   actions: SessionActions;
   gate: MissingGate;
-  onEdit: () => void;
 }
 
-export function MissingLists({ session, actions, gate, onEdit }: Props) {
+export function MissingLists({ session, actions, gate }: Props) {
   const [busy, setBusy] = useState(false);
   const words = missingText(gate.missing);
   if (!words) return null;
   const { missing, readable } = gate.missing;
   const names = joinNames(missing.map((p) => p.name));
+  // Worth another try: the site did not answer, or something else went wrong.
+  const retry = missing.some((p) => {
+    const k = participantProblem(p)?.kind;
+    return k === 'unavailable' || k === 'other';
+  });
 
   if (!gate.blocked && readable.length > 0) {
     return (
@@ -84,12 +89,11 @@ export function MissingLists({ session, actions, gate, onEdit }: Props) {
         <button type="button" className="btn btn-primary" disabled={busy} onClick={() => void removeAndSearch()}>
           {missing.length === 1 ? `Remove ${names} and search again` : 'Remove them and search again'}
         </button>
-        <button type="button" className="btn" disabled={busy} onClick={() => void tryAgain()}>
-          Try again
-        </button>
-        <button type="button" className="btn" disabled={busy} onClick={onEdit}>
-          Change the group
-        </button>
+        {retry && (
+          <button type="button" className="btn" disabled={busy} onClick={() => void tryAgain()}>
+            Try again
+          </button>
+        )}
         {readable.length > 0 && (
           <button type="button" className="btn btn-quiet" disabled={busy} onClick={gate.goOn}>
             Go on anyway

@@ -40,7 +40,7 @@ export function Share({ joinUrl, announce }: { joinUrl: string; announce: (t: st
       <p>Friends open this link on their phones to add themselves.</p>
       {local && (
         <p className="note" id={`${linkId}-local`}>
-          This address only works on this computer: phones can’t open it. Ask whoever runs FilmPicker for its network
+          This address only works on this computer. Phones can’t open it: ask whoever runs FilmPicker for its network
           address, and open this page there.
         </p>
       )}

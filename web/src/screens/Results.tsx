@@ -96,7 +96,7 @@ export function Results({ session, actions, headingRef, onEdit, dispatch }: Prop
             Tap a film to strike it out, tap again to bring it back. {pool}
           </p>
         )}
-        <MissingLists session={session} actions={actions} gate={gate} onEdit={onEdit} />
+        <MissingLists session={session} actions={actions} gate={gate} />
         <div className="actions sticky-actions">
           <button type="button" className="btn btn-primary btn-big" onClick={doRoll} disabled={rolling || lists.left === 0 || gate.blocked}>
             Roll!
