@@ -9,7 +9,7 @@ import { PersonStatus } from '../components/PersonStatus';
 import { RecentlyWatched } from '../components/RecentlyWatched';
 import { Share } from '../components/Share';
 import { UploadExport } from '../components/UploadExport';
-import { MAX_NAME, alreadyAdded, alreadyAddedText, displayName } from '../state/gathering';
+import { MAX_NAME, alreadyAdded, alreadyAddedText, displayName, personStatus } from '../state/gathering';
 import { CHECK_DELAY_MS, canAdd, checkMessage, checkReducer, initialCheck } from '../state/profileInput';
 import type { Participant, Session } from '../state/types';
 import type { SessionActions } from './SessionPage';
@@ -27,6 +27,7 @@ export function Gathering({ session, actions, headingRef, onDone }: Props) {
   const [removing, setRemoving] = useState<string | null>(null);
   const peopleHeading = useRef<HTMLHeadingElement>(null);
   const people = session.participants;
+  const heard = useStatusNews(people);
 
   async function remove(pid: string, name: string) {
     setRemoving(pid);
@@ -65,6 +66,9 @@ export function Gathering({ session, actions, headingRef, onDone }: Props) {
             <h2 id="people-title" ref={peopleHeading} tabIndex={-1}>
               People <span className="count">({people.length})</span>
             </h2>
+            <p className="visually-hidden" aria-live="polite">
+              {heard}
+            </p>
             {people.length === 0 ? (
               <p className="muted">Nobody yet. Add yourself first, then your friends.</p>
             ) : (
@@ -120,6 +124,27 @@ export function Gathering({ session, actions, headingRef, onDone }: Props) {
       </div>
     </div>
   );
+}
+
+/** The latest person whose list was read (or failed), for screen readers:
+ * "alice: Found, 1,000 films". Page counts are not news. */
+function useStatusNews(people: Participant[]): string {
+  const last = useRef(new Map<string, string>());
+  const started = useRef(false);
+  const [news, setNews] = useState('');
+  useEffect(() => {
+    const seen = last.current;
+    const first = !started.current;
+    started.current = true;
+    const lines: string[] = [];
+    for (const p of people) {
+      const done = p.status === 'ready' || p.status === 'failed';
+      if (!first && done && seen.get(p.id) !== p.status) lines.push(`${p.name}: ${personStatus(p).text}`);
+      seen.set(p.id, p.status);
+    }
+    if (lines.length > 0) setNews(lines.join('. '));
+  }, [people]);
+  return news;
 }
 
 function AddPerson({ session, actions }: { session: Session; actions: SessionActions }) {
