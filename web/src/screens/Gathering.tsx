@@ -78,8 +78,10 @@ export function Gathering({ session, actions, headingRef, onDone }: Props) {
                     <span className="avatar" aria-hidden="true">
                       {p.name.slice(0, 1).toUpperCase()}
                     </span>
-                    <span className="person-name">{p.name}</span>
-                    <span className="person-source">{p.source === 'import' ? 'uploaded list' : 'Letterboxd'}</span>
+                    <span className="person-who">
+                      <span className="person-name">{p.name}</span>
+                      <span className="person-source">{p.source === 'import' ? 'uploaded list' : 'Letterboxd'}</span>
+                    </span>
                     <button
                       type="button"
                       className="btn btn-small btn-quiet"
