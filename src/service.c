@@ -1419,7 +1419,7 @@ static fp_err svc__list_edit(service *s, const uint8_t key[VAULT_KEY_BYTES], int
             else
                 ids[k++] = ids[i];
         }
-        if (present != add) { /* already as wanted */
+        if (present == add) { /* already as wanted */
             fp_free(ids);
             return FP_OK;
         }
