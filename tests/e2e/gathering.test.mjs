@@ -314,7 +314,7 @@ test('the films watched here lately, on the next session’s screen, with Put it
   await axe(page, 'recently watched');
   await screenshot(page, 'recently-watched');
 
-  await recent.getByRole('button', { name: `Put ${label} back on the watchlists` }).click();
+  await recent.getByRole('button', { name: `Put it back: ${label}` }).click();
   await unseen(recent, 'the panel');
   await page.getByRole('button', { name: 'Suggest a film!' }).click();
   await waitForResults(page);

@@ -35,7 +35,7 @@ export function RecentlyWatched({ session, actions }: { session: Session; action
               <button
                 type="button"
                 className="btn btn-small"
-                aria-label={`Put ${label} back on the watchlists`}
+                aria-label={`Put it back: ${label}`}
                 disabled={busy !== null}
                 onClick={() => void putBack(e.film.id, label)}
               >

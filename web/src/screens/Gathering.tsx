@@ -50,7 +50,10 @@ export function Gathering({ session, actions, headingRef, onDone }: Props) {
 
   async function suggest() {
     setBusy(true);
-    await actions.run(() => startSearch(session.id, false));
+    // Lists read as people were added make a search quick: its results may
+    // be in the answer already (no 'searching' on the way), so leave
+    // "change the group" here rather than wait for it.
+    if (await actions.run(() => startSearch(session.id, false))) onDone?.();
     setBusy(false);
   }
 
