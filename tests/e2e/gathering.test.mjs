@@ -81,7 +81,7 @@ function statusOf(page, name) {
 const REPORT_CSV = join(ROOT, 'tests', 'data', 'upload_report.csv');
 const EXPORT_CSV = join(ROOT, 'tests', 'data', 'api_watchlist.csv');
 
-test('each person’s list before the search: found with a count, no such user, private or empty, refused (upload offered)', { timeout: 120000 }, async () => {
+test('each person’s list before the search: found with a count, pages, no such user, private or empty, refused (upload offered), not answering', { timeout: 120000 }, async () => {
   // bob_n840: 30 pages of 28, read slowly enough to see the pages go by
   const s = await servers({ universe: 3000, latencyMs: 150 });
   const { context, page, problems } = await open(browser, s.fp.url, { viewport: PHONE, reducedMotion: 'reduce' });
@@ -95,7 +95,7 @@ test('each person’s list before the search: found with a count, no such user, 
   assert.doesNotMatch((await msg.getAttribute('class')) ?? '', /tone-ok/);
   assert.equal(await page.getByText(/Letterboxd user “notfound_x”/).count(), 0);
 
-  for (const u of ['alice_n1000', 'notfound_x', 'empty_x', 'blocked_x', 'bob_n840']) await addPerson(page, u, u);
+  for (const u of ['alice_n1000', 'notfound_x', 'empty_x', 'blocked_x', 'down_x', 'bob_n840']) await addPerson(page, u, u);
 
   // bob's list is read page by page, with a progress bar, while the others are done
   await seen(statusOf(page, 'bob_n840').getByText(/^Reading their list: \d+ of 30 pages$/), 'bob’s pages');
@@ -111,8 +111,10 @@ test('each person’s list before the search: found with a count, no such user, 
   // the upload is offered right there, with the way to get the export
   await seen(statusOf(page, 'blocked_x').getByText('Choose file'), 'the upload for blocked_x');
   await seen(statusOf(page, 'blocked_x').getByRole('link', { name: 'letterboxd.com/settings/data' }), 'the export link');
+  // a site that does not answer: said while it is retried, and after
+  await seen(statusOf(page, 'down_x').getByText(/^Letterboxd is not answering, (retrying…|try again in a while)$/), 'not answering', 30000);
   // no "found" for the others, and nobody is marked ready who is not
-  for (const who of ['notfound_x', 'empty_x', 'blocked_x']) {
+  for (const who of ['notfound_x', 'empty_x', 'blocked_x', 'down_x']) {
     assert.equal(await statusOf(page, who).getByText(/^Found/).count(), 0, `${who} must not be “found”`);
   }
   await seen(statusOf(page, 'bob_n840').getByText('Found, 840 films', { exact: true }), 'bob found', 60000);

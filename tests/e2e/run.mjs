@@ -71,7 +71,9 @@ async function servers(fakeFlags = {}, env = {}) {
 
 // Small catalogue, few films everyone shares: results have both "on every
 // list" and "on most lists". Latency keeps the loading screen up a while.
-const FLOW_FAKE = { universe: 3000, common: 3, latencyMs: 400 };
+// Lists are read as people are added: slow_carol's (each page waits
+// slowMs) is still being read when the search starts, so it shows.
+const FLOW_FAKE = { universe: 3000, common: 3, latencyMs: 400, slowMs: 4000 };
 
 test('start page: renders fast, explains itself, passes axe at both sizes', { timeout: 60000 }, async () => {
   const s = await servers();
@@ -154,7 +156,7 @@ for (const viewport of [DESKTOP, PHONE]) {
 
     await addPerson(page, 'https://letterboxd.com/Alice/', 'alice');
     await addPerson(page, '@bob', 'bob');
-    await addPerson(page, 'letterboxd.com/carol/watchlist/', 'carol');
+    await addPerson(page, 'letterboxd.com/slow_carol/watchlist/', 'slow_carol');
     await page.locator('svg.qr path').waitFor();
     // served on 127.0.0.1: the join link is this page's address, and the
     // page says phones cannot open it
@@ -167,7 +169,7 @@ for (const viewport of [DESKTOP, PHONE]) {
     // Loading: a progress bar per person.
     await page.getByRole('button', { name: 'Suggest a film!' }).click();
     await page.getByRole('heading', { level: 1, name: 'Reading watchlists…' }).waitFor();
-    for (const who of ['alice', 'bob', 'carol']) await page.getByRole('progressbar', { name: new RegExp(`^${who}: `) }).waitFor();
+    for (const who of ['alice', 'bob', 'slow_carol']) await page.getByRole('progressbar', { name: new RegExp(`^${who}: `) }).waitFor();
     await page.locator('.progress-label', { hasText: /\d+ of \d+ pages|films/ }).first().waitFor();
     await assertFitsWidth(page, 'loading');
     await axe(page, `loading ${viewport.width}`);
@@ -175,7 +177,7 @@ for (const viewport of [DESKTOP, PHONE]) {
 
     // Results match the lists on the fake site.
     await waitForResults(page);
-    const want = await expected(s.fake, ['alice', 'bob', 'carol']);
+    const want = await expected(s.fake, ['alice', 'bob', 'slow_carol']);
     assert.ok(want.common.length >= 1 && want.most.length >= 1, 'the fake catalogue should give both kinds of results');
     assert.deepEqual((await shownTitles(page, 'common-title')).sort(), want.common.map((f) => f.title).sort());
     assert.deepEqual((await shownTitles(page, 'most-title')).sort(), want.most.map((m) => m.film.title).sort());
