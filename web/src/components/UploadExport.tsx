@@ -9,6 +9,7 @@ import { ApiError, uploadExport } from '../api';
 import type { UploadReport } from '../state/gathering';
 import { uploadReport } from '../state/gathering';
 import type { ImportAnswer } from '../state/types';
+import { needsRowsFromFile, withRowsFromCsv } from '../state/uploadRows';
 
 export const EXPORT_PAGE = 'https://letterboxd.com/settings/data/';
 
@@ -32,7 +33,10 @@ export function UploadExport({ username, label, onUploaded }: Props) {
     setReport(null);
     setError(null);
     try {
-      const answer = await uploadExport(file, username);
+      let answer = await uploadExport(file, username);
+      if (needsRowsFromFile(answer, file.name)) {
+        answer = withRowsFromCsv(answer, await file.text().catch(() => ''));
+      }
       setReport(uploadReport(answer, file.name));
       await onUploaded(answer);
     } catch (e) {
