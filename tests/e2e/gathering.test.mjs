@@ -82,8 +82,9 @@ const REPORT_CSV = join(ROOT, 'tests', 'data', 'upload_report.csv');
 const EXPORT_CSV = join(ROOT, 'tests', 'data', 'api_watchlist.csv');
 
 test('each person’s list before the search: found with a count, pages, no such user, private or empty, refused (upload offered), not answering', { timeout: 120000 }, async () => {
-  // bob_n840: 30 pages of 28, read slowly enough to see the pages go by
-  const s = await servers({ universe: 3000, latencyMs: 150 });
+  // slow_bob_n840: 30 pages of 28, each answered after slowMs, so the pages
+  // are seen going by however many the server reads at once
+  const s = await servers({ universe: 3000, slowMs: 1500 });
   const { context, page, problems } = await open(browser, s.fp.url, { viewport: PHONE, reducedMotion: 'reduce' });
   await startSession(page);
 
@@ -95,11 +96,11 @@ test('each person’s list before the search: found with a count, pages, no such
   assert.doesNotMatch((await msg.getAttribute('class')) ?? '', /tone-ok/);
   assert.equal(await page.getByText(/Letterboxd user “notfound_x”/).count(), 0);
 
-  for (const u of ['alice_n1000', 'notfound_x', 'empty_x', 'blocked_x', 'down_x', 'bob_n840']) await addPerson(page, u, u);
+  for (const u of ['alice_n1000', 'notfound_x', 'empty_x', 'blocked_x', 'down_x', 'slow_bob_n840']) await addPerson(page, u, u);
 
   // bob's list is read page by page, with a progress bar, while the others are done
-  await seen(statusOf(page, 'bob_n840').getByText(/^Reading their list: \d+ of 30 pages$/), 'bob’s pages');
-  await seen(statusOf(page, 'bob_n840').getByRole('progressbar', { name: /^bob_n840: Reading their list/ }), 'bob’s progress bar');
+  await seen(statusOf(page, 'slow_bob_n840').getByText(/^Reading their list: \d+ of 30 pages$/), 'bob’s pages');
+  await seen(statusOf(page, 'slow_bob_n840').getByRole('progressbar', { name: /^slow_bob_n840: Reading their list/ }), 'bob’s progress bar');
 
   await seen(statusOf(page, 'alice_n1000').getByText('Found, 1,000 films', { exact: true }), 'alice found');
   await seen(statusOf(page, 'notfound_x').getByText('No Letterboxd user called “notfound_x”', { exact: true }), 'no such user');
@@ -117,7 +118,7 @@ test('each person’s list before the search: found with a count, pages, no such
   for (const who of ['notfound_x', 'empty_x', 'blocked_x', 'down_x']) {
     assert.equal(await statusOf(page, who).getByText(/^Found/).count(), 0, `${who} must not be “found”`);
   }
-  await seen(statusOf(page, 'bob_n840').getByText('Found, 840 films', { exact: true }), 'bob found', 60000);
+  await seen(statusOf(page, 'slow_bob_n840').getByText('Found, 840 films', { exact: true }), 'bob found', 60000);
   // all of it before anyone pressed "Suggest a film!"
   await seen(page.getByRole('heading', { level: 1, name: 'Who is watching?' }), 'the session screen');
   await seen(page.getByRole('button', { name: 'Suggest a film!' }), 'Suggest a film!');
