@@ -24,6 +24,7 @@
 #include "metrics.h"
 #include "queue/queue.h"
 #include "store/store.h"
+#include "views.h"
 #include "watched.h"
 
 #define SVC_POSTER_TTL_S (7L * 24 * 3600)  /* a fetched poster is kept a week */
@@ -1996,6 +1997,7 @@ fp_err svc_open(const fp_config *cfg, int with_workers, service **out)
     while (blen > 0 && cfg->letterboxd_url[blen - 1] == '/')
         blen--;
     s->base_url = fp_strndup(cfg->letterboxd_url, blen);
+    views_set_letterboxd_url(s->base_url);
     fetch_options fo = {
         .max_per_host = cfg->host_concurrency,
         .timeout_ms = cfg->fetch_timeout_ms,

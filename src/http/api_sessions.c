@@ -23,6 +23,7 @@
 #include "core/mem.h"
 #include "http/http_internal.h"
 #include "session.h"
+#include "views.h"
 
 #define CLIENT_COOKIE "fp_client"
 
@@ -79,8 +80,9 @@ enum MHD_Result api_sx_client(http_req *r)
         return http__error(r, rc, NULL, NULL);
     const char *pub = r->srv->cfg->public_url;
     struct MHD_Response *resp = http__json_response(
-        r, json_pack("{s:s,s:o}", "csrf_token", token, "public_url",
-                     pub ? json_string(pub) : json_null()));
+        r, json_pack("{s:s,s:o,s:s}", "csrf_token", token, "public_url",
+                     pub ? json_string(pub) : json_null(), "letterboxd_url",
+                     views_letterboxd_url()));
     char *cookie = fp_printf("%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000%s",
                              CLIENT_COOKIE, id, sx__https(r) ? "; Secure" : "");
     MHD_add_response_header(resp, "Set-Cookie", cookie);

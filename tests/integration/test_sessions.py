@@ -355,12 +355,12 @@ class SessionTestCase(unittest.TestCase):
         self.assertEqual(st.status, 200, getattr(st, "body", b"")[:300])
         return st
 
-    def session_with_results(self, client, names):
+    def session_with_results(self, client, names, timeout=30.0):
         s = self.new_session(client)
         for n in names:
             self.add(client, s["id"], n)
         self.search(client, s["id"])
-        return self.wait_results(s["id"])
+        return self.wait_results(s["id"], timeout=timeout)
 
 
 # ---- client identity, CSRF, limits ---------------------------------------------------------
