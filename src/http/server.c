@@ -258,7 +258,11 @@ fp_err http__person(service *svc, const char *type, const char *input, int refre
     if (rc != FP_BAD_SOURCE && rc != FP_BAD_USERNAME)
         return rc;
     char *who = index == HTTP_NO_INDEX ? fp_strdup("") : fp_printf("participant %zu: ", index + 1);
-    if (rc == FP_BAD_SOURCE)
+    if (rc == FP_BAD_SOURCE && type &&
+        (strcasecmp(type, "kp") == 0 || strcasecmp(type, "kinopoisk") == 0))
+        *message = fp_printf("%sKinopoisk lists are not supported yet; use \"lb\" (Letterboxd)",
+                             who);
+    else if (rc == FP_BAD_SOURCE)
         *message = fp_printf("%sunknown source type '%.40s' (use \"lb\")", who, type ? type : "");
     else
         *message = fp_printf("%s'%.80s' is not a Letterboxd username or profile URL (like alice "
