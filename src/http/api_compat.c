@@ -222,7 +222,27 @@ enum MHD_Result api_compat_scrape(http_req *r)
     return compat__wait(r, cp, compat__scrape_done);
 }
 
-/* Every list of the job is read (or failed): removes the film from each. */
+/* Removes the film from each person's stored list: the answer, and its status. */
+static struct MHD_Response *compat__remove_all(http_req *r, const compat_people *cp,
+                                               int *status)
+{
+    fp_err rc = FP_OK;
+    json_t *results = json_object();
+    for (size_t i = 0; i < cp->n && rc == FP_OK; i++) {
+        int removed = 0;
+        rc = svc_remove_by_slug(r->srv->svc, &cp->people[i], cp->film, &removed);
+        json_object_set_new(results, cp->labels[i], json_boolean(removed));
+    }
+    if (rc != FP_OK) {
+        json_decref(results);
+        *status = fp_err_http_status(rc);
+        return http__json_response(r, http__error_body(rc, NULL));
+    }
+    *status = 200;
+    return http__json_response(r, json_pack("{s:o}", "results", results));
+}
+
+/* The lists that were missing are read (or failed): removes the film. */
 static void compat__remove_done(void *ud, int done)
 {
     http_req *r = ud;
@@ -241,19 +261,9 @@ static void compat__remove_done(void *ud, int done)
             return;
         }
     svc_job_view_free(&v);
-    json_t *results = json_object();
-    for (size_t i = 0; i < cp->n && rc == FP_OK; i++) {
-        int removed = 0;
-        rc = svc_remove_by_slug(r->srv->svc, &cp->people[i], cp->film, &removed);
-        json_object_set_new(results, cp->labels[i], json_boolean(removed));
-    }
-    if (rc != FP_OK) {
-        json_decref(results);
-        http__resume(r, fp_err_http_status(rc),
-                     http__json_response(r, http__error_body(rc, NULL)));
-        return;
-    }
-    http__resume(r, 200, http__json_response(r, json_pack("{s:o}", "results", results)));
+    int status = 0;
+    struct MHD_Response *resp = compat__remove_all(r, cp, &status);
+    http__resume(r, status, resp);
 }
 
 enum MHD_Result api_compat_remove(http_req *r)
@@ -286,5 +296,18 @@ enum MHD_Result api_compat_remove(http_req *r)
     json_decref(body);
     /* Lists not stored yet are fetched first (the answer says whether the
      * film was on each person's list); stored ones are used as they are. */
-    return compat__wait(r, cp, compat__remove_done);
+    int all_stored = 1;
+    for (size_t i = 0; i < cp->n && all_stored; i++) {
+        fp_err rc = svc_person_stored(r->srv->svc, &cp->people[i], &all_stored);
+        if (rc != FP_OK) {
+            compat__people_free(cp);
+            return http__error(r, rc, NULL, NULL);
+        }
+    }
+    if (!all_stored)
+        return compat__wait(r, cp, compat__remove_done);
+    int status = 0;
+    struct MHD_Response *resp = compat__remove_all(r, cp, &status);
+    compat__people_free(cp);
+    return http__queue(r, status, resp);
 }
