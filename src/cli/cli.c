@@ -538,9 +538,15 @@ static int cli_import(cli_args *a)
     svc_import_report rep;
     rc = svc_import(svc, who, data, len, base ? base + 1 : a->rest[0], &rep);
     if (rc == FP_OK || rc == FP_BAD_FILE || rc == FP_EMPTY_WATCHLIST) {
-        for (size_t i = 0; i < rep.detail.nerrors; i++)
-            fprintf(stderr, "%s:%zu: %s\n", a->rest[0], rep.detail.errors[i].line,
-                    rep.detail.errors[i].reason);
+        for (size_t i = 0; i < rep.detail.nerrors; i++) {
+            const import_row_error *e = &rep.detail.errors[i];
+            char which[IMPORT_ROW_TITLE_MAX * 3 + 32] = "";
+            if (e->title && e->year)
+                snprintf(which, sizeof which, "%s (%d): ", e->title, e->year);
+            else if (e->title)
+                snprintf(which, sizeof which, "%s: ", e->title);
+            fprintf(stderr, "%s:%zu: %s%s\n", a->rest[0], e->line, which, e->reason);
+        }
         if (rep.detail.nerrors_total > rep.detail.nerrors)
             fprintf(stderr, "... and %zu more unreadable rows\n",
                     rep.detail.nerrors_total - rep.detail.nerrors);

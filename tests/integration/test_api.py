@@ -1028,6 +1028,9 @@ class V1ApiTest(ApiTestCase):
         self.assertEqual(data["row_errors_total"], 3)
         self.assertIn("19x5", data["row_errors"][0]["reason"])
         self.assertIn("Name", data["row_errors"][1]["reason"])
+        # each names the row's film as far as the row can be read
+        self.assertEqual([(e["title"], e["year"]) for e in data["row_errors"]],
+                         [("The Broken Year Row", None), (None, 2001), ("Too Many Fields", 2001)])
 
         pal = self.user("pal_zq")
         pal_films = {(f["title"], f["year"]): f for f in self.films(pal)}

@@ -278,7 +278,8 @@ class TestScrapeImportMigrate(unittest.TestCase):
                 rep = json.loads(r.stdout)
                 self.assertEqual(rep["films"], 17)
                 self.assertEqual(rep["row_errors"], 1)
-                self.assertIn("watchlist.csv:19: Year", r.stderr)  # the bad row's line
+                # the bad row's line and film
+                self.assertIn("watchlist.csv:19: Broken Year: Year 'abc' is not a year", r.stderr)
                 out = json.loads(run(["pick", "--json", "importer", "friend"],
                                      env.env).stdout)
                 self.assertEqual(sorted(f["letterboxd_id"] for f in out["common"]),
