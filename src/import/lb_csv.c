@@ -581,7 +581,7 @@ static fp_err lbcsv_parse(const unsigned char *data, size_t len, import_result *
         goto out;
     switch (c.state) {
     case LBCSV_HEADER:
-        rc = import__refuse(out, FP_BAD_FILE, "the file is empty: no header line (expected "
+        rc = import__refuse(out, FP_BAD_FILE, "the file is empty (no header line; expected "
                                               LBCSV_EXPECTED ")");
         break;
     case LBCSV_LIST_META:

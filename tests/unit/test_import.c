@@ -603,7 +603,8 @@ static void test_zip_refusals(void **state)
         {"watchlist.csv is not an export", {{"watchlist.csv", "Const,Title\ntt1,A\n", 0}}, 1,
          "watchlist.csv in the zip: no Name column in the header (line 1)"},
         {"watchlist.csv is empty", {{"watchlist.csv", "", 0}}, 1,
-         "watchlist.csv in the zip: the file is empty"},
+         "watchlist.csv in the zip is empty (no header line; expected Date,Name,Year,"
+         "Letterboxd URI)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         print_message("case: %s\n", cases[i].name);
