@@ -5,8 +5,9 @@
  * files. Any other page a browser may open (a path outside /api/, /docs,
  * /healthz, /metrics and /assets/ that does not name a file, or /s/ with an
  * id that is not 32 hex digits) is answered 404 with index.html, so the app
- * shows its own "page not found"; without a built app it is the JSON 404. A file's precompressed .br or .gz twin (written by the build) is
- * sent when the browser accepts that encoding. Pages carry the app's strict
+ * shows its own "page not found"; without a built app it is the JSON 404.
+ * A file's precompressed .br or .gz twin (written by the build) is sent when
+ * the browser accepts that encoding. Pages carry the app's strict
  * Content-Security-Policy: scripts, styles and connections only from here.
  */
 #include <fcntl.h>
