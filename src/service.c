@@ -24,6 +24,8 @@
 #include "metrics.h"
 #include "queue/queue.h"
 #include "store/store.h"
+#include "views.h"
+#include "watched.h"
 
 #define SVC_POSTER_TTL_S (7L * 24 * 3600)  /* a fetched poster is kept a week */
 #define SVC_POSTER_MISSING_TTL_S 3600L    /* "the image host has none": an hour */
@@ -36,6 +38,7 @@
 #define SVC_HOT_BUCKETS 1024
 #define SVC_HOT_MAX 8192
 #define SVC_HOT_TTL_MS 10000
+#define SVC_WATCHED_CONTEXT "FilmPicker watched set v1"
 
 typedef struct svc_job svc_job;
 
@@ -860,6 +863,9 @@ static void svc__progress(void *ud, int done, int total, fp_err retrying)
     svc__announce(s, &changed);
 }
 
+static fp_err svc__watched_apply(service *s, const uint8_t key[VAULT_KEY_BYTES], int64_t *ids,
+                                 size_t *n);
+
 /* Fetches one person's list and stores it. Runs on a worker (or the CLI). */
 static fp_err svc__fetch_and_store(service *s, const svc_person *p, source_progress_fn progress,
                                    void *ud)
@@ -871,6 +877,8 @@ static fp_err svc__fetch_and_store(service *s, const svc_person *p, source_progr
     fp_err rc = p->src->fetch(&s->env, p->user, progress, ud, &films);
     if (rc == FP_OK) {
         rc = svc__resolve(s, &films, &ids, &n);
+        if (rc == FP_OK)
+            rc = svc__watched_apply(s, p->key, ids, &n);
         if (rc == FP_OK)
             rc = svc__store(s, p->key, ids, n, svc__now(), -1);
         film_list_free(&films);
@@ -1282,12 +1290,114 @@ out:
     return rc;
 }
 
-/* Removes film_id from one stored list with compare-and-swap retries.
- * *removed = 1 when it was there. */
-static fp_err svc__remove_film(service *s, const uint8_t key[VAULT_KEY_BYTES], int64_t film_id,
-                               int *removed)
+/* ---- watched here (watched.h) ------------------------------------------ */
+
+/* The row key (and sealing owner) of a person's watched set: the person key
+ * hashed with a context, so it never equals a watchlist row's key. */
+static void svc__watched_key(const uint8_t key[VAULT_KEY_BYTES], uint8_t out[VAULT_KEY_BYTES])
 {
-    *removed = 0;
+    crypto_generichash(out, VAULT_KEY_BYTES, (const unsigned char *)SVC_WATCHED_CONTEXT,
+                       sizeof SVC_WATCHED_CONTEXT - 1, key, VAULT_KEY_BYTES);
+}
+
+/* A person's watched set and its row version (0: no row yet). */
+static fp_err svc__watched_load(service *s, const uint8_t key[VAULT_KEY_BYTES], watched_set *out,
+                                int64_t *version)
+{
+    memset(out, 0, sizeof *out);
+    *version = 0;
+    uint8_t wk[VAULT_KEY_BYTES];
+    svc__watched_key(key, wk);
+    store_watchlist w = {0};
+    fp_err rc = s->sb->watched_get(s->st, wk, &w);
+    if (rc == FP_NOT_FOUND)
+        return FP_OK;
+    if (rc != FP_OK)
+        return rc;
+    int64_t *codes = NULL;
+    size_t n = 0;
+    rc = vault_unseal(s->v, wk, w.sealed, w.sealed_len, &codes, &n);
+    if (rc == FP_OK)
+        rc = watched_unpack(codes, n, out);
+    if (rc == FP_OK)
+        *version = w.version;
+    else
+        fp_log(FP_LOG_ERROR, "watched_unseal_failed", "{s:s}", "error", fp_err_code(rc));
+    fp_free(codes);
+    store_watchlist_free(&w);
+    return rc;
+}
+
+/* Stores the set if the row is still at version (0: create). FP_CONFLICT
+ * when someone else changed it first. */
+static fp_err svc__watched_save(service *s, const uint8_t key[VAULT_KEY_BYTES],
+                                const watched_set *ws, int64_t version)
+{
+    uint8_t wk[VAULT_KEY_BYTES];
+    svc__watched_key(key, wk);
+    int64_t *codes = NULL;
+    size_t n = 0;
+    uint8_t *blob = NULL;
+    size_t blen = 0;
+    fp_err rc = watched_pack(ws, &codes, &n);
+    if (rc == FP_OK)
+        rc = vault_seal(s->v, wk, codes, n, &blob, &blen);
+    if (rc == FP_OK)
+        rc = s->sb->watched_put(s->st, wk, blob, blen, svc__now(), version, NULL);
+    fp_free(codes);
+    fp_free(blob);
+    return rc;
+}
+
+/* Adds (add=1) or removes film_id in a person's watched set, with
+ * compare-and-swap retries. *changed = 1 when the set changed. */
+static fp_err svc__watched_edit(service *s, const uint8_t key[VAULT_KEY_BYTES], int64_t film_id,
+                                int add, int *changed)
+{
+    *changed = 0;
+    if (film_id <= 0 || film_id >= WATCHED_MAX_FILM_ID)
+        return add ? FP_INVALID : FP_OK;
+    for (int attempt = 0; attempt < SVC_CAS_TRIES; attempt++) {
+        watched_set ws;
+        int64_t version = 0;
+        fp_err rc = svc__watched_load(s, key, &ws, &version);
+        if (rc != FP_OK)
+            return rc;
+        int c = add ? watched_add(&ws, film_id, svc__now()) : watched_remove(&ws, film_id);
+        if (c)
+            rc = svc__watched_save(s, key, &ws, version);
+        watched_free(&ws);
+        if (rc == FP_OK) {
+            *changed = c;
+            return FP_OK;
+        }
+        if (rc != FP_CONFLICT)
+            return rc;
+    }
+    return FP_CONFLICT;
+}
+
+/* Takes a person's watched films out of a fresh list (ids sorted). */
+static fp_err svc__watched_apply(service *s, const uint8_t key[VAULT_KEY_BYTES], int64_t *ids,
+                                 size_t *n)
+{
+    watched_set ws;
+    int64_t version = 0;
+    fp_err rc = svc__watched_load(s, key, &ws, &version);
+    if (rc != FP_OK)
+        return rc;
+    *n = watched_filter(&ws, ids, *n);
+    watched_free(&ws);
+    return FP_OK;
+}
+
+/* Edits one stored list with compare-and-swap retries: removes film_id
+ * (add=0) or puts it back (add=1). *changed = 1 when the list changed. A
+ * person without a stored list is left as is. */
+static fp_err svc__list_edit(service *s, const uint8_t key[VAULT_KEY_BYTES], int64_t film_id,
+                             int add, int *changed)
+{
+    *changed = 0;
     for (int attempt = 0; attempt < SVC_CAS_TRIES; attempt++) {
         store_watchlist w = {0};
         fp_err rc = s->sb->watchlist_get(s->st, key, &w);
@@ -1303,23 +1413,118 @@ static fp_err svc__remove_film(service *s, const uint8_t key[VAULT_KEY_BYTES], i
         if (rc != FP_OK)
             return rc;
         size_t k = 0;
-        for (size_t i = 0; i < n; i++)
-            if (ids[i] != film_id)
+        int present = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (ids[i] == film_id)
+                present = 1;
+            else
                 ids[k++] = ids[i];
-        if (k == n) {
+        }
+        if (present == add) { /* already as wanted */
             fp_free(ids);
             return FP_OK;
+        }
+        if (add) {
+            ids = fp_realloc(ids, (n + 1) * sizeof *ids);
+            ids[n] = film_id;
+            k = svc__sort_unique(ids, n + 1);
         }
         rc = svc__store(s, key, ids, k, fetched_at, version);
         fp_free(ids);
         if (rc == FP_OK) {
-            *removed = 1;
+            *changed = 1;
             return FP_OK;
         }
         if (rc != FP_CONFLICT)
             return rc;
     }
     return FP_CONFLICT;
+}
+
+/* "We will watch it" for one person: off the stored list and, when it was
+ * there, into the watched set, so no later fetch brings it back. */
+static fp_err svc__remove_film(service *s, const uint8_t key[VAULT_KEY_BYTES], int64_t film_id,
+                               int *removed)
+{
+    fp_err rc = svc__list_edit(s, key, film_id, 0, removed);
+    int changed = 0;
+    if (rc == FP_OK && *removed)
+        rc = svc__watched_edit(s, key, film_id, 1, &changed);
+    return rc;
+}
+
+/* "Put it back" for one person: out of the watched set and, when it was
+ * there, back on the stored list. */
+static fp_err svc__restore_film(service *s, const uint8_t key[VAULT_KEY_BYTES], int64_t film_id,
+                                int *restored)
+{
+    fp_err rc = svc__watched_edit(s, key, film_id, 0, restored);
+    int changed = 0;
+    if (rc == FP_OK && *restored)
+        rc = svc__list_edit(s, key, film_id, 1, &changed);
+    return rc;
+}
+
+fp_err svc_unwatch_people(service *s, const svc_person *people, size_t n, int64_t film_id,
+                          int *restored)
+{
+    fp_err rc = FP_OK;
+    for (size_t i = 0; i < n && rc == FP_OK; i++) {
+        int r = 0;
+        rc = svc__restore_film(s, people[i].key, film_id, &r);
+        if (restored)
+            restored[i] = r;
+    }
+    return rc;
+}
+
+fp_err svc_watched_recent(service *s, const svc_person *p, int64_t since, size_t max,
+                          svc_watched_film **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    watched_set ws;
+    int64_t version = 0;
+    fp_err rc = svc__watched_load(s, p->key, &ws, &version);
+    if (rc != FP_OK)
+        return rc;
+    watched_entry *recent = NULL;
+    size_t k = watched_recent(&ws, since, max, &recent);
+    watched_free(&ws);
+    if (k > 0) {
+        int64_t *ids = fp_malloc(k * sizeof *ids);
+        film *fs = fp_calloc(k, sizeof *fs);
+        for (size_t i = 0; i < k; i++)
+            ids[i] = recent[i].film_id;
+        rc = svc__films(s, ids, k, fs);
+        svc_watched_film *r = fp_calloc(k, sizeof *r);
+        for (size_t i = 0; i < k; i++) {
+            r[i].film = fs[i];
+            r[i].watched_at = recent[i].at;
+        }
+        fp_free(fs);
+        fp_free(ids);
+        if (rc == FP_OK) {
+            *out = r;
+            *n = k;
+        } else {
+            svc_watched_films_free(r, k);
+        }
+    }
+    fp_free(recent);
+    return rc;
+}
+
+void svc_watched_films_free(svc_watched_film *f, size_t n)
+{
+    for (size_t i = 0; f && i < n; i++)
+        film_clear(&f[i].film);
+    fp_free(f);
+}
+
+fp_err svc_films_get(service *s, const int64_t *ids, size_t n, film *out)
+{
+    return svc__films(s, ids, n, out);
 }
 
 fp_err svc_watched_people(service *s, const svc_person *people, size_t n, int64_t film_id,
@@ -1394,6 +1599,48 @@ fp_err svc_job_watched(service *s, const char *job_id, int64_t film_id, int *rem
     pthread_mutex_unlock(&s->mu);
     fp_free(people);
     fp_free(ready);
+    return rc;
+}
+
+fp_err svc_job_unwatched(service *s, const char *job_id, int64_t film_id, int *restored,
+                         size_t nrestored)
+{
+    pthread_mutex_lock(&s->mu);
+    svc_job *j = svc__job_find(s, job_id);
+    if (!j) {
+        pthread_mutex_unlock(&s->mu);
+        return FP_NOT_FOUND;
+    }
+    if (j->pending > 0) {
+        pthread_mutex_unlock(&s->mu);
+        return FP_PENDING;
+    }
+    size_t n = j->nparts;
+    svc_person *people = fp_calloc(n, sizeof *people);
+    int *back = fp_calloc(n, sizeof *back);
+    for (size_t i = 0; i < n; i++)
+        people[i] = j->parts[i].person;
+    pthread_mutex_unlock(&s->mu);
+
+    fp_err rc = FP_OK;
+    for (size_t i = 0; i < n && rc == FP_OK; i++)
+        rc = svc__restore_film(s, people[i].key, film_id, &back[i]);
+    for (size_t i = 0; i < n && i < nrestored; i++)
+        restored[i] = back[i];
+    /* Keep the job's copies in step with storage. */
+    pthread_mutex_lock(&s->mu);
+    j = svc__job_find(s, job_id);
+    for (size_t i = 0; j && i < j->nparts && i < n; i++) {
+        svc_part *p = &j->parts[i];
+        if (!back[i] || p->state != SVC_PART_READY || pick_contains(p->ids, p->nids, film_id))
+            continue;
+        p->ids = fp_realloc(p->ids, (p->nids + 1) * sizeof *p->ids);
+        p->ids[p->nids] = film_id;
+        p->nids = svc__sort_unique(p->ids, p->nids + 1);
+    }
+    pthread_mutex_unlock(&s->mu);
+    fp_free(people);
+    fp_free(back);
     return rc;
 }
 
@@ -1576,6 +1823,10 @@ fp_err svc_import(service *s, const svc_person *p, const unsigned char *data, si
     int64_t *ids = NULL;
     size_t n = 0;
     rc = svc__resolve(s, &out->detail.films, &ids, &n);
+    size_t listed = n;
+    if (rc == FP_OK)
+        rc = svc__watched_apply(s, who->key, ids, &n);
+    out->watched = listed - n;
     if (rc == FP_OK)
         rc = svc__store(s, who->key, ids, n, svc__now(), -1);
     fp_free(ids);
@@ -1755,6 +2006,7 @@ fp_err svc_open(const fp_config *cfg, int with_workers, service **out)
     while (blen > 0 && cfg->letterboxd_url[blen - 1] == '/')
         blen--;
     s->base_url = fp_strndup(cfg->letterboxd_url, blen);
+    views_set_letterboxd_url(s->base_url);
     fetch_options fo = {
         .max_per_host = cfg->host_concurrency,
         .timeout_ms = cfg->fetch_timeout_ms,

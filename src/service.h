@@ -132,14 +132,41 @@ void svc_results_free(svc_results *r);
 fp_err svc_job_roll(service *s, const char *job_id, const int64_t *veto, size_t nveto,
                     const uint64_t *seed, film *out) FP_WARN_UNUSED;
 
-/* Removes a film from every ready participant's stored watchlist. removed[i]
- * (n = participants) tells for whom it was there. */
+/* Removes a film from every ready participant's stored watchlist and keeps
+ * it off their later fetches (svc_watched_people). removed[i] (n =
+ * participants) tells for whom it was there. */
 fp_err svc_job_watched(service *s, const char *job_id, int64_t film_id, int *removed,
                        size_t nremoved) FP_WARN_UNUSED;
 
-/* Removes a film from these people's stored lists (removed[i] may be NULL). */
+/* Removes a film from these people's stored lists (removed may be NULL)
+ * and records it in the "watched here" set (watched.h) of each person who had
+ * it, so that no later fetch or import brings it back. */
 fp_err svc_watched_people(service *s, const svc_person *people, size_t n, int64_t film_id,
                           int *removed) FP_WARN_UNUSED;
+
+/* "Put it back": takes the film out of each person's watched set and, where
+ * it was there, back onto their stored list. restored[i] (may be NULL) tells
+ * for whom it was in the set. */
+fp_err svc_unwatch_people(service *s, const svc_person *people, size_t n, int64_t film_id,
+                          int *restored) FP_WARN_UNUSED;
+/* The same for every participant of a finished job (restored[i], n = parts);
+ * the job's copies follow, so its results and rolls see the film again. */
+fp_err svc_job_unwatched(service *s, const char *job_id, int64_t film_id, int *restored,
+                         size_t nrestored) FP_WARN_UNUSED;
+
+typedef struct svc_watched_film {
+    film film;
+    int64_t watched_at; /* unix seconds */
+} svc_watched_film;
+/* The films a person marked watched at or after since (unix seconds),
+ * newest first, at most max. Free *out with svc_watched_films_free. */
+fp_err svc_watched_recent(service *s, const svc_person *p, int64_t since, size_t max,
+                          svc_watched_film **out, size_t *n) FP_WARN_UNUSED;
+void svc_watched_films_free(svc_watched_film *f, size_t n);
+
+/* Catalogue films by id (cache, then storage): out[i] for ids[i]; caller
+ * clears each with film_clear. */
+fp_err svc_films_get(service *s, const int64_t *ids, size_t n, film *out) FP_WARN_UNUSED;
 
 /* CSRF tokens: a MAC of the client id (32 hex digits) under a server key. */
 fp_err svc_client_token(service *s, const char *client_id,
@@ -170,7 +197,8 @@ fp_err svc_person_stored(service *s, const svc_person *p, int *stored) FP_WARN_U
 typedef struct svc_import_report {
     char token[33];          /* set when no user was given: the import's id */
     const char *format;
-    size_t films;
+    size_t films;            /* films stored */
+    size_t watched;          /* films left out: in the person's watched set */
     import_result detail;    /* row errors */
 } svc_import_report;
 

@@ -15,6 +15,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -22,6 +23,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "film.h"
 #include "pick.h"
 #include "vault.h"
 #include "views.h"
@@ -30,8 +32,12 @@
 #define SESS_STREAM_MAX (1024u * 1024u)   /* unread bytes before a slow stream is cut */
 #define SESS_KEEPALIVE_S 15
 #define SESS_MAX_JOBS 4096
-#define SESS_COMMON_MAX 500
+#define SESS_PAGE 100                     /* common films sent with the results */
+#define SESS_PAGE_MAX 500                 /* films one GET .../films may ask for */
 #define SESS_MOST_MAX 50
+#define SESS_RECENT_S (14L * 24 * 3600)   /* "watched recently": shown two weeks */
+#define SESS_RECENT_MAX 5
+#define SESS_NAME_MAX 40                  /* characters of an upload's display name */
 
 typedef struct sess_event {
     long long id;
@@ -331,12 +337,11 @@ fp_err sess_create(sessions *ss, const char *client_id, json_t **out)
     vault_random_token(id, 16);
     time_t now = time(NULL);
     char *join = fp_printf("/s/%s", id);
-    json_t *state = json_pack("{s:s,s:s,s:s,s:i,s:o,s:o,s:[],s:n,s:[],s:n,s:[],s:i,s:s}", "id",
-                              id, "join_url", join, "status", "gathering", "version", 1,
-                              "created_at", view_time((int64_t)now), "expires_at",
-                              view_time((int64_t)now + ss->cfg->session_ttl_s), "participants",
-                              "results", "vetoed", "rolled", "watched", "_next_pid", 1, "_client",
-                              client_id ? client_id : "");
+    json_t *state = json_pack(
+        "{s:s,s:s,s:s,s:i,s:o,s:o,s:[],s:n,s:[],s:n,s:[],s:[],s:i,s:s}", "id", id, "join_url", join,
+        "status", "gathering", "version", 1, "created_at", view_time((int64_t)now), "expires_at",
+        view_time((int64_t)now + ss->cfg->session_ttl_s), "participants", "results", "vetoed",
+        "rolled", "watched", "watched_films", "_next_pid", 1, "_client", client_id ? client_id : "");
     fp_free(join);
     pthread_mutex_lock(&ss->mu);
     fp_err rc = client_id ? sess__client_slot(ss, client_id, id) : FP_OK;
@@ -379,11 +384,40 @@ static void sess__reset_results(json_t *state)
     json_object_set_new(state, "rolled", json_null());
     json_object_set_new(state, "vetoed", json_array());
     json_object_del(state, "_job");
+    json_object_del(state, "_common");
+    json_object_del(state, "_watched_from");
+}
+
+static fp_err sess__sync(sessions *ss, json_t *state, sess_events *ev);
+
+typedef struct sess_add_arg {
+    const svc_person *p;
+    const char *name; /* an upload's display name, or NULL */
+} sess_add_arg;
+
+static void sess__map_job(sessions *ss, const char *job, const char *sid);
+static fp_err sess__person(sessions *ss, json_t *p, int refresh, svc_person *out);
+static void sess__recent(sessions *ss, json_t *part);
+
+/* Starts reading one participant's list now (their own job, "_pjob"), so the
+ * group sees "found, N films" or what is wrong before the search. */
+static void sess__prefetch(sessions *ss, json_t *state, json_t *part, const svc_person *p)
+{
+    char job[33];
+    fp_err rc = svc_job_start(ss->svc, p, 1, job);
+    if (rc != FP_OK) { /* busy: the search will read it */
+        fp_log(FP_LOG_WARN, "session_prefetch_refused", "{s:s}", "error", fp_err_code(rc));
+        return;
+    }
+    json_object_set_new(part, "_pjob", json_string(job));
+    json_object_set_new(part, "status", json_string("queued"));
+    sess__map_job(ss, job, json_string_value(json_object_get(state, "id")));
 }
 
 static fp_err sess__edit_add(sessions *ss, json_t *state, void *ud, sess_events *ev)
 {
-    const svc_person *p = ud;
+    const sess_add_arg *a = ud;
+    const svc_person *p = a->p;
     if (strcmp(sess__status(state), "searching") == 0)
         return FP_CONFLICT;
     json_t *parts = json_object_get(state, "participants");
@@ -391,11 +425,13 @@ static fp_err sess__edit_add(sessions *ss, json_t *state, void *ud, sess_events 
         return FP_TOO_MANY;
     size_t i;
     json_t *q;
+    size_t uploads = 0;
     json_array_foreach(parts, i, q)
     {
         const char *u = json_string_value(json_object_get(q, p->src ? "_user" : "_import"));
         if (u && strcmp(u, p->user) == 0)
-            return FP_CONFLICT; /* already in the group */
+            return FP_DUPLICATE; /* already in the group */
+        uploads += json_object_get(q, "_import") != NULL;
     }
     json_int_t n = json_integer_value(json_object_get(state, "_next_pid"));
     char pid[24];
@@ -404,11 +440,14 @@ static fp_err sess__edit_add(sessions *ss, json_t *state, void *ud, sess_events 
     char name[SOURCE_USER_MAX + 16];
     if (p->src)
         snprintf(name, sizeof name, "%s", p->user);
+    else if (a->name)
+        snprintf(name, sizeof name, "%s", a->name);
     else
-        snprintf(name, sizeof name, "import:%.8s", p->user);
-    json_t *part = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:i,s:n,s:n}", "id", pid, "name", name,
-                             "source", p->src ? p->src->name : "import", "status", "waiting",
-                             "pages_fetched", 0, "pages_total", 0, "films", 0, "error", "warning");
+        snprintf(name, sizeof name, "Upload %zu", uploads + 1);
+    json_t *part = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:i,s:n,s:n,s:[]}", "id", pid, "name",
+                             name, "source", p->src ? p->src->name : "import", "status",
+                             "waiting", "pages_fetched", 0, "pages_total", 0, "films", 0, "error",
+                             "warning", "recently_watched");
     if (p->src) {
         json_object_set_new(part, "_src", json_string(p->src->type));
         json_object_set_new(part, "_user", json_string(p->user));
@@ -419,13 +458,40 @@ static fp_err sess__edit_add(sessions *ss, json_t *state, void *ud, sess_events 
     int had_results = strcmp(sess__status(state), "results") == 0;
     if (had_results)
         sess__reset_results(state);
+    sess__prefetch(ss, state, part, p);
     sess__emit(ev, had_results ? "session" : "participant", sess__part_view(part));
+    return sess__sync(ss, state, ev); /* a stored list is ready at once */
+}
+
+/* An upload's display name: trimmed, 1..SESS_NAME_MAX characters of UTF-8
+ * text without control characters. Caller frees *out. */
+fp_err sess_name_check(const char *in, char **out)
+{
+    *out = NULL;
+    if (!in)
+        return FP_OK;
+    while (*in == ' ' || *in == '\t')
+        in++;
+    size_t len = strlen(in);
+    while (len > 0 && (in[len - 1] == ' ' || in[len - 1] == '\t'))
+        len--;
+    size_t chars = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (c < 0x20 || c == 0x7f)
+            return FP_BAD_NAME;
+        chars += (c & 0xc0) != 0x80;
+    }
+    if (chars == 0 || chars > SESS_NAME_MAX)
+        return FP_BAD_NAME;
+    *out = fp_strndup(in, len);
     return FP_OK;
 }
 
-fp_err sess_add(sessions *ss, const char *id, const svc_person *p, json_t **out)
+fp_err sess_add(sessions *ss, const char *id, const svc_person *p, const char *name, json_t **out)
 {
-    return sess__update(ss, id, sess__edit_add, (void *)p, out);
+    sess_add_arg a = {p, name};
+    return sess__update(ss, id, sess__edit_add, &a, out);
 }
 
 static fp_err sess__edit_remove(sessions *ss, json_t *state, void *ud, sess_events *ev)
@@ -471,25 +537,194 @@ static void sess__map_job(sessions *ss, const char *job, const char *sid)
     ss->njobs++;
 }
 
-static json_t *sess__results_json(const svc_results *r)
+/* Display order of the common films: normalised title, then year, then id. */
+typedef struct sess_sorted {
+    char *key;
+    const svc_result_film *f;
+} sess_sorted;
+
+static int sess__cmp_sorted(const void *a, const void *b)
 {
-    json_t *common = json_array(), *most = json_array();
-    for (size_t i = 0; i < r->ncommon && i < SESS_COMMON_MAX; i++)
-        json_array_append_new(common, view_film(&r->common[i].film));
+    const sess_sorted *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    if (c)
+        return c;
+    if (x->f->film.year != y->f->film.year)
+        return x->f->film.year < y->f->film.year ? -1 : 1;
+    return (x->f->film.id > y->f->film.id) - (x->f->film.id < y->f->film.id);
+}
+
+static int sess__cmp_id(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sorted copy of the vetoed ids (for bsearch); *n its length. */
+static int64_t *sess__vetoed_sorted(json_t *state, size_t *n)
+{
+    json_t *vetoed = json_object_get(state, "vetoed");
+    size_t k = json_array_size(vetoed);
+    int64_t *v = fp_malloc((k ? k : 1) * sizeof *v);
+    for (size_t i = 0; i < k; i++)
+        v[i] = json_integer_value(json_array_get(vetoed, i));
+    qsort(v, k, sizeof *v, sess__cmp_id);
+    *n = k;
+    return v;
+}
+
+static int sess__has_id(const int64_t *sorted, size_t n, int64_t id)
+{
+    return bsearch(&id, sorted, n, sizeof *sorted, sess__cmp_id) != NULL;
+}
+
+/* The roll pool: common films not struck out; when none is left, the films
+ * on the most lists (the highest level with anything not struck out). Fills
+ * ids (caller frees) when not NULL; returns the count. */
+static size_t sess__pool(json_t *state, int64_t **ids)
+{
+    size_t nv = 0;
+    int64_t *vetoed = sess__vetoed_sorted(state, &nv);
+    json_t *common = json_object_get(state, "_common");
+    json_t *res = json_object_get(state, "results");
+    size_t total = json_array_size(common) + json_array_size(json_object_get(res, "most"));
+    int64_t *out = ids ? fp_malloc((total ? total : 1) * sizeof *out) : NULL;
+    size_t n = 0, i;
+    json_t *e;
+    json_array_foreach(common, i, e)
+    {
+        int64_t id = json_integer_value(e);
+        if (!sess__has_id(vetoed, nv, id)) {
+            if (out)
+                out[n] = id;
+            n++;
+        }
+    }
+    if (n == 0) {
+        json_int_t level = 0;
+        json_array_foreach(json_object_get(res, "most"), i, e)
+        {
+            int64_t id = json_integer_value(json_object_get(e, "id"));
+            if (sess__has_id(vetoed, nv, id))
+                continue;
+            json_int_t lists = json_integer_value(json_object_get(e, "lists"));
+            if (level == 0)
+                level = lists;
+            if (lists != level)
+                break;
+            if (out)
+                out[n] = id;
+            n++;
+        }
+    }
+    fp_free(vetoed);
+    if (ids)
+        *ids = out;
+    return n;
+}
+
+static void sess__set_pool(json_t *state)
+{
+    json_t *res = json_object_get(state, "results");
+    if (json_is_object(res))
+        json_object_set_new(res, "pool", json_integer((json_int_t)sess__pool(state, NULL)));
+}
+
+static json_int_t sess__pool_value(json_t *state)
+{
+    return json_integer_value(json_object_get(json_object_get(state, "results"), "pool"));
+}
+
+/* Results into the document: every common film's id in display order
+ * ("_common"), the first page of them as Film objects, the most-lists films,
+ * the pool. */
+static void sess__results_set(json_t *state, const svc_results *r)
+{
+    sess_sorted *order = fp_calloc(r->ncommon ? r->ncommon : 1, sizeof *order);
+    for (size_t i = 0; i < r->ncommon; i++) {
+        order[i].f = &r->common[i];
+        order[i].key = film_normalize_title(r->common[i].film.title ? r->common[i].film.title : "");
+    }
+    qsort(order, r->ncommon, sizeof *order, sess__cmp_sorted);
+    json_t *ids = json_array(), *common = json_array(), *most = json_array();
+    for (size_t i = 0; i < r->ncommon; i++) {
+        json_array_append_new(ids, json_integer(order[i].f->film.id));
+        if (i < SESS_PAGE)
+            json_array_append_new(common, view_film(&order[i].f->film));
+        fp_free(order[i].key);
+    }
+    fp_free(order);
     for (size_t i = 0; i < r->nmost; i++) {
         json_t *f = view_film(&r->most[i].film);
         json_object_set_new(f, "lists", json_integer(r->most[i].count));
         json_array_append_new(most, f);
     }
-    return json_pack("{s:I,s:I,s:I,s:o,s:o}", "participants", (json_int_t)r->participants,
-                     "failed", (json_int_t)r->failed, "common_count", (json_int_t)r->ncommon,
-                     "common", common, "most", most);
+    json_object_set_new(state, "_common", ids);
+    json_object_set_new(state, "results",
+                        json_pack("{s:I,s:I,s:I,s:o,s:o,s:i}", "participants",
+                                  (json_int_t)r->participants, "failed", (json_int_t)r->failed,
+                                  "common_count", (json_int_t)r->ncommon, "common", common,
+                                  "most", most, "pool", 0));
+    sess__set_pool(state);
+}
+
+static const char *const sess__part_fields[] = {"status", "pages_fetched", "pages_total",
+                                                "films",  "error",         "warning"};
+
+/* Copies a job part's progress into a participant; 1 when anything changed. */
+static int sess__part_update(json_t *p, const svc_part_view *pv)
+{
+    json_t *fresh = view_part(pv);
+    int changed = 0;
+    for (size_t k = 0; k < sizeof sess__part_fields / sizeof sess__part_fields[0]; k++) {
+        json_t *nv = json_object_get(fresh, sess__part_fields[k]);
+        if (!json_equal(json_object_get(p, sess__part_fields[k]), nv)) {
+            json_object_set(p, sess__part_fields[k], nv);
+            changed = 1;
+        }
+    }
+    json_decref(fresh);
+    return changed;
+}
+
+/* Participants being read on their own (before a search): progress, then
+ * ready or failed. Under mu. */
+static void sess__sync_prefetch(sessions *ss, json_t *state, sess_events *ev)
+{
+    int searching = strcmp(sess__status(state), "searching") == 0;
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(state, "participants"), i, p)
+    {
+        const char *job = json_string_value(json_object_get(p, "_pjob"));
+        if (!job)
+            continue;
+        svc_job_view v;
+        if (svc_job_view_get(ss->svc, job, &v) != FP_OK) {
+            json_object_del(p, "_pjob"); /* expired */
+            continue;
+        }
+        int changed = 0;
+        if (!searching && v.nparts == 1) /* while searching, the search job speaks */
+            changed = sess__part_update(p, &v.parts[0]);
+        if (v.done) {
+            json_object_del(p, "_pjob");
+            if (!searching && v.nparts == 1 && v.parts[0].state == SVC_PART_READY) {
+                sess__recent(ss, p);
+                changed = 1;
+            }
+        }
+        svc_job_view_free(&v);
+        if (changed)
+            sess__emit(ev, "participant", sess__part_view(p));
+    }
 }
 
 /* Brings the participants (and, once done, the results) in step with the
- * session's job. Under mu. */
+ * session's jobs. Under mu. */
 static fp_err sess__sync(sessions *ss, json_t *state, sess_events *ev)
 {
+    sess__sync_prefetch(ss, state, ev);
     const char *job = json_string_value(json_object_get(state, "_job"));
     if (!job || strcmp(sess__status(state), "searching") != 0)
         return FP_OK;
@@ -500,18 +735,11 @@ static fp_err sess__sync(sessions *ss, json_t *state, sess_events *ev)
     json_t *parts = json_object_get(state, "participants");
     for (size_t i = 0; i < v.nparts && i < json_array_size(parts); i++) {
         json_t *p = json_array_get(parts, i);
-        json_t *fresh = view_part(&v.parts[i]);
-        int changed = 0;
-        static const char *const fields[] = {"status",   "pages_fetched", "pages_total",
-                                             "films",    "error",         "warning"};
-        for (size_t k = 0; k < sizeof fields / sizeof fields[0]; k++) {
-            json_t *nv = json_object_get(fresh, fields[k]);
-            if (!json_equal(json_object_get(p, fields[k]), nv)) {
-                json_object_set(p, fields[k], nv);
-                changed = 1;
-            }
+        int changed = sess__part_update(p, &v.parts[i]);
+        if (v.done && v.parts[i].state == SVC_PART_READY) {
+            sess__recent(ss, p);
+            changed = 1;
         }
-        json_decref(fresh);
         if (changed)
             sess__emit(ev, "participant", sess__part_view(p));
     }
@@ -521,20 +749,20 @@ static fp_err sess__sync(sessions *ss, json_t *state, sess_events *ev)
         return FP_OK;
     svc_results r;
     rc = svc_job_results(ss->svc, job, 10, SESS_MOST_MAX, &r);
-    json_t *results;
-    if (rc == FP_OK)
-        results = sess__results_json(&r);
-    else if (rc == FP_CONFLICT) /* nobody's list could be read: the errors say why */
-        results = json_pack("{s:i,s:I,s:i,s:[],s:[]}", "participants", 0, "failed",
-                            (json_int_t)json_array_size(parts), "common_count", 0, "common",
-                            "most");
-    else
-        return rc;
-    if (rc == FP_OK)
+    if (rc == FP_OK) {
+        sess__results_set(state, &r);
         svc_results_free(&r);
-    json_object_set_new(state, "results", results);
+    } else if (rc == FP_CONFLICT) { /* nobody's list could be read: the errors say why */
+        json_object_set_new(state, "_common", json_array());
+        json_object_set_new(state, "results",
+                            json_pack("{s:i,s:I,s:i,s:[],s:[],s:i}", "participants", 0, "failed",
+                                      (json_int_t)json_array_size(parts), "common_count", 0,
+                                      "common", "most", "pool", 0));
+    } else {
+        return rc;
+    }
     json_object_set_new(state, "status", json_string("results"));
-    sess__emit(ev, "results", json_incref(results));
+    sess__emit(ev, "results", json_incref(json_object_get(state, "results")));
     return FP_OK;
 }
 
@@ -572,6 +800,29 @@ static fp_err sess__person(sessions *ss, json_t *p, int refresh, svc_person *out
                             json_string_value(json_object_get(p, "_user")), refresh, out);
 }
 
+/* A participant's "recently_watched": what this person marked watched here
+ * in the last SESS_RECENT_S, newest first. Under mu. */
+static void sess__recent(sessions *ss, json_t *part)
+{
+    svc_person person;
+    if (sess__person(ss, part, 0, &person) != FP_OK)
+        return;
+    svc_watched_film *films = NULL;
+    size_t n = 0;
+    fp_err rc = svc_watched_recent(ss->svc, &person, (int64_t)time(NULL) - SESS_RECENT_S,
+                                   SESS_RECENT_MAX, &films, &n);
+    if (rc != FP_OK) {
+        fp_log(FP_LOG_WARN, "session_recent_failed", "{s:s}", "error", fp_err_code(rc));
+        return;
+    }
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, json_pack("{s:o,s:o}", "film", view_film(&films[i].film),
+                                              "watched_at", view_time(films[i].watched_at)));
+    svc_watched_films_free(films, n);
+    json_object_set_new(part, "recently_watched", list);
+}
+
 static fp_err sess__edit_search(sessions *ss, json_t *state, void *ud, sess_events *ev)
 {
     int refresh = *(int *)ud;
@@ -596,6 +847,7 @@ static fp_err sess__edit_search(sessions *ss, json_t *state, void *ud, sess_even
     json_t *p;
     json_array_foreach(parts, i, p)
     {
+        json_object_del(p, "_pjob"); /* the search job follows them now */
         json_object_set_new(p, "status", json_string("queued"));
         json_object_set_new(p, "pages_fetched", json_integer(0));
         json_object_set_new(p, "pages_total", json_integer(0));
@@ -612,23 +864,102 @@ fp_err sess_search(sessions *ss, const char *id, int refresh, json_t **out)
     return sess__update(ss, id, sess__edit_search, &refresh, out);
 }
 
+/* ---- the common films, a page at a time --------------------------------- */
+
+/* 1 when the film matches a search: the normalised query inside the
+ * normalised title, or a 4-digit query equal to the year. */
+static int sess__matches(const film *f, const char *nq, int qyear)
+{
+    if (qyear && f->year == qyear)
+        return 1;
+    char *nt = film_normalize_title(f->title ? f->title : "");
+    int hit = strstr(nt, nq) != NULL;
+    fp_free(nt);
+    return hit;
+}
+
+fp_err sess_films(sessions *ss, const char *id, size_t offset, size_t limit, const char *q,
+                  json_t **out)
+{
+    *out = NULL;
+    if (limit == 0 || limit > SESS_PAGE_MAX)
+        return FP_INVALID;
+    json_t *state = NULL;
+    pthread_mutex_lock(&ss->mu);
+    fp_err rc = sess__load(ss, id, &state);
+    pthread_mutex_unlock(&ss->mu);
+    if (rc != FP_OK)
+        return rc;
+    if (strcmp(sess__status(state), "results") != 0) {
+        json_decref(state);
+        return FP_CONFLICT;
+    }
+    json_t *common = json_object_get(state, "_common");
+    size_t n = json_array_size(common);
+    int64_t *ids = fp_malloc((n ? n : 1) * sizeof *ids);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = json_integer_value(json_array_get(common, i));
+    json_decref(state);
+
+    char *nq = (q && *q) ? film_normalize_title(q) : NULL;
+    if (nq && !*nq) /* only punctuation: match nothing rather than everything */
+        FP_FREE(nq);
+    int qyear = 0;
+    if (q && strlen(q) == 4 && strspn(q, "0123456789") == 4)
+        qyear = (int)strtol(q, NULL, 10);
+    json_t *films = json_array();
+    size_t total = 0;
+    if (!q || !*q) {
+        total = n;
+        size_t from = offset < n ? offset : n;
+        size_t count = n - from < limit ? n - from : limit;
+        film *fs = fp_calloc(count ? count : 1, sizeof *fs);
+        rc = svc_films_get(ss->svc, ids + from, count, fs);
+        for (size_t i = 0; i < count; i++) {
+            if (rc == FP_OK)
+                json_array_append_new(films, view_film(&fs[i]));
+            film_clear(&fs[i]);
+        }
+        fp_free(fs);
+    } else {
+        film *fs = fp_calloc(n ? n : 1, sizeof *fs);
+        rc = svc_films_get(ss->svc, ids, n, fs);
+        for (size_t i = 0; i < n; i++) {
+            if (rc == FP_OK && (nq || qyear) && sess__matches(&fs[i], nq ? nq : "\x01", qyear)) {
+                if (total >= offset && total < offset + limit)
+                    json_array_append_new(films, view_film(&fs[i]));
+                total++;
+            }
+            film_clear(&fs[i]);
+        }
+        fp_free(fs);
+    }
+    fp_free(nq);
+    fp_free(ids);
+    if (rc != FP_OK) {
+        json_decref(films);
+        return rc;
+    }
+    *out = json_pack("{s:I,s:I,s:o}", "total", (json_int_t)total, "offset", (json_int_t)offset,
+                     "films", films);
+    return FP_OK;
+}
+
 /* ---- veto, roll, watched ------------------------------------------------ */
 
-/* The film object with this id in the results (common or most), or NULL. */
-static json_t *sess__result_film(json_t *state, int64_t film_id)
+/* 1 when film_id is one of the results' films (any common film, or a most-lists one). */
+static int sess__in_results(json_t *state, int64_t film_id)
 {
-    json_t *res = json_object_get(state, "results");
-    static const char *const lists[] = {"common", "most"};
-    for (size_t l = 0; l < 2; l++) {
-        size_t i;
-        json_t *f;
-        json_array_foreach(json_object_get(res, lists[l]), i, f)
-        {
-            if (json_integer_value(json_object_get(f, "id")) == film_id)
-                return f;
-        }
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(state, "_common"), i, e) if (json_integer_value(e) == film_id)
+        return 1;
+    json_array_foreach(json_object_get(json_object_get(state, "results"), "most"), i, e)
+    {
+        if (json_integer_value(json_object_get(e, "id")) == film_id)
+            return 1;
     }
-    return NULL;
+    return 0;
 }
 
 typedef struct sess_veto_arg {
@@ -642,7 +973,7 @@ static fp_err sess__edit_veto(sessions *ss, json_t *state, void *ud, sess_events
     sess_veto_arg *a = ud;
     if (strcmp(sess__status(state), "results") != 0)
         return FP_CONFLICT;
-    if (!sess__result_film(state, a->film_id))
+    if (!sess__in_results(state, a->film_id))
         return FP_NOT_FOUND;
     json_t *vetoed = json_object_get(state, "vetoed");
     size_t i;
@@ -655,8 +986,9 @@ static fp_err sess__edit_veto(sessions *ss, json_t *state, void *ud, sess_events
         json_array_remove(vetoed, (size_t)found);
     else
         return FP_OK; /* nothing changes: no event */
-    sess__emit(ev, "veto", json_pack("{s:I,s:b}", "film_id", (json_int_t)a->film_id, "vetoed",
-                                     a->vetoed));
+    sess__set_pool(state);
+    sess__emit(ev, "veto", json_pack("{s:I,s:b,s:I}", "film_id", (json_int_t)a->film_id, "vetoed",
+                                     a->vetoed, "pool", sess__pool_value(state)));
     return FP_OK;
 }
 
@@ -666,58 +998,29 @@ fp_err sess_veto(sessions *ss, const char *id, int64_t film_id, int vetoed, json
     return sess__update(ss, id, sess__edit_veto, &a, out);
 }
 
-static int sess__is_vetoed(json_t *state, int64_t id)
-{
-    size_t i;
-    json_t *v;
-    json_array_foreach(json_object_get(state, "vetoed"), i, v) if (json_integer_value(v) == id)
-        return 1;
-    return 0;
-}
-
 static fp_err sess__edit_roll(sessions *ss, json_t *state, void *ud, sess_events *ev)
 {
-    (void)ss;
     (void)ud;
     if (strcmp(sess__status(state), "results") != 0)
         return FP_CONFLICT;
-    json_t *res = json_object_get(state, "results");
-    /* Common films first; when all are struck out (or none), the films on
-     * the most lists that are left. */
-    json_t *pool = json_array();
-    size_t i;
-    json_t *f;
-    json_array_foreach(json_object_get(res, "common"), i, f)
-    {
-        if (!sess__is_vetoed(state, json_integer_value(json_object_get(f, "id"))))
-            json_array_append(pool, f);
-    }
-    if (json_array_size(pool) == 0) {
-        json_int_t level = 0;
-        json_array_foreach(json_object_get(res, "most"), i, f)
-        {
-            if (sess__is_vetoed(state, json_integer_value(json_object_get(f, "id"))))
-                continue;
-            json_int_t lists = json_integer_value(json_object_get(f, "lists"));
-            if (level == 0)
-                level = lists;
-            if (lists != level)
-                break;
-            json_array_append(pool, f);
-        }
-    }
-    size_t n = json_array_size(pool);
+    int64_t *pool = NULL;
+    size_t n = sess__pool(state, &pool);
     if (n == 0) {
-        json_decref(pool);
+        fp_free(pool);
         return FP_CONFLICT;
     }
     pick_rng rng;
     pick_rng_init(&rng, NULL);
-    json_t *chosen = json_deep_copy(json_array_get(pool, pick_rng_uniform(&rng, (uint32_t)n)));
-    json_decref(pool);
-    json_object_del(chosen, "lists"); /* the rolled film is a plain Film */
-    json_object_set_new(state, "rolled", chosen);
-    sess__emit(ev, "rolled", json_pack("{s:O}", "film", chosen));
+    int64_t chosen = pool[pick_rng_uniform(&rng, (uint32_t)n)];
+    fp_free(pool);
+    film f;
+    fp_err rc = svc_films_get(ss->svc, &chosen, 1, &f);
+    if (rc != FP_OK)
+        return rc;
+    json_t *film_json = view_film(&f);
+    film_clear(&f);
+    json_object_set_new(state, "rolled", film_json);
+    sess__emit(ev, "rolled", json_pack("{s:O}", "film", film_json));
     return FP_OK;
 }
 
@@ -726,13 +1029,55 @@ fp_err sess_roll(sessions *ss, const char *id, json_t **out)
     return sess__update(ss, id, sess__edit_roll, NULL, out);
 }
 
-static void sess__drop_film(json_t *list, int64_t film_id, const char *idkey)
+/* Removes every element equal to film_id (idkey: the object field holding
+ * it, NULL for a list of ids); returns the index of the first, or -1. */
+static long sess__drop_film(json_t *list, int64_t film_id, const char *idkey)
 {
+    long at = -1;
     for (size_t i = json_array_size(list); i-- > 0;) {
         json_t *e = json_array_get(list, i);
         json_t *id = idkey ? json_object_get(e, idkey) : e;
-        if (json_integer_value(id) == film_id)
+        if (json_integer_value(id) == film_id) {
             json_array_remove(list, i);
+            at = (long)i;
+        }
+    }
+    return at;
+}
+
+/* The service persons of the participants (ready ones only when ready_only). */
+static svc_person *sess__people(sessions *ss, json_t *state, int ready_only, size_t *n,
+                                fp_err *rc)
+{
+    json_t *parts = json_object_get(state, "participants");
+    size_t total = json_array_size(parts);
+    svc_person *people = fp_calloc(total ? total : 1, sizeof *people);
+    size_t k = 0;
+    *rc = FP_OK;
+    for (size_t i = 0; i < total && *rc == FP_OK; i++) {
+        json_t *p = json_array_get(parts, i);
+        if (ready_only && strcmp(json_string_value(json_object_get(p, "status")), "ready") != 0)
+            continue;
+        *rc = sess__person(ss, p, 0, &people[k]);
+        if (*rc == FP_OK)
+            k++;
+    }
+    *n = k;
+    return people;
+}
+
+/* Every participant's "recently_watched" again, with an event for each. */
+static void sess__recent_all(sessions *ss, json_t *state, sess_events *ev)
+{
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(state, "participants"), i, p)
+    {
+        json_t *before = json_incref(json_object_get(p, "recently_watched"));
+        sess__recent(ss, p);
+        if (!json_equal(before, json_object_get(p, "recently_watched")))
+            sess__emit(ev, "participant", sess__part_view(p));
+        json_decref(before);
     }
 }
 
@@ -741,46 +1086,139 @@ static fp_err sess__edit_watched(sessions *ss, json_t *state, void *ud, sess_eve
     int64_t film_id = *(int64_t *)ud;
     if (strcmp(sess__status(state), "results") != 0)
         return FP_CONFLICT;
-    if (!sess__result_film(state, film_id))
+    if (!sess__in_results(state, film_id))
         return FP_NOT_FOUND;
-    json_t *parts = json_object_get(state, "participants");
-    size_t n = json_array_size(parts);
-    svc_person *people = fp_calloc(n ? n : 1, sizeof *people);
     size_t k = 0;
-    fp_err rc = FP_OK;
-    for (size_t i = 0; i < n && rc == FP_OK; i++) {
-        json_t *p = json_array_get(parts, i);
-        if (strcmp(json_string_value(json_object_get(p, "status")), "ready") != 0)
-            continue;
-        rc = sess__person(ss, p, 0, &people[k]);
-        if (rc == FP_OK)
-            k++;
-    }
+    fp_err rc;
+    svc_person *people = sess__people(ss, state, 1, &k, &rc);
     if (rc == FP_OK)
         rc = svc_watched_people(ss->svc, people, k, film_id, NULL);
     fp_free(people);
     if (rc != FP_OK)
         return rc;
+    film f;
+    rc = svc_films_get(ss->svc, &film_id, 1, &f);
+    if (rc != FP_OK)
+        return rc;
     json_t *res = json_object_get(state, "results");
-    json_int_t before = (json_int_t)json_array_size(json_object_get(res, "common"));
-    sess__drop_film(json_object_get(res, "common"), film_id, "id");
-    sess__drop_film(json_object_get(res, "most"), film_id, "id");
-    json_int_t after = (json_int_t)json_array_size(json_object_get(res, "common"));
-    json_object_set_new(res, "common_count",
-                        json_integer(json_integer_value(json_object_get(res, "common_count")) -
-                                     (before - after)));
+    /* Where it was, so that "Put it back" can return it there. */
+    json_t *from = NULL;
+    long at = sess__drop_film(json_object_get(state, "_common"), film_id, NULL);
+    if (at >= 0) {
+        from = json_pack("{s:s,s:I}", "list", "common", "index", (json_int_t)at);
+        sess__drop_film(json_object_get(res, "common"), film_id, "id");
+        json_object_set_new(res, "common_count",
+                            json_integer(json_integer_value(json_object_get(res, "common_count")) -
+                                         1));
+    } else {
+        json_t *most = json_object_get(res, "most");
+        size_t i;
+        json_t *e;
+        json_array_foreach(most, i, e)
+        {
+            if (json_integer_value(json_object_get(e, "id")) == film_id) {
+                from = json_pack("{s:s,s:I,s:O}", "list", "most", "index", (json_int_t)i, "film",
+                                 e);
+                break;
+            }
+        }
+        sess__drop_film(most, film_id, "id");
+    }
+    json_t *prev = json_object_get(state, "_watched_from");
+    if (!json_is_object(prev)) {
+        prev = json_object();
+        json_object_set_new(state, "_watched_from", prev);
+    }
+    char key[24];
+    snprintf(key, sizeof key, "%lld", (long long)film_id);
+    if (from)
+        json_object_set_new(prev, key, from);
     sess__drop_film(json_object_get(state, "vetoed"), film_id, NULL);
     json_t *rolled = json_object_get(state, "rolled");
     if (rolled && json_integer_value(json_object_get(rolled, "id")) == film_id)
         json_object_set_new(state, "rolled", json_null());
+    sess__drop_film(json_object_get(state, "watched"), film_id, NULL);
+    sess__drop_film(json_object_get(state, "watched_films"), film_id, "id");
     json_array_append_new(json_object_get(state, "watched"), json_integer(film_id));
-    sess__emit(ev, "watched", json_pack("{s:I}", "film_id", (json_int_t)film_id));
+    json_array_append_new(json_object_get(state, "watched_films"), view_film(&f));
+    film_clear(&f);
+    sess__set_pool(state);
+    sess__emit(ev, "watched", json_pack("{s:I,s:I}", "film_id", (json_int_t)film_id, "pool",
+                                        sess__pool_value(state)));
+    sess__recent_all(ss, state, ev);
     return FP_OK;
 }
 
 fp_err sess_watched(sessions *ss, const char *id, int64_t film_id, json_t **out)
 {
     return sess__update(ss, id, sess__edit_watched, &film_id, out);
+}
+
+/* "Put it back": out of every participant's watched set, back on their
+ * lists, and back into the results it left. */
+static fp_err sess__edit_unwatched(sessions *ss, json_t *state, void *ud, sess_events *ev)
+{
+    int64_t film_id = *(int64_t *)ud;
+    if (strcmp(sess__status(state), "searching") == 0)
+        return FP_CONFLICT;
+    size_t k = 0;
+    fp_err rc;
+    svc_person *people = sess__people(ss, state, 0, &k, &rc);
+    int *restored = fp_calloc(k ? k : 1, sizeof *restored);
+    if (rc == FP_OK)
+        rc = svc_unwatch_people(ss->svc, people, k, film_id, restored);
+    int any = 0;
+    for (size_t i = 0; i < k; i++)
+        any |= restored[i];
+    fp_free(restored);
+    fp_free(people);
+    if (rc != FP_OK)
+        return rc;
+    long was = sess__drop_film(json_object_get(state, "watched"), film_id, NULL);
+    sess__drop_film(json_object_get(state, "watched_films"), film_id, "id");
+    if (!any && was < 0)
+        return FP_NOT_FOUND; /* nobody here had it marked watched */
+    char key[24];
+    snprintf(key, sizeof key, "%lld", (long long)film_id);
+    json_t *from = json_object_get(json_object_get(state, "_watched_from"), key);
+    json_t *res = json_object_get(state, "results");
+    if (from && json_is_object(res)) {
+        const char *list = json_string_value(json_object_get(from, "list"));
+        size_t at = (size_t)json_integer_value(json_object_get(from, "index"));
+        if (list && strcmp(list, "common") == 0) {
+            json_t *common = json_object_get(state, "_common");
+            json_array_insert_new(common, at < json_array_size(common) ? at : json_array_size(common),
+                                  json_integer(film_id));
+            json_object_set_new(res, "common_count",
+                                json_integer(json_integer_value(json_object_get(res, "common_count")) +
+                                             1));
+            json_t *page = json_object_get(res, "common");
+            if (at <= json_array_size(page) && at < SESS_PAGE) {
+                film f;
+                if (svc_films_get(ss->svc, &film_id, 1, &f) == FP_OK) {
+                    json_array_insert_new(page, at, view_film(&f));
+                    film_clear(&f);
+                }
+            }
+        } else if (list && strcmp(list, "most") == 0) {
+            json_t *most = json_object_get(res, "most");
+            json_array_insert(most, at < json_array_size(most) ? at : json_array_size(most),
+                              json_object_get(from, "film"));
+        }
+        json_object_del(json_object_get(state, "_watched_from"), key);
+        sess__set_pool(state);
+    }
+    sess__emit(ev, "unwatched", json_pack("{s:I,s:I}", "film_id", (json_int_t)film_id, "pool",
+                                          sess__pool_value(state)));
+    if (from)
+        sess__emit(ev, "session", json_null()); /* the film is back in the results */
+    sess__recent_all(ss, state, ev);
+    return FP_OK;
+}
+
+fp_err sess_unwatched(sessions *ss, const char *id, int64_t film_id, json_t **out)
+{
+    return sess__update(ss, id, sess__edit_unwatched, &film_id, out);
 }
 
 /* ---- streams ------------------------------------------------------------ */

@@ -37,17 +37,40 @@ void sessions_free(sessions **ss);
 /* FP_RATE_LIMITED when the client already has max-sessions-per-client live. */
 fp_err sess_create(sessions *ss, const char *client_id, json_t **out) FP_WARN_UNUSED;
 fp_err sess_get(sessions *ss, const char *id, json_t **out) FP_WARN_UNUSED;
-/* FP_CONFLICT while searching; FP_TOO_MANY past max-participants. */
-fp_err sess_add(sessions *ss, const char *id, const svc_person *p, json_t **out) FP_WARN_UNUSED;
+/* Adds a participant and starts reading their list at once (progress, then
+ * "ready" with the film count or "failed" with the reason, as participant
+ * events while the group is still gathering). name: an upload's display
+ * name (checked by sess_name_check), NULL for "Upload N". FP_CONFLICT while
+ * searching; FP_DUPLICATE for someone already in the group; FP_TOO_MANY past
+ * max-participants. */
+fp_err sess_add(sessions *ss, const char *id, const svc_person *p, const char *name,
+                json_t **out) FP_WARN_UNUSED;
+/* Trims an upload's display name into *out (caller frees; NULL stays NULL):
+ * FP_BAD_NAME unless 1..40 characters without control characters. */
+fp_err sess_name_check(const char *in, char **out) FP_WARN_UNUSED;
 fp_err sess_remove(sessions *ss, const char *id, const char *pid, json_t **out) FP_WARN_UNUSED;
 /* FP_CONFLICT when there is nobody to search for or a search is running. */
 fp_err sess_search(sessions *ss, const char *id, int refresh, json_t **out) FP_WARN_UNUSED;
 /* FP_CONFLICT before results; FP_NOT_FOUND for a film not in the results. */
 fp_err sess_veto(sessions *ss, const char *id, int64_t film_id, int vetoed,
                  json_t **out) FP_WARN_UNUSED;
-/* FP_CONFLICT before results or when every film is struck out. */
+/* Rolls uniformly among every common film not struck out (or, when none is
+ * left, the films on most lists). FP_CONFLICT before results or when every
+ * film is struck out. */
 fp_err sess_roll(sessions *ss, const char *id, json_t **out) FP_WARN_UNUSED;
+/* "We will watch it!": off every ready participant's stored list and into
+ * their watched sets; out of the results. FP_NOT_FOUND for a film not in them. */
 fp_err sess_watched(sessions *ss, const char *id, int64_t film_id, json_t **out) FP_WARN_UNUSED;
+/* "Put it back": out of every participant's watched set, back onto their
+ * stored lists and, when these results lost it, back into them.
+ * FP_NOT_FOUND when nobody here had it marked; FP_CONFLICT while searching. */
+fp_err sess_unwatched(sessions *ss, const char *id, int64_t film_id, json_t **out) FP_WARN_UNUSED;
+/* A page of the common films in display order, or of those matching q (a
+ * title substring, case and accents ignored; a 4-digit q also matches the
+ * year): {"total", "offset", "films": [Film...]}. limit 1..500 (FP_INVALID
+ * otherwise); FP_CONFLICT before results. */
+fp_err sess_films(sessions *ss, const char *id, size_t offset, size_t limit, const char *q,
+                  json_t **out) FP_WARN_UNUSED;
 
 /* ---- event streams ---------------------------------------------------- */
 

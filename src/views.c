@@ -1,9 +1,29 @@
 /* views.c - JSON views of films, participants and errors. */
 #include "views.h"
 
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "core/mem.h"
+
+/* The Letterboxd base URL film links are built on: set once at start, before
+ * any thread reads it. */
+static char view__lb_base[512] = "https://letterboxd.com";
+
+void views_set_letterboxd_url(const char *url)
+{
+    size_t n = url ? strlen(url) : 0;
+    while (n > 0 && url[n - 1] == '/')
+        n--;
+    if (n > 0 && n < sizeof view__lb_base)
+        snprintf(view__lb_base, sizeof view__lb_base, "%.*s", (int)n, url);
+}
+
+const char *views_letterboxd_url(void)
+{
+    return view__lb_base;
+}
 
 json_t *view_film(const film *f)
 {
@@ -13,7 +33,7 @@ json_t *view_film(const film *f)
     json_object_set_new(o, "slug", f->lb_slug ? json_string(f->lb_slug) : json_null());
     json_object_set_new(o, "letterboxd_id", f->lb_id ? json_integer(f->lb_id) : json_null());
     if (f->lb_slug) {
-        char *url = fp_printf("https://letterboxd.com/film/%s/", f->lb_slug);
+        char *url = fp_printf("%s/film/%s/", view__lb_base, f->lb_slug);
         json_object_set_new(o, "url", json_string(url));
         fp_free(url);
     } else {

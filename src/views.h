@@ -13,7 +13,13 @@
 #include "film.h"
 #include "service.h"
 
-/* {"id","title","year","slug","letterboxd_id","url"} */
+/* Film links ("url") are built on this Letterboxd base URL (the configured
+ * letterboxd-url; a trailing '/' is dropped). Call once at start, before
+ * other threads run; the default is https://letterboxd.com. */
+void views_set_letterboxd_url(const char *url);
+const char *views_letterboxd_url(void);
+/* {"id","title","year","slug","letterboxd_id","url","poster"}: url is the
+ * film's page on the configured Letterboxd (or its boxd.it link). */
 json_t *view_film(const film *f);
 /* "queued" | "fetching" | "ready" | "failed" */
 const char *view_part_state(svc_part_state s);

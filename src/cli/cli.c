@@ -52,7 +52,9 @@ static void cli_usage(FILE *out)
           "  migrate up|down [N]|status apply, revert or show schema migrations\n"
           "  pick PROFILE...            the films everyone wants to see, ranked\n"
           "  scrape PROFILE             one person's watchlist\n"
-          "  import FILE                import a Letterboxd export (.csv or .zip)\n\n"
+          "  import FILE                import a Letterboxd export (.csv or .zip)\n"
+          "  watched PROFILE            the films marked watched here (kept off the list)\n"
+          "  unwatch PROFILE FILM       put a watched film back on the list\n\n"
           "A PROFILE is a Letterboxd username or profile URL (alice, @alice,\n"
           "https://letterboxd.com/alice/). `filmpicker COMMAND --help` for details.\n",
           out);
@@ -77,6 +79,12 @@ static const char *const cli_help[][2] = {
                "Imports a Letterboxd export (watchlist.csv or the export .zip). With\n"
                "--user it becomes that Letterboxd user's stored watchlist; otherwise an\n"
                "import id is printed that the API accepts as {\"import\": ID}.\n"},
+    {"watched", "usage: filmpicker watched PROFILE [--json]\n"
+                "Lists the films marked watched here (\"We will watch it!\") for this person,\n"
+                "newest first: they stay off every fetch or import of the list until put back.\n"},
+    {"unwatch", "usage: filmpicker unwatch PROFILE FILM\n"
+                "Puts a watched film back: out of the person's watched set, back on the\n"
+                "stored list. FILM is the film id, its Letterboxd slug or its film page URL.\n"},
 };
 
 static int cli_print_help(const char *cmd)
@@ -584,6 +592,117 @@ out:
     return status;
 }
 
+/* ---- watched here -------------------------------------------------------- */
+
+/* The person of a command's first argument; prints why not. 0 or exit code. */
+static int cli_person(service *svc, const char *cmd, const char *input, svc_person *p)
+{
+    if (svc_person_parse(svc, "lb", input, 0, p) == FP_OK)
+        return 0;
+    fprintf(stderr, "filmpicker %s: '%s' is not a Letterboxd username or profile URL\n", cmd,
+            input);
+    return 2;
+}
+
+static int cli_watched(cli_args *a)
+{
+    if (a->nrest != 1) {
+        fputs(cli_help[5][1], stderr);
+        return 2;
+    }
+    service *svc = NULL;
+    fp_err rc = svc_open(&a->cfg, 0, &svc);
+    if (rc != FP_OK)
+        return cli_fail(rc, "cannot start");
+    svc_person p;
+    int status = cli_person(svc, "watched", a->rest[0], &p);
+    svc_watched_film *films = NULL;
+    size_t n = 0;
+    if (status == 0 && (rc = svc_watched_recent(svc, &p, 0, SIZE_MAX, &films, &n)) != FP_OK)
+        status = cli_fail(rc, p.user);
+    if (status == 0 && a->json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < n; i++) {
+            json_t *o = cli_film_json(&films[i].film);
+            json_object_set_new(o, "watched_at", json_integer(films[i].watched_at));
+            json_array_append_new(arr, o);
+        }
+        char *text = json_dumps(arr, JSON_INDENT(2));
+        printf("%s\n", text ? text : "[]");
+        free(text);
+        json_decref(arr);
+    } else if (status == 0) {
+        printf("%-50s  %-4s  %-16s  %s\n", "TITLE", "YEAR", "WATCHED", "SLUG");
+        for (size_t i = 0; i < n; i++) {
+            char when[24] = "";
+            time_t t = (time_t)films[i].watched_at;
+            struct tm tm;
+            if (gmtime_r(&t, &tm))
+                strftime(when, sizeof when, "%Y-%m-%d", &tm);
+            cli_print_film_row(&films[i].film, when);
+        }
+        printf("%zu film%s marked watched\n", n, n == 1 ? "" : "s");
+    }
+    svc_watched_films_free(films, n);
+    svc_close(&svc);
+    return status;
+}
+
+/* 1 when what the person typed names the film: its id, slug or page URL. */
+static int cli_names_film(const char *what, const film *f)
+{
+    char *end = NULL;
+    long long id = strtoll(what, &end, 10);
+    if (*what >= '1' && *what <= '9' && !*end)
+        return id == f->id;
+    if (!f->lb_slug)
+        return 0;
+    const char *slash = strstr(what, "/film/");
+    if (!slash)
+        return strcmp(what, f->lb_slug) == 0;
+    const char *slug = slash + 6;
+    size_t len = strcspn(slug, "/");
+    return len == strlen(f->lb_slug) && strncmp(slug, f->lb_slug, len) == 0;
+}
+
+static int cli_unwatch(cli_args *a)
+{
+    if (a->nrest != 2) {
+        fputs(cli_help[6][1], stderr);
+        return 2;
+    }
+    service *svc = NULL;
+    fp_err rc = svc_open(&a->cfg, 0, &svc);
+    if (rc != FP_OK)
+        return cli_fail(rc, "cannot start");
+    svc_person p;
+    int status = cli_person(svc, "unwatch", a->rest[0], &p);
+    svc_watched_film *films = NULL;
+    size_t n = 0;
+    if (status == 0 && (rc = svc_watched_recent(svc, &p, 0, SIZE_MAX, &films, &n)) != FP_OK)
+        status = cli_fail(rc, p.user);
+    const film *hit = NULL;
+    for (size_t i = 0; status == 0 && i < n && !hit; i++)
+        if (cli_names_film(a->rest[1], &films[i].film))
+            hit = &films[i].film;
+    if (status == 0 && !hit) {
+        fprintf(stderr, "filmpicker unwatch: %s has no film '%s' marked watched here "
+                        "(see: filmpicker watched %s)\n", p.user, a->rest[1], p.user);
+        status = 1;
+    }
+    int restored = 0;
+    if (status == 0 && (rc = svc_unwatch_people(svc, &p, 1, hit->id, &restored)) != FP_OK)
+        status = cli_fail(rc, p.user);
+    if (status == 0 && hit->year)
+        printf("%s (%d) is back on %s's list\n", hit->title ? hit->title : "?", hit->year,
+               p.user);
+    else if (status == 0)
+        printf("%s is back on %s's list\n", hit->title ? hit->title : "?", p.user);
+    svc_watched_films_free(films, n);
+    svc_close(&svc);
+    return status;
+}
+
 int cli_main(int argc, char **argv)
 {
     xmlInitParser(); /* once, before any thread parses HTML */
@@ -600,7 +719,8 @@ int cli_main(int argc, char **argv)
         const char *name;
         int (*fn)(cli_args *);
     } cmds[] = {{"serve", cli_serve},   {"migrate", cli_migrate}, {"pick", cli_pick},
-                {"scrape", cli_scrape}, {"import", cli_import}};
+                {"scrape", cli_scrape}, {"import", cli_import},   {"watched", cli_watched},
+                {"unwatch", cli_unwatch}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         if (strcmp(argv[1], cmds[i].name) != 0)
             continue;

@@ -27,6 +27,8 @@
     X(CSRF,             "csrf_failed",         403,                                           \
       "missing or wrong CSRF token, or a request from another origin")                        \
     X(CONFLICT,         "conflict",            409, "the resource is in a conflicting state") \
+    X(DUPLICATE,        "already_added",       409, "this person is already in the group")  \
+    X(BAD_NAME,         "invalid_name",        422, "a name is 1 to 40 characters")           \
     X(RATE_LIMITED,     "rate_limited",        429, "too many requests, slow down")           \
     X(USER_NOT_FOUND,   "user_not_found",      404, "no Letterboxd user by that name")        \
     X(EMPTY_WATCHLIST,  "empty_watchlist",     422, "this watchlist is private or empty")     \

@@ -9,6 +9,8 @@
  *   POST   /api/v1/sessions/{id}/veto                      strike out / undo
  *   POST   /api/v1/sessions/{id}/roll                      roll the film
  *   POST   /api/v1/sessions/{id}/watched                   "We will watch it!"
+ *   DELETE /api/v1/sessions/{id}/watched/{film}            "Put it back"
+ *   GET    /api/v1/sessions/{id}/films?offset&limit&q      the common films, paged
  *   GET    /api/v1/sessions/{id}/events                    Server-Sent Events
  * Every state-changing request needs the fp_client cookie, the matching
  * X-CSRF-Token header, and (when the browser sends one) an Origin equal to
@@ -21,6 +23,7 @@
 #include "core/mem.h"
 #include "http/http_internal.h"
 #include "session.h"
+#include "views.h"
 
 #define CLIENT_COOKIE "fp_client"
 
@@ -77,8 +80,9 @@ enum MHD_Result api_sx_client(http_req *r)
         return http__error(r, rc, NULL, NULL);
     const char *pub = r->srv->cfg->public_url;
     struct MHD_Response *resp = http__json_response(
-        r, json_pack("{s:s,s:o}", "csrf_token", token, "public_url",
-                     pub ? json_string(pub) : json_null()));
+        r, json_pack("{s:s,s:o,s:s}", "csrf_token", token, "public_url",
+                     pub ? json_string(pub) : json_null(), "letterboxd_url",
+                     views_letterboxd_url()));
     char *cookie = fp_printf("%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000%s",
                              CLIENT_COOKIE, id, sx__https(r) ? "; Secure" : "");
     MHD_add_response_header(resp, "Set-Cookie", cookie);
@@ -150,11 +154,17 @@ enum MHD_Result api_sx_add(http_req *r)
     if (!body)
         return res;
     json_t *profile = json_object_get(body, "profile"), *imp = json_object_get(body, "import");
-    json_t *source = json_object_get(body, "source");
+    json_t *source = json_object_get(body, "source"), *jname = json_object_get(body, "name");
     svc_person p;
-    char *msg = NULL;
+    char *msg = NULL, *name = NULL;
     fp_err rc;
-    if (json_is_string(imp)) {
+    if (jname && (!json_is_string(jname) || !json_is_string(imp))) {
+        rc = FP_INVALID;
+        msg = fp_strdup("'name' is a string, for an upload ({\"import\": ..., \"name\": ...})");
+    } else if (jname && sess_name_check(json_string_value(jname), &name) != FP_OK) {
+        rc = FP_BAD_NAME;
+        msg = fp_strdup("a name is 1 to 40 characters, without control characters");
+    } else if (json_is_string(imp)) {
         rc = svc_person_import(r->srv->svc, json_string_value(imp), &p);
         if (rc != FP_OK)
             msg = fp_strdup("no import with that id");
@@ -169,18 +179,26 @@ enum MHD_Result api_sx_add(http_req *r)
     if (rc != FP_OK) {
         res = http__error(r, rc, msg, NULL);
         fp_free(msg);
+        fp_free(name);
         return res;
     }
     json_t *view = NULL;
-    rc = sess_add(r->srv->sessions, r->params[0], &p, &view);
+    rc = sess_add(r->srv->sessions, r->params[0], &p, name, &view);
+    fp_free(name);
+    if (rc == FP_DUPLICATE) {
+        char *m = p.src ? fp_printf("%s is already in the group", p.user)
+                        : fp_strdup("this upload is already in the group");
+        res = http__error(r, rc, m, NULL);
+        fp_free(m);
+        return res;
+    }
     if (rc == FP_TOO_MANY) {
         char *m = fp_printf("a session holds at most %ld people", r->srv->cfg->max_participants);
         res = http__error(r, rc, m, NULL);
         fp_free(m);
         return res;
     }
-    return sx__answer(r, rc, view, 201,
-                      "this person is already in the group, or a search is running");
+    return sx__answer(r, rc, view, 201, "a search is running; wait for its results");
 }
 
 enum MHD_Result api_sx_remove(http_req *r)
@@ -275,6 +293,34 @@ enum MHD_Result api_sx_watched(http_req *r)
     json_t *view = NULL;
     fp_err rc = sess_watched(r->srv->sessions, r->params[0], film_id, &view);
     return sx__answer(r, rc, view, 200, "there are no results yet");
+}
+
+enum MHD_Result api_sx_unwatched(http_req *r)
+{
+    SX_REQUIRE_CSRF(r);
+    int64_t film_id = http__path_id(r->params[1]);
+    if (!film_id)
+        return http__error(r, FP_INVALID, "the film id must be a positive integer", NULL);
+    json_t *view = NULL;
+    fp_err rc = sess_unwatched(r->srv->sessions, r->params[0], film_id, &view);
+    if (rc == FP_NOT_FOUND)
+        return http__error(r, rc, "no such session, or nobody here marked that film watched",
+                           NULL);
+    return sx__answer(r, rc, view, 200, "a search is running; wait for its results");
+}
+
+enum MHD_Result api_sx_films(http_req *r)
+{
+    long offset = http__query_long(r, "offset", 0, 1000000);
+    long limit = http__query_long(r, "limit", 100, 500);
+    if (offset < 0 || limit < 1)
+        return http__error(r, FP_INVALID, "offset is 0 or more; limit is 1 to 500", NULL);
+    const char *q = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "q");
+    if (q && strlen(q) > 200)
+        return http__error(r, FP_INVALID, "the search is at most 200 characters", NULL);
+    json_t *out = NULL;
+    fp_err rc = sess_films(r->srv->sessions, r->params[0], (size_t)offset, (size_t)limit, q, &out);
+    return sx__answer(r, rc, out, 200, "there are no results yet");
 }
 
 /* ---- Server-Sent Events -------------------------------------------------- */

@@ -124,21 +124,6 @@ enum MHD_Result api_v1_job_get(http_req *r)
     return res;
 }
 
-/* Reads an optional non-negative integer query argument. -1 when malformed. */
-static long v1__query_long(http_req *r, const char *name, long def, long max)
-{
-    const char *v = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
-    if (!v)
-        return def;
-    if (*v < '0' || *v > '9') /* strtol would take spaces and signs */
-        return -1;
-    char *end = NULL;
-    long n = strtol(v, &end, 10);
-    if (*end || n < 0 || n > max)
-        return -1;
-    return n;
-}
-
 static json_t *v1__films_json(const svc_result_film *fs, size_t n, int with_count)
 {
     json_t *arr = json_array();
@@ -153,9 +138,9 @@ static json_t *v1__films_json(const svc_result_film *fs, size_t n, int with_coun
 
 enum MHD_Result api_v1_job_results(http_req *r)
 {
-    long limit = v1__query_long(r, "limit", 500, 100000);
-    long small = v1__query_long(r, "small", 10, 100000);
-    long most = v1__query_long(r, "most", 50, 10000);
+    long limit = http__query_long(r, "limit", 500, 100000);
+    long small = http__query_long(r, "small", 10, 100000);
+    long most = http__query_long(r, "most", 50, 10000);
     if (limit < 0 || small < 0 || most < 0)
         return http__error(r, FP_INVALID,
                            "'limit', 'small' and 'most' must be non-negative integers", NULL);
@@ -275,6 +260,34 @@ enum MHD_Result api_v1_job_watched(http_req *r)
                           rc == FP_PENDING ? "the job is still fetching" : NULL, NULL);
     }
     fp_free(removed);
+    svc_job_view_free(&v);
+    return res;
+}
+
+enum MHD_Result api_v1_job_unwatched(http_req *r)
+{
+    int64_t film_id = http__path_id(r->params[1]);
+    if (!film_id)
+        return http__error(r, FP_INVALID, "the film id must be a positive integer", NULL);
+    svc_job_view v;
+    fp_err rc = svc_job_view_get(r->srv->svc, r->params[0], &v);
+    if (rc != FP_OK)
+        return http__error(r, rc, "no such job (or it expired)", NULL);
+    int *restored = fp_calloc(v.nparts ? v.nparts : 1, sizeof *restored);
+    rc = svc_job_unwatched(r->srv->svc, r->params[0], film_id, restored, v.nparts);
+    enum MHD_Result res;
+    if (rc == FP_OK) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < v.nparts; i++)
+            json_array_append_new(arr, json_pack("{s:s,s:b}", "name", v.parts[i].user,
+                                                 "restored", restored[i]));
+        res = http__json(r, 200, json_pack("{s:I,s:o}", "film_id", (json_int_t)film_id,
+                                           "participants", arr));
+    } else {
+        res = http__error(r, rc == FP_PENDING ? FP_CONFLICT : rc,
+                          rc == FP_PENDING ? "the job is still fetching" : NULL, NULL);
+    }
+    fp_free(restored);
     svc_job_view_free(&v);
     return res;
 }

@@ -97,6 +97,11 @@ json_t *http__error_body(fp_err e, const char *message);
  * which participant (index counted from 0, shown from 1; HTTP_NO_INDEX for
  * none) and why. */
 #define HTTP_NO_INDEX ((size_t)-1)
+/* An optional non-negative integer query argument (def when absent); -1
+ * when malformed or above max. */
+long http__query_long(http_req *r, const char *name, long def, long max);
+/* A positive id from a path segment (1 to 18 digits, no leading zero); 0 otherwise. */
+int64_t http__path_id(const char *seg);
 fp_err http__person(service *svc, const char *type, const char *input, int refresh, size_t index,
                     svc_person *out, char **message) FP_WARN_UNUSED;
 
@@ -108,6 +113,7 @@ enum MHD_Result api_v1_job_get(http_req *r);
 enum MHD_Result api_v1_job_results(http_req *r);
 enum MHD_Result api_v1_job_roll(http_req *r);
 enum MHD_Result api_v1_job_watched(http_req *r);
+enum MHD_Result api_v1_job_unwatched(http_req *r);
 enum MHD_Result api_v1_imports(http_req *r);
 enum MHD_Result api_v1_profile_check(http_req *r);
 enum MHD_Result api_v1_film_poster(http_req *r);
@@ -120,6 +126,8 @@ enum MHD_Result api_sx_search(http_req *r);
 enum MHD_Result api_sx_veto(http_req *r);
 enum MHD_Result api_sx_roll(http_req *r);
 enum MHD_Result api_sx_watched(http_req *r);
+enum MHD_Result api_sx_unwatched(http_req *r);
+enum MHD_Result api_sx_films(http_req *r);
 enum MHD_Result api_sx_events(http_req *r);
 enum MHD_Result api_web_index(http_req *r);
 enum MHD_Result api_web_asset(http_req *r);

@@ -37,6 +37,7 @@ static http_route http_routes[] = {
     {"GET", "/api/v1/jobs/{id}/results", api_v1_job_results, HTTP_BODY_NONE, -1},
     {"POST", "/api/v1/jobs/{id}/roll", api_v1_job_roll, HTTP_BODY_JSON, -1},
     {"POST", "/api/v1/jobs/{id}/watched", api_v1_job_watched, HTTP_BODY_JSON, -1},
+    {"DELETE", "/api/v1/jobs/{id}/watched/{film}", api_v1_job_unwatched, HTTP_BODY_NONE, -1},
     {"POST", "/api/v1/imports", api_v1_imports, HTTP_BODY_MULTIPART, -1},
     {"GET", "/api/v1/profiles/check", api_v1_profile_check, HTTP_BODY_NONE, -1},
     {"GET", "/api/v1/films/{id}/poster", api_v1_film_poster, HTTP_BODY_NONE, -1},
@@ -55,6 +56,8 @@ static http_route http_routes[] = {
     {"POST", "/api/v1/sessions/{id}/veto", api_sx_veto, HTTP_BODY_JSON, -1},
     {"POST", "/api/v1/sessions/{id}/roll", api_sx_roll, HTTP_BODY_JSON, -1},
     {"POST", "/api/v1/sessions/{id}/watched", api_sx_watched, HTTP_BODY_JSON, -1},
+    {"DELETE", "/api/v1/sessions/{id}/watched/{film}", api_sx_unwatched, HTTP_BODY_NONE, -1},
+    {"GET", "/api/v1/sessions/{id}/films", api_sx_films, HTTP_BODY_NONE, -1},
     {"GET", "/api/v1/sessions/{id}/events", api_sx_events, HTTP_BODY_NONE, -1},
     {"GET", "/", api_web_index, HTTP_BODY_NONE, -1},
     {"GET", "/s/{id}", api_web_index, HTTP_BODY_NONE, -1},
@@ -248,6 +251,28 @@ void http__resume(http_req *r, int status, struct MHD_Response *resp)
     r->pending_status = status;
     r->pending = resp;
     MHD_resume_connection(r->conn);
+}
+
+long http__query_long(http_req *r, const char *name, long def, long max)
+{
+    const char *v = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+    if (!v)
+        return def;
+    if (*v < '0' || *v > '9') /* strtol would take spaces and signs */
+        return -1;
+    char *end = NULL;
+    long n = strtol(v, &end, 10);
+    if (*end || n < 0 || n > max)
+        return -1;
+    return n;
+}
+
+int64_t http__path_id(const char *seg)
+{
+    size_t len = seg ? strlen(seg) : 0;
+    if (len == 0 || len > 18 || *seg == '0' || strspn(seg, "0123456789") != len)
+        return 0;
+    return strtoll(seg, NULL, 10);
 }
 
 fp_err http__person(service *svc, const char *type, const char *input, int refresh, size_t index,

@@ -16,6 +16,11 @@
  *
  * Version 2: films.poster, the Letterboxd poster image path when a page gave
  * one (film.h: film_poster_path_ok), public data like the rest of the row.
+ *
+ * Version 3: watched, each person's "watched here" set (service.c): the films
+ * the group marked watched, kept off that person's list on every later fetch
+ * or import until they are put back. Same privacy as watchlists: the person
+ * key and a sealed blob (film id and time packed into one number per film).
  */
 #include "store/store_sqlite.h"
 
@@ -50,9 +55,20 @@ static const char migration2_up[] = "ALTER TABLE films ADD COLUMN poster TEXT;";
 
 static const char migration2_down[] = "ALTER TABLE films DROP COLUMN poster;";
 
+static const char migration3_up[] =
+    "CREATE TABLE watched ("
+    "  key BLOB PRIMARY KEY CHECK (length(key) = 32),"
+    "  sealed BLOB NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  version INTEGER NOT NULL CHECK (version > 0)"
+    ") WITHOUT ROWID;";
+
+static const char migration3_down[] = "DROP TABLE watched;";
+
 const store_sqlite_migration store_sqlite__migrations[] = {
     {1, "catalogue_and_watchlists", migration1_up, migration1_down},
     {2, "film_posters", migration2_up, migration2_down},
+    {3, "watched_sets", migration3_up, migration3_down},
 };
 
 const size_t store_sqlite__migrations_len =

@@ -68,6 +68,13 @@ typedef struct store_backend {
                             int64_t *new_version);
     /* FP_NOT_FOUND when there was no row. */
     fp_err (*watchlist_delete)(store *s, const uint8_t key[STORE_KEY_BYTES]);
+    /* A person's "watched here" set, a second sealed row per person key with
+     * the same semantics as watchlist_get / watchlist_put (fetched_at is the
+     * time of the last change; versions for compare-and-swap). */
+    fp_err (*watched_get)(store *s, const uint8_t key[STORE_KEY_BYTES], store_watchlist *out);
+    fp_err (*watched_put)(store *s, const uint8_t key[STORE_KEY_BYTES], const uint8_t *sealed,
+                          size_t sealed_len, int64_t updated_at, int64_t expected_version,
+                          int64_t *new_version);
     /* Liveness check for /healthz. */
     fp_err (*ping)(store *s);
 } store_backend;

@@ -68,6 +68,10 @@ enum sq_stmt_id {
     SQ_WL_CREATE,
     SQ_WL_CAS,
     SQ_WL_DELETE,
+    SQ_WD_GET,
+    SQ_WD_UPSERT,
+    SQ_WD_CREATE,
+    SQ_WD_CAS,
     SQ_PING,
     SQ__COUNT
 };
@@ -111,6 +115,15 @@ static const char *const sq_sql[SQ__COUNT] = {
     [SQ_WL_CAS] = "UPDATE watchlists SET sealed = ?2, fetched_at = ?3, version = version + 1 "
                   "WHERE key = ?1 AND version = ?4 RETURNING version",
     [SQ_WL_DELETE] = "DELETE FROM watchlists WHERE key = ?1",
+    [SQ_WD_GET] = "SELECT sealed, updated_at, version FROM watched WHERE key = ?1",
+    [SQ_WD_UPSERT] = "INSERT INTO watched (key, sealed, updated_at, version) "
+                     "VALUES (?1, ?2, ?3, 1) ON CONFLICT (key) DO UPDATE SET "
+                     "sealed = excluded.sealed, updated_at = excluded.updated_at, "
+                     "version = watched.version + 1 RETURNING version",
+    [SQ_WD_CREATE] = "INSERT INTO watched (key, sealed, updated_at, version) "
+                     "VALUES (?1, ?2, ?3, 1) ON CONFLICT (key) DO NOTHING RETURNING version",
+    [SQ_WD_CAS] = "UPDATE watched SET sealed = ?2, updated_at = ?3, version = version + 1 "
+                  "WHERE key = ?1 AND version = ?4 RETURNING version",
     [SQ_PING] = "SELECT 1",
 };
 
@@ -1027,7 +1040,19 @@ static fp_err sq_films_load(store *s, const int64_t *ids, size_t n, film_list *o
 
 /* ---- watchlists -------------------------------------------------------- */
 
-static fp_err sq_watchlist_get(store *s, const uint8_t key[STORE_KEY_BYTES], store_watchlist *out)
+/* The statements of one table of sealed rows (watchlists, watched). */
+typedef struct sq_sealed_table {
+    enum sq_stmt_id get, upsert, create, cas;
+    const char *op_get, *op_put;
+} sq_sealed_table;
+
+static const sq_sealed_table sq_watchlists = {SQ_WL_GET, SQ_WL_UPSERT, SQ_WL_CREATE, SQ_WL_CAS,
+                                              "watchlist_get", "watchlist_put"};
+static const sq_sealed_table sq_watched = {SQ_WD_GET, SQ_WD_UPSERT, SQ_WD_CREATE, SQ_WD_CAS,
+                                           "watched_get", "watched_put"};
+
+static fp_err sq_sealed_get(store *s, const sq_sealed_table *t, const uint8_t key[STORE_KEY_BYTES],
+                            store_watchlist *out)
 {
     sq_conn *c = NULL;
     sqlite3_stmt *st = NULL;
@@ -1035,7 +1060,7 @@ static fp_err sq_watchlist_get(store *s, const uint8_t key[STORE_KEY_BYTES], sto
     fp_err err = sq_acquire(s, &c);
     if (err != FP_OK)
         return err;
-    err = sq_stmt(c, SQ_WL_GET, &st);
+    err = sq_stmt(c, t->get, &st);
     if (err != FP_OK)
         goto out;
     sqlite3_bind_blob(st, 1, key, STORE_KEY_BYTES, SQLITE_STATIC);
@@ -1052,7 +1077,7 @@ static fp_err sq_watchlist_get(store *s, const uint8_t key[STORE_KEY_BYTES], sto
     } else if (rc == SQLITE_DONE) {
         err = FP_NOT_FOUND;
     } else {
-        err = sq_fail(c->db, rc, "watchlist_get");
+        err = sq_fail(c->db, rc, t->op_get);
     }
     sq_done(st);
 out:
@@ -1060,9 +1085,9 @@ out:
     return err;
 }
 
-static fp_err sq_watchlist_put(store *s, const uint8_t key[STORE_KEY_BYTES], const uint8_t *sealed,
-                               size_t sealed_len, int64_t fetched_at, int64_t expected_version,
-                               int64_t *new_version)
+static fp_err sq_sealed_put(store *s, const sq_sealed_table *t, const uint8_t key[STORE_KEY_BYTES],
+                            const uint8_t *sealed, size_t sealed_len, int64_t stamp,
+                            int64_t expected_version, int64_t *new_version)
 {
     sq_conn *c = NULL;
     sqlite3_stmt *st = NULL;
@@ -1071,9 +1096,9 @@ static fp_err sq_watchlist_put(store *s, const uint8_t key[STORE_KEY_BYTES], con
     fp_err err = sq_begin_write(s, &c);
     if (err != FP_OK)
         return err;
-    enum sq_stmt_id id = expected_version == -1 ? SQ_WL_UPSERT
-                         : expected_version == 0 ? SQ_WL_CREATE
-                                                 : SQ_WL_CAS;
+    enum sq_stmt_id id = expected_version == -1 ? t->upsert
+                         : expected_version == 0 ? t->create
+                                                 : t->cas;
     err = sq_stmt(c, id, &st);
     if (err != FP_OK)
         goto out;
@@ -1081,8 +1106,8 @@ static fp_err sq_watchlist_put(store *s, const uint8_t key[STORE_KEY_BYTES], con
     /* A NULL pointer would bind SQL NULL; an empty blob is still a blob. */
     sqlite3_bind_blob64(st, 2, sealed ? (const void *)sealed : (const void *)"",
                         (sqlite3_uint64)sealed_len, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, fetched_at);
-    if (id == SQ_WL_CAS)
+    sqlite3_bind_int64(st, 3, stamp);
+    if (id == t->cas)
         sqlite3_bind_int64(st, 4, expected_version);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
@@ -1093,12 +1118,38 @@ static fp_err sq_watchlist_put(store *s, const uint8_t key[STORE_KEY_BYTES], con
         err = FP_CONFLICT; /* the row's version moved on (or it is gone / exists) */
     }
     if (rc != SQLITE_DONE)
-        err = sq_fail(c->db, rc, "watchlist_put");
+        err = sq_fail(c->db, rc, t->op_put);
     sq_done(st);
     if (err == FP_OK && s->crash_before_commit)
         _exit(1);
 out:
     return sq_end_write(s, c, err);
+}
+
+static fp_err sq_watchlist_get(store *s, const uint8_t key[STORE_KEY_BYTES], store_watchlist *out)
+{
+    return sq_sealed_get(s, &sq_watchlists, key, out);
+}
+
+static fp_err sq_watchlist_put(store *s, const uint8_t key[STORE_KEY_BYTES], const uint8_t *sealed,
+                               size_t sealed_len, int64_t fetched_at, int64_t expected_version,
+                               int64_t *new_version)
+{
+    return sq_sealed_put(s, &sq_watchlists, key, sealed, sealed_len, fetched_at, expected_version,
+                         new_version);
+}
+
+static fp_err sq_watched_get(store *s, const uint8_t key[STORE_KEY_BYTES], store_watchlist *out)
+{
+    return sq_sealed_get(s, &sq_watched, key, out);
+}
+
+static fp_err sq_watched_put(store *s, const uint8_t key[STORE_KEY_BYTES], const uint8_t *sealed,
+                             size_t sealed_len, int64_t updated_at, int64_t expected_version,
+                             int64_t *new_version)
+{
+    return sq_sealed_put(s, &sq_watched, key, sealed, sealed_len, updated_at, expected_version,
+                         new_version);
 }
 
 static fp_err sq_watchlist_delete(store *s, const uint8_t key[STORE_KEY_BYTES])
@@ -1145,5 +1196,7 @@ const store_backend store_backend_sqlite = {
     .watchlist_get = sq_watchlist_get,
     .watchlist_put = sq_watchlist_put,
     .watchlist_delete = sq_watchlist_delete,
+    .watched_get = sq_watched_get,
+    .watched_put = sq_watched_put,
     .ping = sq_ping,
 };

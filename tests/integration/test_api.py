@@ -304,7 +304,7 @@ class SpecAndOperationsTest(ApiTestCase):
     def sample_path(self, tpl):
         """A concrete path of a template: unknown ids, a file name."""
         return (tpl.replace("{id}", "0" * 32).replace("{pid}", "p1")
-                .replace("{file}", "init.js"))
+                .replace("{file}", "init.js").replace("{film}", "12"))
 
     def client_headers(self):
         """Cookie and CSRF token of a fresh client (GET /api/v1/client)."""
@@ -400,10 +400,10 @@ class SpecAndOperationsTest(ApiTestCase):
         session = {"id": sid, "join_url": "/s/" + sid, "status": "gathering", "version": 1,
                    "created_at": "2026-01-01T00:00:00Z", "expires_at": "2026-01-01T06:00:00Z",
                    "participants": [], "results": None, "vetoed": [], "rolled": None,
-                   "watched": []}
+                   "watched": [], "watched_films": []}
         part = {"id": "p1", "name": "alice", "source": "letterboxd", "status": "waiting",
                 "pages_fetched": 0, "pages_total": 0, "films": 0, "error": None,
-                "warning": None}
+                "warning": None, "recently_watched": []}
         spath = "/api/v1/sessions/" + sid
         check_against_spec("GET", spath, 200, ok, json.dumps(
             dict(session, participants=[part])).encode())
@@ -449,7 +449,7 @@ class SpecAndOperationsTest(ApiTestCase):
     def test_every_server_route_is_in_the_spec_and_back(self):
         server = self.server_routes()
         spec = {(m, tpl) for tpl, m in spec_operations()}
-        self.assertEqual(len(server), 33, server)
+        self.assertEqual(len(server), 36, server)
         self.assertEqual(server - spec, set(), "routes the spec does not document")
         self.assertEqual(spec - server, set(), "documented operations the server lacks")
 
@@ -850,7 +850,8 @@ class V1ApiTest(ApiTestCase):
             want = by_slug[f["slug"]]
             self.assertEqual((f["title"], f["year"], f["letterboxd_id"]),
                              (want["title"], want["year"], want["lb_id"]))
-            self.assertEqual(f["url"], "https://letterboxd.com/film/%s/" % f["slug"])
+            # links go to the configured Letterboxd (here the fake site)
+            self.assertEqual(f["url"], "%s/film/%s/" % (self.fake.url, f["slug"]))
         # few common films (3 < small=10): the films on two of the three lists
         self.assertLess(len(true), 10)
         most = {s: c for s, c in counts.items() if 2 <= c < 3}

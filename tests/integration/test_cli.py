@@ -335,6 +335,49 @@ class TestScrapeImportMigrate(unittest.TestCase):
                 env.close()
 
 
+class TestWatchedFromTheCommandLine(unittest.TestCase):
+    def test_watched_lists_and_unwatch_puts_back(self):
+        with harness.FakeBoxd(markup="react2025", size=40, common=20) as fake, \
+                harness.FilmPicker(fake=fake) as fp:
+            env = {"FILMPICKER_DATABASE": fp.db_path, "FILMPICKER_SECRET_KEY": fp.secret_key,
+                   "FILMPICKER_LETTERBOXD_URL": fake.url}
+            users = [{"name": "cliwa_zq", "type": "lb"}, {"name": "cliwb_zq", "type": "lb"}]
+            status, first = fp.json("POST", "/api/scrape/", {"usernames": users}, timeout=60)
+            self.assertEqual(status, 200, first)
+            slug = first["intersection"][0]
+            status, _ = fp.json("POST", "/api/watchlist/remove",
+                                {"film": slug, "usernames": users[:1]})
+            self.assertEqual(status, 200)
+            r = run(["watched", "cliwa_zq", "--json"], env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            listed = json.loads(r.stdout)
+            self.assertEqual([f["slug"] for f in listed], [slug])
+            self.assertGreater(listed[0]["watched_at"], 0)
+            r = run(["watched", "cliwb_zq"], env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("0 films marked watched", r.stdout)
+            # a refresh keeps it off
+            r = run(["scrape", "cliwa_zq", "--refresh", "--json"], env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertNotIn(slug, {f["slug"] for f in json.loads(r.stdout)})
+            # unknown film, bad profile, usage
+            r = run(["unwatch", "cliwa_zq", "no-such-film"], env)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("has no film 'no-such-film' marked watched", r.stderr)
+            self.assertEqual(run(["unwatch", "not a name", slug], env).returncode, 2)
+            self.assertEqual(run(["unwatch", "cliwa_zq"], env).returncode, 2)
+            # put back by its film page URL: on the list again, also after a refresh
+            r = run(["unwatch", "cliwa_zq", "https://letterboxd.com/film/%s/" % slug], env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("is back on cliwa_zq's list", r.stdout)
+            r = run(["scrape", "cliwa_zq", "--json"], env)
+            self.assertIn(slug, {f["slug"] for f in json.loads(r.stdout)})
+            r = run(["scrape", "cliwa_zq", "--refresh", "--json"], env)
+            self.assertIn(slug, {f["slug"] for f in json.loads(r.stdout)})
+            r = run(["watched", "cliwa_zq", "--json"], env)
+            self.assertEqual(json.loads(r.stdout), [])
+
+
 class TestOneFetchPerPerson(unittest.TestCase):
     def test_concurrent_requests_share_one_fetch(self):
         with harness.FakeBoxd(size=200, latency_ms=100) as fake, \

@@ -208,11 +208,13 @@ def apply_event(state, ev):
             state["vetoed"].append(data["film_id"])
         if not data["vetoed"]:
             state["vetoed"].remove(data["film_id"])
+        state["results"]["pool"] = data["pool"]
     elif name == "rolled":
         state["rolled"] = data["film"]
     elif name == "watched":
         fid = data["film_id"]
         res = state["results"]
+        film = next(f for f in res["common"] + res["most"] + [{"id": fid}] if f["id"] == fid)
         if any(f["id"] == fid for f in res["common"]):
             res["common_count"] -= 1
         res["common"] = [f for f in res["common"] if f["id"] != fid]
@@ -221,6 +223,14 @@ def apply_event(state, ev):
         if state["rolled"] and state["rolled"]["id"] == fid:
             state["rolled"] = None
         state["watched"].append(fid)
+        state["watched_films"].append({k: v for k, v in film.items() if k != "lists"})
+        res["pool"] = data["pool"]
+    elif name == "unwatched":
+        fid = data["film_id"]
+        state["watched"] = [w for w in state["watched"] if w != fid]
+        state["watched_films"] = [f for f in state["watched_films"] if f["id"] != fid]
+        if state["results"]:
+            state["results"]["pool"] = data["pool"]
     state["version"] = max(state["version"], ev["id"])
     return state
 
@@ -345,12 +355,12 @@ class SessionTestCase(unittest.TestCase):
         self.assertEqual(st.status, 200, getattr(st, "body", b"")[:300])
         return st
 
-    def session_with_results(self, client, names):
+    def session_with_results(self, client, names, timeout=30.0):
         s = self.new_session(client)
         for n in names:
             self.add(client, s["id"], n)
         self.search(client, s["id"])
-        return self.wait_results(s["id"])
+        return self.wait_results(s["id"], timeout=timeout)
 
 
 # ---- client identity, CSRF, limits ---------------------------------------------------------
@@ -421,18 +431,22 @@ class ClientAndLimitsTest(SessionTestCase):
         # any client may join someone else's session (the id is the invitation)
         s = self.add(b, sid, self.user("csrfok3_zq"))
         self.assertEqual([p["id"] for p in s["participants"]], ["p1", "p2", "p3"])
-        # reading needs no token
-        self.assertEqual(self.get(sid)["version"], 4)
+        # reading needs no token (each person added is 1 event, then their
+        # list's progress: more)
+        self.assertGreaterEqual(self.get(sid)["version"], 4)
 
     def test_participants_and_their_errors(self):
         c = Client(self)
         sid = self.new_session(c)["id"]
         s = self.add(c, sid, "https://letterboxd.com/%s/watchlist/" % self.user("PartA_zq"))
         self.assertEqual(s["participants"], [{
-            "id": "p1", "name": "parta_zq", "source": "letterboxd", "status": "waiting",
-            "pages_fetched": 0, "pages_total": 0, "films": 0, "error": None, "warning": None}])
+            "id": "p1", "name": "parta_zq", "source": "letterboxd", "status": "queued",
+            "pages_fetched": 0, "pages_total": 0, "films": 0, "error": None, "warning": None,
+            "recently_watched": []}])
         self.assertEqual(s["version"], 2)
-        self.add(c, sid, "@parta_zq", expect=409, code="conflict")        # the same person
+        _, _, data = self.call("POST", self.sp(sid, "/participants"), {"profile": "@parta_zq"},
+                               client=c, expect=409, code="already_added")  # the same person
+        self.assertEqual(data["error"]["message"], "parta_zq is already in the group")
         self.add(c, sid, "not a name", expect=422, code="invalid_username")
         self.call("POST", self.sp(sid, "/participants"), {"profile": "x", "source": "kp"},
                   client=c, expect=422, code="unknown_source")
@@ -476,13 +490,18 @@ class ClientAndLimitsTest(SessionTestCase):
         s = self.call("POST", self.sp(sid, "/participants"), {"import": "e" * 32}, client=c,
                       expect=201)[2]
         self.assertEqual((s["participants"][0]["name"], s["participants"][0]["source"]),
-                         ("import:eeeeeeee", "import"))
+                         ("Upload 1", "import"))
         self.call("POST", self.sp(sid, "/participants"), {"import": "e" * 32}, client=c,
-                  expect=409, code="conflict")  # already in the group
+                  expect=409, code="already_added")  # already in the group
+        # read at once: the group learns before searching that it is gone
+        deadline = time.monotonic() + 10
+        while self.get(sid)["participants"][0]["status"] != "failed":
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
         self.search(c, sid)
         done = self.wait_results(sid)
         self.assertEqual(done["results"], {"participants": 0, "failed": 1, "common_count": 0,
-                                           "common": [], "most": []})
+                                           "common": [], "most": [], "pool": 0})
         p = done["participants"][0]
         self.assertEqual((p["status"], p["error"]),
                          ("failed", {"code": "not_found",
@@ -576,30 +595,31 @@ class SessionFlowTest(SessionTestCase):
         self.assertEqual(first["data"], s)
         self.assertEqual(two.next_event(), first)
 
-        # people join from their own devices
+        # people join from their own devices; each list is read at once, while
+        # the group is still gathering
         self.add(alice, sid, a)
         self.add(bob, sid, "https://letterboxd.com/%s/" % b.upper())
         self.add(bob, sid, ghost)
-        evs = one.until_id(4)
-        self.assertEqual([(e["id"], e["event"], e["data"]["id"], e["data"]["name"],
-                           e["data"]["status"]) for e in evs],
-                         [(2, "participant", "p1", a, "waiting"),
-                          (3, "participant", "p2", b, "waiting"),
-                          (4, "participant", "p3", ghost, "waiting")])
+        settled = {}
 
-        started = self.search(alice, sid)
-        self.assertEqual(started["status"], "searching")
-        for p in started["participants"]:
-            self.assertIn(p["status"], ("queued", "fetching", "ready", "failed"))
-        evs = one.until(lambda e: e["event"] == "results", what="results")
-        self.assertEqual(evs[0]["event"], "session")
-        self.assertEqual(evs[0]["data"]["status"], "searching")
+        def all_settled(e):
+            if e["event"] == "participant" and e["data"]["status"] in ("ready", "failed"):
+                settled[e["data"]["id"]] = e["data"]
+            return len(settled) == 3
+
+        evs = one.until(all_settled, what="every list read before the search")
+        added = [e for e in evs if e["id"] in (2, 3, 4)]
+        self.assertEqual([(e["id"], e["event"], e["data"]["id"], e["data"]["name"],
+                           e["data"]["status"]) for e in added[:1]],
+                         [(2, "participant", "p1", a, "queued")])
+        self.assertEqual(self.get(sid)["status"], "gathering")
         progress = {}
-        for e in evs[1:-1]:
+        for e in evs:
             self.assertEqual(e["event"], "participant", e)
             progress.setdefault(e["data"]["id"], []).append(e["data"])
         for pid, name in (("p1", a), ("p2", b)):
             seen = progress[pid]
+            self.assertEqual((seen[0]["name"], seen[0]["status"]), (name, "queued"), seen)
             total = -(-len(self.films(name)) // PER_PAGE)
             fetched = [p["pages_fetched"] for p in seen]
             self.assertEqual(fetched, sorted(fetched), seen)
@@ -615,6 +635,27 @@ class SessionFlowTest(SessionTestCase):
         self.assertEqual(ghost_last["status"], "failed")
         self.assertEqual(ghost_last["error"], {"code": "user_not_found",
                                                "message": NOT_FOUND_MSG % ghost})
+
+        # the search reuses what was read: no page of a and b fetched again
+        requests = self.fake.stats()["requests_total"]
+        started = self.search(alice, sid)
+        self.assertEqual(started["status"], "searching")
+        for p in started["participants"]:
+            self.assertIn(p["status"], ("queued", "fetching", "ready", "failed"))
+        evs = one.until(lambda e: e["event"] == "results", what="results")
+        self.assertEqual(evs[0]["event"], "session")
+        self.assertEqual(evs[0]["data"]["status"], "searching")
+        last = {}
+        for e in evs[1:-1]:
+            self.assertEqual(e["event"], "participant", e)
+            last[e["data"]["id"]] = e["data"]
+        final_parts = {p["id"]: p for p in self.get(sid)["participants"]}
+        for pid, name in (("p1", a), ("p2", b)):
+            self.assertEqual((final_parts[pid]["status"], final_parts[pid]["films"]),
+                             ("ready", len(self.films(name))))
+        self.assertEqual(final_parts["p3"]["error"]["code"], "user_not_found")
+        # only the ghost was asked for again
+        self.assertLessEqual(self.fake.stats()["requests_total"] - requests, 2)
         results = evs[-1]["data"]
         true = self.slugs(a) & self.slugs(b)
         self.assertGreaterEqual(len(true), 20)
@@ -638,10 +679,13 @@ class SessionFlowTest(SessionTestCase):
         self.veto(bob, sid, films[0], vetoed=False)
         self.veto(alice, sid, films[1])
         evs = one.until_id(mark + 3)
+        n = len(films)
         self.assertEqual([(e["id"], e["event"], e["data"]) for e in evs],
-                         [(mark + 1, "veto", {"film_id": films[0], "vetoed": True}),
-                          (mark + 2, "veto", {"film_id": films[0], "vetoed": False}),
-                          (mark + 3, "veto", {"film_id": films[1], "vetoed": True})])
+                         [(mark + 1, "veto", {"film_id": films[0], "vetoed": True,
+                                              "pool": n - 1}),
+                          (mark + 2, "veto", {"film_id": films[0], "vetoed": False, "pool": n}),
+                          (mark + 3, "veto", {"film_id": films[1], "vetoed": True,
+                                              "pool": n - 1})])
         self.veto(alice, sid, 999999999, expect=404, code="not_found")  # not in the results
 
         # roll: never a struck-out film
@@ -665,8 +709,12 @@ class SessionFlowTest(SessionTestCase):
         after = self.call("POST", self.sp(sid, "/watched"), {"film_id": watched["id"]},
                           client=bob, expect=200)[2]
         ev = one.until(lambda e: e["event"] == "watched", what="watched")[-1]
-        self.assertEqual((ev["id"], ev["data"]), (after["version"], {"film_id": watched["id"]}))
+        self.assertEqual(ev["data"], {"film_id": watched["id"], "pool": 0})
         self.assertEqual(after["watched"], [watched["id"]])
+        self.assertEqual(after["watched_films"], [watched])
+        # each participant who had it sees it as recently watched
+        for p in after["participants"][:2]:
+            self.assertEqual([r["film"] for r in p["recently_watched"]], [watched])
         self.assertNotIn(watched["id"], after["vetoed"])
         self.assertNotIn(watched["id"], {f["id"] for f in after["results"]["common"]})
         self.assertEqual(after["results"]["common_count"], len(true) - 1)
@@ -772,7 +820,8 @@ class SessionFlowTest(SessionTestCase):
         evs = st.until_id(now)
         self.assertEqual([e["id"] for e in evs], list(range(now - 255, now + 1)))
         self.assertEqual([e["event"] for e in evs], ["veto"] * 256)
-        self.assertEqual(evs[-1]["data"], {"film_id": fid, "vetoed": False})
+        self.assertEqual(evs[-1]["data"], {"film_id": fid, "vetoed": False,
+                                           "pool": s["results"]["common_count"]})
 
     def test_group_is_locked_while_searching(self):
         c = Client(self)

@@ -339,7 +339,7 @@ static void test_migrations_up_down_up(void **state)
     int cur = -1, latest = -1;
     assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
     assert_int_equal(cur, 0);
-    assert_int_equal(latest, 2);
+    assert_int_equal(latest, 3);
 
     /* Before migrating there is nothing to write to. */
     film f = {.title = fp_strdup("Alien"), .year = 1979};
@@ -348,15 +348,19 @@ static void test_migrations_up_down_up(void **state)
 
     assert_int_equal(B->migrate(s, -1), FP_OK);
     assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
-    assert_int_equal(cur, 2);
+    assert_int_equal(cur, 3);
     assert_int_equal(B->migrate(s, -1), FP_OK); /* idempotent */
-    assert_int_equal(raw_int(path, "SELECT count(*) FROM schema_migrations"), 2);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM schema_migrations"), 3);
     char *name = raw_text(path, "SELECT name FROM schema_migrations WHERE version = 1");
     assert_string_equal(name, "catalogue_and_watchlists");
     fp_free(name);
     name = raw_text(path, "SELECT name FROM schema_migrations WHERE version = 2");
     assert_string_equal(name, "film_posters");
     fp_free(name);
+    name = raw_text(path, "SELECT name FROM schema_migrations WHERE version = 3");
+    assert_string_equal(name, "watched_sets");
+    fp_free(name);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'watched'"), 1);
     assert_int_equal(raw_int(path, "SELECT count(*) FROM pragma_table_info('films') WHERE name = 'poster'"), 1);
     int64_t applied = raw_int(path, "SELECT applied_at FROM schema_migrations WHERE version = 1");
     assert_true(llabs(applied - (int64_t)time(NULL)) < 60);
@@ -366,32 +370,35 @@ static void test_migrations_up_down_up(void **state)
     assert_int_equal(B->films_resolve(s, &f, 1), FP_OK);
     assert_int_equal(f.id, 1);
 
-    /* Down one step: the poster column goes, the catalogue stays. */
+    /* Down one step: the watched sets go; another: the poster column goes,
+     * the catalogue stays. */
+    assert_int_equal(B->migrate(s, 2), FP_OK);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'watched'"), 0);
     assert_int_equal(B->migrate(s, 1), FP_OK);
     assert_int_equal(raw_int(path, "SELECT count(*) FROM pragma_table_info('films') WHERE name = 'poster'"), 0);
     assert_int_equal(raw_int(path, "SELECT count(*) FROM films"), 1);
-    assert_int_equal(B->migrate(s, 2), FP_OK);
+    assert_int_equal(B->migrate(s, 3), FP_OK);
     assert_int_equal(raw_int(path, "SELECT count(*) FROM films"), 1);
 
     assert_int_equal(B->migrate(s, 0), FP_OK);
     assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
     assert_int_equal(cur, 0);
     assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name IN "
-                                   "('films','watchlists')"),
+                                   "('films','watchlists','watched')"),
                      0);
     assert_int_equal(raw_int(path, "SELECT count(*) FROM schema_migrations"), 0);
 
     assert_int_equal(B->migrate(s, -1), FP_OK);
     assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
-    assert_int_equal(cur, 2);
+    assert_int_equal(cur, 3);
     f.id = 0;
     assert_int_equal(B->films_resolve(s, &f, 1), FP_OK);
     assert_int_equal(f.id, 1); /* a fresh table again */
 
-    assert_int_equal(B->migrate(s, 3), FP_INVALID);
+    assert_int_equal(B->migrate(s, 4), FP_INVALID);
     assert_int_equal(B->migrate(s, -2), FP_INVALID);
     assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
-    assert_int_equal(cur, 2);
+    assert_int_equal(cur, 3);
 
     film_clear(&f);
     B->close(s);
@@ -401,13 +408,13 @@ static void test_migrations_up_down_up(void **state)
 
 /* What a later release could add: Kinopoisk ids, reversibly. */
 static const store_sqlite_migration later_steps[] = {
-    {3, "films_kp_id",
+    {4, "films_kp_id",
      "ALTER TABLE films ADD COLUMN kp_id INTEGER;"
      "CREATE UNIQUE INDEX films_kp_id ON films (kp_id);",
      "DROP INDEX films_kp_id;"
      "ALTER TABLE films DROP COLUMN kp_id;"},
     /* Fails half-way: the table it created must not survive. */
-    {4, "broken", "CREATE TABLE half_done (x INTEGER); INSERT INTO no_such_table VALUES (1);",
+    {5, "broken", "CREATE TABLE half_done (x INTEGER); INSERT INTO no_such_table VALUES (1);",
      "DROP TABLE half_done;"},
 };
 
@@ -416,59 +423,59 @@ static void test_later_migrations(void **state)
     (void)state;
     char *dir = make_tmpdir();
     char *path = fp_printf("%s/m2.db", dir);
-    /* The built-in steps (1, 2), then the later ones (3, 4). */
-    assert_int_equal(store_sqlite__migrations_len, 2);
-    store_sqlite_migration list[4];
-    memcpy(list, store_sqlite__migrations, 2 * sizeof list[0]);
-    memcpy(list + 2, later_steps, sizeof later_steps);
+    /* The built-in steps (1..3), then the later ones (4, 5). */
+    assert_int_equal(store_sqlite__migrations_len, 3);
+    store_sqlite_migration list[5];
+    memcpy(list, store_sqlite__migrations, 3 * sizeof list[0]);
+    memcpy(list + 3, later_steps, sizeof later_steps);
 
     store *s = open_migrated(path);
     fspec alien = {0, NULL, NULL, NULL, "Alien", 1979};
     int64_t id = resolve_spec(s, &alien);
 
-    store_sqlite__use_migrations(s, list, 3);
-    int cur = -1, latest = -1;
-    assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
-    assert_int_equal(cur, 2);
-    assert_int_equal(latest, 3);
-    assert_int_equal(B->migrate(s, -1), FP_OK);
-    assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
-    assert_int_equal(cur, 3);
-    assert_int_equal(raw_int(path, "SELECT count(*) FROM pragma_table_info('films') WHERE name = 'kp_id'"), 1);
-    assert_int_equal(raw_int(path, "SELECT count(*) FROM schema_migrations"), 3);
-    assert_row(s, id, &alien, "after up to 3");
-    assert_int_equal(resolve_spec(s, &alien), id); /* statements survive the schema change */
-
-    assert_int_equal(B->migrate(s, 2), FP_OK);
-    assert_int_equal(raw_int(path, "SELECT count(*) FROM pragma_table_info('films') WHERE name = 'kp_id'"), 0);
-    assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'films_kp_id'"), 0);
-    assert_row(s, id, &alien, "after down to 2");
-
-    /* Down to nothing and straight up to 3, one step at a time. */
-    assert_int_equal(B->migrate(s, 0), FP_OK);
-    assert_int_equal(B->migrate(s, 3), FP_OK);
-    assert_int_equal(raw_int(path, "SELECT group_concat(version, '') FROM schema_migrations"), 123);
-
-    /* A step that fails leaves the schema at the previous version. */
     store_sqlite__use_migrations(s, list, 4);
-    assert_int_equal(B->migrate(s, -1), FP_STORAGE);
+    int cur = -1, latest = -1;
     assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
     assert_int_equal(cur, 3);
     assert_int_equal(latest, 4);
+    assert_int_equal(B->migrate(s, -1), FP_OK);
+    assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
+    assert_int_equal(cur, 4);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM pragma_table_info('films') WHERE name = 'kp_id'"), 1);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM schema_migrations"), 4);
+    assert_row(s, id, &alien, "after up to 4");
+    assert_int_equal(resolve_spec(s, &alien), id); /* statements survive the schema change */
+
+    assert_int_equal(B->migrate(s, 3), FP_OK);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM pragma_table_info('films') WHERE name = 'kp_id'"), 0);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'films_kp_id'"), 0);
+    assert_row(s, id, &alien, "after down to 3");
+
+    /* Down to nothing and straight up to 4, one step at a time. */
+    assert_int_equal(B->migrate(s, 0), FP_OK);
+    assert_int_equal(B->migrate(s, 4), FP_OK);
+    assert_int_equal(raw_int(path, "SELECT group_concat(version, '') FROM schema_migrations"), 1234);
+
+    /* A step that fails leaves the schema at the previous version. */
+    store_sqlite__use_migrations(s, list, 5);
+    assert_int_equal(B->migrate(s, -1), FP_STORAGE);
+    assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
+    assert_int_equal(cur, 4);
+    assert_int_equal(latest, 5);
     assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'half_done'"), 0);
 
     /* An older build (the built-in steps) refuses a schema newer than it knows. */
     store_sqlite__use_migrations(s, NULL, 0);
     assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
-    assert_int_equal(cur, 3);
-    assert_int_equal(latest, 2);
+    assert_int_equal(cur, 4);
+    assert_int_equal(latest, 3);
     assert_int_equal(B->migrate(s, -1), FP_STORAGE);
     assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
-    assert_int_equal(cur, 3);
+    assert_int_equal(cur, 4);
 
     /* A malformed list is refused before touching anything. */
     store_sqlite_migration gap[2] = {list[0], list[1]};
-    gap[1].version = 3;
+    gap[1].version = 3; /* 1 then 3: a gap */
     store_sqlite__use_migrations(s, gap, 2);
     assert_int_equal(B->migrate(s, -1), FP_INTERNAL);
 
@@ -841,6 +848,39 @@ static void fill_pattern(uint8_t *p, size_t len, uint8_t seed)
     }
 }
 
+/* The watched sets are a table of their own: same versions, other rows. */
+static void test_watched_rows(void **state)
+{
+    (void)state;
+    char *dir = make_tmpdir();
+    char *path = fp_printf("%s/wd.db", dir);
+    store *s = open_migrated(path);
+    uint8_t k[STORE_KEY_BYTES];
+    memset(k, 7, sizeof k);
+    store_watchlist w = {0};
+    int64_t v = 0;
+    assert_int_equal(B->watched_get(s, k, &w), FP_NOT_FOUND);
+    assert_int_equal(B->watched_put(s, k, (const uint8_t *)"set1", 4, 10, 0, &v), FP_OK);
+    assert_int_equal(v, 1);
+    assert_int_equal(B->watched_put(s, k, (const uint8_t *)"x", 1, 11, 0, NULL), FP_CONFLICT);
+    assert_int_equal(B->watched_put(s, k, (const uint8_t *)"set2", 4, 12, 1, &v), FP_OK);
+    assert_int_equal(v, 2);
+    assert_int_equal(B->watched_put(s, k, (const uint8_t *)"stale", 5, 13, 1, NULL), FP_CONFLICT);
+    assert_int_equal(B->watched_get(s, k, &w), FP_OK);
+    assert_int_equal(w.sealed_len, 4);
+    assert_memory_equal(w.sealed, "set2", 4);
+    assert_int_equal(w.fetched_at, 12);
+    assert_int_equal(w.version, 2);
+    store_watchlist_free(&w);
+    /* the person's watchlist row is another row */
+    assert_int_equal(B->watchlist_get(s, k, &w), FP_NOT_FOUND);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM watched"), 1);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM watchlists"), 0);
+    B->close(s);
+    fp_free(path);
+    remove_tree(dir);
+}
+
 static void test_replace_survives_crash(void **state)
 {
     (void)state;
@@ -1187,6 +1227,7 @@ int main(void)
         cmocka_unit_test(test_resolve_1000_timing),
         cmocka_unit_test(test_films_load),
         cmocka_unit_test(test_watchlist_versions),
+        cmocka_unit_test(test_watched_rows),
         cmocka_unit_test(test_replace_survives_crash),
         cmocka_unit_test(test_lock_timeout_is_unavailable),
         cmocka_unit_test(test_privacy_of_files),
