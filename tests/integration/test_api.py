@@ -1615,6 +1615,30 @@ class LifecycleTest(unittest.TestCase):
         finally:
             fp.stop(raise_on_error=False)
 
+    def test_sigterm_while_the_first_versions_route_waits(self):
+        """POST /api/scrape/ waiting on a cold fetch when SIGTERM comes: the
+        fetch finishes, the waiting client still gets its 200, and the server
+        exits 0 (it never stops libmicrohttpd under a suspended request)."""
+        name = "termwait_zq_n300"
+        want = len(self.fake.films(name))
+        fp = self.server()
+        try:
+            answer = {}
+            body = json.dumps({"usernames": [{"name": name, "type": "LB"}]})
+            t = threading.Thread(target=lambda: answer.update(r=fp.request(
+                "POST", "/api/scrape/", body, JSON_HEADERS, timeout=60)))
+            t.start()
+            self.wait_fetching()
+            fp.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(fp.proc.wait(timeout=30), 0, fp.stderr_text())
+            t.join(timeout=10)
+            status, headers, raw = answer["r"]
+            data = check_against_spec("POST", "/api/scrape/", status, headers, raw)
+            self.assertEqual(status, 200, raw)
+            self.assertEqual(data["intersection_len"], want)
+        finally:
+            fp.stop(raise_on_error=False)
+
     def test_sigterm_while_fetching_finishes_and_stores(self):
         name = "term_zq"
         want = len(self.fake.films(name))
