@@ -29,6 +29,7 @@ fp_err watched_unpack(const int64_t *codes, size_t n, watched_set *out)
 {
     out->items = NULL;
     out->n = 0;
+    out->cap = 0;
     watched_entry *items = fp_malloc((n ? n : 1) * sizeof *items);
     for (size_t i = 0; i < n; i++) {
         uint64_t c = (uint64_t)codes[i];
@@ -42,6 +43,7 @@ fp_err watched_unpack(const int64_t *codes, size_t n, watched_set *out)
     }
     out->items = items;
     out->n = n;
+    out->cap = n ? n : 1;
     return FP_OK;
 }
 
@@ -84,7 +86,13 @@ int watched_add(watched_set *w, int64_t film_id, int64_t at)
         w->n--;
         i = watched__lower(w, film_id);
     }
-    w->items = fp_realloc(w->items, (w->n + 1) * sizeof *w->items);
+    if (w->n + 1 > w->cap) { /* grow geometrically: adds stay O(n) in all */
+        size_t cap = w->cap ? w->cap * 2 : 16;
+        if (cap < w->n + 1)
+            cap = w->n + 1;
+        w->items = fp_reallocarray(w->items, cap, sizeof *w->items);
+        w->cap = cap;
+    }
     memmove(w->items + i + 1, w->items + i, (w->n - i) * sizeof *w->items);
     w->items[i] = (watched_entry){film_id, at};
     w->n++;
@@ -140,4 +148,5 @@ void watched_free(watched_set *w)
 {
     FP_FREE(w->items);
     w->n = 0;
+    w->cap = 0;
 }

@@ -26,6 +26,7 @@ typedef struct watched_entry {
 typedef struct watched_set {
     watched_entry *items; /* sorted by film_id, unique; owned */
     size_t n;
+    size_t cap;           /* entries items can hold (0: not allocated by watched.c) */
 } watched_set;
 
 #define WATCHED_MAX_FILM_ID ((int64_t)1 << 31)

@@ -81,17 +81,17 @@ static void test_pack_refuses_out_of_range(void **state)
     int64_t *codes = NULL;
     size_t n = 0;
     watched_entry big[] = {{WATCHED_MAX_FILM_ID, 5}};
-    watched_set w = {big, 1};
+    watched_set w = {big, 1, 0};
     assert_int_equal(watched_pack(&w, &codes, &n), FP_INVALID);
     assert_null(codes);
     watched_entry late[] = {{5, (int64_t)UINT32_MAX + 1}};
-    w = (watched_set){late, 1};
+    w = (watched_set){late, 1, 0};
     assert_int_equal(watched_pack(&w, &codes, &n), FP_INVALID);
     watched_entry zero[] = {{0, 5}};
-    w = (watched_set){zero, 1};
+    w = (watched_set){zero, 1, 0};
     assert_int_equal(watched_pack(&w, &codes, &n), FP_INVALID);
     watched_entry unsorted[] = {{9, 5}, {3, 5}};
-    w = (watched_set){unsorted, 2};
+    w = (watched_set){unsorted, 2, 0};
     assert_int_equal(watched_pack(&w, &codes, &n), FP_INVALID);
 }
 
