@@ -321,10 +321,13 @@ enum MHD_Result api_v1_imports(http_req *r)
     enum MHD_Result res;
     if (rc == FP_OK) {
         json_t *errs = json_array();
-        for (size_t i = 0; i < rep.detail.nerrors; i++)
-            json_array_append_new(errs, json_pack("{s:I,s:s}", "line",
-                                                  (json_int_t)rep.detail.errors[i].line, "reason",
-                                                  rep.detail.errors[i].reason));
+        for (size_t i = 0; i < rep.detail.nerrors; i++) {
+            const import_row_error *e = &rep.detail.errors[i];
+            json_t *o = json_pack("{s:I,s:s}", "line", (json_int_t)e->line, "reason", e->reason);
+            json_object_set_new(o, "title", e->title ? json_string(e->title) : json_null());
+            json_object_set_new(o, "year", e->year ? json_integer(e->year) : json_null());
+            json_array_append_new(errs, o);
+        }
         json_t *participant =
             who ? json_pack("{s:s,s:s}", "source", "letterboxd", "profile", person.user)
                 : json_pack("{s:s}", "import", rep.token);
