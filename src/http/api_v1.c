@@ -331,10 +331,11 @@ enum MHD_Result api_v1_imports(http_req *r)
         json_t *participant =
             who ? json_pack("{s:s,s:s}", "source", "letterboxd", "profile", person.user)
                 : json_pack("{s:s}", "import", rep.token);
-        json_t *o = json_pack("{s:{s:o,s:o,s:s,s:I,s:o,s:I}}", "import", "id",
+        json_t *o = json_pack("{s:{s:o,s:o,s:s,s:I,s:I,s:o,s:I}}", "import", "id",
                               who ? json_null() : json_string(rep.token), "participant",
                               participant, "format", rep.format ? rep.format : "unknown", "films",
-                              (json_int_t)rep.films, "row_errors", errs, "row_errors_total",
+                              (json_int_t)rep.films, "watched", (json_int_t)rep.watched,
+                              "row_errors", errs, "row_errors_total",
                               (json_int_t)rep.detail.nerrors_total);
         res = http__json(r, 201, o);
     } else if (rc == FP_BAD_FILE) {
