@@ -36,7 +36,7 @@ typedef struct fp_config {
     long max_participants;    /* per request */
     long max_body_bytes;      /* JSON request bodies */
     long max_upload_bytes;    /* multipart export uploads */
-    long compat_wait_ms;      /* how long POST /api/scrape/ waits for fetches */
+    long compat_wait_ms;      /* how long the first version's routes wait for fetches */
     long request_timeout_s;   /* idle HTTP connection timeout */
     long job_ttl_s;           /* finished jobs are kept this long */
     long max_jobs;            /* unfinished jobs at once (429 beyond) */

@@ -1787,6 +1787,15 @@ fp_err svc_remove_by_slug(service *s, const svc_person *p, const char *slug, int
     return rc;
 }
 
+fp_err svc_person_stored(service *s, const svc_person *p, int *stored)
+{
+    svc_stored st = {0};
+    fp_err rc = svc__load(s, p->key, &st);
+    *stored = rc == FP_OK;
+    svc__stored_free(&st);
+    return rc == FP_NOT_FOUND ? FP_OK : rc;
+}
+
 /* ---- import ------------------------------------------------------------ */
 
 fp_err svc_import(service *s, const svc_person *p, const unsigned char *data, size_t len,

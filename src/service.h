@@ -189,6 +189,8 @@ fp_err svc_job_sample(service *s, const char *job_id, size_t *intersection_len,
  * boxd.it link, else the title). *removed is 1 if it was there. */
 fp_err svc_remove_by_slug(service *s, const svc_person *p, const char *slug,
                           int *removed) FP_WARN_UNUSED;
+/* *stored = 1 when p has a stored list, of any age (nothing is fetched). */
+fp_err svc_person_stored(service *s, const svc_person *p, int *stored) FP_WARN_UNUSED;
 
 /* ---- import ----------------------------------------------------------- */
 

@@ -39,7 +39,8 @@ typedef struct cli_args {
     int refresh;
     int has_seed;
     uint64_t seed;
-    long limit;
+    long limit;    /* pick: films listed; 0 means all */
+    int has_limit; /* --limit was given */
     const char *user; /* import --user */
 } cli_args;
 
@@ -69,7 +70,9 @@ static const char *const cli_help[][2] = {
     {"pick", "usage: filmpicker pick PROFILE... [--json] [--refresh] [--seed N] [--limit N]\n"
              "Fetches (or reuses stored) watchlists and prints the films on every list,\n"
              "then, when few are common, those on most lists (\"on 3 of 4 lists\"),\n"
-             "plus one film rolled at random (reproducible with --seed).\n"},
+             "plus one film rolled at random (reproducible with --seed).\n"
+             "--limit N: list at most N films of each kind (0: all). Default: 50 in\n"
+             "the table, all with --json.\n"},
     {"scrape", "usage: filmpicker scrape PROFILE [--json] [--refresh]\n"
                "Prints one person's watchlist (fetching it when not stored or stale).\n"},
     {"import", "usage: filmpicker import FILE [--user PROFILE] [--json]\n"
@@ -152,6 +155,7 @@ static int cli_parse(int argc, char **argv, cli_args *a)
                 a->has_seed = 1;
             } else {
                 a->limit = n > 100000 ? 100000 : (long)n;
+                a->has_limit = 1;
             }
         } else if (strncmp(s, "--", 2) == 0 && s[2]) {
             fprintf(stderr, "filmpicker: unknown option %s (see --help)\n", s);
@@ -360,14 +364,16 @@ static int cli_pick(cli_args *a)
             fprintf(stderr, "filmpicker pick: %s: refresh failed (%s); using the stored copy\n",
                     v.parts[i].user, fp_err_message(v.parts[i].warning));
     }
-    rc = svc_job_results(svc, id, 10, (size_t)a->limit, &res);
+    /* 0, or --json without --limit: every film */
+    size_t limit = (a->limit == 0 || (a->json && !a->has_limit)) ? SIZE_MAX : (size_t)a->limit;
+    rc = svc_job_results(svc, id, 10, limit, &res);
     if (rc != FP_OK) {
         status = cli_fail(rc, "pick");
         goto out;
     }
     film rolled = {0};
     fp_err roll_rc = svc_job_roll(svc, id, NULL, 0, a->has_seed ? &a->seed : NULL, &rolled);
-    size_t shown = res.ncommon < (size_t)a->limit ? res.ncommon : (size_t)a->limit;
+    size_t shown = res.ncommon < limit ? res.ncommon : limit;
     if (a->json) {
         json_t *common = json_array(), *most = json_array();
         for (size_t i = 0; i < shown; i++)
@@ -540,9 +546,15 @@ static int cli_import(cli_args *a)
     svc_import_report rep;
     rc = svc_import(svc, who, data, len, base ? base + 1 : a->rest[0], &rep);
     if (rc == FP_OK || rc == FP_BAD_FILE || rc == FP_EMPTY_WATCHLIST) {
-        for (size_t i = 0; i < rep.detail.nerrors; i++)
-            fprintf(stderr, "%s:%zu: %s\n", a->rest[0], rep.detail.errors[i].line,
-                    rep.detail.errors[i].reason);
+        for (size_t i = 0; i < rep.detail.nerrors; i++) {
+            const import_row_error *e = &rep.detail.errors[i];
+            char which[IMPORT_ROW_TITLE_MAX * 3 + 32] = "";
+            if (e->title && e->year)
+                snprintf(which, sizeof which, "%s (%d): ", e->title, e->year);
+            else if (e->title)
+                snprintf(which, sizeof which, "%s: ", e->title);
+            fprintf(stderr, "%s:%zu: %s%s\n", a->rest[0], e->line, which, e->reason);
+        }
         if (rep.detail.nerrors_total > rep.detail.nerrors)
             fprintf(stderr, "... and %zu more unreadable rows\n",
                     rep.detail.nerrors_total - rep.detail.nerrors);

@@ -321,17 +321,21 @@ enum MHD_Result api_v1_imports(http_req *r)
     enum MHD_Result res;
     if (rc == FP_OK) {
         json_t *errs = json_array();
-        for (size_t i = 0; i < rep.detail.nerrors; i++)
-            json_array_append_new(errs, json_pack("{s:I,s:s}", "line",
-                                                  (json_int_t)rep.detail.errors[i].line, "reason",
-                                                  rep.detail.errors[i].reason));
+        for (size_t i = 0; i < rep.detail.nerrors; i++) {
+            const import_row_error *e = &rep.detail.errors[i];
+            json_t *o = json_pack("{s:I,s:s}", "line", (json_int_t)e->line, "reason", e->reason);
+            json_object_set_new(o, "title", e->title ? json_string(e->title) : json_null());
+            json_object_set_new(o, "year", e->year ? json_integer(e->year) : json_null());
+            json_array_append_new(errs, o);
+        }
         json_t *participant =
             who ? json_pack("{s:s,s:s}", "source", "letterboxd", "profile", person.user)
                 : json_pack("{s:s}", "import", rep.token);
-        json_t *o = json_pack("{s:{s:o,s:o,s:s,s:I,s:o,s:I}}", "import", "id",
+        json_t *o = json_pack("{s:{s:o,s:o,s:s,s:I,s:I,s:o,s:I}}", "import", "id",
                               who ? json_null() : json_string(rep.token), "participant",
                               participant, "format", rep.format ? rep.format : "unknown", "films",
-                              (json_int_t)rep.films, "row_errors", errs, "row_errors_total",
+                              (json_int_t)rep.films, "watched", (json_int_t)rep.watched,
+                              "row_errors", errs, "row_errors_total",
                               (json_int_t)rep.detail.nerrors_total);
         res = http__json(r, 201, o);
     } else if (rc == FP_BAD_FILE) {

@@ -2,8 +2,12 @@
  * api_web.c - the web app's files from web-dir (the Vite build in web/dist):
  * "/" and "/s/{id}" give index.html (no-cache), "/assets/{file}" the
  * content-hashed bundles (cached for a year, immutable), a few fixed root
- * files. A file's precompressed .br or .gz twin (written by the build) is
- * sent when the browser accepts that encoding. Pages carry the app's strict
+ * files. Any other page a browser may open (a path outside /api/, /docs,
+ * /healthz, /metrics and /assets/ that does not name a file, or /s/ with an
+ * id that is not 32 hex digits) is answered 404 with index.html, so the app
+ * shows its own "page not found"; without a built app it is the JSON 404.
+ * A file's precompressed .br or .gz twin (written by the build) is sent when
+ * the browser accepts that encoding. Pages carry the app's strict
  * Content-Security-Policy: scripts, styles and connections only from here.
  */
 #include <fcntl.h>
@@ -67,7 +71,10 @@ static int web__accepts(http_req *r, const char *coding)
     return 0;
 }
 
-static enum MHD_Result web__send(http_req *r, const char *rel, int immutable)
+/* Sends web-dir/rel with status. missing_index: the error when rel is
+ * index.html and the app is not built. */
+static enum MHD_Result web__send(http_req *r, const char *rel, int immutable, int status,
+                                 fp_err missing_index)
 {
     const char *ctype = web__type(rel);
     if (!ctype)
@@ -91,9 +98,11 @@ static enum MHD_Result web__send(http_req *r, const char *rel, int immutable)
             enc = encs[i][0];
     }
     if (fd < 0) {
-        if (strcmp(rel, "index.html") == 0)
+        if (strcmp(rel, "index.html") == 0 && missing_index == FP_UNAVAILABLE)
             return http__error(r, FP_UNAVAILABLE,
                                "the web app is not built: run `npm run build` in web/", NULL);
+        if (strcmp(rel, "index.html") == 0)
+            return http__error(r, missing_index, "no such route", NULL);
         return http__error(r, FP_NOT_FOUND, "no such file", NULL);
     }
     struct MHD_Response *resp = MHD_create_response_from_fd((uint64_t)st.st_size, fd);
@@ -105,12 +114,32 @@ static enum MHD_Result web__send(http_req *r, const char *rel, int immutable)
                             immutable ? "public, max-age=31536000, immutable" : "no-cache");
     MHD_add_response_header(resp, "X-Request-Id", r->id);
     http__security_headers(resp, WEB_CSP);
-    return http__queue(r, 200, resp);
+    return http__queue(r, status, resp);
+}
+
+int api_web_is_page(const char *path)
+{
+    static const char *const not_pages[] = {"/api", "/docs", "/healthz", "/metrics", "/assets"};
+    for (size_t i = 0; i < sizeof not_pages / sizeof not_pages[0]; i++) {
+        size_t n = strlen(not_pages[i]);
+        if (strncmp(path, not_pages[i], n) == 0 && (path[n] == '\0' || path[n] == '/'))
+            return 0;
+    }
+    const char *last = strrchr(path, '/');
+    return last != NULL && strchr(last, '.') == NULL; /* "/favicon.ico": a file, not a page */
+}
+
+enum MHD_Result api_web_not_found(http_req *r)
+{
+    return web__send(r, "index.html", 0, 404, FP_NOT_FOUND);
 }
 
 enum MHD_Result api_web_index(http_req *r)
 {
-    return web__send(r, "index.html", 0);
+    const char *id = r->params[0]; /* "/s/{id}"; NULL for "/" */
+    if (id && (strlen(id) != 32 || strspn(id, "0123456789abcdef") != 32))
+        return api_web_not_found(r);
+    return web__send(r, "index.html", 0, 200, FP_UNAVAILABLE);
 }
 
 enum MHD_Result api_web_asset(http_req *r)
@@ -122,12 +151,12 @@ enum MHD_Result api_web_asset(http_req *r)
                                                              "0123456789-_.") != strlen(name))
         return http__error(r, FP_NOT_FOUND, "no such file", NULL);
     char *rel = fp_printf("assets/%s", name);
-    enum MHD_Result res = web__send(r, rel, 1);
+    enum MHD_Result res = web__send(r, rel, 1, 200, FP_NOT_FOUND);
     fp_free(rel);
     return res;
 }
 
 enum MHD_Result api_web_root_file(http_req *r)
 {
-    return web__send(r, r->path + 1, 0); /* the route table lists the allowed names */
+    return web__send(r, r->path + 1, 0, 200, FP_NOT_FOUND); /* the route table lists the names */
 }

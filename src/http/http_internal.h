@@ -132,6 +132,10 @@ enum MHD_Result api_sx_events(http_req *r);
 enum MHD_Result api_web_index(http_req *r);
 enum MHD_Result api_web_asset(http_req *r);
 enum MHD_Result api_web_root_file(http_req *r);
+/* 1 when an unknown path may be a page of the web app, which then answers
+ * it with api_web_not_found (404 with index.html). */
+int api_web_is_page(const char *path);
+enum MHD_Result api_web_not_found(http_req *r);
 enum MHD_Result api_ops_healthz(http_req *r);
 enum MHD_Result api_ops_metrics(http_req *r);
 enum MHD_Result api_ops_openapi(http_req *r);

@@ -283,7 +283,11 @@ fp_err http__person(service *svc, const char *type, const char *input, int refre
     if (rc != FP_BAD_SOURCE && rc != FP_BAD_USERNAME)
         return rc;
     char *who = index == HTTP_NO_INDEX ? fp_strdup("") : fp_printf("participant %zu: ", index + 1);
-    if (rc == FP_BAD_SOURCE)
+    if (rc == FP_BAD_SOURCE && type &&
+        (strcasecmp(type, "kp") == 0 || strcasecmp(type, "kinopoisk") == 0))
+        *message = fp_printf("%sKinopoisk lists are not supported yet; use \"lb\" (Letterboxd)",
+                             who);
+    else if (rc == FP_BAD_SOURCE)
         *message = fp_printf("%sunknown source type '%.40s' (use \"lb\")", who, type ? type : "");
     else
         *message = fp_printf("%s'%.80s' is not a Letterboxd username or profile URL (like alice "
@@ -369,9 +373,13 @@ static enum MHD_Result http__first_call(http_server *srv, http_req *r, const cha
             for (int k = 0; k < HTTP_MAX_PARAMS; k++)
                 FP_FREE(r->params[k]);
     }
+    if (!r->route && path_known)
+        return http__error(r, FP_METHOD, NULL, NULL);
+    if (!r->route && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) &&
+        api_web_is_page(url))
+        return api_web_not_found(r); /* the app's own "page not found" */
     if (!r->route)
-        return path_known ? http__error(r, FP_METHOD, NULL, NULL)
-                          : http__error(r, FP_NOT_FOUND, "no such route", NULL);
+        return http__error(r, FP_NOT_FOUND, "no such route", NULL);
 
     const char *ctype =
         MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);

@@ -32,8 +32,10 @@ void import_result_init(import_result *r)
 
 static void import_drop_errors(import_result *r)
 {
-    for (size_t i = 0; i < r->nerrors; i++)
+    for (size_t i = 0; i < r->nerrors; i++) {
         fp_free(r->errors[i].reason);
+        fp_free(r->errors[i].title);
+    }
     FP_FREE(r->errors);
     r->nerrors = r->nerrors_total = 0;
 }
@@ -75,7 +77,8 @@ fp_err import_parse(const unsigned char *data, size_t len, const char *filename,
 
 /* ---- helpers for the backends (import_internal.h) ---- */
 
-void import__row_error(import_result *r, size_t line, const char *fmt, ...)
+void import__row_error(import_result *r, size_t line, const char *title, size_t title_len,
+                       int year, const char *fmt, ...)
 {
     r->nerrors_total++;
     if (r->nerrors >= IMPORT_MAX_ROW_ERRORS)
@@ -103,6 +106,9 @@ void import__row_error(import_result *r, size_t line, const char *fmt, ...)
     }
     r->errors[r->nerrors].line = line;
     r->errors[r->nerrors].reason = reason;
+    r->errors[r->nerrors].title =
+        title && title_len ? import__printable(title, title_len, IMPORT_ROW_TITLE_MAX) : NULL;
+    r->errors[r->nerrors].year = year;
     r->nerrors++;
 }
 

@@ -27,9 +27,17 @@
 #define IMPORT_MAX_BYTES (32u * 1024u * 1024u) /* per uploaded file */
 #define IMPORT_MAX_ROW_ERRORS 1000             /* later ones are only counted */
 
+/* A row that could not be imported. title and year are what the row said
+ * of its film, when it could be read (so people can tell which film it was):
+ * title made printable (invalid UTF-8 and control characters shown as
+ * U+FFFD, cut at IMPORT_ROW_TITLE_MAX bytes), year only when it is a valid
+ * year. */
+#define IMPORT_ROW_TITLE_MAX 200
 typedef struct import_row_error {
     size_t line;      /* 1-based physical line where the record starts */
     char *reason;
+    char *title;      /* NULL when the row had no readable Name */
+    int year;         /* 0 when the row had no valid Year */
 } import_row_error;
 
 typedef struct import_result {

@@ -16,10 +16,11 @@
 #include "core/error.h"
 #include "import/import.h"
 
-/* Records a row error at 1-based `line`. Past IMPORT_MAX_ROW_ERRORS only
- * nerrors_total grows. */
-void import__row_error(import_result *r, size_t line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* Records a row error at 1-based `line`, naming the row's film by title
+ * (title_len bytes, made printable; NULL or empty for none) and year (0 for
+ * none). Past IMPORT_MAX_ROW_ERRORS only nerrors_total grows. */
+void import__row_error(import_result *r, size_t line, const char *title, size_t title_len,
+                       int year, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
 /* Refuses the whole file: drops films and row errors read so far, sets
  * r->message (replacing any earlier one) and returns rc. */

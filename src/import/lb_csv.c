@@ -22,7 +22,10 @@
  *   spreadsheet's trailing comma leaves, are tolerated), missing Name, a Name
  *   that is not valid UTF-8 or holds a NUL byte (row error, never replaced:
  *   the title must match Letterboxd's), a Name over LBCSV_MAX_NAME bytes, a
- *   Year that is not a number in LBCSV_YEAR_MIN..LBCSV_YEAR_MAX.
+ *   Year that is not a number in LBCSV_YEAR_MIN..LBCSV_YEAR_MAX. The error
+ *   names the row's film by what could be read of it (import.h): the trimmed
+ *   Name unless it is missing, too long or belongs to a multi-line record of
+ *   the wrong shape; the Year when it is valid. Broken quoting names none.
  * - Broken quoting. libcsv stops on a stray quote (CSV_EPARSE), and an
  *   unclosed quote swallows the rest of the file. Either way the record is
  *   reported at the line it started on and parsing starts again, with a
@@ -283,71 +286,92 @@ static bool lbcsv_uri_ok(const char *s, size_t n, const char **slug, size_t *slu
     return true;
 }
 
-/* Reads one data row into a film, or says why it cannot. */
+/* The Year cell as a year: true with *year (0 when empty or absent) when it
+ * is one; otherwise false with the reason in *why (caller frees). */
+static bool lbcsv_year(const lbcsv_cell *cell, int *year, char **why)
+{
+    *year = 0;
+    *why = NULL;
+    if (cell->too_long) {
+        *why = fp_printf("Year is %zu bytes long, not a year", cell->len);
+        return false;
+    }
+    if (!cell->s)
+        return true;
+    const char *y = cell->s;
+    size_t ylen = cell->len;
+    lbcsv_trim(&y, &ylen);
+    bool digits = ylen > 0 && ylen <= 4;
+    for (size_t i = 0; digits && i < ylen; i++)
+        digits = y[i] >= '0' && y[i] <= '9';
+    if (ylen > 0 && !digits) {
+        char *p = import__printable(y, ylen, 40);
+        *why = fp_printf("Year '%s' is not a year", p);
+        fp_free(p);
+        return false;
+    }
+    int v = 0;
+    for (size_t i = 0; i < ylen; i++)
+        v = v * 10 + (y[i] - '0');
+    if (ylen > 0 && (v < LBCSV_YEAR_MIN || v > LBCSV_YEAR_MAX)) {
+        *why = fp_printf("Year %d is out of range (%d-%d)", v, LBCSV_YEAR_MIN, LBCSV_YEAR_MAX);
+        return false;
+    }
+    *year = v;
+    return true;
+}
+
+/* Reads one data row into a film, or says why it cannot. A row error names
+ * the row's film by what could be read of its Name and Year. */
 static void lbcsv_take_row(lbcsv *c, size_t end_line)
 {
     import_result *r = c->out;
     size_t line = c->rec_line;
-
-    if (c->nfields < c->ncols || (c->nfields > c->ncols && c->extra_nonempty)) {
-        import__row_error(r, line, "expected %zu fields, found %zu", c->ncols, c->nfields);
-        /* A multi-line record with the wrong shape is most likely an
-         * unbalanced quote that swallowed good rows: re-read them. */
-        if (end_line > line)
-            c->restart = true;
-        return;
-    }
-
     const char *name = c->name.s ? c->name.s : "";
     size_t name_len = c->name.s ? c->name.len : 0;
-    if (c->name.too_long) {
-        import__row_error(r, line, "Name is %zu bytes long; the limit is %d", c->name.len,
-                          LBCSV_MAX_NAME);
-        return;
-    }
     lbcsv_trim(&name, &name_len);
+    int year = 0;
+    char *year_why = NULL;
+    bool year_ok = lbcsv_year(&c->year, &year, &year_why);
+
+    if (c->nfields < c->ncols || (c->nfields > c->ncols && c->extra_nonempty)) {
+        /* A multi-line record with the wrong shape is most likely an
+         * unbalanced quote that swallowed good rows: re-read them. Its
+         * fields are not that row's, so they name no film. */
+        bool swallowed = end_line > line;
+        if (swallowed)
+            c->restart = true;
+        import__row_error(r, line, swallowed ? NULL : name, swallowed ? 0 : name_len,
+                          swallowed || !year_ok ? 0 : year, "expected %zu fields, found %zu",
+                          c->ncols, c->nfields);
+        goto out;
+    }
+    if (!year_ok)
+        year = 0; /* the Year names no film below; its own error comes after the Name's */
+    if (c->name.too_long) {
+        import__row_error(r, line, NULL, 0, year, "Name is %zu bytes long; the limit is %d",
+                          c->name.len, LBCSV_MAX_NAME);
+        goto out;
+    }
     if (name_len == 0) {
-        import__row_error(r, line, "missing Name");
-        return;
+        import__row_error(r, line, NULL, 0, year, "missing Name");
+        goto out;
     }
     if (memchr(name, '\0', name_len) != NULL) {
-        import__row_error(r, line, "Name contains a NUL byte");
-        return;
+        import__row_error(r, line, name, name_len, year, "Name contains a NUL byte");
+        goto out;
     }
     size_t bad = import__utf8_check((const unsigned char *)name, name_len);
     if (bad < name_len) {
-        import__row_error(r, line,
+        import__row_error(r, line, name, name_len, year,
                           "Name is not valid UTF-8 (byte 0x%02X at offset %zu); "
                           "save the file as UTF-8",
                           (unsigned)(unsigned char)name[bad], bad);
-        return;
+        goto out;
     }
-
-    int year = 0;
-    if (c->year.too_long) {
-        import__row_error(r, line, "Year is %zu bytes long, not a year", c->year.len);
-        return;
-    }
-    if (c->year.s) {
-        const char *y = c->year.s;
-        size_t ylen = c->year.len;
-        lbcsv_trim(&y, &ylen);
-        bool digits = ylen > 0 && ylen <= 4;
-        for (size_t i = 0; digits && i < ylen; i++)
-            digits = y[i] >= '0' && y[i] <= '9';
-        if (ylen > 0 && !digits) {
-            char *p = import__printable(y, ylen, 40);
-            import__row_error(r, line, "Year '%s' is not a year", p);
-            fp_free(p);
-            return;
-        }
-        for (size_t i = 0; i < ylen; i++)
-            year = year * 10 + (y[i] - '0');
-        if (ylen > 0 && (year < LBCSV_YEAR_MIN || year > LBCSV_YEAR_MAX)) {
-            import__row_error(r, line, "Year %d is out of range (%d-%d)", year, LBCSV_YEAR_MIN,
-                              LBCSV_YEAR_MAX);
-            return;
-        }
+    if (!year_ok) {
+        import__row_error(r, line, name, name_len, 0, "%s", year_why);
+        goto out;
     }
 
     film *f = film_list_push(&r->films);
@@ -363,6 +387,8 @@ static void lbcsv_take_row(lbcsv *c, size_t end_line)
                 f->lb_slug = fp_strndup(slug, slug_len);
         }
     }
+out:
+    fp_free(year_why);
 }
 
 static void lbcsv_on_row(int term, void *ctx)
@@ -431,9 +457,9 @@ static void lbcsv_recover(lbcsv *c, size_t *off, const char *reason, size_t err_
         return;
     }
     if (err_line == c->rec_line)
-        import__row_error(c->out, c->rec_line, "%s", reason);
+        import__row_error(c->out, c->rec_line, NULL, 0, 0, "%s", reason);
     else
-        import__row_error(c->out, c->rec_line, "%s on line %zu", reason, err_line);
+        import__row_error(c->out, c->rec_line, NULL, 0, 0, "%s on line %zu", reason, err_line);
     csv_free(&c->p);
     lbcsv_init_parser(&c->p);
     lbcsv_clear_record(c);
@@ -477,7 +503,7 @@ static fp_err lbcsv_run(lbcsv *c, size_t start)
             }
             fed += end - off;
             if (fed > budget) {
-                import__row_error(c->out, c->line,
+                import__row_error(c->out, c->line, NULL, 0, 0,
                                   "stopped reading here after too many quoting errors");
                 return FP_OK;
             }
@@ -555,7 +581,7 @@ static fp_err lbcsv_parse(const unsigned char *data, size_t len, import_result *
         goto out;
     switch (c.state) {
     case LBCSV_HEADER:
-        rc = import__refuse(out, FP_BAD_FILE, "the file is empty: no header line (expected "
+        rc = import__refuse(out, FP_BAD_FILE, "the file is empty (no header line; expected "
                                               LBCSV_EXPECTED ")");
         break;
     case LBCSV_LIST_META:

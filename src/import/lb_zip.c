@@ -175,7 +175,11 @@ static fp_err lbzip_parse(const unsigned char *data, size_t len, import_result *
     rc = import_format_lb_csv.parse(csv.data ? (const unsigned char *)csv.data : empty, csv.len, r);
     r->format = import_format_lb_zip.name;
     if (rc != FP_OK && r->message) {
-        char *m = fp_printf(LBZIP_ENTRY " in the zip: %s", r->message);
+        /* "the file is empty (...)" -> "watchlist.csv in the zip is empty (...)":
+         * one subject, not "watchlist.csv in the zip: the file is ..." */
+        const char *rest = strncmp(r->message, "the file ", 9) == 0 ? r->message + 9 : NULL;
+        char *m = rest ? fp_printf(LBZIP_ENTRY " in the zip %s", rest)
+                       : fp_printf(LBZIP_ENTRY " in the zip: %s", r->message);
         fp_free(r->message);
         r->message = m;
     }

@@ -12,6 +12,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/log.h"
 #include "core/mem.h"
@@ -189,7 +190,7 @@ const source_backend *source_by_type(const char *type)
 {
     static const source_backend *const all[] = {&source_letterboxd};
     for (size_t i = 0; type && i < sizeof all / sizeof all[0]; i++)
-        if (strcmp(type, all[i]->type) == 0 || strcmp(type, all[i]->name) == 0)
+        if (strcasecmp(type, all[i]->type) == 0 || strcasecmp(type, all[i]->name) == 0)
             return all[i];
     return NULL;
 }

@@ -45,7 +45,8 @@ typedef struct source_backend {
 
 extern const source_backend source_letterboxd;
 
-/* By type ("lb") or name ("letterboxd"); NULL when unknown. */
+/* By type ("lb") or name ("letterboxd"), in any case ("LB", "Letterboxd": the
+ * first version accepted both); NULL when unknown. */
 const source_backend *source_by_type(const char *type);
 
 #endif

@@ -127,7 +127,8 @@ export function profileField(page) {
 export async function addPerson(page, typed, canonical) {
   const field = profileField(page);
   await field.fill(typed);
-  await page.getByText(`Letterboxd user “${canonical}”`, { exact: true }).waitFor();
+  // well formed (not yet "found": that shows once they are added)
+  await page.getByText(`Add “${canonical}” to look them up on Letterboxd.`, { exact: true }).waitFor();
   await page.getByRole('button', { name: 'Add', exact: true }).click();
   await personRow(page, canonical).waitFor();
   await assertValue(field, '');

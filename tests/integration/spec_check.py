@@ -171,7 +171,12 @@ def check_head(method, path, status, headers, data=b""):
     if tpl is None:
         if status != 404:
             raise AssertionError("%s: the path is not in the spec, so 404 was expected" % where)
-        response = deref({"$ref": "#/components/responses/NotFound"})
+        ctype = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        page = method in ("GET", "HEAD") and not (path + "/").startswith("/api/")
+        if page and ctype == "text/html":  # the web app's own "page not found"
+            response = deref({"$ref": "#/components/responses/WebPageNotFound"})
+        else:
+            response = deref({"$ref": "#/components/responses/NotFound"})
     else:
         item = SPEC["paths"][tpl]
         op_method = "get" if method == "HEAD" else method.lower()

@@ -668,17 +668,21 @@ class CompatApiTest(ApiTestCase):
 
     def test_remove_film_from_stored_lists(self):
         a, b = self.user("cprma_zq"), self.user("cprmb_zq")
-        never = self.user("cprmnever_zq")  # no stored list
+        never = self.user("cprmnever_zq")  # no stored list: read first, then changed
         true = self.true_intersection([a, b])
         first = self.scrape([a, b])
         self.assertEqual(first["intersection_len"], len(true))
         film = sorted(first["intersection"])[0]
-        requests = self.fake.stats()["requests_total"]
-        body = {"film": film, "usernames": [{"name": a}, {"name": b.upper()}, {"name": never}]}
+        self.assertIn(film, self.slugs(never))  # the fake's common films are on every list
+        body = {"film": film, "usernames": [{"name": a}, {"name": b.upper(), "type": "LB"},
+                                            {"name": never, "type": "Letterboxd"}]}
         _, _, data = self.call("POST", "/api/watchlist/remove", body, expect=200)
-        self.assertEqual(data, {"results": {a: True, b.upper(): True, never: False}})
+        self.assertEqual(data, {"results": {a: True, b.upper(): True, never: True}})
+        self.assertEqual(len(self.user_pages(never)), self.pages_of(never))  # read once
+        requests = self.fake.stats()["requests_total"]
         _, _, data = self.call("POST", "/api/watchlist/remove/", body, expect=200)
         self.assertEqual(data, {"results": {a: False, b.upper(): False, never: False}})
+        self.assertEqual(self.scrape([never])["intersection_len"], len(self.films(never)) - 1)
         # a slug nobody has
         _, _, data = self.call("POST", "/api/watchlist/remove",
                                {"film": "no-such-film-zq", "usernames": [{"name": a}]},
@@ -693,7 +697,6 @@ class CompatApiTest(ApiTestCase):
         res = self.results(job["id"])
         self.assertEqual({f["slug"] for f in res["common"]}, true - {film})
         self.assertEqual(self.fake.stats()["requests_total"], requests)  # nothing fetched
-        self.assertEqual(self.user_pages(never), {})  # never fetched either
 
     def test_single_user_gives_their_whole_list(self):
         name = self.user("cpone_zq")
@@ -732,6 +735,67 @@ class CompatNoCommonTest(ApiTestCase):
                 counts[s] = counts.get(s, 0) + 1
         self.assertEqual({f["slug"]: f["lists"] for f in res["most"]},
                          {s: c for s, c in counts.items() if c >= 2})
+
+
+class CompatWaitTest(ApiTestCase):
+    """The first version's routes against a slow site, with the default
+    compat-wait-ms. A cold fetch takes two rounds of 2 s pages (page 1, then
+    the others at once), longer than the ~3 s after which the server used to
+    answer 503 still_fetching; the first version blocked until the lists were
+    read, and so do its routes here: 200 with the answer. The idle connection
+    timeout (2 s here) does not cut a request waiting on a fetch. The client
+    sends the type in upper case, as the first version's web client does."""
+
+    FAKE = {"markup": "classic", "latency_ms": 2000}
+    ENV = {"FILMPICKER_REQUEST_TIMEOUT": "2"}
+    SLOW = 3.5  # seconds: two rounds of page latency, at least
+
+    def test_scrape_waits_for_a_cold_fetch(self):
+        names = [self.user("cwa_zq_n60"), self.user("cwb_zq_n60")]
+        true = set.intersection(*[self.slugs(n) for n in names])
+        start = time.monotonic()
+        _, _, data = self.call("POST", "/api/scrape/", {"usernames": [
+            {"name": names[0], "type": "LB", "refresh": False},
+            {"name": names[1], "type": "Lb"}]}, expect=200, timeout=90)
+        self.assertGreaterEqual(time.monotonic() - start, self.SLOW)
+        self.assertEqual(data["intersection_len"], len(true))
+        self.assertEqual(len(data["intersection"]), min(len(names) + 1, len(true)))
+        self.assertLessEqual(set(data["intersection"]), true)
+        for n in names:
+            self.assertEqual(len(self.user_pages(n)), self.pages_of(n))
+        # stored now: answered at once, nothing fetched
+        requests = self.fake.stats()["requests_total"]
+        start = time.monotonic()
+        again = self.scrape(names)
+        self.assertLess(time.monotonic() - start, 1.5)
+        self.assertEqual(again["intersection_len"], len(true))
+        self.assertEqual(self.fake.stats()["requests_total"], requests)
+
+    def test_remove_waits_for_a_cold_fetch(self):
+        name = self.user("cwrm_zq_n40")
+        film = self.films(name)[-1]["slug"]
+        body = {"film": film, "usernames": [{"name": name.upper(), "type": "LETTERBOXD"}]}
+        start = time.monotonic()
+        _, _, data = self.call("POST", "/api/watchlist/remove", body, expect=200, timeout=90)
+        self.assertGreaterEqual(time.monotonic() - start, self.SLOW)
+        self.assertEqual(data, {"results": {name.upper(): True}})
+        # the list is stored without the film; removing it again is a quick "false"
+        start = time.monotonic()
+        _, _, data = self.call("POST", "/api/watchlist/remove/", body, expect=200)
+        self.assertLess(time.monotonic() - start, 1.5)
+        self.assertEqual(data, {"results": {name.upper(): False}})
+        self.assertEqual(self.scrape([name])["intersection_len"], len(self.films(name)) - 1)
+
+    def test_remove_for_someone_who_does_not_exist(self):
+        known, missing = self.user("cwknown_zq_n20"), self.user("notfoundcw_zq")
+        body = {"film": self.films(known)[0]["slug"],
+                "usernames": [{"name": known, "type": "LB"}, {"name": missing, "type": "LB"}]}
+        _, _, data = self.call("POST", "/api/watchlist/remove", body, expect=404,
+                               code="user_not_found", timeout=90)
+        self.assertEqual(data["error"]["participant"], 1)
+        self.assertEqual(data["error"]["message"], "No Letterboxd user called '%s'" % missing)
+        # nothing was removed for the other participant
+        self.assertEqual(self.scrape([known])["intersection_len"], len(self.films(known)))
 
 
 # ---- the v1 API ------------------------------------------------------------------------
@@ -965,6 +1029,9 @@ class V1ApiTest(ApiTestCase):
         self.assertEqual(data["row_errors_total"], 3)
         self.assertIn("19x5", data["row_errors"][0]["reason"])
         self.assertIn("Name", data["row_errors"][1]["reason"])
+        # each names the row's film as far as the row can be read
+        self.assertEqual([(e["title"], e["year"]) for e in data["row_errors"]],
+                         [("The Broken Year Row", None), (None, 2001), ("Too Many Fields", 2001)])
 
         pal = self.user("pal_zq")
         pal_films = {(f["title"], f["year"]): f for f in self.films(pal)}
@@ -1200,20 +1267,24 @@ class BadInputTest(ApiTestCase):
         self.assertEqual(self.user_pages(ok), {}, "nothing is fetched for a refused request")
 
     def test_unknown_source_type(self):
-        for t in ("kp", "imdb", "", "LB"):
+        for t in ("kp", "KP", "imdb", "", "l b", "lbx"):
             with self.subTest(type=t):
                 _, _, data = self.call("POST", "/api/scrape/",
                                        {"usernames": [{"name": "alice", "type": t}]},
                                        expect=422, code="unknown_source")
                 self.assertEqual(data["error"]["participant"], 0)
+                if t.lower() == "kp":
+                    self.assertEqual(data["error"]["message"], "participant 1: Kinopoisk lists "
+                                     "are not supported yet; use \"lb\" (Letterboxd)")
         _, _, data = self.call("POST", "/api/v1/jobs",
                                {"participants": [{"profile": "alice"},
                                                  {"profile": "bob", "source": "kp"}]},
                                expect=422, code="unknown_source")
         self.assertEqual(data["error"]["participant"], 1)
-        self.call("POST", "/api/watchlist/remove",
-                  {"film": "x", "usernames": [{"name": "alice", "type": "kp"}]}, expect=422,
-                  code="unknown_source")
+        for t in ("kp", "Kp", "imdb"):
+            self.call("POST", "/api/watchlist/remove",
+                      {"film": "x", "usernames": [{"name": "alice", "type": t}]}, expect=422,
+                      code="unknown_source")
 
     def test_too_many_participants(self):
         many = [self.user("many%d_zq" % i) for i in range(MAX_PARTICIPANTS + 1)]
@@ -1411,6 +1482,17 @@ class BadInputTest(ApiTestCase):
         self.assertEqual(self.scrape([name])["intersection_len"], 20)
         self.assertEqual(self.fake.stats()["requests_total"], requests)
 
+    def test_remove_still_fetching_after_compat_wait(self):
+        name = self.user("slowrm_zq_n20")
+        start = time.monotonic()
+        _, headers, data = self.call("POST", "/api/watchlist/remove",
+                                     {"film": "whatever", "usernames": [{"name": name}]},
+                                     expect=503, code="still_fetching")
+        self.assertLess(time.monotonic() - start, 1.8)
+        self.assertTrue(int(headers["Retry-After"]) >= 1)
+        done, _ = self.wait_job(data["error"]["job"])
+        self.assertEqual(done["participants"][0]["status"], "ready")
+
     def test_zy_still_healthy_after_all_that(self):
         self.assertIsNone(self.fp.proc.poll())
         _, _, data = self.call("GET", "/healthz", expect=200)
@@ -1530,6 +1612,30 @@ class LifecycleTest(unittest.TestCase):
             check_against_spec("GET", film["poster"], status, headers, body)
             self.assertEqual(status, 503, body)
             self.assertEqual(json.loads(body)["error"]["code"], "service_unavailable")
+        finally:
+            fp.stop(raise_on_error=False)
+
+    def test_sigterm_while_the_first_versions_route_waits(self):
+        """POST /api/scrape/ waiting on a cold fetch when SIGTERM comes: the
+        fetch finishes, the waiting client still gets its 200, and the server
+        exits 0 (it never stops libmicrohttpd under a suspended request)."""
+        name = "termwait_zq_n300"
+        want = len(self.fake.films(name))
+        fp = self.server()
+        try:
+            answer = {}
+            body = json.dumps({"usernames": [{"name": name, "type": "LB"}]})
+            t = threading.Thread(target=lambda: answer.update(r=fp.request(
+                "POST", "/api/scrape/", body, JSON_HEADERS, timeout=60)))
+            t.start()
+            self.wait_fetching()
+            fp.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(fp.proc.wait(timeout=30), 0, fp.stderr_text())
+            t.join(timeout=10)
+            status, headers, raw = answer["r"]
+            data = check_against_spec("POST", "/api/scrape/", status, headers, raw)
+            self.assertEqual(status, 200, raw)
+            self.assertEqual(data["intersection_len"], want)
         finally:
             fp.stop(raise_on_error=False)
 

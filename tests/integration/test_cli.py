@@ -124,6 +124,43 @@ class TestPickEveryMarkup(unittest.TestCase):
             finally:
                 env.close()
 
+    def test_limit_zero_means_all_and_json_carries_every_film(self):
+        """--limit 0 lists every common film; --json lists all of them unless
+        --limit is given; the table's default stays 50 with "... and N more"."""
+        with harness.FakeBoxd(common=130, size=160, universe=4000) as fake:
+            env = CliEnv(fake)
+            try:
+                users = ["lim_a_n160", "lim_b_n160"]
+                want = common_of(fake, users)
+                self.assertGreater(len(want), 120)
+                slugs = {f["lb_id"]: f["slug"] for f in fake.films(users[0])}
+                for extra in ([], ["--limit", "0"]):
+                    with self.subTest(args=extra):
+                        r = run(["pick", "--json"] + extra + users, env.env)
+                        self.assertEqual(r.returncode, 0, r.stderr)
+                        out = json.loads(r.stdout)
+                        self.assertEqual(out["common_count"], len(want))
+                        self.assertEqual({f["letterboxd_id"] for f in out["common"]}, want)
+                        self.assertEqual(len(out["common"]), len(want))
+                r = run(["pick", "--json", "--limit", "7"] + users, env.env)
+                out = json.loads(r.stdout)
+                self.assertEqual((len(out["common"]), out["common_count"]), (7, len(want)))
+                self.assertLessEqual({f["letterboxd_id"] for f in out["common"]}, want)
+                # the table: every film with --limit 0, no "... and N more"
+                r = run(["pick", "--limit", "0"] + users, env.env)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertNotIn("more (--limit)", r.stdout)
+                rows = [ln for ln in r.stdout.splitlines() if ln.rstrip().endswith(
+                    tuple(" " + slugs[i] for i in want))]
+                self.assertEqual(len(rows), len(want), r.stdout[-2000:])
+                # the default table shows 50 and says how many are left
+                r = run(["pick"] + users, env.env)
+                self.assertIn("... and %d more (--limit)" % (len(want) - 50), r.stdout)
+                r = run(["pick", "--help"], {})
+                self.assertIn("0: all", r.stdout)
+            finally:
+                env.close()
+
 
 class TestCliErrors(unittest.TestCase):
     def test_errors_are_clear(self):
@@ -241,7 +278,8 @@ class TestScrapeImportMigrate(unittest.TestCase):
                 rep = json.loads(r.stdout)
                 self.assertEqual(rep["films"], 17)
                 self.assertEqual(rep["row_errors"], 1)
-                self.assertIn("watchlist.csv:19: Year", r.stderr)  # the bad row's line
+                # the bad row's line and film
+                self.assertIn("watchlist.csv:19: Broken Year: Year 'abc' is not a year", r.stderr)
                 out = json.loads(run(["pick", "--json", "importer", "friend"],
                                      env.env).stdout)
                 self.assertEqual(sorted(f["letterboxd_id"] for f in out["common"]),

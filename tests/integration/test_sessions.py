@@ -956,7 +956,7 @@ class WebAppTest(SessionTestCase):
 
     def test_pages(self):
         sid = secrets.token_hex(16)
-        for path in ("/", "/s/" + sid, "/s/anything"):
+        for path in ("/", "/s/" + sid):
             with self.subTest(path=path):
                 headers, data = self.fetch(path, accept_encoding="gzip, br")
                 self.assertEqual(data, INDEX)
@@ -975,6 +975,34 @@ class WebAppTest(SessionTestCase):
                 self.assertEqual(headers["Content-Type"], ctype)
                 if body is not None:
                     self.assertEqual(data, body)
+
+    def test_unknown_pages_get_the_apps_own_404(self):
+        """A page the app does not have is 404 with index.html (the app shows
+        its "page not found"); the API, operations routes and file names keep
+        the JSON 404."""
+        pages = ("/nope", "/about/deeper/still", "/s/anything", "/s/", "/s/" + "A" * 32,
+                 "/s/" + "0" * 31, "/s/%s/x" % ("0" * 32), "/API/scrape/", "/apis", "/docsy")
+        for path in pages:
+            with self.subTest(path=path):
+                headers, data = self.fetch(path, accept_encoding="gzip, br", expect=404)
+                self.assertEqual(data, INDEX)
+                self.assertEqual(headers["Content-Type"], "text/html; charset=utf-8")
+                self.check_web_headers(headers, "no-cache")
+        status, headers, raw = self.fp.request("HEAD", "/nope")
+        check_against_spec("HEAD", "/nope", status, headers, raw)
+        self.assertEqual((status, raw, headers["Content-Type"]),
+                         (404, b"", "text/html; charset=utf-8"))
+        not_pages = ("/api", "/api/", "/api/nope", "/api/v1/nope", "/api/v1/sessions/x/y/z",
+                     "/healthz/x", "/metrics/x", "/assets/", "/assets/a/b.js", "/favicon.ico",
+                     "/index.html", "/wp-login.php", "/deep/file.txt")
+        for path in not_pages:
+            with self.subTest(path=path):
+                _, _, data = self.call("GET", path, expect=404, code="not_found")
+                self.assertIn(data["error"]["message"], ("no such route", "no such file"))
+        for method in ("POST", "DELETE"):
+            with self.subTest(method=method):
+                _, _, data = self.call(method, "/nope", expect=404, code="not_found")
+                self.assertEqual(data["error"]["message"], "no such route")
 
     def test_content_encoding(self):
         cases = [
@@ -1016,6 +1044,10 @@ class WebAppTest(SessionTestCase):
                     _, headers, data = self.call("GET", path, expect=503,
                                                  code="service_unavailable")
                     self.assertIn("not built", data["error"]["message"])
+            for path in ("/nope", "/s/anything"):  # no app to say "page not found"
+                with self.subTest(path=path):
+                    _, _, data = self.call("GET", path, expect=404, code="not_found")
+                    self.assertEqual(data["error"]["message"], "no such route")
             self.fetch("/assets/app-abc123.js")  # the rest is still served
         finally:
             os.rename(index + ".away", index)

@@ -104,7 +104,7 @@ class WatchedStaysWatchedTest(SessionTestCase):
                                      {"username": a})
         up = self.call("POST", "/api/v1/imports", body=body, headers={"Content-Type": ctype},
                        expect=201)[2]["import"]
-        self.assertEqual(up["films"], len(self.fake.films(a)) - 1)
+        self.assertEqual((up["films"], up["watched"]), (len(self.fake.films(a)) - 1, 1))
         _, common = self.job_common([a, b], False)
         self.assertNotIn(film["slug"], common)
 

@@ -23,6 +23,7 @@
     "a quote inside an unquoted field (quotes must be doubled inside a quoted field)"
 #define TEXT_AFTER_QUOTE \
     "text after a closing quote (a quote inside a quoted field must be doubled)"
+#define U_FFFD "\xEF\xBF\xBD" /* how a row error's title shows a byte it cannot show */
 
 typedef struct want_film {
     const char *title;
@@ -34,6 +35,8 @@ typedef struct want_film {
 typedef struct want_err {
     size_t line;
     const char *reason;
+    const char *title; /* the row's film as the error names it; NULL: none */
+    int year;          /* 0: none */
 } want_err;
 
 typedef struct csv_case {
@@ -64,7 +67,7 @@ static const csv_case csv_cases[] = {
      "2023-01-02,,,https://boxd.it/abd\r\n",
      0, FP_OK, 2,
      {{"Heat", 1995, "https://boxd.it/2aQA", NULL}, {"Heat 2", 0, "https://boxd.it/abc", NULL}},
-     1, {{4, "missing Name"}}, NULL},
+     1, {{4, "missing Name", NULL, 0}}, NULL},
     {"quoted commas and doubled quotes",
      H "2023-01-01,\"Argentina, 1985\",2022,https://boxd.it/A1\n"
        "2023-01-01,\"sex, lies, and videotape\",1989,https://boxd.it/B2\n"
@@ -82,62 +85,70 @@ static const csv_case csv_cases[] = {
        "d,Ok,2021,https://boxd.it/X3\n",
      0, FP_OK, 2,
      {{"Two\nLines", 2020, "https://boxd.it/X1", NULL}, {"Ok", 2021, "https://boxd.it/X3", NULL}},
-     1, {{4, "missing Name"}}, NULL},
+     1, {{4, "missing Name", NULL, 2020}}, NULL},
     {"missing final newline", H "d,Last,1999,https://boxd.it/Z", 0, FP_OK, 1,
      {{"Last", 1999, "https://boxd.it/Z", NULL}}, 0, {{0}}, NULL},
     {"blank lines are skipped but counted", H "\n\nd,A,2000,\n   \nd,,2001,\n", 0, FP_OK, 1,
-     {{"A", 2000, NULL, NULL}}, 1, {{6, "missing Name"}}, NULL},
+     {{"A", 2000, NULL, NULL}}, 1, {{6, "missing Name", NULL, 2001}}, NULL},
     {"BOM before a Name first column", "\xEF\xBB\xBFName,Year\r\nA,2000\r\n", 0, FP_OK, 1,
      {{"A", 2000, NULL, NULL}}, 0, {{0}}, NULL},
     {"lone CR line ends", "Date,Name,Year,Letterboxd URI\rd,A,2000,\rd,,2001,\r", 0, FP_OK, 1,
-     {{"A", 2000, NULL, NULL}}, 1, {{3, "missing Name"}}, NULL},
+     {{"A", 2000, NULL, NULL}}, 1, {{3, "missing Name", NULL, 2001}}, NULL},
     {"bad years",
      H "d,A,abc,\nd,B,1700,\nd,C,20201,\nd,D, 2020 ,\nd,E,1\xFF,\nd,F,1870,\nd,G,2200,\n", 0,
      FP_OK, 3, {{"D", 2020, NULL, NULL}, {"F", 1870, NULL, NULL}, {"G", 2200, NULL, NULL}}, 4,
-     {{2, "Year 'abc' is not a year"},
-      {3, "Year 1700 is out of range (1870-2200)"},
-      {4, "Year '20201' is not a year"},
-      {6, "Year '1\xEF\xBF\xBD' is not a year"}},
+     {{2, "Year 'abc' is not a year", "A", 0},
+      {3, "Year 1700 is out of range (1870-2200)", "B", 0},
+      {4, "Year '20201' is not a year", "C", 0},
+      {6, "Year '1\xEF\xBF\xBD' is not a year", "E", 0}},
      NULL},
     {"empty, blank and padded names",
      H "d,,2020,\nd,\"   \",2020,\nd,  Padded  ,2020,\nd,\" Quoted pad \",2020,\n", 0, FP_OK, 2,
      {{"Padded", 2020, NULL, NULL}, {"Quoted pad", 2020, NULL, NULL}}, 2,
-     {{2, "missing Name"}, {3, "missing Name"}}, NULL},
+     {{2, "missing Name", NULL, 2020}, {3, "missing Name", NULL, 2020}}, NULL},
     {"extra and missing fields",
      H "d,A,2000,https://boxd.it/a,,\n"
        "d,B,2000,https://boxd.it/b,extra\n"
        "d,C\n"
        "d,D,2001,https://boxd.it/d\n",
      0, FP_OK, 2, {{"A", 2000, "https://boxd.it/a", NULL}, {"D", 2001, "https://boxd.it/d", NULL}},
-     2, {{3, "expected 4 fields, found 5"}, {4, "expected 4 fields, found 2"}}, NULL},
+     2, {{3, "expected 4 fields, found 5", "B", 2000}, {4, "expected 4 fields, found 2", "C", 0}},
+     NULL},
     {"stray quote in an unquoted field", H "d,Bad\"Quote,2020,\nd,Good,2021,\nd,,2021,\n", 0,
-     FP_OK, 1, {{"Good", 2021, NULL, NULL}}, 2, {{2, QUOTE_IN_FIELD}, {4, "missing Name"}}, NULL},
+     FP_OK, 1, {{"Good", 2021, NULL, NULL}}, 2,
+     {{2, QUOTE_IN_FIELD, NULL, 0}, {4, "missing Name", NULL, 2021}}, NULL},
     {"text after a closing quote", H "d,\"Bad\"x,2020,\nd,Good,2021,\n", 0, FP_OK, 1,
-     {{"Good", 2021, NULL, NULL}}, 1, {{2, TEXT_AFTER_QUOTE}}, NULL},
+     {{"Good", 2021, NULL, NULL}}, 1, {{2, TEXT_AFTER_QUOTE, NULL, 0}}, NULL},
     {"unterminated quote: rows after it are re-read",
      H "d,\"Broken,2020,\nd,Good,2021,\nd,Also,2022,\nd,,2023,\n", 0, FP_OK, 2,
      {{"Good", 2021, NULL, NULL}, {"Also", 2022, NULL, NULL}}, 2,
-     {{2, "unterminated quoted field"}, {5, "missing Name"}}, NULL},
+     {{2, "unterminated quoted field", NULL, 0}, {5, "missing Name", NULL, 2023}}, NULL},
     {"quote error found lines later is reported where the record starts",
      H "d,\"Broken,2020,\nd,Good,2021,\nd,\"X\",2022,\nd,Y,old,\n", 0, FP_OK, 2,
      {{"Good", 2021, NULL, NULL}, {"X", 2022, NULL, NULL}}, 2,
-     {{2, TEXT_AFTER_QUOTE " on line 4"}, {5, "Year 'old' is not a year"}}, NULL},
+     {{2, TEXT_AFTER_QUOTE " on line 4", NULL, 0}, {5, "Year 'old' is not a year", "Y", 0}}, NULL},
     {"unbalanced quote closed by chance",
      H "d,\"Broken,2020,\nd,Good,2021,\n\",x\n", 0, FP_OK, 1, {{"Good", 2021, NULL, NULL}}, 2,
-     {{2, "expected 4 fields, found 3"}, {4, "unterminated quoted field"}}, NULL},
+     {{2, "expected 4 fields, found 3", NULL, 0}, {4, "unterminated quoted field", NULL, 0}},
+     NULL},
     {"invalid UTF-8 names are row errors",
      H "d,L\xE9on,1994,\nd,Caf\xC3\xA9,2001,\nd,Over\xC0\xAFlong,2001,\nd,Sur\xED\xA0\x80,2001,\n"
        "d,Cut\xE2\x82,2001,\n",
      0, FP_OK, 1, {{"Caf\xC3\xA9", 2001, NULL, NULL}}, 4,
-     {{2, "Name is not valid UTF-8 (byte 0xE9 at offset 1); save the file as UTF-8"},
-      {4, "Name is not valid UTF-8 (byte 0xC0 at offset 4); save the file as UTF-8"},
-      {5, "Name is not valid UTF-8 (byte 0xED at offset 3); save the file as UTF-8"},
-      {6, "Name is not valid UTF-8 (byte 0xE2 at offset 3); save the file as UTF-8"}},
+     {{2, "Name is not valid UTF-8 (byte 0xE9 at offset 1); save the file as UTF-8",
+       "L" U_FFFD "on", 1994},
+      {4, "Name is not valid UTF-8 (byte 0xC0 at offset 4); save the file as UTF-8",
+       "Over" U_FFFD U_FFFD "long", 2001},
+      {5, "Name is not valid UTF-8 (byte 0xED at offset 3); save the file as UTF-8",
+       "Sur" U_FFFD U_FFFD U_FFFD, 2001},
+      {6, "Name is not valid UTF-8 (byte 0xE2 at offset 3); save the file as UTF-8",
+       "Cut" U_FFFD U_FFFD, 2001}},
      NULL},
     {"invalid UTF-8 in an unused column is ignored", H "d\xFF\xFE,A,2000,\n", 0, FP_OK, 1,
      {{"A", 2000, NULL, NULL}}, 0, {{0}}, NULL},
     {"NUL byte in a name", H "d,A\0B,2000,\nd,C,2000,\n", sizeof(H "d,A\0B,2000,\nd,C,2000,\n") - 1,
-     FP_OK, 1, {{"C", 2000, NULL, NULL}}, 1, {{2, "Name contains a NUL byte"}}, NULL},
+     FP_OK, 1, {{"C", 2000, NULL, NULL}}, 1, {{2, "Name contains a NUL byte", "A" U_FFFD "B", 2000}},
+     NULL},
     {"non-ASCII names pass unchanged",
      H "d,Y un d\xC3\xAD"
        "a Nico se fue,2019,\nd,Euphoria: F*ck Anyone Who\xE2\x80\x99s Not a Sea Blob,2021,\n",
@@ -191,7 +202,7 @@ static const csv_case csv_cases[] = {
      0, FP_OK, 2,
      {{"Film, One", 2001, "https://boxd.it/k4aS", NULL},
       {"Film Two", 2002, "https://boxd.it/hQYA", NULL}},
-     1, {{10, "missing Name"}}, NULL},
+     1, {{10, "missing Name", NULL, 2003}}, NULL},
     {"list export without entries table",
      "Letterboxd list export v7\nDate,Name,Tags,URL,Description\n"
      "2024-05-19,L,,https://boxd.it/v,\n",
@@ -232,6 +243,11 @@ static void check_case(const csv_case *c, const import_result *r, fp_err rc)
     for (size_t i = 0; i < c->nerrs; i++) {
         assert_int_equal(r->errors[i].line, c->errs[i].line);
         assert_string_equal(r->errors[i].reason, c->errs[i].reason);
+        if (c->errs[i].title)
+            assert_string_equal(r->errors[i].title, c->errs[i].title);
+        else
+            assert_null(r->errors[i].title);
+        assert_int_equal(r->errors[i].year, c->errs[i].year);
     }
     if (c->rc == FP_OK) {
         assert_null(r->message);
@@ -301,8 +317,24 @@ static void test_huge_lines(void **state)
     assert_int_equal(r.nerrors, 1);
     assert_int_equal(r.errors[0].line, 2);
     assert_string_equal(r.errors[0].reason, "Name is 1048576 bytes long; the limit is 1024");
+    assert_null(r.errors[0].title);
+    assert_int_equal(r.errors[0].year, 2000);
     import_result_free(&r);
     fp_free(in);
+
+    /* A long Name names its row cut to IMPORT_ROW_TITLE_MAX bytes. */
+    char *long_name = repeat('n', 1000);
+    in = fp_printf(H "d,%s,year,\n", long_name);
+    assert_int_equal(import_format_lb_csv.parse((unsigned char *)in, strlen(in), &r), FP_OK);
+    assert_int_equal(r.nerrors, 1);
+    assert_string_equal(r.errors[0].reason, "Year 'year' is not a year");
+    assert_int_equal(strlen(r.errors[0].title), IMPORT_ROW_TITLE_MAX + 3);
+    assert_memory_equal(r.errors[0].title, long_name, IMPORT_ROW_TITLE_MAX);
+    assert_string_equal(r.errors[0].title + IMPORT_ROW_TITLE_MAX, "...");
+    assert_int_equal(r.errors[0].year, 0);
+    import_result_free(&r);
+    fp_free(in);
+    fp_free(long_name);
 
     /* 1 MiB in columns we do not use (Date, a list Description) is fine. */
     in = fp_printf(H "%s,Long Date,2000,\n", filler);
@@ -537,6 +569,10 @@ static void test_zip_row_errors(void **state)
     assert_string_equal(r.errors[0].reason, "missing Name");
     assert_int_equal(r.errors[1].line, 4);
     assert_string_equal(r.errors[1].reason, "Year 'abc' is not a year");
+    assert_null(r.errors[0].title);
+    assert_int_equal(r.errors[0].year, 2001);
+    assert_string_equal(r.errors[1].title, "B");
+    assert_int_equal(r.errors[1].year, 0);
     import_result_free(&r);
     fp_free(z);
 }
@@ -567,7 +603,8 @@ static void test_zip_refusals(void **state)
         {"watchlist.csv is not an export", {{"watchlist.csv", "Const,Title\ntt1,A\n", 0}}, 1,
          "watchlist.csv in the zip: no Name column in the header (line 1)"},
         {"watchlist.csv is empty", {{"watchlist.csv", "", 0}}, 1,
-         "watchlist.csv in the zip: the file is empty"},
+         "watchlist.csv in the zip is empty (no header line; expected Date,Name,Year,"
+         "Letterboxd URI)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         print_message("case: %s\n", cases[i].name);

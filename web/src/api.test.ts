@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ApiError, addParticipant, checkProfile, createSession, forgetToken, removeParticipant, setVeto, uploadExport } from './api';
+import { ApiError, addParticipant, checkProfile, createSession, forgetToken, putBackWatched, removeParticipant, setVeto, uploadExport } from './api';
 import { session } from './state/fixtures';
 
 interface Call {
@@ -135,5 +135,34 @@ describe('api', () => {
     const a = await checkProfile('https://letterboxd.com/Alice/?a=1&b', new AbortController().signal);
     expect(a.username).toBe('alice');
     expect(calls[0]!.url).toBe('/api/v1/profiles/check?input=https%3A%2F%2Fletterboxd.com%2FAlice%2F%3Fa%3D1%26b');
+  });
+
+  it('an upload joins under its display name; Put it back is a DELETE of the watched film', async () => {
+    const s = session({ version: 3 });
+    answers.push(
+      () => json(200, { csrf_token: 'tok-9' }),
+      () => json(201, s),
+      () => json(200, s),
+    );
+    await addParticipant(s.id, { import: 'imp1', name: 'Dana' });
+    expect(await putBackWatched(s.id, 42)).toEqual(s);
+    expect(calls.map((c) => `${c.init.method} ${c.url}`)).toEqual([
+      'GET /api/v1/client',
+      `POST /api/v1/sessions/${s.id}/participants`,
+      `DELETE /api/v1/sessions/${s.id}/watched/42`,
+    ]);
+    expect(calls[1]!.init.body).toBe('{"import":"imp1","name":"Dana"}');
+    expect(header(calls[2]!, 'X-CSRF-Token')).toBe('tok-9');
+  });
+
+  it('a name typed twice: the 409 already_added in one sentence', async () => {
+    answers.push(
+      () => json(200, { csrf_token: 't' }),
+      () => json(409, { error: { code: 'already_added', message: 'alice is already in the group' } }),
+    );
+    const e = await addParticipant('s1', { profile: 'alice' }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ApiError);
+    expect((e as ApiError).code).toBe('already_added');
+    expect((e as ApiError).message).toBe('alice is already in the group.');
   });
 });

@@ -117,7 +117,7 @@ export async function getSession(id: string): Promise<Session> {
   return sessionFrom(await send('GET', base(id), { headers: { Accept: 'application/json' } }));
 }
 
-export type NewParticipant = { profile: string } | { import: string };
+export type NewParticipant = { profile: string } | { import: string; name?: string };
 
 export async function addParticipant(id: string, who: NewParticipant): Promise<Session> {
   return sessionFrom(await mutate('POST', `${base(id)}/participants`, JSON.stringify(who), true));

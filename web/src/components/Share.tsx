@@ -40,8 +40,8 @@ export function Share({ joinUrl, announce }: { joinUrl: string; announce: (t: st
       <p>Friends open this link on their phones to add themselves.</p>
       {local && (
         <p className="note" id={`${linkId}-local`}>
-          This address only works on this computer. For phones, open FilmPicker at this computer’s network address, or
-          start it with <code>--public-url</code>.
+          This address only works on this computer. Phones can’t open it: ask whoever runs FilmPicker for its network
+          address, and open this page there.
         </p>
       )}
       <div className="share-row">

@@ -1,8 +1,17 @@
 // Upload of a Letterboxd export (the .zip or watchlist.csv): the way in for
-// someone whose profile Letterboxd will not let us read.
+// someone whose profile Letterboxd will not let us read. A styled file
+// picker that also takes a dropped file, the three steps to get the export,
+// and after the upload how many films were matched and which rows could not
+// be used.
 import { useId, useState } from 'react';
+import type { DragEvent } from 'react';
 import { ApiError, uploadExport } from '../api';
+import type { UploadReport } from '../state/gathering';
+import { uploadReport } from '../state/gathering';
 import type { ImportAnswer } from '../state/types';
+import { needsRowsFromFile, withRowsFromCsv } from '../state/uploadRows';
+
+export const EXPORT_PAGE = 'https://letterboxd.com/settings/data/';
 
 interface Props {
   /** With a username, the file becomes that user's stored watchlist. */
@@ -13,51 +22,129 @@ interface Props {
 
 export function UploadExport({ username, label, onUploaded }: Props) {
   const inputId = useId();
+  const stepsId = useId();
   const [busy, setBusy] = useState(false);
-  const [message, setMessage] = useState<{ text: string; bad: boolean } | null>(null);
+  const [over, setOver] = useState(false);
+  const [report, setReport] = useState<UploadReport | null>(null);
+  const [error, setError] = useState<string | null>(null);
 
   async function upload(file: File) {
     setBusy(true);
-    setMessage(null);
+    setReport(null);
+    setError(null);
     try {
-      const answer = await uploadExport(file, username);
-      const skipped = answer.import.row_errors_total;
-      setMessage({
-        text:
-          `${answer.import.films} films read from ${file.name}` +
-          (skipped > 0 ? ` (${skipped} unreadable ${skipped === 1 ? 'row' : 'rows'} skipped)` : ''),
-        bad: false,
-      });
+      let answer = await uploadExport(file, username);
+      if (needsRowsFromFile(answer, file.name)) {
+        answer = withRowsFromCsv(answer, await file.text().catch(() => ''));
+      }
+      setReport(uploadReport(answer, file.name));
       await onUploaded(answer);
     } catch (e) {
-      setMessage({ text: e instanceof ApiError ? e.message : 'The upload failed. Try again.', bad: true });
+      setError(e instanceof ApiError ? e.message : 'The upload failed. Try again.');
     } finally {
       setBusy(false);
     }
   }
 
+  function dragging(e: DragEvent<HTMLDivElement>, on: boolean) {
+    e.preventDefault();
+    if (!busy && on) e.dataTransfer.dropEffect = 'copy';
+    setOver(on && !busy);
+  }
+
   return (
     <div className="upload">
-      <label htmlFor={inputId} className="upload-label">
-        {label}
-      </label>
-      <input
-        id={inputId}
-        type="file"
-        accept=".csv,.zip,text/csv,application/zip"
-        disabled={busy}
-        onChange={(e) => {
-          const file = e.currentTarget.files?.[0];
-          e.currentTarget.value = '';
-          if (file) void upload(file);
+      <ol className="upload-steps" id={stepsId}>
+        <li>
+          Open{' '}
+          <a href={EXPORT_PAGE} target="_blank" rel="noopener noreferrer">
+            letterboxd.com/settings/data
+          </a>{' '}
+          and sign in.
+        </li>
+        <li>Press “Export your data” and save the .zip file.</li>
+        <li>Drop that .zip here, or the watchlist.csv inside it.</li>
+      </ol>
+      <div
+        className={`dropzone${over ? ' dropzone-over' : ''}${busy ? ' dropzone-busy' : ''}`}
+        onDragEnter={(e) => dragging(e, true)}
+        onDragOver={(e) => dragging(e, true)}
+        onDragLeave={(e) => dragging(e, false)}
+        onDrop={(e) => {
+          dragging(e, false);
+          const file = e.dataTransfer.files[0];
+          if (file && !busy) void upload(file);
         }}
-      />
-      <p className="hint">The .zip from letterboxd.com/settings/data, or the watchlist.csv inside it.</p>
-      {busy && <p role="status">Uploading…</p>}
-      {message && (
-        <p className={message.bad ? 'error' : 'ok'} role={message.bad ? 'alert' : 'status'}>
-          {message.text}
+      >
+        <input
+          id={inputId}
+          className="visually-hidden dropzone-input"
+          type="file"
+          accept=".csv,.zip,text/csv,application/zip"
+          disabled={busy}
+          aria-describedby={stepsId}
+          onChange={(e) => {
+            const file = e.currentTarget.files?.[0];
+            e.currentTarget.value = '';
+            if (file) void upload(file);
+          }}
+        />
+        <label htmlFor={inputId} className="dropzone-label">
+          <span className="upload-label">{label}</span>
+          <span className="btn btn-small dropzone-button" aria-hidden="true">
+            {busy ? 'Uploading…' : 'Choose file'}
+          </span>
+          <span className="dropzone-or" aria-hidden="true">
+            or drop it here
+          </span>
+        </label>
+      </div>
+      {busy && (
+        <p role="status" className="muted">
+          Uploading…
         </p>
+      )}
+      {error && (
+        <p className="error" role="alert">
+          {error}
+        </p>
+      )}
+      {report && <Report report={report} />}
+    </div>
+  );
+}
+
+function Report({ report }: { report: UploadReport }) {
+  return (
+    <div className="upload-report" role="status">
+      <p className="ok">{report.summary}</p>
+      {report.rowsHeading && (
+        <>
+          <p className="upload-rows-title">{report.rowsHeading}</p>
+          <div className="upload-rows-wrap">
+            <table className="upload-rows">
+              <thead>
+                <tr>
+                  <th scope="col">Line</th>
+                  <th scope="col">Title</th>
+                  <th scope="col">Year</th>
+                  <th scope="col">Why</th>
+                </tr>
+              </thead>
+              <tbody>
+                {report.rows.map((r, i) => (
+                  <tr key={`${r.line}-${i}`}>
+                    <td>{r.line}</td>
+                    <td>{r.title}</td>
+                    <td>{r.year}</td>
+                    <td>{r.reason}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+          {report.more > 0 && <p className="muted">…and {report.more} more.</p>}
+        </>
       )}
     </div>
   );

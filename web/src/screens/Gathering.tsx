@@ -1,13 +1,17 @@
 // Gathering people: "Add person" (a Letterboxd profile, checked as you type,
-// or an uploaded export), the people so far, the join link, and
-// "Suggest a film!".
+// or an uploaded export with a display name), the people so far with what is
+// known of their list (read as soon as they are added), the films watched
+// here lately, the join link, and "Suggest a film!".
 import { useEffect, useId, useReducer, useRef, useState } from 'react';
 import type { FormEvent, RefObject } from 'react';
 import { addParticipant, checkProfile, removeParticipant, startSearch } from '../api';
+import { PersonStatus } from '../components/PersonStatus';
+import { RecentlyWatched } from '../components/RecentlyWatched';
 import { Share } from '../components/Share';
 import { UploadExport } from '../components/UploadExport';
+import { MAX_NAME, alreadyAdded, alreadyAddedText, displayName, personStatus } from '../state/gathering';
 import { CHECK_DELAY_MS, canAdd, checkMessage, checkReducer, initialCheck } from '../state/profileInput';
-import type { Session } from '../state/types';
+import type { Participant, Session } from '../state/types';
 import type { SessionActions } from './SessionPage';
 
 interface Props {
@@ -23,6 +27,7 @@ export function Gathering({ session, actions, headingRef, onDone }: Props) {
   const [removing, setRemoving] = useState<string | null>(null);
   const peopleHeading = useRef<HTMLHeadingElement>(null);
   const people = session.participants;
+  const heard = useStatusNews(people);
 
   async function remove(pid: string, name: string) {
     setRemoving(pid);
@@ -35,9 +40,20 @@ export function Gathering({ session, actions, headingRef, onDone }: Props) {
     }
   }
 
+  // Their export is now their stored list: add them again, so it is read.
+  async function readAgain(p: Participant) {
+    const ok = await actions.run(() => removeParticipant(session.id, p.id));
+    if (ok && (await actions.run(() => addParticipant(session.id, { profile: p.name })))) {
+      actions.announce(`${p.name}’s export uploaded.`);
+    }
+  }
+
   async function suggest() {
     setBusy(true);
-    await actions.run(() => startSearch(session.id, false));
+    // Lists read as people were added make a search quick: its results may
+    // be in the answer already (no 'searching' on the way), so leave
+    // "change the group" here rather than wait for it.
+    if (await actions.run(() => startSearch(session.id, false))) onDone?.();
     setBusy(false);
   }
 
@@ -53,6 +69,9 @@ export function Gathering({ session, actions, headingRef, onDone }: Props) {
             <h2 id="people-title" ref={peopleHeading} tabIndex={-1}>
               People <span className="count">({people.length})</span>
             </h2>
+            <p className="visually-hidden" aria-live="polite">
+              {heard}
+            </p>
             {people.length === 0 ? (
               <p className="muted">Nobody yet. Add yourself first, then your friends.</p>
             ) : (
@@ -62,8 +81,10 @@ export function Gathering({ session, actions, headingRef, onDone }: Props) {
                     <span className="avatar" aria-hidden="true">
                       {p.name.slice(0, 1).toUpperCase()}
                     </span>
-                    <span className="person-name">{p.name}</span>
-                    <span className="person-source">{p.source === 'import' ? 'uploaded list' : 'Letterboxd'}</span>
+                    <span className="person-who">
+                      <span className="person-name">{p.name}</span>
+                      <span className="person-source">{p.source === 'import' ? 'uploaded list' : 'Letterboxd'}</span>
+                    </span>
                     <button
                       type="button"
                       className="btn btn-small btn-quiet"
@@ -73,6 +94,7 @@ export function Gathering({ session, actions, headingRef, onDone }: Props) {
                     >
                       Remove
                     </button>
+                    <PersonStatus p={p} onUploaded={p.source === 'import' ? null : () => readAgain(p)} />
                   </li>
                 ))}
               </ul>
@@ -99,6 +121,7 @@ export function Gathering({ session, actions, headingRef, onDone }: Props) {
               )}
             </div>
           </section>
+          <RecentlyWatched session={session} actions={actions} />
         </div>
         <div className="column">
           <Share joinUrl={session.join_url} announce={actions.announce} />
@@ -108,13 +131,41 @@ export function Gathering({ session, actions, headingRef, onDone }: Props) {
   );
 }
 
+/** The latest person whose list was read (or failed), for screen readers:
+ * "alice: Found, 1,000 films". Page counts are not news. */
+function useStatusNews(people: Participant[]): string {
+  const last = useRef(new Map<string, string>());
+  const started = useRef(false);
+  const [news, setNews] = useState('');
+  useEffect(() => {
+    const seen = last.current;
+    const first = !started.current;
+    started.current = true;
+    const lines: string[] = [];
+    for (const p of people) {
+      const done = p.status === 'ready' || p.status === 'failed';
+      if (!first && done && seen.get(p.id) !== p.status) lines.push(`${p.name}: ${personStatus(p).text}`);
+      seen.set(p.id, p.status);
+    }
+    if (lines.length > 0) setNews(lines.join('. '));
+  }, [people]);
+  return news;
+}
+
 function AddPerson({ session, actions }: { session: Session; actions: SessionActions }) {
   const [check, dispatch] = useReducer(checkReducer, initialCheck);
   const [input, setInput] = useState('');
   const [adding, setAdding] = useState(false);
+  const [uploadName, setUploadName] = useState('');
+  const nameRef = useRef('');
+  nameRef.current = uploadName;
   const seq = useRef(0);
   const fieldId = useId();
   const msgId = useId();
+  const nameId = useId();
+  const nameHintId = useId();
+  // Well formed, but already one of the group: say so, do not send it.
+  const dup = check.phase === 'valid' ? alreadyAdded(session, check.username) : null;
 
   // Debounced server check of what was typed; a newer keystroke aborts it.
   useEffect(() => {
@@ -137,7 +188,7 @@ function AddPerson({ session, actions }: { session: Session; actions: SessionAct
   async function add(e: FormEvent) {
     e.preventDefault();
     const profile = input.trim();
-    if (!profile || !canAdd(check)) return;
+    if (!profile || !canAdd(check) || dup) return;
     setAdding(true);
     const ok = await actions.run(() => addParticipant(session.id, { profile }));
     setAdding(false);
@@ -148,7 +199,7 @@ function AddPerson({ session, actions }: { session: Session; actions: SessionAct
     }
   }
 
-  const msg = checkMessage(check);
+  const msg = dup ? { text: alreadyAddedText(dup.name), tone: 'bad' as const } : checkMessage(check);
   return (
     <section className="panel" aria-labelledby="add-title">
       <h2 id="add-title">Add person</h2>
@@ -165,14 +216,14 @@ function AddPerson({ session, actions }: { session: Session; actions: SessionAct
             placeholder="https://letterboxd.com/alice/ or alice"
             value={input}
             aria-describedby={msgId}
-            aria-invalid={check.phase === 'invalid'}
+            aria-invalid={check.phase === 'invalid' || dup !== null}
             onChange={(e) => {
               setInput(e.currentTarget.value);
               seq.current++;
               dispatch({ type: 'typed', input: e.currentTarget.value, seq: seq.current });
             }}
           />
-          <button type="submit" className="btn btn-primary" disabled={adding || !input.trim() || !canAdd(check)}>
+          <button type="submit" className="btn btn-primary" disabled={adding || !input.trim() || !canAdd(check) || dup !== null}>
             {adding ? 'Adding…' : 'Add'}
           </button>
         </div>
@@ -182,14 +233,37 @@ function AddPerson({ session, actions }: { session: Session; actions: SessionAct
       </form>
       <details className="alt-source">
         <summary>No Letterboxd profile to link? Upload an export instead</summary>
+        <div className="upload-name">
+          <label htmlFor={nameId}>Their name</label>
+          <input
+            id={nameId}
+            type="text"
+            autoComplete="off"
+            maxLength={MAX_NAME}
+            placeholder="Dana"
+            value={uploadName}
+            aria-describedby={nameHintId}
+            onChange={(e) => setUploadName(e.currentTarget.value)}
+          />
+          <p id={nameHintId} className="hint">
+            How the group sees them; kept in this session only.
+          </p>
+        </div>
         <UploadExport
           label="Letterboxd export file"
           onUploaded={async (answer) => {
             const who = answer.import.participant;
+            const name = displayName(nameRef.current);
             const ok = await actions.run(() =>
-              addParticipant(session.id, 'import' in who ? { import: who.import } : { profile: who.profile }),
+              addParticipant(
+                session.id,
+                'import' in who ? { import: who.import, ...(name ? { name } : {}) } : { profile: who.profile },
+              ),
             );
-            if (ok) actions.announce('Uploaded list added.');
+            if (ok) {
+              setUploadName('');
+              actions.announce(`${name ?? 'Uploaded list'} added.`);
+            }
           }}
         />
       </details>

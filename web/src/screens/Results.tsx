@@ -5,6 +5,7 @@ import { useEffect, useId, useReducer, useRef, useState } from 'react';
 import type { Dispatch, RefObject } from 'react';
 import { ApiError, getFilms, roll, setVeto, startSearch } from '../api';
 import { FilmCard } from '../components/FilmCard';
+import { MissingLists, useMissingGate } from '../components/MissingLists';
 import { PersonProblem } from '../components/PersonProblem';
 import { PAGE_SIZE, SEARCH_FROM, initialPages, pagesReducer, pagesView } from '../state/filmPages';
 import type { FilmEntry, SessionAction } from '../state/session';
@@ -26,6 +27,7 @@ const SEARCH_DELAY_MS = 250;
 
 export function Results({ session, actions, headingRef, onEdit, dispatch, gen }: Props) {
   const [rolling, setRolling] = useState(false);
+  const gate = useMissingGate(session);
   const lists = filmLists(session);
   const r = session.results;
   const failed = session.participants.filter((p) => p.status === 'failed');
@@ -155,6 +157,7 @@ export function Results({ session, actions, headingRef, onEdit, dispatch, gen }:
             Tap a film to strike it out, tap again to bring it back. {pool}
           </p>
         )}
+        <MissingLists session={session} actions={actions} gate={gate} />
         <div className="actions">
           <button type="button" className="btn" onClick={onEdit}>
             Change the group
@@ -238,7 +241,7 @@ export function Results({ session, actions, headingRef, onEdit, dispatch, gen }:
 
       {r && total > 0 && (
         <div className="action-bar">
-          <button type="button" className="btn btn-primary btn-big" onClick={doRoll} disabled={rolling || lists.left === 0}>
+          <button type="button" className="btn btn-primary btn-big" onClick={doRoll} disabled={rolling || lists.left === 0 || gate.blocked}>
             Roll!
           </button>
           <span className="action-left">{n === 1 ? '1 film left' : `${count(n)} films left`}</span>

@@ -59,7 +59,26 @@ describe('requestErrorText', () => {
     [502, null, 'Something went wrong on the server. Try again in a moment.'],
     [400, err('invalid_request', 'the body must be a JSON object'), 'The body must be a JSON object'],
     [418, null, 'The request failed (418).'],
+    // issue 7: one sentence each, never the same words twice
+    [409, err('already_added', 'alice is already in the group'), 'alice is already in the group.'],
+    [409, err('already_added', ''), 'That person is already in the group.'],
+    [422, err('invalid_name', 'name: 1 to 40 characters'), 'A name has 1 to 40 characters.'],
+    [
+      422,
+      err('invalid_import_file', 'not a Letterboxd export: no watchlist.csv in the zip'),
+      'That file is not a Letterboxd export (no watchlist.csv in the zip).',
+    ],
+    [422, err('invalid_import_file', 'not a readable zip archive: Not a zip archive'), 'That file is not a Letterboxd export (not a readable zip archive: Not a zip archive).'],
+    [422, err('invalid_import_file', ''), 'That file is not a Letterboxd export.'],
   ] as const)('%i %j', (status, body, text) => {
     expect(requestErrorText(status, body)).toBe(text);
+  });
+});
+
+describe('no doubled words', () => {
+  it('an import refusal says "not a Letterboxd export" once', () => {
+    const t = requestErrorText(422, err('invalid_import_file', 'not a Letterboxd export: expected the export .zip or a CSV from it'));
+    expect(t.match(/not a Letterboxd export/gi)).toHaveLength(1);
+    expect(t).toBe('That file is not a Letterboxd export (expected the export .zip or a CSV from it).');
   });
 });

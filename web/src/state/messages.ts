@@ -74,7 +74,11 @@ export function requestErrorText(status: number, err: ApiErrorBody | null): stri
     case 'payload_too_large':
       return 'That file is too large.';
     case 'invalid_import_file':
-      return err?.message ? `That file is not a Letterboxd export: ${err.message}` : 'That file is not a Letterboxd export.';
+      return importFileText(err?.message ?? '');
+    case 'already_added':
+      return err?.message ? sentence(err.message) : 'That person is already in the group.';
+    case 'invalid_name':
+      return 'A name has 1 to 40 characters.';
     case 'empty_watchlist':
       return 'That file holds no films.';
     case 'service_unavailable':
@@ -84,6 +88,24 @@ export function requestErrorText(status: number, err: ApiErrorBody | null): stri
   if (status === 429) return 'Too many requests just now. Wait a moment and try again.';
   if (status >= 500) return 'Something went wrong on the server. Try again in a moment.';
   return err?.message ? capitalize(err.message) : `The request failed (${status}).`;
+}
+
+/** One sentence for a file the server could not read as an export: its
+ * message often starts with the same words already ("not a Letterboxd
+ * export: no watchlist.csv in the zip"). */
+export function importFileText(message: string): string {
+  const why = message
+    .trim()
+    .replace(/^(that file is )?not a letterboxd export\s*[:;,.-]?\s*/i, '')
+    .replace(/[.\s]+$/, '');
+  return why ? `That file is not a Letterboxd export (${why}).` : 'That file is not a Letterboxd export.';
+}
+
+/** The server's message as a sentence: a full stop at the end, the name at
+ * its start left as typed ("alice is already in the group."). */
+function sentence(s: string): string {
+  const t = s.trim();
+  return /[.!?]$/.test(t) ? t : `${t}.`;
 }
 
 function capitalize(s: string): string {

@@ -29,11 +29,12 @@ describe('validation as you type', () => {
       { type: 'answer', seq: 1, answer: { valid: true, source: 'letterboxd', username: 'alice' } },
     ]);
     expect(st).toEqual({ phase: 'valid', input: 'letterboxd.com/Alice/', username: 'alice' });
-    expect(checkMessage(st)).toEqual({ text: 'Letterboxd user “alice”', tone: 'ok' });
+    // well formed is not "found": no green, no claim that the user exists
+    expect(checkMessage(st)).toEqual({ text: 'Add “alice” to look them up on Letterboxd.', tone: 'neutral' });
     expect(canAdd(st)).toBe(true);
   });
 
-  it('an invalid answer shows the server reason without the participant number', () => {
+  it('an invalid answer is one sentence naming what was typed (not the server words again)', () => {
     const st = run([
       { type: 'typed', input: 'https://evil.example/alice/', seq: 1 },
       {
@@ -43,7 +44,11 @@ describe('validation as you type', () => {
       },
     ]);
     expect(st.phase).toBe('invalid');
-    expect(checkMessage(st)?.text).toBe("Not a Letterboxd username or profile link: 'x' is not a Letterboxd username");
+    expect(checkMessage(st)?.text).toBe(
+      '“https://evil.example/alice/” is not a Letterboxd username or profile link (try alice or https://letterboxd.com/alice/).',
+    );
+    expect(checkMessage(st)?.text.match(/not a Letterboxd username/g)).toHaveLength(1);
+    expect(checkMessage(st)?.tone).toBe('bad');
     expect(canAdd(st)).toBe(false);
   });
 

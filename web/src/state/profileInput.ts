@@ -47,7 +47,7 @@ export function checkReducer(state: CheckState, action: CheckAction): CheckState
       return {
         phase: 'invalid',
         input: state.input,
-        message: friendlyInvalid(action.answer.error?.message),
+        message: friendlyInvalid(state.input),
       };
     case 'check-failed':
       if (state.phase !== 'checking' || state.seq !== action.seq) return state;
@@ -55,10 +55,10 @@ export function checkReducer(state: CheckState, action: CheckAction): CheckState
   }
 }
 
-function friendlyInvalid(serverMessage: string | undefined): string {
-  return serverMessage && serverMessage.length > 0
-    ? `Not a Letterboxd username or profile link: ${serverMessage.replace(/^participant \d+: /, '')}`
-    : 'Not a Letterboxd username or profile link (like alice or https://letterboxd.com/alice/).';
+function friendlyInvalid(input: string): string {
+  const t = input.trim();
+  const shown = t.length > 60 ? `${t.slice(0, 57)}…` : t;
+  return `“${shown}” is not a Letterboxd username or profile link (try alice or https://letterboxd.com/alice/).`;
 }
 
 /** Whether the "Add" button may send the input. */
@@ -74,10 +74,17 @@ export function checkMessage(state: CheckState): { text: string; tone: 'neutral'
     case 'checking':
       return { text: 'Checking…', tone: 'neutral' };
     case 'valid':
-      return { text: `Letterboxd user “${state.username}”`, tone: 'ok' };
+      // Well formed is not the same as found: whether Letterboxd knows the
+      // name shows once they are added (their list is read at once).
+      return { text: validText(state.username), tone: 'neutral' };
     case 'invalid':
       return { text: state.message, tone: 'bad' };
     case 'unknown':
       return { text: 'Could not check that just now; you can still add it.', tone: 'neutral' };
   }
+}
+
+/** What the field says of a well-formed username (never that it exists). */
+export function validText(username: string): string {
+  return `Add “${username}” to look them up on Letterboxd.`;
 }

@@ -19,6 +19,13 @@ export interface Participant {
   films: number;
   error: ApiErrorBody | null;
   warning: ApiErrorBody | null;
+  /** Films this person marked watched here lately, newest first (once their list was read). */
+  recently_watched?: RecentlyWatched[];
+}
+
+export interface RecentlyWatched {
+  film: Film;
+  watched_at: string;
 }
 
 export interface Film {
@@ -104,7 +111,7 @@ export interface ImportAnswer {
     participant: { import: string } | { source: string; profile: string };
     format: string;
     films: number;
-    row_errors: { line: number; reason: string }[];
+    row_errors: { line: number; reason: string; title?: string | null; year?: number | null }[];
     row_errors_total: number;
   };
 }
