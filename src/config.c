@@ -76,10 +76,10 @@ static const cfg_opt cfg_opts[] = {
      16777216, "largest JSON request body"},
     {"max-upload-bytes", "FILMPICKER_MAX_UPLOAD_BYTES", L(max_upload_bytes), "16777216", 1024,
      33554432, "largest uploaded export file"},
-    {"compat-wait-ms", "FILMPICKER_COMPAT_WAIT_MS", L(compat_wait_ms), "60000", 0, 600000,
+    {"compat-wait-ms", "FILMPICKER_COMPAT_WAIT_MS", L(compat_wait_ms), "50000", 0, 600000,
      "how long the first version's routes (POST /api/scrape/, /api/watchlist/remove) wait "
      "for lists being fetched before answering 503 still_fetching (the first version "
-     "blocked; 60 s covers a cold fetch of typical lists); 0..600000"},
+     "blocked; 50 s covers a cold fetch of typical lists and stays under a default nginx proxy_read_timeout of 60 s); 0..600000"},
     {"request-timeout", "FILMPICKER_REQUEST_TIMEOUT", L(request_timeout_s), "30", 1, 3600,
      "idle HTTP connection timeout, seconds"},
     {"job-ttl", "FILMPICKER_JOB_TTL", L(job_ttl_s), "3600", 10, 604800,

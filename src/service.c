@@ -863,8 +863,8 @@ static void svc__progress(void *ud, int done, int total, fp_err retrying)
     svc__announce(s, &changed);
 }
 
-static fp_err svc__watched_apply(service *s, const uint8_t key[VAULT_KEY_BYTES], int64_t *ids,
-                                 size_t *n);
+static fp_err svc__store_fresh(service *s, const uint8_t key[VAULT_KEY_BYTES], const int64_t *ids,
+                               size_t n, int64_t fetched_at, size_t *stored, size_t *left_out);
 
 /* Fetches one person's list and stores it. Runs on a worker (or the CLI). */
 static fp_err svc__fetch_and_store(service *s, const svc_person *p, source_progress_fn progress,
@@ -878,9 +878,7 @@ static fp_err svc__fetch_and_store(service *s, const svc_person *p, source_progr
     if (rc == FP_OK) {
         rc = svc__resolve(s, &films, &ids, &n);
         if (rc == FP_OK)
-            rc = svc__watched_apply(s, p->key, ids, &n);
-        if (rc == FP_OK)
-            rc = svc__store(s, p->key, ids, n, svc__now(), -1);
+            rc = svc__store_fresh(s, p->key, ids, n, svc__now(), &n, NULL);
         film_list_free(&films);
     }
     fp_free(ids);
@@ -1316,16 +1314,26 @@ static fp_err svc__watched_load(service *s, const uint8_t key[VAULT_KEY_BYTES], 
         return rc;
     int64_t *codes = NULL;
     size_t n = 0;
+    *version = w.version; /* also for an unreadable row: an edit may replace it */
     rc = vault_unseal(s->v, wk, w.sealed, w.sealed_len, &codes, &n);
     if (rc == FP_OK)
         rc = watched_unpack(codes, n, out);
-    if (rc == FP_OK)
-        *version = w.version;
-    else
+    if (rc != FP_OK) {
         fp_log(FP_LOG_ERROR, "watched_unseal_failed", "{s:s}", "error", fp_err_code(rc));
+        rc = FP_CORRUPT;
+    }
     fp_free(codes);
     store_watchlist_free(&w);
     return rc;
+}
+
+/* The same, but an unreadable set counts as empty (logged by the load): it
+ * must not block the person's list, and the next edit replaces it. */
+static fp_err svc__watched_load_lenient(service *s, const uint8_t key[VAULT_KEY_BYTES],
+                                        watched_set *out, int64_t *version)
+{
+    fp_err rc = svc__watched_load(s, key, out, version);
+    return rc == FP_CORRUPT ? FP_OK : rc;
 }
 
 /* Stores the set if the row is still at version (0: create). FP_CONFLICT
@@ -1360,7 +1368,7 @@ static fp_err svc__watched_edit(service *s, const uint8_t key[VAULT_KEY_BYTES], 
     for (int attempt = 0; attempt < SVC_CAS_TRIES; attempt++) {
         watched_set ws;
         int64_t version = 0;
-        fp_err rc = svc__watched_load(s, key, &ws, &version);
+        fp_err rc = svc__watched_load_lenient(s, key, &ws, &version);
         if (rc != FP_OK)
             return rc;
         int c = add ? watched_add(&ws, film_id, svc__now()) : watched_remove(&ws, film_id);
@@ -1377,18 +1385,41 @@ static fp_err svc__watched_edit(service *s, const uint8_t key[VAULT_KEY_BYTES], 
     return FP_CONFLICT;
 }
 
-/* Takes a person's watched films out of a fresh list (ids sorted). */
-static fp_err svc__watched_apply(service *s, const uint8_t key[VAULT_KEY_BYTES], int64_t *ids,
-                                 size_t *n)
+/* Stores a freshly fetched or imported list (ids sorted) without the
+ * person's watched films. The set is read again after the write: when a
+ * "watched" or "Put it back" changed it in between, the list is filtered and
+ * stored again, so a refresh finishing at that moment cannot undo the change.
+ * *left_out (may be NULL): films left out as watched. */
+static fp_err svc__store_fresh(service *s, const uint8_t key[VAULT_KEY_BYTES], const int64_t *ids,
+                               size_t n, int64_t fetched_at, size_t *stored, size_t *left_out)
 {
-    watched_set ws;
-    int64_t version = 0;
-    fp_err rc = svc__watched_load(s, key, &ws, &version);
-    if (rc != FP_OK)
-        return rc;
-    *n = watched_filter(&ws, ids, *n);
-    watched_free(&ws);
-    return FP_OK;
+    int64_t *work = fp_malloc((n ? n : 1) * sizeof *work);
+    fp_err rc = FP_CONFLICT;
+    for (int attempt = 0; attempt < SVC_CAS_TRIES; attempt++) {
+        watched_set ws;
+        int64_t before = 0, after = 0;
+        rc = svc__watched_load_lenient(s, key, &ws, &before);
+        if (rc != FP_OK)
+            break;
+        if (n)
+            memcpy(work, ids, n * sizeof *work);
+        size_t k = watched_filter(&ws, work, n);
+        watched_free(&ws);
+        rc = svc__store(s, key, work, k, fetched_at, -1);
+        if (rc != FP_OK)
+            break;
+        if (stored)
+            *stored = k;
+        if (left_out)
+            *left_out = n - k;
+        rc = svc__watched_load_lenient(s, key, &ws, &after);
+        watched_free(&ws);
+        if (rc != FP_OK || after == before)
+            break;
+        rc = FP_CONFLICT; /* the set moved: filter again */
+    }
+    fp_free(work);
+    return rc;
 }
 
 /* Edits one stored list with compare-and-swap retries: removes film_id
@@ -1441,27 +1472,62 @@ static fp_err svc__list_edit(service *s, const uint8_t key[VAULT_KEY_BYTES], int
     return FP_CONFLICT;
 }
 
-/* "We will watch it" for one person: off the stored list and, when it was
- * there, into the watched set, so no later fetch brings it back. */
-static fp_err svc__remove_film(service *s, const uint8_t key[VAULT_KEY_BYTES], int64_t film_id,
-                               int *removed)
+/* 1 in *present when the person's stored list has film_id. */
+static fp_err svc__list_has(service *s, const uint8_t key[VAULT_KEY_BYTES], int64_t film_id,
+                            int *present)
 {
-    fp_err rc = svc__list_edit(s, key, film_id, 0, removed);
-    int changed = 0;
-    if (rc == FP_OK && *removed)
-        rc = svc__watched_edit(s, key, film_id, 1, &changed);
+    *present = 0;
+    svc_stored st = {0};
+    fp_err rc = svc__load(s, key, &st);
+    if (rc == FP_NOT_FOUND)
+        return FP_OK;
+    if (rc == FP_OK)
+        *present = pick_contains(st.ids, st.n, film_id);
+    svc__stored_free(&st);
     return rc;
 }
 
-/* "Put it back" for one person: out of the watched set and, when it was
- * there, back on the stored list. */
+/* "We will watch it" for one person who has the film on their stored list:
+ * first into the watched set, then off the list. In that order a failure in
+ * between leaves the film on the list but already kept off every later fetch,
+ * and trying again finishes the job. *removed = 1 when it was on the list. */
+static fp_err svc__remove_film(service *s, const uint8_t key[VAULT_KEY_BYTES], int64_t film_id,
+                               int *removed)
+{
+    *removed = 0;
+    int present = 0, changed = 0;
+    fp_err rc = svc__list_has(s, key, film_id, &present);
+    if (rc != FP_OK || !present)
+        return rc;
+    rc = svc__watched_edit(s, key, film_id, 1, &changed);
+    if (rc == FP_OK)
+        rc = svc__list_edit(s, key, film_id, 0, &changed);
+    if (rc == FP_OK)
+        *removed = 1;
+    return rc;
+}
+
+/* "Put it back" for one person who has the film in their watched set: first
+ * back on the stored list, then out of the set (a failure in between leaves
+ * it filtered out as before; trying again finishes). *restored = 1 when it
+ * was in the set. */
 static fp_err svc__restore_film(service *s, const uint8_t key[VAULT_KEY_BYTES], int64_t film_id,
                                 int *restored)
 {
-    fp_err rc = svc__watched_edit(s, key, film_id, 0, restored);
+    *restored = 0;
+    watched_set ws;
+    int64_t version = 0;
     int changed = 0;
-    if (rc == FP_OK && *restored)
-        rc = svc__list_edit(s, key, film_id, 1, &changed);
+    fp_err rc = svc__watched_load_lenient(s, key, &ws, &version);
+    int in_set = rc == FP_OK && watched_has(&ws, film_id);
+    watched_free(&ws);
+    if (rc != FP_OK || !in_set)
+        return rc;
+    rc = svc__list_edit(s, key, film_id, 1, &changed);
+    if (rc == FP_OK)
+        rc = svc__watched_edit(s, key, film_id, 0, &changed);
+    if (rc == FP_OK)
+        *restored = 1;
     return rc;
 }
 
@@ -1485,7 +1551,7 @@ fp_err svc_watched_recent(service *s, const svc_person *p, int64_t since, size_t
     *n = 0;
     watched_set ws;
     int64_t version = 0;
-    fp_err rc = svc__watched_load(s, p->key, &ws, &version);
+    fp_err rc = svc__watched_load_lenient(s, p->key, &ws, &version);
     if (rc != FP_OK)
         return rc;
     watched_entry *recent = NULL;
@@ -1823,12 +1889,8 @@ fp_err svc_import(service *s, const svc_person *p, const unsigned char *data, si
     int64_t *ids = NULL;
     size_t n = 0;
     rc = svc__resolve(s, &out->detail.films, &ids, &n);
-    size_t listed = n;
     if (rc == FP_OK)
-        rc = svc__watched_apply(s, who->key, ids, &n);
-    out->watched = listed - n;
-    if (rc == FP_OK)
-        rc = svc__store(s, who->key, ids, n, svc__now(), -1);
+        rc = svc__store_fresh(s, who->key, ids, n, svc__now(), &n, &out->watched);
     fp_free(ids);
     out->films = n;
     fp_log(FP_LOG_INFO, "watchlist_import", "{s:s,s:s,s:i,s:i}", "format",

@@ -385,7 +385,7 @@ static void sess__reset_results(json_t *state)
     json_object_set_new(state, "vetoed", json_array());
     json_object_del(state, "_job");
     json_object_del(state, "_common");
-    json_object_del(state, "_watched_from");
+    json_object_del(state, "_most");
 }
 
 static fp_err sess__sync(sessions *ss, json_t *state, sess_events *ev);
@@ -437,17 +437,25 @@ static fp_err sess__edit_add(sessions *ss, json_t *state, void *ud, sess_events 
     char pid[24];
     snprintf(pid, sizeof pid, "p%lld", (long long)n);
     json_object_set_new(state, "_next_pid", json_integer(n + 1));
-    char name[SOURCE_USER_MAX + 16];
+    /* a name is at most SESS_NAME_MAX characters of up to 4 bytes */
+    char name[SESS_NAME_MAX * 4 + SOURCE_USER_MAX + 16];
+    json_int_t upload_no = json_integer_value(json_object_get(state, "_next_upload"));
+    if (upload_no < 1)
+        upload_no = (json_int_t)uploads + 1;
     if (p->src)
         snprintf(name, sizeof name, "%s", p->user);
     else if (a->name)
         snprintf(name, sizeof name, "%s", a->name);
     else
-        snprintf(name, sizeof name, "Upload %zu", uploads + 1);
+        snprintf(name, sizeof name, "Upload %lld", (long long)upload_no);
+    if (!p->src)
+        json_object_set_new(state, "_next_upload", json_integer(upload_no + 1));
     json_t *part = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:i,s:n,s:n,s:[]}", "id", pid, "name",
                              name, "source", p->src ? p->src->name : "import", "status",
                              "waiting", "pages_fetched", 0, "pages_total", 0, "films", 0, "error",
                              "warning", "recently_watched");
+    if (!part)
+        return FP_BAD_NAME; /* not valid UTF-8 (sess_name_check lets none through) */
     if (p->src) {
         json_object_set_new(part, "_src", json_string(p->src->type));
         json_object_set_new(part, "_user", json_string(p->user));
@@ -480,8 +488,16 @@ fp_err sess_name_check(const char *in, char **out)
         unsigned char c = (unsigned char)in[i];
         if (c < 0x20 || c == 0x7f)
             return FP_BAD_NAME;
+        /* C1 controls U+0080..U+009F, written 0xC2 0x80..0x9F */
+        if (c == 0xc2 && i + 1 < len && (unsigned char)in[i + 1] >= 0x80 &&
+            (unsigned char)in[i + 1] <= 0x9f)
+            return FP_BAD_NAME;
         chars += (c & 0xc0) != 0x80;
     }
+    json_t *valid = json_stringn(in, len); /* NULL unless valid UTF-8 */
+    if (!valid)
+        return FP_BAD_NAME;
+    json_decref(valid);
     if (chars == 0 || chars > SESS_NAME_MAX)
         return FP_BAD_NAME;
     *out = fp_strndup(in, len);
@@ -560,14 +576,13 @@ static int sess__cmp_id(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Sorted copy of the vetoed ids (for bsearch); *n its length. */
-static int64_t *sess__vetoed_sorted(json_t *state, size_t *n)
+/* Sorted copy of the integers of a JSON array (for bsearch); *n its length. */
+static int64_t *sess__ids_sorted(json_t *arr, size_t *n)
 {
-    json_t *vetoed = json_object_get(state, "vetoed");
-    size_t k = json_array_size(vetoed);
+    size_t k = json_array_size(arr);
     int64_t *v = fp_malloc((k ? k : 1) * sizeof *v);
     for (size_t i = 0; i < k; i++)
-        v[i] = json_integer_value(json_array_get(vetoed, i));
+        v[i] = json_integer_value(json_array_get(arr, i));
     qsort(v, k, sizeof *v, sess__cmp_id);
     *n = k;
     return v;
@@ -578,23 +593,33 @@ static int sess__has_id(const int64_t *sorted, size_t n, int64_t id)
     return bsearch(&id, sorted, n, sizeof *sorted, sess__cmp_id) != NULL;
 }
 
-/* The roll pool: common films not struck out; when none is left, the films
- * on the most lists (the highest level with anything not struck out). Fills
+/*
+ * The results of a search stay fixed while the session shows them: "_common"
+ * (every common film's id in display order) and "_most" (the most-lists
+ * films). What the group sees is that minus the films marked watched in this
+ * session ("watched"): results.common (the first SESS_PAGE), common_count,
+ * results.most, the pages of sess_films and the roll pool all skip them, so
+ * "Put it back" simply shows the film where it was.
+ */
+
+/* The roll pool: common films neither struck out nor watched; when none is
+ * left, the films on the most lists (the highest level with any left). Fills
  * ids (caller frees) when not NULL; returns the count. */
 static size_t sess__pool(json_t *state, int64_t **ids)
 {
-    size_t nv = 0;
-    int64_t *vetoed = sess__vetoed_sorted(state, &nv);
+    size_t nv = 0, nw = 0;
+    int64_t *vetoed = sess__ids_sorted(json_object_get(state, "vetoed"), &nv);
+    int64_t *watched = sess__ids_sorted(json_object_get(state, "watched"), &nw);
     json_t *common = json_object_get(state, "_common");
-    json_t *res = json_object_get(state, "results");
-    size_t total = json_array_size(common) + json_array_size(json_object_get(res, "most"));
+    json_t *most = json_object_get(state, "_most");
+    size_t total = json_array_size(common) + json_array_size(most);
     int64_t *out = ids ? fp_malloc((total ? total : 1) * sizeof *out) : NULL;
     size_t n = 0, i;
     json_t *e;
     json_array_foreach(common, i, e)
     {
         int64_t id = json_integer_value(e);
-        if (!sess__has_id(vetoed, nv, id)) {
+        if (!sess__has_id(vetoed, nv, id) && !sess__has_id(watched, nw, id)) {
             if (out)
                 out[n] = id;
             n++;
@@ -602,10 +627,10 @@ static size_t sess__pool(json_t *state, int64_t **ids)
     }
     if (n == 0) {
         json_int_t level = 0;
-        json_array_foreach(json_object_get(res, "most"), i, e)
+        json_array_foreach(most, i, e)
         {
             int64_t id = json_integer_value(json_object_get(e, "id"));
-            if (sess__has_id(vetoed, nv, id))
+            if (sess__has_id(vetoed, nv, id) || sess__has_id(watched, nw, id))
                 continue;
             json_int_t lists = json_integer_value(json_object_get(e, "lists"));
             if (level == 0)
@@ -618,6 +643,7 @@ static size_t sess__pool(json_t *state, int64_t **ids)
         }
     }
     fp_free(vetoed);
+    fp_free(watched);
     if (ids)
         *ids = out;
     return n;
@@ -635,10 +661,57 @@ static json_int_t sess__pool_value(json_t *state)
     return json_integer_value(json_object_get(json_object_get(state, "results"), "pool"));
 }
 
+/* The visible results from "_common", "_most" and "watched": the first page
+ * of common films, their count, the most-lists films, the pool. */
+static fp_err sess__results_refresh(sessions *ss, json_t *state)
+{
+    json_t *res = json_object_get(state, "results");
+    if (!json_is_object(res))
+        return FP_OK;
+    size_t nw = 0;
+    int64_t *watched = sess__ids_sorted(json_object_get(state, "watched"), &nw);
+    int64_t page[SESS_PAGE];
+    size_t npage = 0, count = 0, i;
+    json_t *e;
+    json_array_foreach(json_object_get(state, "_common"), i, e)
+    {
+        int64_t id = json_integer_value(e);
+        if (sess__has_id(watched, nw, id))
+            continue;
+        if (npage < SESS_PAGE)
+            page[npage++] = id;
+        count++;
+    }
+    json_t *most = json_array();
+    json_array_foreach(json_object_get(state, "_most"), i, e)
+    {
+        if (!sess__has_id(watched, nw, json_integer_value(json_object_get(e, "id"))))
+            json_array_append(most, e);
+    }
+    fp_free(watched);
+    film fs[SESS_PAGE];
+    fp_err rc = svc_films_get(ss->svc, page, npage, fs);
+    json_t *common = json_array();
+    for (size_t k = 0; k < npage; k++) {
+        if (rc == FP_OK)
+            json_array_append_new(common, view_film(&fs[k]));
+        film_clear(&fs[k]);
+    }
+    if (rc != FP_OK) {
+        json_decref(common);
+        json_decref(most);
+        return rc;
+    }
+    json_object_set_new(res, "common", common);
+    json_object_set_new(res, "common_count", json_integer((json_int_t)count));
+    json_object_set_new(res, "most", most);
+    sess__set_pool(state);
+    return FP_OK;
+}
+
 /* Results into the document: every common film's id in display order
- * ("_common"), the first page of them as Film objects, the most-lists films,
- * the pool. */
-static void sess__results_set(json_t *state, const svc_results *r)
+ * ("_common"), the most-lists films ("_most"), then the visible results. */
+static fp_err sess__results_set(sessions *ss, json_t *state, const svc_results *r)
 {
     sess_sorted *order = fp_calloc(r->ncommon ? r->ncommon : 1, sizeof *order);
     for (size_t i = 0; i < r->ncommon; i++) {
@@ -646,11 +719,9 @@ static void sess__results_set(json_t *state, const svc_results *r)
         order[i].key = film_normalize_title(r->common[i].film.title ? r->common[i].film.title : "");
     }
     qsort(order, r->ncommon, sizeof *order, sess__cmp_sorted);
-    json_t *ids = json_array(), *common = json_array(), *most = json_array();
+    json_t *ids = json_array(), *most = json_array();
     for (size_t i = 0; i < r->ncommon; i++) {
         json_array_append_new(ids, json_integer(order[i].f->film.id));
-        if (i < SESS_PAGE)
-            json_array_append_new(common, view_film(&order[i].f->film));
         fp_free(order[i].key);
     }
     fp_free(order);
@@ -660,12 +731,12 @@ static void sess__results_set(json_t *state, const svc_results *r)
         json_array_append_new(most, f);
     }
     json_object_set_new(state, "_common", ids);
+    json_object_set_new(state, "_most", most);
     json_object_set_new(state, "results",
-                        json_pack("{s:I,s:I,s:I,s:o,s:o,s:i}", "participants",
+                        json_pack("{s:I,s:I,s:i,s:[],s:[],s:i}", "participants",
                                   (json_int_t)r->participants, "failed", (json_int_t)r->failed,
-                                  "common_count", (json_int_t)r->ncommon, "common", common,
-                                  "most", most, "pool", 0));
-    sess__set_pool(state);
+                                  "common_count", 0, "common", "most", "pool", 0));
+    return sess__results_refresh(ss, state);
 }
 
 static const char *const sess__part_fields[] = {"status", "pages_fetched", "pages_total",
@@ -750,10 +821,13 @@ static fp_err sess__sync(sessions *ss, json_t *state, sess_events *ev)
     svc_results r;
     rc = svc_job_results(ss->svc, job, 10, SESS_MOST_MAX, &r);
     if (rc == FP_OK) {
-        sess__results_set(state, &r);
+        rc = sess__results_set(ss, state, &r);
         svc_results_free(&r);
+        if (rc != FP_OK)
+            return rc;
     } else if (rc == FP_CONFLICT) { /* nobody's list could be read: the errors say why */
         json_object_set_new(state, "_common", json_array());
+        json_object_set_new(state, "_most", json_array());
         json_object_set_new(state, "results",
                             json_pack("{s:i,s:I,s:i,s:[],s:[],s:i}", "participants", 0, "failed",
                                       (json_int_t)json_array_size(parts), "common_count", 0,
@@ -895,10 +969,17 @@ fp_err sess_films(sessions *ss, const char *id, size_t offset, size_t limit, con
         return FP_CONFLICT;
     }
     json_t *common = json_object_get(state, "_common");
-    size_t n = json_array_size(common);
-    int64_t *ids = fp_malloc((n ? n : 1) * sizeof *ids);
-    for (size_t i = 0; i < n; i++)
-        ids[i] = json_integer_value(json_array_get(common, i));
+    size_t nw = 0, n = 0, at;
+    int64_t *watched = sess__ids_sorted(json_object_get(state, "watched"), &nw);
+    int64_t *ids = fp_malloc((json_array_size(common) ? json_array_size(common) : 1) * sizeof *ids);
+    json_t *e;
+    json_array_foreach(common, at, e)
+    {
+        int64_t film_id = json_integer_value(e);
+        if (!sess__has_id(watched, nw, film_id)) /* watched here: out of the results */
+            ids[n++] = film_id;
+    }
+    fp_free(watched);
     json_decref(state);
 
     char *nq = (q && *q) ? film_normalize_title(q) : NULL;
@@ -947,14 +1028,32 @@ fp_err sess_films(sessions *ss, const char *id, size_t offset, size_t limit, con
 
 /* ---- veto, roll, watched ------------------------------------------------ */
 
-/* 1 when film_id is one of the results' films (any common film, or a most-lists one). */
+/* 1 when film_id is one of the visible results' films: any common film or a
+ * most-lists one, not marked watched here. */
 static int sess__in_results(json_t *state, int64_t film_id)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(state, "watched"), i, e) if (json_integer_value(e) == film_id)
+        return 0;
+    json_array_foreach(json_object_get(state, "_common"), i, e) if (json_integer_value(e) == film_id)
+        return 1;
+    json_array_foreach(json_object_get(state, "_most"), i, e)
+    {
+        if (json_integer_value(json_object_get(e, "id")) == film_id)
+            return 1;
+    }
+    return 0;
+}
+
+/* 1 when film_id is in these results at all (watched here or not). */
+static int sess__in_search(json_t *state, int64_t film_id)
 {
     size_t i;
     json_t *e;
     json_array_foreach(json_object_get(state, "_common"), i, e) if (json_integer_value(e) == film_id)
         return 1;
-    json_array_foreach(json_object_get(json_object_get(state, "results"), "most"), i, e)
+    json_array_foreach(json_object_get(state, "_most"), i, e)
     {
         if (json_integer_value(json_object_get(e, "id")) == film_id)
             return 1;
@@ -1100,51 +1199,19 @@ static fp_err sess__edit_watched(sessions *ss, json_t *state, void *ud, sess_eve
     rc = svc_films_get(ss->svc, &film_id, 1, &f);
     if (rc != FP_OK)
         return rc;
-    json_t *res = json_object_get(state, "results");
-    /* Where it was, so that "Put it back" can return it there. */
-    json_t *from = NULL;
-    long at = sess__drop_film(json_object_get(state, "_common"), film_id, NULL);
-    if (at >= 0) {
-        from = json_pack("{s:s,s:I}", "list", "common", "index", (json_int_t)at);
-        sess__drop_film(json_object_get(res, "common"), film_id, "id");
-        json_object_set_new(res, "common_count",
-                            json_integer(json_integer_value(json_object_get(res, "common_count")) -
-                                         1));
-    } else {
-        json_t *most = json_object_get(res, "most");
-        size_t i;
-        json_t *e;
-        json_array_foreach(most, i, e)
-        {
-            if (json_integer_value(json_object_get(e, "id")) == film_id) {
-                from = json_pack("{s:s,s:I,s:O}", "list", "most", "index", (json_int_t)i, "film",
-                                 e);
-                break;
-            }
-        }
-        sess__drop_film(most, film_id, "id");
-    }
-    json_t *prev = json_object_get(state, "_watched_from");
-    if (!json_is_object(prev)) {
-        prev = json_object();
-        json_object_set_new(state, "_watched_from", prev);
-    }
-    char key[24];
-    snprintf(key, sizeof key, "%lld", (long long)film_id);
-    if (from)
-        json_object_set_new(prev, key, from);
     sess__drop_film(json_object_get(state, "vetoed"), film_id, NULL);
     json_t *rolled = json_object_get(state, "rolled");
     if (rolled && json_integer_value(json_object_get(rolled, "id")) == film_id)
         json_object_set_new(state, "rolled", json_null());
-    sess__drop_film(json_object_get(state, "watched"), film_id, NULL);
-    sess__drop_film(json_object_get(state, "watched_films"), film_id, "id");
     json_array_append_new(json_object_get(state, "watched"), json_integer(film_id));
     json_array_append_new(json_object_get(state, "watched_films"), view_film(&f));
     film_clear(&f);
-    sess__set_pool(state);
+    rc = sess__results_refresh(ss, state); /* out of the results; the page refills */
+    if (rc != FP_OK)
+        return rc;
     sess__emit(ev, "watched", json_pack("{s:I,s:I}", "film_id", (json_int_t)film_id, "pool",
                                         sess__pool_value(state)));
+    sess__emit(ev, "session", json_null());
     sess__recent_all(ss, state, ev);
     return FP_OK;
 }
@@ -1155,7 +1222,7 @@ fp_err sess_watched(sessions *ss, const char *id, int64_t film_id, json_t **out)
 }
 
 /* "Put it back": out of every participant's watched set, back on their
- * lists, and back into the results it left. */
+ * stored lists and, when these results had it, back where it was. */
 static fp_err sess__edit_unwatched(sessions *ss, json_t *state, void *ud, sess_events *ev)
 {
     int64_t film_id = *(int64_t *)ud;
@@ -1178,39 +1245,12 @@ static fp_err sess__edit_unwatched(sessions *ss, json_t *state, void *ud, sess_e
     sess__drop_film(json_object_get(state, "watched_films"), film_id, "id");
     if (!any && was < 0)
         return FP_NOT_FOUND; /* nobody here had it marked watched */
-    char key[24];
-    snprintf(key, sizeof key, "%lld", (long long)film_id);
-    json_t *from = json_object_get(json_object_get(state, "_watched_from"), key);
-    json_t *res = json_object_get(state, "results");
-    if (from && json_is_object(res)) {
-        const char *list = json_string_value(json_object_get(from, "list"));
-        size_t at = (size_t)json_integer_value(json_object_get(from, "index"));
-        if (list && strcmp(list, "common") == 0) {
-            json_t *common = json_object_get(state, "_common");
-            json_array_insert_new(common, at < json_array_size(common) ? at : json_array_size(common),
-                                  json_integer(film_id));
-            json_object_set_new(res, "common_count",
-                                json_integer(json_integer_value(json_object_get(res, "common_count")) +
-                                             1));
-            json_t *page = json_object_get(res, "common");
-            if (at <= json_array_size(page) && at < SESS_PAGE) {
-                film f;
-                if (svc_films_get(ss->svc, &film_id, 1, &f) == FP_OK) {
-                    json_array_insert_new(page, at, view_film(&f));
-                    film_clear(&f);
-                }
-            }
-        } else if (list && strcmp(list, "most") == 0) {
-            json_t *most = json_object_get(res, "most");
-            json_array_insert(most, at < json_array_size(most) ? at : json_array_size(most),
-                              json_object_get(from, "film"));
-        }
-        json_object_del(json_object_get(state, "_watched_from"), key);
-        sess__set_pool(state);
-    }
+    int back = json_is_object(json_object_get(state, "results")) && sess__in_search(state, film_id);
+    if (back && (rc = sess__results_refresh(ss, state)) != FP_OK)
+        return rc;
     sess__emit(ev, "unwatched", json_pack("{s:I,s:I}", "film_id", (json_int_t)film_id, "pool",
                                           sess__pool_value(state)));
-    if (from)
+    if (back)
         sess__emit(ev, "session", json_null()); /* the film is back in the results */
     sess__recent_all(ss, state, ev);
     return FP_OK;

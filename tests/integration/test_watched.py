@@ -134,14 +134,25 @@ class WatchedStaysWatchedTest(SessionTestCase):
         self.assertEqual((gone["results"]["common_count"], gone["results"]["pool"]),
                          (count - 1, pool - 1))
         self.assertEqual(gone["watched_films"], [film])
-        back = self.call("DELETE", self.sp(s["id"], "/watched/%d" % film["id"]), client=c,
+        # another one watched first, then put back in the other order: each
+        # film returns to its own place
+        other = s["results"]["common"][1]
+        self.call("POST", self.sp(s["id"], "/watched"), {"film_id": other["id"]}, client=c,
+                  expect=200)
+        mid = self.call("DELETE", self.sp(s["id"], "/watched/%d" % film["id"]), client=c,
+                        expect=200)[2]
+        self.assertEqual(mid["results"]["common"][1], film)
+        self.assertNotIn(other["id"], [f["id"] for f in mid["results"]["common"]])
+        back = self.call("DELETE", self.sp(s["id"], "/watched/%d" % other["id"]), client=c,
                          expect=200)[2]
+        self.assertEqual(back["results"]["common"], s["results"]["common"])
         self.assertEqual((back["watched"], back["watched_films"]), ([], []))
         self.assertEqual((back["results"]["common_count"], back["results"]["pool"]),
                          (count, pool))
         self.assertEqual(back["results"]["common"][2], film)  # where it was
-        ev = st.until(lambda e: e["event"] == "unwatched", what="unwatched")[-1]
-        self.assertEqual(ev["data"], {"film_id": film["id"], "pool": pool})
+        evs = st.until(lambda e: e["event"] == "unwatched" and e["data"]["film_id"] == other["id"],
+                       what="unwatched")
+        self.assertEqual(evs[-1]["data"], {"film_id": other["id"], "pool": pool})
         # it can be rolled and watched again
         self.call("POST", self.sp(s["id"], "/watched"), {"film_id": film["id"]}, client=c,
                   expect=200)
@@ -221,11 +232,30 @@ class WatchedStaysWatchedTest(SessionTestCase):
         self.assertEqual(named["participants"][0]["name"], "Dana")
         plain = self.call("POST", p, {"import": ids[1]}, client=c, expect=201)[2]
         self.assertEqual(plain["participants"][1]["name"], "Upload 2")
-        for bad in ("", "   ", "x" * 41, "tab\there", "line\nbreak"):
+        for bad in ("", "   ", "x" * 41, "é" * 41, "tab\there", "line\nbreak"):
             with self.subTest(name=bad):
                 self.call("POST", p, {"import": ids[2], "name": bad}, client=c, expect=422,
                           code="invalid_name")
-        self.call("POST", p, {"import": ids[2], "name": "é" * 40}, client=c, expect=201)
+        for i, wide in enumerate(("é" * 40, "日" * 30, "😀" * 40)):  # 2, 3 and 4 bytes each
+            with self.subTest(name=wide[:1]):
+                body, ctype = multipart_file("watchlist.csv", export_csv(films))
+                imp = self.call("POST", "/api/v1/imports", body=body,
+                                headers={"Content-Type": ctype}, expect=201)[2]["import"]["id"]
+                got = self.call("POST", p, {"import": imp, "name": wide}, client=c,
+                                expect=201)[2]
+                self.assertEqual(got["participants"][-1]["name"], wide)
+                self.assertEqual(len(got["participants"]), 3 + i)
+        for bad in ("a\u0085b", "\u009f"):  # C1 control characters
+            with self.subTest(name=bad):
+                self.call("POST", p, {"import": ids[2], "name": bad}, client=c, expect=422,
+                          code="invalid_name")
+        # "Upload N" counts every upload added, so a removed one leaves no twin
+        pid = plain["participants"][1]["id"]
+        self.call("DELETE", self.sp(s["id"], "/participants/" + pid), client=c, expect=200)
+        again = self.call("POST", p, {"import": ids[1]}, client=c, expect=201)[2]
+        names = [x["name"] for x in again["participants"]]
+        self.assertEqual(len(names), len(set(names)), names)
+        self.assertEqual(names[-1], "Upload 6")
         self.call("POST", p, {"import": ids[2], "name": 5}, client=c, expect=400,
                   code="invalid_request")
         self.call("POST", p, {"profile": self.user("wub_zq"), "name": "Bob"}, client=c,
@@ -295,6 +325,17 @@ class EveryCommonFilmTest(SessionTestCase):
             self.assertNotEqual(r["rolled"]["id"], seen[700]["id"])
             rolled.add(r["rolled"]["id"])
         self.assertTrue(rolled - first_page, "30 rolls never left the first page")
+        # watching the first film: the page refills from the next one and the
+        # pages stay gapless; putting it back restores both
+        gone = self.call("POST", self.sp(sid, "/watched"), {"film_id": seen[0]["id"]}, client=c,
+                         expect=200)[2]["results"]
+        self.assertEqual((gone["common_count"], len(gone["common"])), (799, 100))
+        self.assertEqual(gone["common"], seen[1:101])
+        page2 = self.call("GET", self.sp(sid, "/films?offset=100&limit=500"), expect=200)[2]
+        self.assertEqual((page2["total"], page2["films"]), (799, seen[101:601]))
+        back = self.call("DELETE", self.sp(sid, "/watched/%d" % seen[0]["id"]), client=c,
+                         expect=200)[2]["results"]
+        self.assertEqual((back["common_count"], back["common"]), (800, seen[:100]))
         # before results: 409
         s2 = self.new_session(c)
         self.call("GET", self.sp(s2["id"], "/films"), expect=409, code="conflict")
