@@ -1621,29 +1621,37 @@ int svc_client_check(service *s, const char *client_id, const char *token)
     return vault_mac_check(s->v, client_id, token);
 }
 
+/* The people of a finished job (copied; *ready[i] = 1 for a READY part).
+ * FP_NOT_FOUND, FP_PENDING while it runs. Caller frees both. */
+static fp_err svc__job_people(service *s, const char *job_id, svc_person **people, int **ready,
+                              size_t *n)
+{
+    *people = NULL;
+    *ready = NULL;
+    *n = 0;
+    pthread_mutex_lock(&s->mu);
+    svc_job *j = svc__job_find(s, job_id);
+    fp_err rc = !j ? FP_NOT_FOUND : j->pending > 0 ? FP_PENDING : FP_OK;
+    if (rc == FP_OK) {
+        *n = j->nparts;
+        *people = fp_calloc(j->nparts, sizeof **people);
+        *ready = fp_calloc(j->nparts, sizeof **ready);
+        for (size_t i = 0; i < j->nparts; i++) {
+            (*people)[i] = j->parts[i].person;
+            (*ready)[i] = j->parts[i].state == SVC_PART_READY;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
 fp_err svc_job_watched(service *s, const char *job_id, int64_t film_id, int *removed,
                        size_t nremoved)
 {
-    pthread_mutex_lock(&s->mu);
-    svc_job *j = svc__job_find(s, job_id);
-    if (!j) {
-        pthread_mutex_unlock(&s->mu);
-        return FP_NOT_FOUND;
-    }
-    if (j->pending > 0) {
-        pthread_mutex_unlock(&s->mu);
-        return FP_PENDING;
-    }
-    size_t n = j->nparts;
-    svc_person *people = fp_calloc(n, sizeof *people);
-    int *ready = fp_calloc(n, sizeof *ready);
-    for (size_t i = 0; i < n; i++) {
-        people[i] = j->parts[i].person;
-        ready[i] = j->parts[i].state == SVC_PART_READY;
-    }
-    pthread_mutex_unlock(&s->mu);
-
-    fp_err rc = FP_OK;
+    svc_person *people = NULL;
+    int *ready = NULL;
+    size_t n = 0;
+    fp_err rc = svc__job_people(s, job_id, &people, &ready, &n);
     for (size_t i = 0; i < n && rc == FP_OK; i++) {
         int r = 0;
         if (ready[i])
@@ -1653,8 +1661,8 @@ fp_err svc_job_watched(service *s, const char *job_id, int64_t film_id, int *rem
     }
     /* Keep the job's copies in step with storage. */
     pthread_mutex_lock(&s->mu);
-    j = svc__job_find(s, job_id);
-    for (size_t i = 0; j && i < j->nparts; i++) {
+    svc_job *j = svc__job_find(s, job_id);
+    for (size_t i = 0; j && n && i < j->nparts; i++) {
         svc_part *p = &j->parts[i];
         size_t k = 0;
         for (size_t x = 0; x < p->nids; x++)
@@ -1671,31 +1679,18 @@ fp_err svc_job_watched(service *s, const char *job_id, int64_t film_id, int *rem
 fp_err svc_job_unwatched(service *s, const char *job_id, int64_t film_id, int *restored,
                          size_t nrestored)
 {
-    pthread_mutex_lock(&s->mu);
-    svc_job *j = svc__job_find(s, job_id);
-    if (!j) {
-        pthread_mutex_unlock(&s->mu);
-        return FP_NOT_FOUND;
-    }
-    if (j->pending > 0) {
-        pthread_mutex_unlock(&s->mu);
-        return FP_PENDING;
-    }
-    size_t n = j->nparts;
-    svc_person *people = fp_calloc(n, sizeof *people);
-    int *back = fp_calloc(n, sizeof *back);
-    for (size_t i = 0; i < n; i++)
-        people[i] = j->parts[i].person;
-    pthread_mutex_unlock(&s->mu);
-
-    fp_err rc = FP_OK;
+    svc_person *people = NULL;
+    int *ready = NULL;
+    size_t n = 0;
+    fp_err rc = svc__job_people(s, job_id, &people, &ready, &n);
+    int *back = fp_calloc(n ? n : 1, sizeof *back);
     for (size_t i = 0; i < n && rc == FP_OK; i++)
         rc = svc__restore_film(s, people[i].key, film_id, &back[i]);
     for (size_t i = 0; i < n && i < nrestored; i++)
         restored[i] = back[i];
     /* Keep the job's copies in step with storage. */
     pthread_mutex_lock(&s->mu);
-    j = svc__job_find(s, job_id);
+    svc_job *j = svc__job_find(s, job_id);
     for (size_t i = 0; j && i < j->nparts && i < n; i++) {
         svc_part *p = &j->parts[i];
         if (!back[i] || p->state != SVC_PART_READY || pick_contains(p->ids, p->nids, film_id))
@@ -1706,6 +1701,7 @@ fp_err svc_job_unwatched(service *s, const char *job_id, int64_t film_id, int *r
     }
     pthread_mutex_unlock(&s->mu);
     fp_free(people);
+    fp_free(ready);
     fp_free(back);
     return rc;
 }

@@ -1028,24 +1028,6 @@ fp_err sess_films(sessions *ss, const char *id, size_t offset, size_t limit, con
 
 /* ---- veto, roll, watched ------------------------------------------------ */
 
-/* 1 when film_id is one of the visible results' films: any common film or a
- * most-lists one, not marked watched here. */
-static int sess__in_results(json_t *state, int64_t film_id)
-{
-    size_t i;
-    json_t *e;
-    json_array_foreach(json_object_get(state, "watched"), i, e) if (json_integer_value(e) == film_id)
-        return 0;
-    json_array_foreach(json_object_get(state, "_common"), i, e) if (json_integer_value(e) == film_id)
-        return 1;
-    json_array_foreach(json_object_get(state, "_most"), i, e)
-    {
-        if (json_integer_value(json_object_get(e, "id")) == film_id)
-            return 1;
-    }
-    return 0;
-}
-
 /* 1 when film_id is in these results at all (watched here or not). */
 static int sess__in_search(json_t *state, int64_t film_id)
 {
@@ -1059,6 +1041,17 @@ static int sess__in_search(json_t *state, int64_t film_id)
             return 1;
     }
     return 0;
+}
+
+/* 1 when film_id is one of the visible results' films: any common film or a
+ * most-lists one, not marked watched here. */
+static int sess__in_results(json_t *state, int64_t film_id)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(state, "watched"), i, e) if (json_integer_value(e) == film_id)
+        return 0;
+    return sess__in_search(state, film_id);
 }
 
 typedef struct sess_veto_arg {

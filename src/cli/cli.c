@@ -604,22 +604,37 @@ static int cli_person(service *svc, const char *cmd, const char *input, svc_pers
     return 2;
 }
 
-static int cli_watched(cli_args *a)
+/* What `watched` and `unwatch` share: the arguments, the service, the person
+ * of the first argument and their whole watched set, newest first. 0 or the
+ * exit code; *svc is open whenever it is set. */
+static int cli_watched_set(cli_args *a, const char *cmd, int nargs, size_t help, service **svc,
+                           svc_person *p, svc_watched_film **films, size_t *n)
 {
-    if (a->nrest != 1) {
-        fputs(cli_help[5][1], stderr);
+    *svc = NULL;
+    *films = NULL;
+    *n = 0;
+    if (a->nrest != nargs) {
+        fputs(cli_help[help][1], stderr);
         return 2;
     }
-    service *svc = NULL;
-    fp_err rc = svc_open(&a->cfg, 0, &svc);
-    if (rc != FP_OK)
+    fp_err rc = svc_open(&a->cfg, 0, svc);
+    if (rc != FP_OK) {
+        *svc = NULL;
         return cli_fail(rc, "cannot start");
+    }
+    int status = cli_person(*svc, cmd, a->rest[0], p);
+    if (status == 0 && (rc = svc_watched_recent(*svc, p, 0, SIZE_MAX, films, n)) != FP_OK)
+        status = cli_fail(rc, p->user);
+    return status;
+}
+
+static int cli_watched(cli_args *a)
+{
+    service *svc = NULL;
     svc_person p;
-    int status = cli_person(svc, "watched", a->rest[0], &p);
     svc_watched_film *films = NULL;
     size_t n = 0;
-    if (status == 0 && (rc = svc_watched_recent(svc, &p, 0, SIZE_MAX, &films, &n)) != FP_OK)
-        status = cli_fail(rc, p.user);
+    int status = cli_watched_set(a, "watched", 1, 5, &svc, &p, &films, &n);
     if (status == 0 && a->json) {
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++) {
@@ -667,20 +682,12 @@ static int cli_names_film(const char *what, const film *f)
 
 static int cli_unwatch(cli_args *a)
 {
-    if (a->nrest != 2) {
-        fputs(cli_help[6][1], stderr);
-        return 2;
-    }
     service *svc = NULL;
-    fp_err rc = svc_open(&a->cfg, 0, &svc);
-    if (rc != FP_OK)
-        return cli_fail(rc, "cannot start");
     svc_person p;
-    int status = cli_person(svc, "unwatch", a->rest[0], &p);
     svc_watched_film *films = NULL;
     size_t n = 0;
-    if (status == 0 && (rc = svc_watched_recent(svc, &p, 0, SIZE_MAX, &films, &n)) != FP_OK)
-        status = cli_fail(rc, p.user);
+    fp_err rc = FP_OK;
+    int status = cli_watched_set(a, "unwatch", 2, 6, &svc, &p, &films, &n);
     const film *hit = NULL;
     for (size_t i = 0; status == 0 && i < n && !hit; i++)
         if (cli_names_film(a->rest[1], &films[i].film))

@@ -13,7 +13,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, startFake, startServer } from './servers.mjs';
+import { ROOT } from './servers.mjs';
 import {
   DESKTOP,
   PHONE,
@@ -30,10 +30,12 @@ import {
   shownTitles,
   startSession,
   waitForResults,
+  serverPool,
 } from './lib.mjs';
 
 let browser;
-const running = [];
+const pool = serverPool();
+const servers = pool.servers;
 
 before(async () => {
   browser = await launch();
@@ -41,26 +43,9 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  for (const p of running.reverse()) await p.stop();
+  await pool.stopAll();
 });
 
-async function servers(fakeFlags = {}, env = {}) {
-  const fake = await startFake({ markup: 'react2025', ...fakeFlags });
-  running.push(fake);
-  const fp = await startServer(fake, env);
-  running.push(fp);
-  return {
-    fake,
-    fp,
-    async stop() {
-      const a = await fp.stop();
-      await fake.stop();
-      running.splice(running.indexOf(fp), 1);
-      running.splice(running.indexOf(fake), 1);
-      assert.equal(a.exit?.code, 0, `filmpicker did not exit 0 on SIGTERM:\n${a.log}`);
-    },
-  };
-}
 
 /** Waits until the locator is visible, then asserts it (isVisible, not presence). */
 async function seen(locator, what, timeout = WAIT_MS) {

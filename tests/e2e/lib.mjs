@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
-import { ROOT } from './servers.mjs';
+import { ROOT, startFake, startServer } from './servers.mjs';
 
 const require = createRequire(join(ROOT, 'web', 'package.json'));
 const { chromium } = require('playwright-core');
@@ -183,4 +183,37 @@ export async function expected(fake, users, small = 10) {
       ? [...count].filter(([, n]) => n >= 2 && n < users.length).map(([id, n]) => ({ film: byId.get(id), lists: n }))
       : [];
   return { common, most };
+}
+
+/**
+ * The servers of one test file: servers(fakeFlags, env) starts a fake site
+ * (react2025 markup unless told) and a FilmPicker with a fresh database;
+ * its stop() checks that FilmPicker exits 0 on SIGTERM. stopAll() (in the
+ * file's after hook) stops whatever a failed test left running.
+ */
+export function serverPool() {
+  const running = [];
+  return {
+    async servers(fakeFlags = {}, env = {}) {
+      const fake = await startFake({ markup: 'react2025', ...fakeFlags });
+      running.push(fake);
+      const fp = await startServer(fake, env);
+      running.push(fp);
+      return {
+        fake,
+        fp,
+        async stop() {
+          const a = await fp.stop();
+          await fake.stop();
+          running.splice(running.indexOf(fp), 1);
+          running.splice(running.indexOf(fake), 1);
+          assert.equal(a.exit?.code, 0, `filmpicker did not exit 0 on SIGTERM:\n${a.log}`);
+        },
+      };
+    },
+    async stopAll() {
+      for (const p of running.reverse()) await p.stop();
+      running.length = 0;
+    },
+  };
 }

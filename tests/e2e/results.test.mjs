@@ -8,7 +8,6 @@
 // (tests/e2e/run.mjs runs it too).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startFake, startServer } from './servers.mjs';
 import {
   DESKTOP,
   PHONE,
@@ -24,10 +23,12 @@ import {
   screenshot,
   startSession,
   waitForResults,
+  serverPool,
 } from './lib.mjs';
 
 let browser;
-const running = [];
+const pool = serverPool();
+const servers = pool.servers;
 
 before(async () => {
   browser = await launch();
@@ -35,26 +36,9 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  for (const p of running.reverse()) await p.stop();
+  await pool.stopAll();
 });
 
-async function servers(fakeFlags = {}, env = {}) {
-  const fake = await startFake({ markup: 'react2025', ...fakeFlags });
-  running.push(fake);
-  const fp = await startServer(fake, env);
-  running.push(fp);
-  return {
-    fake,
-    fp,
-    async stop() {
-      const a = await fp.stop();
-      await fake.stop();
-      running.splice(running.indexOf(fp), 1);
-      running.splice(running.indexOf(fake), 1);
-      assert.equal(a.exit?.code, 0, `filmpicker did not exit 0 on SIGTERM:\n${a.log}`);
-    },
-  };
-}
 
 /** A session of `users` on the results screen. */
 async function resultsFor(page, users) {

@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, startFake, startRelay, startServer } from './servers.mjs';
+import { ROOT, startRelay } from './servers.mjs';
 import {
   DESKTOP,
   PHONE,
@@ -30,10 +30,12 @@ import {
   shownTitles,
   startSession,
   waitForResults,
+  serverPool,
 } from './lib.mjs';
 
 let browser;
-const running = [];
+const pool = serverPool();
+const servers = pool.servers;
 
 before(async () => {
   browser = await launch();
@@ -41,7 +43,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  for (const p of running.reverse()) await p.stop();
+  await pool.stopAll();
   if (process.env.FP_E2E_UPDATE_DOCS === '1') {
     const docs = join(ROOT, 'docs', 'screenshots');
     mkdirSync(docs, { recursive: true });
@@ -56,24 +58,6 @@ for (const f of readdirSync(new URL('.', import.meta.url)).filter((n) => n.endsW
   await import(new URL(f, import.meta.url).href);
 }
 
-/** Fresh fake site + server for one test; stopped after it. */
-async function servers(fakeFlags = {}, env = {}) {
-  const fake = await startFake({ markup: 'react2025', ...fakeFlags });
-  running.push(fake);
-  const fp = await startServer(fake, env);
-  running.push(fp);
-  return {
-    fake,
-    fp,
-    async stop() {
-      const a = await fp.stop();
-      await fake.stop();
-      running.splice(running.indexOf(fp), 1);
-      running.splice(running.indexOf(fake), 1);
-      assert.equal(a.exit?.code, 0, `filmpicker did not exit 0 on SIGTERM:\n${a.log}`);
-    },
-  };
-}
 
 // Small catalogue, few films everyone shares: results have both "on every
 // list" and "on most lists". Latency keeps the loading screen up a while.
