@@ -354,7 +354,7 @@ static void lbcsv_take_row(lbcsv *c, size_t end_line)
         goto out;
     }
     if (name_len == 0) {
-        import__row_error(r, line, NULL, 0, year, "missing Name");
+        import__row_error(r, line, NULL, 0, year, "no film title (the Name column is empty)");
         goto out;
     }
     if (memchr(name, '\0', name_len) != NULL) {

@@ -67,7 +67,7 @@ static const csv_case csv_cases[] = {
      "2023-01-02,,,https://boxd.it/abd\r\n",
      0, FP_OK, 2,
      {{"Heat", 1995, "https://boxd.it/2aQA", NULL}, {"Heat 2", 0, "https://boxd.it/abc", NULL}},
-     1, {{4, "missing Name", NULL, 0}}, NULL},
+     1, {{4, "no film title (the Name column is empty)", NULL, 0}}, NULL},
     {"quoted commas and doubled quotes",
      H "2023-01-01,\"Argentina, 1985\",2022,https://boxd.it/A1\n"
        "2023-01-01,\"sex, lies, and videotape\",1989,https://boxd.it/B2\n"
@@ -85,15 +85,15 @@ static const csv_case csv_cases[] = {
        "d,Ok,2021,https://boxd.it/X3\n",
      0, FP_OK, 2,
      {{"Two\nLines", 2020, "https://boxd.it/X1", NULL}, {"Ok", 2021, "https://boxd.it/X3", NULL}},
-     1, {{4, "missing Name", NULL, 2020}}, NULL},
+     1, {{4, "no film title (the Name column is empty)", NULL, 2020}}, NULL},
     {"missing final newline", H "d,Last,1999,https://boxd.it/Z", 0, FP_OK, 1,
      {{"Last", 1999, "https://boxd.it/Z", NULL}}, 0, {{0}}, NULL},
     {"blank lines are skipped but counted", H "\n\nd,A,2000,\n   \nd,,2001,\n", 0, FP_OK, 1,
-     {{"A", 2000, NULL, NULL}}, 1, {{6, "missing Name", NULL, 2001}}, NULL},
+     {{"A", 2000, NULL, NULL}}, 1, {{6, "no film title (the Name column is empty)", NULL, 2001}}, NULL},
     {"BOM before a Name first column", "\xEF\xBB\xBFName,Year\r\nA,2000\r\n", 0, FP_OK, 1,
      {{"A", 2000, NULL, NULL}}, 0, {{0}}, NULL},
     {"lone CR line ends", "Date,Name,Year,Letterboxd URI\rd,A,2000,\rd,,2001,\r", 0, FP_OK, 1,
-     {{"A", 2000, NULL, NULL}}, 1, {{3, "missing Name", NULL, 2001}}, NULL},
+     {{"A", 2000, NULL, NULL}}, 1, {{3, "no film title (the Name column is empty)", NULL, 2001}}, NULL},
     {"bad years",
      H "d,A,abc,\nd,B,1700,\nd,C,20201,\nd,D, 2020 ,\nd,E,1\xFF,\nd,F,1870,\nd,G,2200,\n", 0,
      FP_OK, 3, {{"D", 2020, NULL, NULL}, {"F", 1870, NULL, NULL}, {"G", 2200, NULL, NULL}}, 4,
@@ -105,7 +105,7 @@ static const csv_case csv_cases[] = {
     {"empty, blank and padded names",
      H "d,,2020,\nd,\"   \",2020,\nd,  Padded  ,2020,\nd,\" Quoted pad \",2020,\n", 0, FP_OK, 2,
      {{"Padded", 2020, NULL, NULL}, {"Quoted pad", 2020, NULL, NULL}}, 2,
-     {{2, "missing Name", NULL, 2020}, {3, "missing Name", NULL, 2020}}, NULL},
+     {{2, "no film title (the Name column is empty)", NULL, 2020}, {3, "no film title (the Name column is empty)", NULL, 2020}}, NULL},
     {"extra and missing fields",
      H "d,A,2000,https://boxd.it/a,,\n"
        "d,B,2000,https://boxd.it/b,extra\n"
@@ -116,13 +116,13 @@ static const csv_case csv_cases[] = {
      NULL},
     {"stray quote in an unquoted field", H "d,Bad\"Quote,2020,\nd,Good,2021,\nd,,2021,\n", 0,
      FP_OK, 1, {{"Good", 2021, NULL, NULL}}, 2,
-     {{2, QUOTE_IN_FIELD, NULL, 0}, {4, "missing Name", NULL, 2021}}, NULL},
+     {{2, QUOTE_IN_FIELD, NULL, 0}, {4, "no film title (the Name column is empty)", NULL, 2021}}, NULL},
     {"text after a closing quote", H "d,\"Bad\"x,2020,\nd,Good,2021,\n", 0, FP_OK, 1,
      {{"Good", 2021, NULL, NULL}}, 1, {{2, TEXT_AFTER_QUOTE, NULL, 0}}, NULL},
     {"unterminated quote: rows after it are re-read",
      H "d,\"Broken,2020,\nd,Good,2021,\nd,Also,2022,\nd,,2023,\n", 0, FP_OK, 2,
      {{"Good", 2021, NULL, NULL}, {"Also", 2022, NULL, NULL}}, 2,
-     {{2, "unterminated quoted field", NULL, 0}, {5, "missing Name", NULL, 2023}}, NULL},
+     {{2, "unterminated quoted field", NULL, 0}, {5, "no film title (the Name column is empty)", NULL, 2023}}, NULL},
     {"quote error found lines later is reported where the record starts",
      H "d,\"Broken,2020,\nd,Good,2021,\nd,\"X\",2022,\nd,Y,old,\n", 0, FP_OK, 2,
      {{"Good", 2021, NULL, NULL}, {"X", 2022, NULL, NULL}}, 2,
@@ -202,7 +202,7 @@ static const csv_case csv_cases[] = {
      0, FP_OK, 2,
      {{"Film, One", 2001, "https://boxd.it/k4aS", NULL},
       {"Film Two", 2002, "https://boxd.it/hQYA", NULL}},
-     1, {{10, "missing Name", NULL, 2003}}, NULL},
+     1, {{10, "no film title (the Name column is empty)", NULL, 2003}}, NULL},
     {"list export without entries table",
      "Letterboxd list export v7\nDate,Name,Tags,URL,Description\n"
      "2024-05-19,L,,https://boxd.it/v,\n",
@@ -566,7 +566,7 @@ static void test_zip_row_errors(void **state)
     assert_string_equal(r.films.items[0].title, "A");
     assert_int_equal(r.nerrors, 2);
     assert_int_equal(r.errors[0].line, 3);
-    assert_string_equal(r.errors[0].reason, "missing Name");
+    assert_string_equal(r.errors[0].reason, "no film title (the Name column is empty)");
     assert_int_equal(r.errors[1].line, 4);
     assert_string_equal(r.errors[1].reason, "Year 'abc' is not a year");
     assert_null(r.errors[0].title);
