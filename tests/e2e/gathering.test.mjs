@@ -117,6 +117,13 @@ test('each person’s list before the search: found with a count, pages, no such
   // blocked_x uploads their export: it is their list now, read at once
   await statusOf(page, 'blocked_x').getByLabel('Upload the Letterboxd export of blocked_x').setInputFiles(EXPORT_CSV);
   await seen(statusOf(page, 'blocked_x').getByText('Found, 10 films', { exact: true }), 'blocked_x found from the export', 30000);
+  // and the same report as the top upload box: matched films and the rows not used
+  const cardReport = page.locator('section.card-upload');
+  await seen(cardReport.getByRole('heading', { name: 'blocked_x’s export' }), 'the card upload’s report');
+  await seen(cardReport.getByText('10 films matched from api_watchlist.csv.', { exact: true }), 'the card upload’s matched count');
+  await seen(cardReport.getByText('3 rows could not be used:', { exact: true }), 'the card upload’s unusable rows');
+  assert.equal(await cardReport.locator('table.upload-rows tbody tr').count(), 3);
+  await seen(cardReport.locator('table.upload-rows tbody tr').first(), 'an unusable row');
   assertNoProblems(problems);
   await context.close();
   await s.stop();
@@ -167,6 +174,17 @@ test('one readable list is not a group result: whose lists are missing, fix or g
   const roll = page.getByRole('button', { name: 'Roll!' });
   await seen(roll, 'Roll!');
   assert.equal(await roll.isDisabled(), true, 'Roll! waits while a list is missing');
+  // why it waits, next to the button, on the phone's screen
+  const why = await seen(
+    page.locator('.action-bar').getByText('Fix or remove the missing lists first, or go on anyway.', { exact: true }),
+    'why Roll! waits',
+  );
+  const wb = await why.boundingBox();
+  assert.ok(wb && wb.y >= 0 && wb.y + wb.height <= PHONE.height, `the reason at ${JSON.stringify(wb)}, off the screen`);
+  assert.equal(await roll.getAttribute('aria-describedby'), await why.getAttribute('id'));
+  // said once: not repeated in a "Left out" section below the notice
+  assert.equal(await page.locator('section.problems').count(), 0, 'no “Left out” under the notice');
+  assert.equal(await page.getByText('No Letterboxd user called “notfound_bob”', { exact: false }).count(), 1);
   await assertFitsWidth(page, 'missing lists');
   await axe(page, 'missing lists');
   await screenshot(page, 'missing-lists');
@@ -175,6 +193,7 @@ test('one readable list is not a group result: whose lists are missing, fix or g
   await notice.getByRole('button', { name: 'Go on anyway' }).click();
   await unseen(notice, 'the notice');
   await seen(page.getByText('Going on without notfound_bob’s list.', { exact: true }), 'the short note');
+  await unseen(page.getByText('Fix or remove the missing lists first', { exact: false }), 'the reason, once Roll! works');
   assert.equal(await roll.isDisabled(), false);
   await roll.click();
   await seen(page.locator('dialog.rolled #rolled-title'), 'the rolled film');
@@ -216,17 +235,35 @@ test('export upload: display name, drag and drop, the steps, and the report of m
   await seen(panel.getByText('or drop it here'), 'the drop hint');
   await axe(page, 'upload panel');
 
-  // A file that is not an export: one sentence.
+  // A name first: a file without one is not sent, and the box says why.
+  const imports = [];
+  page.on('request', (r) => {
+    if (r.method() === 'POST' && new URL(r.url()).pathname === '/api/v1/imports') imports.push(r.url());
+  });
   const notExport = await page.evaluateHandle(() => {
     const dt = new DataTransfer();
     dt.items.add(new File(['hello,world\n1,2\n'], 'notes.csv', { type: 'text/csv' }));
     return dt;
   });
   await panel.locator('.dropzone').dispatchEvent('drop', { dataTransfer: notExport });
+  await seen(panel.getByText('Give this person a name first, then upload their file.', { exact: true }), 'the name is asked for');
+  assert.equal(await panel.getByLabel('Their name').getAttribute('aria-invalid'), 'true');
+  await page.waitForTimeout(300);
+  assert.equal(imports.length, 0, 'no upload without a name');
+  assert.equal(await page.locator('.people .person').count(), 0);
+  await axe(page, 'upload without a name');
+
+  // A file that is not an export: one plain sentence, no server detail.
+  await panel.getByLabel('Their name').fill('Notes');
+  await unseen(panel.getByText('Give this person a name first', { exact: false }), 'the name note, once there is one');
+  await panel.locator('.dropzone').dispatchEvent('drop', { dataTransfer: notExport });
   const refusal = await seen(panel.getByRole('alert'), 'the refusal');
-  const words = (await refusal.textContent()) ?? '';
-  assert.match(words, /^That file is not a Letterboxd export \(.+\)\.$/);
-  assert.equal(words.match(/not a Letterboxd export/gi)?.length, 1, `said twice: ${words}`);
+  assert.equal(imports.length, 1);
+  const words = ((await refusal.textContent()) ?? '').trim();
+  assert.equal(
+    words,
+    'That file is not a Letterboxd export: upload the .zip from letterboxd.com/settings/data or the watchlist.csv inside it.',
+  );
 
   // Their name, then the file dropped on the zone (highlighted while over it).
   await panel.getByLabel('Their name').fill('  Dana  ');
@@ -260,12 +297,19 @@ test('export upload: display name, drag and drop, the steps, and the report of m
   assert.equal(await page.getByText(/import:[0-9a-f]/).count(), 0, 'no import id as a name');
   assert.equal(await panel.getByLabel('Their name').inputValue(), '');
 
-  // Without a name: the picker (setInputFiles) and the server's "Upload 2"... or 1.
+  // Without a name again: the picker (setInputFiles) waits for one.
+  const sent = imports.length;
+  await panel.getByLabel('Letterboxd export file').setInputFiles(EXPORT_CSV);
+  await seen(panel.getByText('Give this person a name first, then upload their file.', { exact: true }), 'the name asked for again');
+  await page.waitForTimeout(300);
+  assert.equal(imports.length, sent, 'no upload without a name');
+  assert.equal(await page.locator('.people .person').count(), 1);
+  await panel.getByLabel('Their name').fill('Eve');
   await panel.getByLabel('Letterboxd export file').setInputFiles(EXPORT_CSV);
   await seen(panel.getByText('10 films matched from api_watchlist.csv.', { exact: true }), 'the second report');
   await seen(panel.getByText('3 rows could not be used:', { exact: true }), 'its unusable rows');
   assert.equal(await panel.locator('table.upload-rows tbody tr').count(), 3);
-  await seen(page.locator('.people .person .person-name', { hasText: /^Upload \d$/ }), 'the default name');
+  await seen(personRow(page, 'Eve'), 'Eve in the people list');
   await axe(page, 'upload report');
   await screenshot(page, 'upload-report');
   assertNoProblems(problems);

@@ -84,7 +84,8 @@ test('start page: renders fast, explains itself, passes axe at both sizes', { ti
     await page.getByRole('button', { name: 'How it works?' }).click();
     const dialog = page.getByRole('dialog', { name: 'How it works' });
     await dialog.waitFor();
-    await dialog.getByText('takes that film off everyone’s watchlist').waitFor();
+    await dialog.getByText('takes that film off everyone’s watchlist here in FilmPicker').waitFor();
+    await dialog.getByText('Your Letterboxd watchlists are not changed.').waitFor();
     await axe(page, 'how it works');
     await page.keyboard.press('Escape');
     await dialog.waitFor({ state: 'hidden' });
@@ -214,7 +215,7 @@ test('the smallest phone, 360x640: every screen fits without sideways scrolling'
   await assertFitsWidth(page, 'session 360');
   await page.getByRole('button', { name: 'Suggest a film!' }).click();
   await waitForResults(page);
-  await page.locator('section.problems').getByText('No Letterboxd user called “notfound_averyveryverylongname”').waitFor();
+  await page.locator('section.missing-lists').getByText('No Letterboxd user called “notfound_averyveryverylongname”').waitFor();
   await assertFitsWidth(page, 'results 360');
   await axe(page, 'results 360');
   // a list is missing: Roll! waits until the group chooses to go on
@@ -445,7 +446,7 @@ test('“We will watch it!” takes the film off everyone’s list for the next 
   await page.getByRole('button', { name: 'We will watch it!' }).click();
   await page.getByRole('button', { name: 'Yes, take it off' }).click();
   await page.getByText('Enjoy the film!').waitFor();
-  await page.getByText('It is off everyone’s watchlist now').waitFor();
+  await page.getByText('It is off everyone’s watchlist here in FilmPicker').waitFor();
   await axe(page, 'watched');
   await page.getByRole('button', { name: 'Back to the list' }).click();
 
@@ -475,7 +476,9 @@ test('every error in plain words, and the export upload offered for a refusal', 
     // loading screen says so; after the last retry it is an error.
     await page.locator('section.loading').getByText('Letterboxd is not answering, retrying…').waitFor({ timeout: 30000 });
     await waitForResults(page, 120000);
-    const left = page.locator('section.problems');
+    // Named once, in the missing-lists notice (no "Left out" repeat below it)
+    const left = page.locator('section.missing-lists');
+    assert.equal(await page.locator('section.problems').count(), 0);
     await left.getByText('No Letterboxd user called “notfound_x”').waitFor();
     await left.getByText('This watchlist is private or empty').waitFor();
     await left.getByText('Letterboxd is not answering, try again in a while').waitFor();
@@ -488,9 +491,14 @@ test('every error in plain words, and the export upload offered for a refusal', 
       // The upload right there: blocked_x's export becomes their stored list
       // and the search runs again with it.
       await left.getByLabel(`Upload the Letterboxd export of ${blocked}`).setInputFiles(join(ROOT, 'tests', 'data', 'api_watchlist.csv'));
+      // the same report as the top upload box
+      const report = page.locator('section.card-upload');
+      await report.getByText('10 films matched from api_watchlist.csv.', { exact: true }).waitFor();
+      await report.getByText('3 rows could not be used:', { exact: true }).waitFor();
+      assert.equal(await report.locator('table.upload-rows tbody tr').count(), 3);
       await waitForResults(page, 120000);
       await page.waitForFunction(
-        (who) => ![...document.querySelectorAll('section.problems .person-name')].some((e) => e.textContent === who),
+        (who) => ![...document.querySelectorAll('section.missing-lists .person-name, section.problems .person-name')].some((e) => e.textContent === who),
         blocked,
         { timeout: 120000 },
       );
@@ -513,11 +521,16 @@ test('the export upload is offered while the others are still read, and joins th
   assert.equal(await page.locator('.results h1').count(), 0);
   await loading.getByLabel('Upload the Letterboxd export of blocked_up').setInputFiles(join(ROOT, 'tests', 'data', 'api_watchlist.csv'));
   await page.getByText('Export uploaded: it joins the search as soon as the others are read.').waitFor();
+  // the same report as the top upload box
+  const report = page.locator('section.card-upload');
+  await report.getByText('10 films matched from api_watchlist.csv.', { exact: true }).waitFor();
+  await report.getByText('3 rows could not be used:', { exact: true }).waitFor();
+  assert.equal(await report.locator('table.upload-rows tbody tr').count(), 3);
   // the search ends, and runs again by itself with the uploaded list
   await page.waitForFunction(
     () =>
       document.querySelector('.results h1') !== null &&
-      ![...document.querySelectorAll('section.problems .person-name')].some((e) => e.textContent === 'blocked_up'),
+      ![...document.querySelectorAll('section.missing-lists .person-name, section.problems .person-name')].some((e) => e.textContent === 'blocked_up'),
     null,
     { timeout: 60000 },
   );
@@ -531,6 +544,7 @@ test('an export upload adds a person', { timeout: 60000 }, async () => {
   const { context, page, problems } = await open(browser, s.fp.url);
   await startSession(page);
   await page.getByText('No Letterboxd profile to link? Upload an export instead').click();
+  await page.getByLabel('Their name').fill('Dana');
   await page.getByLabel('Letterboxd export file').setInputFiles(join(ROOT, 'tests', 'data', 'api_watchlist.csv'));
   await page.getByText('10 films matched from api_watchlist.csv.', { exact: true }).waitFor();
   await page.getByText('3 rows could not be used:', { exact: true }).waitFor();

@@ -7,8 +7,10 @@ import { useState } from 'react';
 import { removeParticipant, startSearch } from '../api';
 import type { MissingLists as Missing } from '../state/gathering';
 import { joinNames, missingLists, missingText, rollBlocked } from '../state/gathering';
+import type { UploadReport } from '../state/gathering';
 import { participantProblem } from '../state/messages';
-import type { Session } from '../state/types';
+import type { Participant, Session } from '../state/types';
+import { PersonProblem } from './PersonProblem';
 import type { SessionActions } from '../screens/SessionPage';
 
 export interface MissingGate {
@@ -16,6 +18,11 @@ export interface MissingGate {
   /** Roll! waits: some lists are missing and the group has not chosen to go on. */
   blocked: boolean;
   goOn: () => void;
+}
+
+/** Whether the full notice is on show (names, reasons, fixes), not only the short note. */
+export function noticeShown(gate: MissingGate): boolean {
+  return gate.missing.missing.length > 0 && (gate.blocked || gate.missing.readable.length === 0);
 }
 
 /** Kept by the results screen, so a new search (a new results screen) asks again. */
@@ -33,9 +40,11 @@ interface Props {
   session: Session;
   actions: SessionActions;
   gate: MissingGate;
+  /** An export was uploaded for one of them (offered in the notice). */
+  onUploaded: (p: Participant, report: UploadReport) => Promise<void>;
 }
 
-export function MissingLists({ session, actions, gate }: Props) {
+export function MissingLists({ session, actions, gate, onUploaded }: Props) {
   const [busy, setBusy] = useState(false);
   const words = missingText(gate.missing);
   if (!words) return null;
@@ -47,7 +56,7 @@ export function MissingLists({ session, actions, gate }: Props) {
     return k === 'unavailable' || k === 'other';
   });
 
-  if (!gate.blocked && readable.length > 0) {
+  if (!noticeShown(gate)) {
     return (
       <p className="missing-note" role="status">
         Going on without {missing.length === 1 ? `${names}’s list` : `the lists of ${names}`}.
@@ -80,7 +89,8 @@ export function MissingLists({ session, actions, gate }: Props) {
       <ul className="missing-people">
         {missing.map((p) => (
           <li key={p.id}>
-            <span className="person-name">{p.name}</span>: {participantProblem(p)?.text ?? 'this watchlist could not be read'}
+            <span className="person-name">{p.name}</span>
+            <PersonProblem p={p} onUploaded={(report) => onUploaded(p, report)} />
           </li>
         ))}
       </ul>

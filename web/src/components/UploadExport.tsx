@@ -17,10 +17,12 @@ interface Props {
   /** With a username, the file becomes that user's stored watchlist. */
   username?: string;
   label: string;
-  onUploaded: (answer: ImportAnswer) => Promise<void> | void;
+  onUploaded: (answer: ImportAnswer, report: UploadReport) => Promise<void> | void;
+  /** Asked before the file is sent: false keeps it back (the caller says why). */
+  ready?: () => boolean;
 }
 
-export function UploadExport({ username, label, onUploaded }: Props) {
+export function UploadExport({ username, label, onUploaded, ready }: Props) {
   const inputId = useId();
   const stepsId = useId();
   const [busy, setBusy] = useState(false);
@@ -29,16 +31,18 @@ export function UploadExport({ username, label, onUploaded }: Props) {
   const [error, setError] = useState<string | null>(null);
 
   async function upload(file: File) {
-    setBusy(true);
     setReport(null);
     setError(null);
+    if (ready && !ready()) return;
+    setBusy(true);
     try {
       let answer = await uploadExport(file, username);
       if (needsRowsFromFile(answer, file.name)) {
         answer = withRowsFromCsv(answer, await file.text().catch(() => ''));
       }
-      setReport(uploadReport(answer, file.name));
-      await onUploaded(answer);
+      const done = uploadReport(answer, file.name);
+      setReport(done);
+      await onUploaded(answer, done);
     } catch (e) {
       setError(e instanceof ApiError ? e.message : 'The upload failed. Try again.');
     } finally {
@@ -114,7 +118,8 @@ export function UploadExport({ username, label, onUploaded }: Props) {
   );
 }
 
-function Report({ report }: { report: UploadReport }) {
+/** The report of an upload: how many films were matched, the rows that could not be used. */
+export function Report({ report }: { report: UploadReport }) {
   return (
     <div className="upload-report" role="status">
       <p className="ok">{report.summary}</p>

@@ -11,6 +11,7 @@ import { Share } from '../components/Share';
 import { UploadExport } from '../components/UploadExport';
 import { MAX_NAME, alreadyAdded, alreadyAddedText, displayName, personStatus } from '../state/gathering';
 import { CHECK_DELAY_MS, canAdd, checkMessage, checkReducer, initialCheck } from '../state/profileInput';
+import type { UploadReport } from '../state/gathering';
 import type { Participant, Session } from '../state/types';
 import type { SessionActions } from './SessionPage';
 
@@ -41,7 +42,8 @@ export function Gathering({ session, actions, headingRef, onDone }: Props) {
   }
 
   // Their export is now their stored list: add them again, so it is read.
-  async function readAgain(p: Participant) {
+  async function readAgain(p: Participant, report: UploadReport) {
+    actions.uploaded(p.name, report);
     const ok = await actions.run(() => removeParticipant(session.id, p.id));
     if (ok && (await actions.run(() => addParticipant(session.id, { profile: p.name })))) {
       actions.announce(`${p.name}’s export uploaded.`);
@@ -94,7 +96,7 @@ export function Gathering({ session, actions, headingRef, onDone }: Props) {
                     >
                       Remove
                     </button>
-                    <PersonStatus p={p} onUploaded={p.source === 'import' ? null : () => readAgain(p)} />
+                    <PersonStatus p={p} onUploaded={p.source === 'import' ? null : (report) => readAgain(p, report)} />
                   </li>
                 ))}
               </ul>
@@ -157,6 +159,9 @@ function AddPerson({ session, actions }: { session: Session; actions: SessionAct
   const [input, setInput] = useState('');
   const [adding, setAdding] = useState(false);
   const [uploadName, setUploadName] = useState('');
+  // Set when a file came without a name: the upload waits for one.
+  const [nameMissing, setNameMissing] = useState(false);
+  const nameInput = useRef<HTMLInputElement>(null);
   const nameRef = useRef('');
   nameRef.current = uploadName;
   const seq = useRef(0);
@@ -164,6 +169,7 @@ function AddPerson({ session, actions }: { session: Session; actions: SessionAct
   const msgId = useId();
   const nameId = useId();
   const nameHintId = useId();
+  const nameErrorId = useId();
   // Well formed, but already one of the group: say so, do not send it.
   const dup = check.phase === 'valid' ? alreadyAdded(session, check.username) : null;
 
@@ -242,18 +248,36 @@ function AddPerson({ session, actions }: { session: Session; actions: SessionAct
             maxLength={MAX_NAME}
             placeholder="Dana"
             value={uploadName}
-            aria-describedby={nameHintId}
-            onChange={(e) => setUploadName(e.currentTarget.value)}
+            ref={nameInput}
+            required
+            aria-required="true"
+            aria-invalid={nameMissing}
+            aria-describedby={nameMissing ? `${nameErrorId} ${nameHintId}` : nameHintId}
+            onChange={(e) => {
+              setUploadName(e.currentTarget.value);
+              if (displayName(e.currentTarget.value)) setNameMissing(false);
+            }}
           />
+          {nameMissing && (
+            <p id={nameErrorId} className="field-msg tone-bad" role="alert">
+              Give this person a name first, then upload their file.
+            </p>
+          )}
           <p id={nameHintId} className="hint">
             How the group sees them; kept in this session only.
           </p>
         </div>
         <UploadExport
           label="Letterboxd export file"
+          ready={() => {
+            const ok = displayName(nameRef.current) !== null;
+            setNameMissing(!ok);
+            if (!ok) nameInput.current?.focus();
+            return ok;
+          }}
           onUploaded={async (answer) => {
             const who = answer.import.participant;
-            const name = displayName(nameRef.current);
+            const name = displayName(nameRef.current) ?? undefined;
             const ok = await actions.run(() =>
               addParticipant(
                 session.id,

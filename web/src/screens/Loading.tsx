@@ -3,6 +3,7 @@
 import type { RefObject } from 'react';
 import { PersonProblem } from '../components/PersonProblem';
 import { progressOf } from '../state/session';
+import type { UploadReport } from '../state/gathering';
 import type { Session } from '../state/types';
 
 interface Props {
@@ -10,7 +11,7 @@ interface Props {
   headingRef: RefObject<HTMLHeadingElement | null>;
   /** An export was uploaded for someone Letterboxd refused: search again
    * once this search is over (one cannot start while it runs). */
-  onUploaded: () => Promise<void>;
+  onUploaded: (name: string, report: UploadReport) => Promise<void>;
 }
 
 export function Loading({ session, headingRef, onUploaded }: Props) {
@@ -46,7 +47,7 @@ export function Loading({ session, headingRef, onUploaded }: Props) {
                 <progress aria-label={`${p.name}: ${pr.label}`} value={pr.value} max={pr.max} />
               )}
               <div aria-live="polite">
-                <PersonProblem p={p} onUploaded={onUploaded} />
+                <PersonProblem p={p} onUploaded={(report) => onUploaded(p.name, report)} />
               </div>
             </li>
           );

@@ -5,12 +5,13 @@ import { useEffect, useId, useReducer, useRef, useState } from 'react';
 import type { Dispatch, RefObject } from 'react';
 import { ApiError, getFilms, roll, setVeto, startSearch } from '../api';
 import { FilmCard } from '../components/FilmCard';
-import { MissingLists, useMissingGate } from '../components/MissingLists';
+import { MissingLists, noticeShown, useMissingGate } from '../components/MissingLists';
 import { PersonProblem } from '../components/PersonProblem';
 import { PAGE_SIZE, SEARCH_FROM, initialPages, pagesReducer, pagesView } from '../state/filmPages';
 import type { FilmEntry, SessionAction } from '../state/session';
 import { filmLists } from '../state/session';
-import type { Film, Session } from '../state/types';
+import type { UploadReport } from '../state/gathering';
+import type { Film, Participant, Session } from '../state/types';
 import type { SessionActions } from './SessionPage';
 
 interface Props {
@@ -30,7 +31,8 @@ export function Results({ session, actions, headingRef, onEdit, dispatch, gen }:
   const gate = useMissingGate(session);
   const lists = filmLists(session);
   const r = session.results;
-  const failed = session.participants.filter((p) => p.status === 'failed');
+  // Named with their reasons in the notice above while it is on show: not again below.
+  const failed = noticeShown(gate) ? [] : session.participants.filter((p) => p.status === 'failed');
   const noted = session.participants.filter((p) => p.status === 'ready' && p.warning);
   const commonCount = r ? Math.max(r.common_count, r.common.length) : 0;
   const total = commonCount + lists.most.length;
@@ -125,6 +127,12 @@ export function Results({ session, actions, headingRef, onEdit, dispatch, gen }:
     );
   }
 
+  // An export uploaded for someone left out: their list now, search again.
+  async function uploaded(p: Participant, report: UploadReport) {
+    actions.uploaded(p.name, report);
+    await actions.run(() => startSearch(session.id, false));
+  }
+
   async function doRoll() {
     setRolling(true);
     await Promise.all([...inFlight.current]);
@@ -154,10 +162,10 @@ export function Results({ session, actions, headingRef, onEdit, dispatch, gen }:
         </h1>
         {r && total > 0 && (
           <p className="lead">
-            Tap a film to strike it out, tap again to bring it back. {pool}
+            Tap or click a film to strike it out, and again to bring it back. {pool}
           </p>
         )}
-        <MissingLists session={session} actions={actions} gate={gate} />
+        <MissingLists session={session} actions={actions} gate={gate} onUploaded={uploaded} />
         <div className="actions">
           <button type="button" className="btn" onClick={onEdit}>
             Change the group
@@ -177,9 +185,7 @@ export function Results({ session, actions, headingRef, onEdit, dispatch, gen }:
                 <span className="person-name">{p.name}</span>
                 <PersonProblem
                   p={p}
-                  onUploaded={async () => {
-                    await actions.run(() => startSearch(session.id, false));
-                  }}
+                  onUploaded={(report) => uploaded(p, report)}
                 />
               </li>
             ))}
@@ -241,10 +247,21 @@ export function Results({ session, actions, headingRef, onEdit, dispatch, gen }:
 
       {r && total > 0 && (
         <div className="action-bar">
-          <button type="button" className="btn btn-primary btn-big" onClick={doRoll} disabled={rolling || lists.left === 0 || gate.blocked}>
+          <button
+            type="button"
+            className="btn btn-primary btn-big"
+            onClick={doRoll}
+            disabled={rolling || lists.left === 0 || gate.blocked}
+            aria-describedby={gate.blocked ? 'roll-why' : undefined}
+          >
             Roll!
           </button>
           <span className="action-left">{n === 1 ? '1 film left' : `${count(n)} films left`}</span>
+          {gate.blocked && (
+            <p id="roll-why" className="action-why">
+              Fix or remove the missing lists first, or go on anyway.
+            </p>
+          )}
         </div>
       )}
     </div>

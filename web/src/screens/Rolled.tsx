@@ -167,7 +167,7 @@ export function Rolled({ session, film, actions, onClose, toast, shuffle = true 
                 <FilmLink url={film.url} title={film.title} className="rolled-lb" />
               </p>
             )}
-            {watched ? <p className="lead">It is off everyone’s watchlist now, so next time starts fresh.</p> : null}
+            {watched ? <p className="lead">It is off everyone’s watchlist here in FilmPicker, so next time starts fresh. Your Letterboxd watchlists are unchanged.</p> : null}
           </>
         )}
         {phase === 'confirming' ? (

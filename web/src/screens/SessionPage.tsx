@@ -13,6 +13,8 @@ import { Gathering } from './Gathering';
 import { Loading } from './Loading';
 import { Results } from './Results';
 import { Rolled } from './Rolled';
+import { Report } from '../components/UploadExport';
+import type { UploadReport } from '../state/gathering';
 
 export interface SessionActions {
   /** Runs a request that answers with a Session; shows its error if it fails. */
@@ -21,6 +23,9 @@ export interface SessionActions {
   refresh: () => Promise<void>;
   /** Says something to screen readers (and shows it briefly). */
   announce: (text: string) => void;
+  /** An export was uploaded from a person's card: show its report (the card
+   * itself goes away once their list is read). */
+  uploaded: (name: string, report: UploadReport) => void;
 }
 
 const ENDED = 'This session has ended or the link is wrong.';
@@ -36,6 +41,8 @@ export default function SessionPage({ id }: { id: string }) {
   // The film on show: kept here because the server clears `rolled` once the
   // film is marked watched, and the screen should still say "Enjoy the film!".
   const [onShow, setOnShow] = useState<{ film: Film; roll: number; again?: boolean } | null>(null);
+  // The report of the last export uploaded from a person's card.
+  const [cardUpload, setCardUpload] = useState<{ name: string; report: UploadReport } | null>(null);
   const noticeTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
 
   useEffect(() => {
@@ -127,6 +134,7 @@ export default function SessionPage({ id }: { id: string }) {
     },
     refresh,
     announce: (text) => say(text, false),
+    uploaded: (name, report) => setCardUpload({ name, report }),
   };
 
   const s = state.session;
@@ -234,6 +242,15 @@ export default function SessionPage({ id }: { id: string }) {
           Connection lost, reconnecting…
         </p>
       )}
+      {cardUpload && (
+        <section className="panel card-upload" aria-labelledby="card-upload-title">
+          <h2 id="card-upload-title">{cardUpload.name}’s export</h2>
+          <Report report={cardUpload.report} />
+          <button type="button" className="btn btn-small btn-quiet" onClick={() => setCardUpload(null)}>
+            Close
+          </button>
+        </section>
+      )}
       {screen === 'gathering' && (
         <Gathering session={s} actions={actions} headingRef={headingRef} onDone={editing ? () => setEditing(false) : null} />
       )}
@@ -241,7 +258,8 @@ export default function SessionPage({ id }: { id: string }) {
         <Loading
           session={s}
           headingRef={headingRef}
-          onUploaded={async () => {
+          onUploaded={async (name, report) => {
+            setCardUpload({ name, report });
             setSearchAgain(true);
             say('Export uploaded: it joins the search as soon as the others are read.', false);
           }}

@@ -85,9 +85,9 @@ export function Start() {
           <li>Start a session and share its link: friends open it on their own phones.</li>
           <li>Everyone adds their Letterboxd watchlist (a profile link, a username, or their Letterboxd export file).</li>
           <li>FilmPicker reads every watchlist and lists the films that are on all of them, then those on most lists.</li>
-          <li>Tap a film nobody is in the mood for to strike it out (tap again to bring it back).</li>
+          <li>Tap or click a film nobody is in the mood for to strike it out (again to bring it back).</li>
           <li>Press “Roll!” and FilmPicker picks one of the films left, at random.</li>
-          <li>“We will watch it!” takes that film off everyone’s watchlist, so next time starts fresh.</li>
+          <li>“We will watch it!” takes that film off everyone’s watchlist here in FilmPicker, so next time starts fresh. Your Letterboxd watchlists are not changed.</li>
         </ol>
         <form method="dialog">
           <button type="submit" className="btn">

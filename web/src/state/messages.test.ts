@@ -63,13 +63,10 @@ describe('requestErrorText', () => {
     [409, err('already_added', 'alice is already in the group'), 'alice is already in the group.'],
     [409, err('already_added', ''), 'That person is already in the group.'],
     [422, err('invalid_name', 'name: 1 to 40 characters'), 'A name has 1 to 40 characters.'],
-    [
-      422,
-      err('invalid_import_file', 'not a Letterboxd export: no watchlist.csv in the zip'),
-      'That file is not a Letterboxd export (no watchlist.csv in the zip).',
-    ],
-    [422, err('invalid_import_file', 'not a readable zip archive: Not a zip archive'), 'That file is not a Letterboxd export (not a readable zip archive: Not a zip archive).'],
-    [422, err('invalid_import_file', ''), 'That file is not a Letterboxd export.'],
+    // one plain sentence, never the server's detail (CSV headers, zip errors)
+    [422, err('invalid_import_file', 'not a Letterboxd export: no watchlist.csv in the zip'), 'That file is not a Letterboxd export: upload the .zip from letterboxd.com/settings/data or the watchlist.csv inside it.'],
+    [422, err('invalid_import_file', 'not a Letterboxd export: expected a header with Name, Year'), 'That file is not a Letterboxd export: upload the .zip from letterboxd.com/settings/data or the watchlist.csv inside it.'],
+    [422, err('invalid_import_file', ''), 'That file is not a Letterboxd export: upload the .zip from letterboxd.com/settings/data or the watchlist.csv inside it.'],
   ] as const)('%i %j', (status, body, text) => {
     expect(requestErrorText(status, body)).toBe(text);
   });
@@ -79,6 +76,6 @@ describe('no doubled words', () => {
   it('an import refusal says "not a Letterboxd export" once', () => {
     const t = requestErrorText(422, err('invalid_import_file', 'not a Letterboxd export: expected the export .zip or a CSV from it'));
     expect(t.match(/not a Letterboxd export/gi)).toHaveLength(1);
-    expect(t).toBe('That file is not a Letterboxd export (expected the export .zip or a CSV from it).');
+    expect(t).toBe('That file is not a Letterboxd export: upload the .zip from letterboxd.com/settings/data or the watchlist.csv inside it.');
   });
 });

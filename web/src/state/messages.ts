@@ -74,7 +74,7 @@ export function requestErrorText(status: number, err: ApiErrorBody | null): stri
     case 'payload_too_large':
       return 'That file is too large.';
     case 'invalid_import_file':
-      return importFileText(err?.message ?? '');
+      return NOT_AN_EXPORT;
     case 'already_added':
       return err?.message ? sentence(err.message) : 'That person is already in the group.';
     case 'invalid_name':
@@ -90,16 +90,10 @@ export function requestErrorText(status: number, err: ApiErrorBody | null): stri
   return err?.message ? capitalize(err.message) : `The request failed (${status}).`;
 }
 
-/** One sentence for a file the server could not read as an export: its
- * message often starts with the same words already ("not a Letterboxd
- * export: no watchlist.csv in the zip"). */
-export function importFileText(message: string): string {
-  const why = message
-    .trim()
-    .replace(/^(that file is )?not a letterboxd export\s*[:;,.-]?\s*/i, '')
-    .replace(/[.\s]+$/, '');
-  return why ? `That file is not a Letterboxd export (${why}).` : 'That file is not a Letterboxd export.';
-}
+/** One plain sentence for a file the server could not read as an export:
+ * its own detail (CSV headers, zip errors) is for developers, not people. */
+export const NOT_AN_EXPORT =
+  'That file is not a Letterboxd export: upload the .zip from letterboxd.com/settings/data or the watchlist.csv inside it.';
 
 /** The server's message as a sentence: a full stop at the end, the name at
  * its start left as typed ("alice is already in the group."). */
