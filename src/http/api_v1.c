@@ -229,6 +229,37 @@ enum MHD_Result api_v1_job_roll(http_req *r)
     return http__error(r, rc, NULL, NULL);
 }
 
+typedef fp_err (*v1_watch_fn)(service *s, const char *job_id, int64_t film_id, int *flags,
+                              size_t n);
+
+/* "watched" and its undo on a job: per participant, in the job's order,
+ * {"name", key: whether it changed for them}. */
+static enum MHD_Result v1__job_watch(http_req *r, int64_t film_id, v1_watch_fn fn,
+                                     const char *key)
+{
+    svc_job_view v;
+    fp_err rc = svc_job_view_get(r->srv->svc, r->params[0], &v);
+    if (rc != FP_OK)
+        return http__error(r, rc, "no such job (or it expired)", NULL);
+    int *flags = fp_calloc(v.nparts ? v.nparts : 1, sizeof *flags);
+    rc = fn(r->srv->svc, r->params[0], film_id, flags, v.nparts);
+    enum MHD_Result res;
+    if (rc == FP_OK) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < v.nparts; i++)
+            json_array_append_new(arr, json_pack("{s:s,s:b}", "name", v.parts[i].user, key,
+                                                 flags[i]));
+        res = http__json(r, 200, json_pack("{s:I,s:o}", "film_id", (json_int_t)film_id,
+                                           "participants", arr));
+    } else {
+        res = http__error(r, rc == FP_PENDING ? FP_CONFLICT : rc,
+                          rc == FP_PENDING ? "the job is still fetching" : NULL, NULL);
+    }
+    fp_free(flags);
+    svc_job_view_free(&v);
+    return res;
+}
+
 enum MHD_Result api_v1_job_watched(http_req *r)
 {
     json_t *body = NULL;
@@ -242,26 +273,7 @@ enum MHD_Result api_v1_job_watched(http_req *r)
     }
     int64_t film_id = json_integer_value(fid);
     json_decref(body);
-    svc_job_view v;
-    fp_err rc = svc_job_view_get(r->srv->svc, r->params[0], &v);
-    if (rc != FP_OK)
-        return http__error(r, rc, "no such job (or it expired)", NULL);
-    int *removed = fp_calloc(v.nparts ? v.nparts : 1, sizeof *removed);
-    rc = svc_job_watched(r->srv->svc, r->params[0], film_id, removed, v.nparts);
-    if (rc == FP_OK) {
-        json_t *arr = json_array();
-        for (size_t i = 0; i < v.nparts; i++)
-            json_array_append_new(arr, json_pack("{s:s,s:b}", "name", v.parts[i].user,
-                                                 "removed", removed[i]));
-        res = http__json(r, 200, json_pack("{s:I,s:o}", "film_id", (json_int_t)film_id,
-                                           "participants", arr));
-    } else {
-        res = http__error(r, rc == FP_PENDING ? FP_CONFLICT : rc,
-                          rc == FP_PENDING ? "the job is still fetching" : NULL, NULL);
-    }
-    fp_free(removed);
-    svc_job_view_free(&v);
-    return res;
+    return v1__job_watch(r, film_id, svc_job_watched, "removed");
 }
 
 enum MHD_Result api_v1_job_unwatched(http_req *r)
@@ -269,27 +281,7 @@ enum MHD_Result api_v1_job_unwatched(http_req *r)
     int64_t film_id = http__path_id(r->params[1]);
     if (!film_id)
         return http__error(r, FP_INVALID, "the film id must be a positive integer", NULL);
-    svc_job_view v;
-    fp_err rc = svc_job_view_get(r->srv->svc, r->params[0], &v);
-    if (rc != FP_OK)
-        return http__error(r, rc, "no such job (or it expired)", NULL);
-    int *restored = fp_calloc(v.nparts ? v.nparts : 1, sizeof *restored);
-    rc = svc_job_unwatched(r->srv->svc, r->params[0], film_id, restored, v.nparts);
-    enum MHD_Result res;
-    if (rc == FP_OK) {
-        json_t *arr = json_array();
-        for (size_t i = 0; i < v.nparts; i++)
-            json_array_append_new(arr, json_pack("{s:s,s:b}", "name", v.parts[i].user,
-                                                 "restored", restored[i]));
-        res = http__json(r, 200, json_pack("{s:I,s:o}", "film_id", (json_int_t)film_id,
-                                           "participants", arr));
-    } else {
-        res = http__error(r, rc == FP_PENDING ? FP_CONFLICT : rc,
-                          rc == FP_PENDING ? "the job is still fetching" : NULL, NULL);
-    }
-    fp_free(restored);
-    svc_job_view_free(&v);
-    return res;
+    return v1__job_watch(r, film_id, svc_job_unwatched, "restored");
 }
 
 enum MHD_Result api_v1_imports(http_req *r)

@@ -9,7 +9,7 @@
 //
 //   FP_BUILD_DIR=$PWD/build node --test tests/e2e/gathering.test.mjs
 //   (also run by tests/e2e/run.mjs)
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,7 +22,6 @@ import {
   assertFitsWidth,
   assertNoProblems,
   axe,
-  launch,
   open,
   personRow,
   profileField,
@@ -30,20 +29,12 @@ import {
   shownTitles,
   startSession,
   waitForResults,
-  serverPool,
+  suite,
 } from './lib.mjs';
 
 let browser;
-const pool = serverPool();
-const servers = pool.servers;
-
-before(async () => {
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await pool.stopAll();
+const servers = suite((b) => {
+  browser = b;
 });
 
 

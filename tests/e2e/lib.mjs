@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
 import { ROOT, startFake, startServer } from './servers.mjs';
 
 const require = createRequire(join(ROOT, 'web', 'package.json'));
@@ -216,4 +217,23 @@ export function serverPool() {
       running.length = 0;
     },
   };
+}
+
+/**
+ * The hooks of one test file: a browser launched before its tests (handed
+ * to onBrowser) and closed after them, and a server pool whose leftovers are
+ * stopped. Returns the pool's servers().
+ */
+export function suite(onBrowser) {
+  const pool = serverPool();
+  let browser;
+  before(async () => {
+    browser = await launch();
+    onBrowser(browser);
+  });
+  after(async () => {
+    await browser?.close();
+    await pool.stopAll();
+  });
+  return pool.servers;
 }

@@ -6,7 +6,7 @@
 // and sharing, "Put it back", the app's own "page not found".
 // Run alone:  FP_BUILD_DIR=$PWD/build node --test tests/e2e/results.test.mjs
 // (tests/e2e/run.mjs runs it too).
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   DESKTOP,
@@ -18,25 +18,16 @@ import {
   expected,
   fakeFilms,
   filmButton,
-  launch,
   open,
   screenshot,
   startSession,
   waitForResults,
-  serverPool,
+  suite,
 } from './lib.mjs';
 
 let browser;
-const pool = serverPool();
-const servers = pool.servers;
-
-before(async () => {
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await pool.stopAll();
+const servers = suite((b) => {
+  browser = b;
 });
 
 
