@@ -52,6 +52,7 @@ struct fetch_client {
     pthread_mutex_t mu;
     fetch_req *incoming, *incoming_tail; /* under mu */
     int stop;                            /* under mu */
+    atomic_int draining;                 /* fetch_client_drain: no more retries */
     /* fetch thread only: */
     fetch_req *ready, *ready_tail;
     fetch_req *delayed;
@@ -264,7 +265,7 @@ static void fetch__finished(fetch_client *c, CURL *e, CURLcode result)
         fp_log(FP_LOG_WARN, "fetch_error", "{s:s,s:s,s:i}", "host", r->host, "error",
                curl_easy_strerror(result), "attempt", r->attempts);
     }
-    if (retryable && r->attempts <= c->opt.retries) {
+    if (retryable && r->attempts <= c->opt.retries && !atomic_load(&c->draining)) {
         long delay = c->opt.backoff_ms;
         for (int i = 1; i < r->attempts && delay < 3600000L; i++)
             delay *= 2;
@@ -306,9 +307,13 @@ static void *fetch__thread(void *arg)
             break;
 
         long long now = fetch__now_ms(), next_due = -1;
+        int draining = atomic_load(&c->draining);
         for (fetch_req **pp = &c->delayed; *pp;) {
             fetch_req *r = *pp;
-            if (r->due_ms <= now) {
+            if (draining) { /* a retry waiting out its backoff gives up now */
+                *pp = r->next;
+                fetch__complete(r, FP_UNAVAILABLE, 0, -1, 0);
+            } else if (r->due_ms <= now) {
                 *pp = r->next;
                 fetch__enqueue_ready(c, r);
             } else {
@@ -391,6 +396,14 @@ fp_err fetch_client_new(const fetch_options *opt, fetch_client **out)
     c->thread_started = 1;
     *out = c;
     return FP_OK;
+}
+
+void fetch_client_drain(fetch_client *c)
+{
+    if (!c)
+        return;
+    atomic_store(&c->draining, 1);
+    curl_multi_wakeup(c->multi);
 }
 
 void fetch_client_free(fetch_client **cp)

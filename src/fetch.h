@@ -51,6 +51,10 @@ typedef void (*fetch_done_fn)(fetch_response *resp, void *ud); /* takes ownershi
 typedef void (*fetch_retry_fn)(void *ud, fp_err err, long status, int attempt, long delay_ms);
 
 fp_err fetch_client_new(const fetch_options *opt, fetch_client **out) FP_WARN_UNUSED;
+/* Shutting down: requests already sent or queued still run, but a failed
+ * attempt is not retried, and retries waiting out their backoff complete
+ * at once with FP_UNAVAILABLE. Thread-safe. */
+void fetch_client_drain(fetch_client *c);
 /* Stops the thread; requests still queued or running complete with FP_UNAVAILABLE. */
 void fetch_client_free(fetch_client **c);
 /* Queues a GET. Thread-safe. The callback runs exactly once. */

@@ -906,8 +906,13 @@ static void svc__handle_job(void *ctx, const char *payload, size_t len)
     }
     json_decref(o);
 
+    /* A job still queued at shutdown is not started: its listeners get the
+     * stored copy, or FP_UNAVAILABLE, at once. */
+    pthread_mutex_lock(&s->mu);
+    int stopping = s->stopping;
+    pthread_mutex_unlock(&s->mu);
     svc_progress_ctx pc = {s, p.key};
-    fp_err rc = svc__fetch_and_store(s, &p, svc__progress, &pc);
+    fp_err rc = stopping ? FP_UNAVAILABLE : svc__fetch_and_store(s, &p, svc__progress, &pc);
 
     /* Results for the listeners: the new list, or the stored copy as a fallback. */
     svc_stored st = {0};
@@ -2121,8 +2126,9 @@ void svc_close(service **sp)
     pthread_mutex_lock(&s->mu);
     s->stopping = 1;
     pthread_mutex_unlock(&s->mu);
+    fetch_client_drain(s->fetch); /* no retries from now on */
     if (s->q)
-        s->qb->close(s->q); /* drains: running fetches finish and store */
+        s->qb->close(s->q); /* drains: running fetches finish and store, queued jobs end */
     pthread_mutex_lock(&s->mu);
     pthread_cond_broadcast(&s->timer_cv);
     pthread_mutex_unlock(&s->mu);

@@ -40,7 +40,7 @@ import jsonschema
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from harness import FakeBoxd, FilmPicker, wait_until  # noqa: E402
+from harness import UNREACHABLE_URL, FakeBoxd, FilmPicker, wait_until  # noqa: E402
 from spec_check import (SPEC, SPEC_BYTES, check_against_spec, deref,  # noqa: E402
                         error_table, inline, resolve, spec_methods, spec_operations)
 
@@ -1636,6 +1636,28 @@ class LifecycleTest(unittest.TestCase):
             data = check_against_spec("POST", "/api/scrape/", status, headers, raw)
             self.assertEqual(status, 200, raw)
             self.assertEqual(data["intersection_len"], want)
+        finally:
+            fp.stop(raise_on_error=False)
+
+    def test_sigterm_does_not_wait_out_retries_or_queued_jobs(self):
+        """A site that does not answer, long retry backoffs, and more jobs
+        queued than there are workers: SIGTERM ends the process within a few
+        seconds (no retry is waited out, a job not yet started is not
+        started), and it exits 0."""
+        env = dict(self.env, FILMPICKER_FETCH_RETRIES="20", FILMPICKER_FETCH_BACKOFF_MS="30000",
+                   FILMPICKER_WORKERS="2")
+        fp = FilmPicker(env=env, letterboxd_url=UNREACHABLE_URL)
+        fp.start()
+        try:
+            for i in range(12):
+                status, job = self.post(fp, "/api/v1/jobs",
+                                        {"participants": [{"profile": "gone%d_zq" % i}]})
+                self.assertEqual(status, 202, job)
+            time.sleep(0.5)  # the first attempts fail and wait out their backoff
+            t0 = time.monotonic()
+            fp.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(fp.proc.wait(timeout=15), 0, fp.stderr_text())
+            self.assertLess(time.monotonic() - t0, 5.0, fp.stderr_text())
         finally:
             fp.stop(raise_on_error=False)
 
