@@ -181,6 +181,39 @@ static int cli_fail(fp_err rc, const char *what)
     return 1;
 }
 
+/* A command could not open the service or the database (what: "cannot
+ * start", "migrate"): says what the operator should do about the errors that
+ * have a remedy. Returns the exit status (1). */
+static int cli_open_fail(const fp_config *cfg, fp_err rc, const char *what)
+{
+    const char *db = cfg->database ? cfg->database : "";
+    switch (rc) {
+    case FP_EMPTY_DATABASE:
+        fprintf(stderr,
+                "filmpicker: %s: the database %s is an empty file (0 bytes), probably "
+                "truncated: restore it from a backup, or delete it to start afresh (%s)\n",
+                what, db, fp_err_code(rc));
+        return 1;
+    case FP_KEY_MISMATCH:
+        fprintf(stderr,
+                "filmpicker: %s: the server key does not open the data stored in the "
+                "database %s (its watchlists and watched sets were sealed under another key). "
+                "Start with the key this database was made with (FILMPICKER_SECRET_KEY or the "
+                "key file), or, when that key is lost, run `filmpicker key reset --yes` to "
+                "forget the stored lists and keep the film catalogue; with the old key, `filmpicker "
+                "key rotate --new-key-file PATH` re-keys the database (%s)\n",
+                what, db, fp_err_code(rc));
+        return 1;
+    default:
+        return cli_fail(rc, what);
+    }
+}
+
+static int cli_start_fail(const fp_config *cfg, fp_err rc)
+{
+    return cli_open_fail(cfg, rc, "cannot start");
+}
+
 /* ---- serve -------------------------------------------------------------- */
 
 static int cli_serve(cli_args *a)
@@ -200,7 +233,7 @@ static int cli_serve(cli_args *a)
     service *svc = NULL;
     fp_err rc = svc_open(&a->cfg, 1, &svc);
     if (rc != FP_OK)
-        return cli_fail(rc, "cannot start");
+        return cli_start_fail(&a->cfg, rc);
     sessions *sess = NULL;
     rc = sessions_open(&a->cfg, svc, &sess);
     if (rc != FP_OK) {
@@ -240,7 +273,7 @@ static int cli_migrate(cli_args *a)
         int cur = 0, latest = 0;
         fp_err rc = svc_migrate(&a->cfg, -2, &cur, &latest);
         if (rc != FP_OK)
-            return cli_fail(rc, "migrate");
+            return cli_open_fail(&a->cfg, rc, "migrate");
         target = cur > 0 ? cur - 1 : 0;
         if (a->nrest == 2) {
             char *end = NULL;
@@ -258,7 +291,7 @@ static int cli_migrate(cli_args *a)
     int cur = 0, latest = 0;
     fp_err rc = svc_migrate(&a->cfg, target, &cur, &latest);
     if (rc != FP_OK)
-        return cli_fail(rc, "migrate");
+        return cli_open_fail(&a->cfg, rc, "migrate");
     printf("schema version %d of %d%s\n", cur, latest, cur == latest ? " (up to date)" : "");
     return 0;
 }
@@ -322,7 +355,7 @@ static int cli_pick(cli_args *a)
     service *svc = NULL;
     fp_err rc = svc_open(&a->cfg, 1, &svc);
     if (rc != FP_OK)
-        return cli_fail(rc, "cannot start");
+        return cli_start_fail(&a->cfg, rc);
     int status = 1;
     svc_person *people = fp_calloc((size_t)a->nrest, sizeof *people);
     svc_results res = {0};
@@ -454,7 +487,7 @@ static int cli_scrape(cli_args *a)
     service *svc = NULL;
     fp_err rc = svc_open(&a->cfg, 1, &svc);
     if (rc != FP_OK)
-        return cli_fail(rc, "cannot start");
+        return cli_start_fail(&a->cfg, rc);
     svc_person p;
     int status = 1;
     rc = svc_person_parse(svc, "lb", a->rest[0], a->refresh, &p);
@@ -529,7 +562,7 @@ static int cli_import(cli_args *a)
     rc = svc_open(&a->cfg, 1, &svc);
     if (rc != FP_OK) {
         fp_free(data);
-        return cli_fail(rc, "cannot start");
+        return cli_start_fail(&a->cfg, rc);
     }
     int status = 1;
     svc_person p, *who = NULL;
@@ -620,7 +653,7 @@ static int cli_watched_set(cli_args *a, const char *cmd, int nargs, size_t help,
     fp_err rc = svc_open(&a->cfg, 0, svc);
     if (rc != FP_OK) {
         *svc = NULL;
-        return cli_fail(rc, "cannot start");
+        return cli_start_fail(&a->cfg, rc);
     }
     int status = cli_person(*svc, cmd, a->rest[0], p);
     if (status == 0 && (rc = svc_watched_recent(*svc, p, 0, SIZE_MAX, films, n)) != FP_OK)

@@ -22,15 +22,31 @@
  * here can be rebuilt (watchlists refetched, catalogue re-resolved), so the
  * fsync per commit that FULL would cost is not worth it.
  *
+ * Files: the database, its -wal and its -shm are mode 0600. A missing file is
+ * created here with that mode before SQLite opens it (SQLite gives -wal and
+ * -shm the mode of the main file); existing files that grant anything to
+ * group or others are tightened (store_file_mode_tightened). An existing
+ * 0-byte file is refused (FP_EMPTY_DATABASE): SQLite would take it for a new
+ * empty database, so a file truncated by a bad copy or a full disk would
+ * silently start afresh. The first open of a WAL database writes its header,
+ * so only the file this process has just created is ever empty; an flock()
+ * held from creation until that header is written keeps a second process
+ * starting at the same moment from taking it for a truncated one.
+ *
  * Errors: not a database / corrupt -> FP_CORRUPT, cannot open or write the
- * file -> FP_IO, lock timeout -> FP_UNAVAILABLE, anything else FP_STORAGE;
- * each is logged once with SQLite's message, never with user data.
+ * file -> FP_IO, lock timeout -> FP_UNAVAILABLE, an empty file ->
+ * FP_EMPTY_DATABASE, anything else FP_STORAGE; each is logged once with
+ * SQLite's message, never with user data.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -146,6 +162,7 @@ struct store {
     size_t n_migs;
     int busy_timeout_ms;
     int crash_before_commit;
+    int file_fd; /* the database file, open since sq_prepare_file (or -1) */
 };
 
 /* ---- errors ------------------------------------------------------------ */
@@ -437,6 +454,79 @@ static const char *sq_url_path(const char *url)
     return url;
 }
 
+/* Takes group and other permissions off an open file (fd) or, fd < 0, off
+ * path when it exists; logs when it did. */
+static void sq_tighten_mode(int fd, const char *path)
+{
+    struct stat st;
+    int rc = fd >= 0 ? fstat(fd, &st) : stat(path, &st);
+    if (rc != 0 || !S_ISREG(st.st_mode) || !(st.st_mode & 077))
+        return;
+    mode_t to = st.st_mode & 0700;
+    char from_txt[8], to_txt[8];
+    snprintf(from_txt, sizeof from_txt, "%04o", (unsigned)(st.st_mode & 07777));
+    snprintf(to_txt, sizeof to_txt, "%04o", (unsigned)to);
+    if ((fd >= 0 ? fchmod(fd, to) : chmod(path, to)) == 0)
+        fp_log(FP_LOG_WARN, "store_file_mode_tightened", "{s:s,s:s,s:s}", "file", path, "from",
+               from_txt, "to", to_txt);
+    else
+        fp_log(FP_LOG_WARN, "store_file_mode_insecure", "{s:s,s:s,s:s}", "file", path, "mode",
+               from_txt, "error", strerror(errno));
+}
+
+/*
+ * What happens to the file before SQLite opens it (see the top of the file):
+ * creation with mode 0600, refusal of an empty file, tightened modes. *lock_fd
+ * is an fd holding an flock() on the database file (or -1) that the caller
+ * closes once the first connection has written the header; *created is 1
+ * when the file was made here. Paths SQLite
+ * will refuse anyway (missing directory, a directory) are left to it, so its
+ * errors stay what they were.
+ */
+static fp_err sq_prepare_file(const char *path, int *lock_fd, int *created)
+{
+    *lock_fd = -1;
+    *created = 0;
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        *created = 1;
+    } else if (errno == EEXIST) {
+        fd = open(path, O_RDWR | O_CLOEXEC);
+        if (fd < 0 && (errno == EACCES || errno == EROFS))
+            fd = open(path, O_RDONLY | O_CLOEXEC);
+    }
+    if (fd < 0)
+        return FP_OK;
+    /* Another process may have created the file a moment ago: wait until it
+     * has written the header (it holds this lock until then). */
+    while (flock(fd, LOCK_EX) != 0 && errno == EINTR)
+        ;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return FP_OK;
+    }
+    if (*created) {
+        fchmod(fd, S_IRUSR | S_IWUSR); /* the umask can only have removed bits */
+    } else if (st.st_size == 0) {
+        fp_log(FP_LOG_ERROR, "store_empty_file", "{s:s,s:s}", "file", path, "error",
+               "the database file is empty (0 bytes), probably truncated: restore it from a "
+               "backup, or delete it to start afresh");
+        close(fd);
+        return FP_EMPTY_DATABASE;
+    } else {
+        sq_tighten_mode(fd, path);
+    }
+    static const char *const sidecars[] = {"-wal", "-shm"};
+    for (size_t i = 0; i < 2; i++) {
+        char *side = fp_printf("%s%s", path, sidecars[i]);
+        sq_tighten_mode(-1, side);
+        fp_free(side);
+    }
+    *lock_fd = fd;
+    return FP_OK;
+}
+
 static void sq_close(store *s)
 {
     if (!s)
@@ -447,6 +537,8 @@ static void sq_close(store *s)
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->write_mu);
+    if (s->file_fd >= 0)
+        close(s->file_fd);
     fp_free(s->path);
     fp_free(s);
 }
@@ -456,6 +548,7 @@ static fp_err sq_open(const char *url, store **out)
     fp_err err = FP_OK;
     store *s = NULL;
     sq_conn *c = NULL;
+    int lock_fd = -1, created = 0;
     *out = NULL;
     if (!sq_accepts(url) || !*sq_url_path(url)) {
         fp_log(FP_LOG_ERROR, "store_bad_url", "{s:s}", "error", "no SQLite database path given");
@@ -467,6 +560,7 @@ static fp_err sq_open(const char *url, store **out)
         return FP_STORAGE;
     }
     s = fp_calloc(1, sizeof *s);
+    s->file_fd = -1;
     s->path = fp_strdup(sq_url_path(url));
     /* NOMUTEX: the pool hands each connection to one thread at a time. */
     s->open_flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
@@ -478,8 +572,27 @@ static fp_err sq_open(const char *url, store **out)
     pthread_cond_init(&s->cv, NULL);
     pthread_mutex_init(&s->write_mu, NULL);
 
+    if (strcmp(s->path, ":memory:") != 0) {
+        err = sq_prepare_file(s->path, &lock_fd, &created);
+        if (err != FP_OK)
+            goto out;
+    }
     /* Open one connection now so a bad path or file fails at start-up. */
     err = sq_conn_open(s, 1, &c);
+    if (err != FP_OK && created) {
+        /* Never leave behind an empty file that the next start would take
+         * for a truncated database. */
+        struct stat st;
+        if (stat(s->path, &st) == 0 && st.st_size == 0)
+            unlink(s->path);
+    }
+    if (lock_fd >= 0) { /* the header is written: the file is no longer empty */
+        flock(lock_fd, LOCK_UN);
+        /* Not closed before the connections are: closing any descriptor of
+         * the file would drop the POSIX locks SQLite holds on it. */
+        s->file_fd = lock_fd;
+        lock_fd = -1;
+    }
     if (err != FP_OK) {
         fp_log(FP_LOG_ERROR, "store_open_failed", "{s:s,s:s}", "file", s->path, "error",
                fp_err_message(err));

@@ -319,11 +319,83 @@ static void test_corrupt_files(void **state)
     assert_null(s);
     fp_free(path);
 
-    /* An empty file is a valid, empty database. */
+    /* An empty file that this process did not just create is refused: it is
+     * most likely a truncated database, and SQLite would start afresh. */
     path = fp_printf("%s/empty.db", dir);
     write_bytes(path, garbage, 0, 0);
-    s = open_migrated(path);
+    s = (store *)&s;
+    assert_int_equal(store_open(path, NULL, &s), FP_EMPTY_DATABASE);
+    assert_null(s);
+    struct stat est;
+    assert_int_equal(stat(path, &est), 0); /* left as it was, for the operator */
+    assert_int_equal(est.st_size, 0);
+    char *ewal = fp_printf("%s-wal", path);
+    assert_int_equal(access(ewal, F_OK), -1); /* SQLite never opened it */
+    fp_free(ewal);
+    fp_free(path);
+    remove_tree(dir);
+}
+
+/* ---- file modes ---------------------------------------------------------- */
+
+static mode_t file_mode(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return st.st_mode & 07777;
+}
+
+static void test_file_modes(void **state)
+{
+    (void)state;
+    char *dir = make_tmpdir();
+    char *path = fp_printf("%s/fresh.db", dir);
+    char *wal = fp_printf("%s-wal", path), *shm = fp_printf("%s-shm", path);
+    mode_t old_umask = umask(022); /* the usual umask would give 0644 */
+
+    /* A new database, written to: the file, its -wal and its -shm are 0600. */
+    store *s = open_migrated(path);
+    uint8_t key[STORE_KEY_BYTES];
+    fill_key(key, 1);
+    assert_int_equal(B->watchlist_put(s, key, (const uint8_t *)"x", 1, 1, -1, NULL), FP_OK);
+    assert_int_equal(file_mode(path), 0600);
+    assert_int_equal(file_mode(wal), 0600);
+    assert_int_equal(file_mode(shm), 0600);
     B->close(s);
+
+    /* Opened again: a new file we created is not "empty" to us. */
+    s = open_url(path);
+    B->close(s);
+
+    /* Wider modes left by an older build or a copy are tightened. */
+    assert_int_equal(chmod(path, 0644), 0);
+    s = open_url(path);
+    assert_int_equal(file_mode(path), 0600);
+    assert_int_equal(B->watchlist_put(s, key, (const uint8_t *)"y", 1, 2, -1, NULL), FP_OK);
+    assert_int_equal(file_mode(wal), 0600);
+    assert_int_equal(file_mode(shm), 0600);
+    B->close(s);
+    /* -wal and -shm left wide by someone else are tightened too (SQLite
+     * removes both on a clean close; make them exist). */
+    write_bytes(wal, (const uint8_t *)"", 0, 0);
+    write_bytes(shm, (const uint8_t *)"", 0, 0);
+    assert_int_equal(chmod(path, 0660), 0);
+    assert_int_equal(chmod(wal, 0666), 0);
+    assert_int_equal(chmod(shm, 0604), 0);
+    s = open_url(path);
+    assert_int_equal(file_mode(path), 0600);
+    assert_int_equal(file_mode(wal), 0600);
+    assert_int_equal(file_mode(shm), 0600);
+    store_watchlist w = {0};
+    assert_int_equal(B->watchlist_get(s, key, &w), FP_OK);
+    assert_int_equal(w.sealed_len, 1);
+    assert_memory_equal(w.sealed, "y", 1);
+    store_watchlist_free(&w);
+    B->close(s);
+
+    umask(old_umask);
+    fp_free(wal);
+    fp_free(shm);
     fp_free(path);
     remove_tree(dir);
 }
@@ -1220,6 +1292,7 @@ int main(void)
         cmocka_unit_test(test_url_forms_open_the_path),
         cmocka_unit_test(test_missing_directory_is_io),
         cmocka_unit_test(test_corrupt_files),
+        cmocka_unit_test(test_file_modes),
         cmocka_unit_test(test_migrations_up_down_up),
         cmocka_unit_test(test_later_migrations),
         cmocka_unit_test(test_resolve_rules),
