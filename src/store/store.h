@@ -32,6 +32,27 @@ typedef struct store_watchlist {
     int64_t version;        /* increases on every write of this row */
 } store_watchlist;
 
+/* The tables of sealed rows, for store_backend.sealed_page. */
+typedef enum {
+    STORE_SEALED_WATCHLISTS,
+    STORE_SEALED_WATCHED,
+} store_sealed_kind;
+
+typedef struct store_sealed_row {
+    uint8_t key[STORE_KEY_BYTES];
+    uint8_t *sealed; /* owned; free with store_sealed_rows_free */
+    size_t sealed_len;
+} store_sealed_row;
+
+/* The database's data key, wrapped under the server key (vault.h): opaque
+ * bytes to the backend, one per database. */
+typedef struct store_datakey {
+    uint8_t *wrapped; /* owned; free with store_datakey_free */
+    size_t wrapped_len;
+    int64_t created_at; /* unix seconds: first stored, or the last reset */
+    int64_t updated_at; /* unix seconds: the last re-keying (or created_at) */
+} store_datakey;
+
 typedef struct store_backend {
     const char *name;
     /* 1 if this backend handles the URL. */
@@ -77,6 +98,27 @@ typedef struct store_backend {
                           int64_t *new_version);
     /* Liveness check for /healthz. */
     fp_err (*ping)(store *s);
+
+    /* ---- the data key (datakey.h) ---- */
+    /* FP_NOT_FOUND when none is stored yet. */
+    fp_err (*datakey_get)(store *s, store_datakey *out);
+    /* Stores wrapped as the data key. expected NULL: only when none is
+     * stored yet; otherwise only when the stored one is exactly expected
+     * (compare-and-swap). FP_CONFLICT when that does not hold. */
+    fp_err (*datakey_put)(store *s, const uint8_t *wrapped, size_t len, const uint8_t *expected,
+                          size_t expected_len);
+    /* Starting afresh: deletes every watchlist and every watched set and
+     * stores wrapped as the data key (replacing any), in one transaction.
+     * The film catalogue stays. Counts of rows deleted (may be NULL). */
+    fp_err (*datakey_reset)(store *s, const uint8_t *wrapped, size_t len, size_t *watchlists,
+                            size_t *watched);
+
+    /* ---- every sealed row, in pages (the catalogue sweep, key checks) ---- */
+    /* Up to limit rows of kind whose key is greater than after (NULL: from
+     * the first), in key order; fewer than limit means the end. *rows is
+     * allocated (NULL when *n is 0); free with store_sealed_rows_free. */
+    fp_err (*sealed_page)(store *s, store_sealed_kind kind, const uint8_t *after, size_t limit,
+                          store_sealed_row **rows, size_t *n);
 } store_backend;
 
 extern const store_backend store_backend_sqlite;
@@ -88,5 +130,7 @@ const store_backend *store_backend_for(const char *url);
 fp_err store_open(const char *url, const store_backend **backend, store **out) FP_WARN_UNUSED;
 
 void store_watchlist_free(store_watchlist *w);
+void store_datakey_free(store_datakey *k);
+void store_sealed_rows_free(store_sealed_row *rows, size_t n);
 
 #endif

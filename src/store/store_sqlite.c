@@ -89,6 +89,14 @@ enum sq_stmt_id {
     SQ_WD_CREATE,
     SQ_WD_CAS,
     SQ_PING,
+    SQ_DK_GET,
+    SQ_DK_CREATE,
+    SQ_DK_CAS,
+    SQ_DK_REPLACE,
+    SQ_WL_PAGE,
+    SQ_WD_PAGE,
+    SQ_WL_CLEAR,
+    SQ_WD_CLEAR,
     SQ__COUNT
 };
 
@@ -141,6 +149,17 @@ static const char *const sq_sql[SQ__COUNT] = {
     [SQ_WD_CAS] = "UPDATE watched SET sealed = ?2, updated_at = ?3, version = version + 1 "
                   "WHERE key = ?1 AND version = ?4 RETURNING version",
     [SQ_PING] = "SELECT 1",
+    [SQ_DK_GET] = "SELECT wrapped, created_at, updated_at FROM data_key WHERE id = 1",
+    [SQ_DK_CREATE] = "INSERT INTO data_key (id, wrapped, created_at, updated_at) "
+                     "VALUES (1, ?1, ?2, ?2) ON CONFLICT (id) DO NOTHING",
+    [SQ_DK_CAS] = "UPDATE data_key SET wrapped = ?1, updated_at = ?2 WHERE id = 1 AND wrapped = ?3",
+    [SQ_DK_REPLACE] = "INSERT OR REPLACE INTO data_key (id, wrapped, created_at, updated_at) "
+                      "VALUES (1, ?1, ?2, ?2)",
+    /* x'' sorts before every key: the first page. */
+    [SQ_WL_PAGE] = "SELECT key, sealed FROM watchlists WHERE key > ?1 ORDER BY key LIMIT ?2",
+    [SQ_WD_PAGE] = "SELECT key, sealed FROM watched WHERE key > ?1 ORDER BY key LIMIT ?2",
+    [SQ_WL_CLEAR] = "DELETE FROM watchlists",
+    [SQ_WD_CLEAR] = "DELETE FROM watched",
 };
 
 typedef struct sq_conn {
@@ -1297,6 +1316,165 @@ static fp_err sq_ping(store *s)
     return err;
 }
 
+/* ---- the data key -------------------------------------------------------- */
+
+static fp_err sq_datakey_get(store *s, store_datakey *out)
+{
+    sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    memset(out, 0, sizeof *out);
+    fp_err err = sq_acquire(s, &c);
+    if (err != FP_OK)
+        return err;
+    err = sq_stmt(c, SQ_DK_GET, &st);
+    if (err != FP_OK)
+        goto out;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        size_t len = (size_t)sqlite3_column_bytes(st, 0);
+        out->wrapped = fp_malloc(len ? len : 1);
+        if (len)
+            memcpy(out->wrapped, sqlite3_column_blob(st, 0), len);
+        out->wrapped_len = len;
+        out->created_at = sqlite3_column_int64(st, 1);
+        out->updated_at = sqlite3_column_int64(st, 2);
+    } else if (rc == SQLITE_DONE) {
+        err = FP_NOT_FOUND;
+    } else {
+        err = sq_fail(c->db, rc, "datakey_get");
+    }
+    sq_done(st);
+out:
+    sq_release(s, c);
+    return err;
+}
+
+static fp_err sq_datakey_put(store *s, const uint8_t *wrapped, size_t len, const uint8_t *expected,
+                             size_t expected_len)
+{
+    sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    if (!wrapped || !len)
+        return FP_INVALID;
+    fp_err err = sq_begin_write(s, &c);
+    if (err != FP_OK)
+        return err;
+    err = sq_stmt(c, expected ? SQ_DK_CAS : SQ_DK_CREATE, &st);
+    if (err != FP_OK)
+        goto out;
+    sqlite3_bind_blob(st, 1, wrapped, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)time(NULL));
+    if (expected)
+        sqlite3_bind_blob(st, 3, expected, (int)expected_len, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        err = sq_fail(c->db, rc, "datakey_put");
+    else if (sqlite3_changes(c->db) == 0)
+        err = FP_CONFLICT;
+    sq_done(st);
+out:
+    return sq_end_write(s, c, err);
+}
+
+/* Runs a cached statement that changes rows; *changed = how many. */
+static fp_err sq_run_changes(sq_conn *c, enum sq_stmt_id id, const char *op, size_t *changed)
+{
+    fp_err err = sq_run(c, id, op);
+    if (err == FP_OK && changed)
+        *changed = (size_t)sqlite3_changes(c->db);
+    return err;
+}
+
+static fp_err sq_datakey_reset(store *s, const uint8_t *wrapped, size_t len, size_t *watchlists,
+                               size_t *watched)
+{
+    sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    if (watchlists)
+        *watchlists = 0;
+    if (watched)
+        *watched = 0;
+    if (!wrapped || !len)
+        return FP_INVALID;
+    fp_err err = sq_begin_write(s, &c);
+    if (err != FP_OK)
+        return err;
+    err = sq_run_changes(c, SQ_WL_CLEAR, "datakey_reset", watchlists);
+    if (err == FP_OK)
+        err = sq_run_changes(c, SQ_WD_CLEAR, "datakey_reset", watched);
+    if (err == FP_OK)
+        err = sq_stmt(c, SQ_DK_REPLACE, &st);
+    if (err == FP_OK) {
+        sqlite3_bind_blob(st, 1, wrapped, (int)len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)time(NULL));
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE)
+            err = sq_fail(c->db, rc, "datakey_reset");
+        sq_done(st);
+    }
+    err = sq_end_write(s, c, err);
+    if (err != FP_OK) { /* rolled back: nothing was deleted */
+        if (watchlists)
+            *watchlists = 0;
+        if (watched)
+            *watched = 0;
+    }
+    return err;
+}
+
+/* ---- every sealed row, in pages ----------------------------------------- */
+
+static fp_err sq_sealed_page(store *s, store_sealed_kind kind, const uint8_t *after, size_t limit,
+                             store_sealed_row **rows, size_t *n)
+{
+    sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    store_sealed_row *out = NULL;
+    size_t len = 0;
+    *rows = NULL;
+    *n = 0;
+    if (kind != STORE_SEALED_WATCHLISTS && kind != STORE_SEALED_WATCHED)
+        return FP_INVALID;
+    if (limit == 0)
+        return FP_OK;
+    if (limit > 100000)
+        limit = 100000;
+    fp_err err = sq_acquire(s, &c);
+    if (err != FP_OK)
+        return err;
+    err = sq_stmt(c, kind == STORE_SEALED_WATCHLISTS ? SQ_WL_PAGE : SQ_WD_PAGE, &st);
+    if (err != FP_OK)
+        goto out;
+    sqlite3_bind_blob(st, 1, after ? (const void *)after : (const void *)"",
+                      after ? STORE_KEY_BYTES : 0, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+    out = fp_calloc(limit, sizeof *out);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && len < limit) {
+        if (sqlite3_column_bytes(st, 0) != STORE_KEY_BYTES)
+            continue; /* the table's CHECK makes this impossible */
+        store_sealed_row *r = &out[len++];
+        memcpy(r->key, sqlite3_column_blob(st, 0), STORE_KEY_BYTES);
+        size_t blen = (size_t)sqlite3_column_bytes(st, 1);
+        r->sealed = fp_malloc(blen ? blen : 1);
+        if (blen)
+            memcpy(r->sealed, sqlite3_column_blob(st, 1), blen);
+        r->sealed_len = blen;
+    }
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        err = sq_fail(c->db, rc, "sealed_page");
+    sq_done(st);
+out:
+    sq_release(s, c);
+    if (err != FP_OK || len == 0) {
+        store_sealed_rows_free(out, len);
+        return err;
+    }
+    *rows = out;
+    *n = len;
+    return FP_OK;
+}
+
 const store_backend store_backend_sqlite = {
     .name = "sqlite",
     .accepts = sq_accepts,
@@ -1312,4 +1490,8 @@ const store_backend store_backend_sqlite = {
     .watched_get = sq_watched_get,
     .watched_put = sq_watched_put,
     .ping = sq_ping,
+    .datakey_get = sq_datakey_get,
+    .datakey_put = sq_datakey_put,
+    .datakey_reset = sq_datakey_reset,
+    .sealed_page = sq_sealed_page,
 };
