@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "cache/cache.h"
+#include "datakey.h"
 #include "poster.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -2028,6 +2029,7 @@ void svc_posters_abort(service *s)
 
 fp_err svc_open(const fp_config *cfg, int with_workers, service **out)
 {
+    vault_kek *kek = NULL;
     *out = NULL;
     service *s = fp_calloc(1, sizeof *s);
     s->cfg = cfg;
@@ -2040,7 +2042,11 @@ fp_err svc_open(const fp_config *cfg, int with_workers, service **out)
     if (sodium_init() < 0)
         goto fail;
     crypto_shorthash_keygen(s->who_hkey);
-    rc = vault_open(cfg->secret_key, cfg->secret_key_file, &s->v);
+    /* The server key first (a bad key fails before the database is touched),
+     * then the database, then the data key stored in it, which the vault's
+     * sub-keys derive from (datakey.h): a server key that does not open it
+     * stops the start here. */
+    rc = vault_kek_open(cfg->secret_key, cfg->secret_key_file, VAULT_KEK_CREATE, &kek);
     if (rc != FP_OK) {
         fp_log(FP_LOG_ERROR, "vault_open_failed", "{s:s}", "error", fp_err_code(rc));
         goto fail;
@@ -2054,6 +2060,12 @@ fp_err svc_open(const fp_config *cfg, int with_workers, service **out)
     rc = s->sb->migrate(s->st, -1);
     if (rc != FP_OK) {
         fp_log(FP_LOG_ERROR, "migrate_failed", "{s:s}", "error", fp_err_code(rc));
+        goto fail;
+    }
+    rc = datakey_open(kek, s->sb, s->st, cfg->database, &s->v, NULL);
+    vault_kek_free(&kek);
+    if (rc != FP_OK) {
+        fp_log(FP_LOG_ERROR, "vault_open_failed", "{s:s}", "error", fp_err_code(rc));
         goto fail;
     }
     s->cb = cache_backend_for(cfg->cache);
@@ -2114,6 +2126,7 @@ fp_err svc_open(const fp_config *cfg, int with_workers, service **out)
     *out = s;
     return FP_OK;
 fail:
+    vault_kek_free(&kek);
     svc_close(&s);
     return rc;
 }
@@ -2194,6 +2207,91 @@ void svc_get_stats(service *s, svc_stats *out)
 fp_err svc_health(service *s)
 {
     return s->sb->ping(s->st);
+}
+
+/* The current server key and the database (migrated), and for re-keying the
+ * next server key: what the key commands work on. */
+typedef struct svc_keyctx {
+    vault_kek *cur, *next;
+    const store_backend *sb;
+    store *st;
+} svc_keyctx;
+
+static void svc__keyctx_close(svc_keyctx *c)
+{
+    if (c->st)
+        c->sb->close(c->st);
+    vault_kek_free(&c->cur);
+    vault_kek_free(&c->next);
+    memset(c, 0, sizeof *c);
+}
+
+static fp_err svc__keyctx_open(const fp_config *cfg, svc_keyctx *c)
+{
+    memset(c, 0, sizeof *c);
+    /* Never create the current key file: a missing one is the question. */
+    fp_err rc = vault_kek_open(cfg->secret_key, cfg->secret_key_file, 0, &c->cur);
+    if (rc == FP_OK)
+        rc = store_open(cfg->database, &c->sb, &c->st);
+    if (rc == FP_OK)
+        rc = c->sb->migrate(c->st, -1);
+    if (rc != FP_OK)
+        svc__keyctx_close(c);
+    return rc;
+}
+
+fp_err svc_key_status(const fp_config *cfg, svc_key_info *out)
+{
+    svc_keyctx c;
+    memset(out, 0, sizeof *out);
+    fp_err rc = svc__keyctx_open(cfg, &c);
+    if (rc != FP_OK)
+        return rc;
+    datakey_status ds;
+    rc = datakey_check(c.cur, c.sb, c.st, &ds);
+    if (rc == FP_OK) {
+        out->stored = ds.stored;
+        out->opens = ds.opens;
+        out->watchlists = ds.watchlists;
+        out->watched = ds.watched;
+        out->created_at = ds.created_at;
+        out->updated_at = ds.updated_at;
+    }
+    svc__keyctx_close(&c);
+    return rc;
+}
+
+fp_err svc_key_rotate(const fp_config *cfg, const char *new_key_file, int *created)
+{
+    svc_keyctx c;
+    vault *v = NULL;
+    *created = 0;
+    fp_err rc = svc__keyctx_open(cfg, &c);
+    /* The current key must open the database before a new key file is
+     * made: a refused re-keying leaves nothing behind. */
+    if (rc == FP_OK)
+        rc = datakey_open(c.cur, c.sb, c.st, cfg->database, &v, NULL);
+    vault_free(&v);
+    if (rc == FP_OK)
+        rc = vault_kek_open(NULL, new_key_file, VAULT_KEK_CREATE, &c.next);
+    if (rc == FP_OK) {
+        *created = vault_kek_created(c.next);
+        rc = datakey_rotate(c.cur, c.next, c.sb, c.st, cfg->database);
+    }
+    svc__keyctx_close(&c);
+    return rc;
+}
+
+fp_err svc_key_reset(const fp_config *cfg, size_t *watchlists, size_t *watched)
+{
+    svc_keyctx c;
+    *watchlists = *watched = 0;
+    fp_err rc = svc__keyctx_open(cfg, &c);
+    if (rc != FP_OK)
+        return rc;
+    rc = datakey_reset(c.cur, c.sb, c.st, cfg->database, watchlists, watched);
+    svc__keyctx_close(&c);
+    return rc;
 }
 
 fp_err svc_migrate(const fp_config *cfg, int target, int *current, int *latest)

@@ -227,6 +227,29 @@ fp_err svc_health(service *s) FP_WARN_UNUSED;
 /* Migration control for the CLI. */
 fp_err svc_migrate(const fp_config *cfg, int target, int *current, int *latest) FP_WARN_UNUSED;
 
+/* ---- the server key and the database's data key (datakey.h) ------------ */
+/* These open the database (migrating it) but not the service, so they work
+ * when svc_open refuses the key. The current key is the configured one; a
+ * missing key file is FP_NOT_FOUND here, never created. */
+
+typedef struct svc_key_info {
+    int stored;          /* the database holds a wrapped data key */
+    int opens;           /* the configured key opens the stored data */
+    size_t watchlists;   /* sealed rows */
+    size_t watched;
+    int64_t created_at;  /* unix seconds, 0 when no key is stored */
+    int64_t updated_at;
+} svc_key_info;
+fp_err svc_key_status(const fp_config *cfg, svc_key_info *out) FP_WARN_UNUSED;
+/* Re-keys the database to the key in new_key_file (created, mode 0600, with a
+ * fresh key when missing: *created = 1). FP_KEY_MISMATCH when the configured
+ * key does not open the database. */
+fp_err svc_key_rotate(const fp_config *cfg, const char *new_key_file,
+                      int *created) FP_WARN_UNUSED;
+/* Starts afresh under the configured key: deletes every stored watchlist and
+ * watched set (counts), keeps the catalogue, stores a new data key. */
+fp_err svc_key_reset(const fp_config *cfg, size_t *watchlists, size_t *watched) FP_WARN_UNUSED;
+
 /* ---- posters ------------------------------------------------------------ */
 
 /* The poster image of a catalogue film (poster.h: poster_get). */

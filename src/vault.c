@@ -304,6 +304,10 @@ fp_err vault_kek_open(const char *hex_key, const char *key_file, int flags, vaul
 {
     fp_err rc;
     *out = NULL;
+    if (sodium_init() < 0) {
+        fp_log(FP_LOG_ERROR, "vault_init_failed", NULL);
+        return FP_CRYPTO;
+    }
     vault_kek *k = sodium_malloc(sizeof *k);
     if (!k)
         return FP_NOMEM;

@@ -101,6 +101,220 @@ class StorageCase(unittest.TestCase):
         return status, out
 
 
+def job(fp, profiles):
+    """Runs a v1 job for these profiles to the end; returns its final view."""
+    status, view = fp.json("POST", "/api/v1/jobs",
+                           {"participants": [{"profile": p} for p in profiles]})
+    assert status == 202, (status, view)
+    path = "/api/v1/jobs/" + view["id"]
+    return harness.wait_until(lambda: (lambda v: v if v["status"] == "done" else None)(
+        fp.json("GET", path)[1]), timeout=60, what="job done")
+
+
+ALICE, BOB = "st_alice", "st_bob_n30"  # an imported list, a fetched one
+
+
+class KeyCase(StorageCase):
+    """A database holding an imported list (ALICE), a fetched one (BOB) and
+    BOB's watched set, made with the place's key."""
+
+    def populate(self, fake):
+        with harness.FilmPicker(fake=fake, env=self.place.env()) as fp:
+            status, out = self.upload(fp, read_data("api_watchlist.csv"), username=ALICE)
+            self.assertEqual((status, out["import"]["films"]), (201, 10))
+            view = job(fp, [BOB])
+            self.assertEqual(view["participants"][0]["status"], "ready")
+            _, res = fp.json("GET", "/api/v1/jobs/%s/results?limit=1000" % view["id"])
+            self.watched = res["common"][0]
+            status, _ = fp.json("POST", "/api/v1/jobs/%s/watched" % view["id"],
+                                {"film_id": self.watched["id"]})
+            self.assertEqual(status, 200)
+        self.counts = self.rows()
+        self.assertEqual(self.counts[:2], (2, 1))
+
+    def rows(self):
+        """(watchlists, watched sets, films) in the database."""
+        return tuple(db_count(self.place.db, "SELECT count(*) FROM " + t)
+                     for t in ("watchlists", "watched", "films"))
+
+    def assert_lists_from_storage(self, fake, fp):
+        """Both lists answer from storage, without a request to the site."""
+        before = fake.stats()["requests_total"]
+        view = job(fp, [ALICE, BOB])
+        got = [(p["status"], p["from_store"], p["films"]) for p in view["participants"]]
+        self.assertEqual(got, [("ready", True, 10), ("ready", True, 29)])
+        self.assertEqual(fake.stats()["requests_total"], before)
+        r = run(["watched", BOB, "--json"], self.env_now)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual([f["id"] for f in json.loads(r.stdout)], [self.watched["id"]])
+
+    def assert_refused(self, env, fake):
+        """serve stops at once with the mismatch message; nothing changes."""
+        r = run(["serve"], dict(env, FILMPICKER_LISTEN="127.0.0.1:0",
+                                FILMPICKER_LETTERBOXD_URL=fake.url), timeout=30)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("filmpicker: cannot start: the server key does not open the data stored "
+                      "in the database %s" % self.place.db, r.stderr)
+        self.assertIn("filmpicker key reset --yes", r.stderr)
+        self.assertIn("filmpicker key rotate --new-key-file PATH", r.stderr)
+        self.assertIn("(key_mismatch)", r.stderr)
+        self.assertIn('"event":"datakey_mismatch"', r.stderr)
+        self.assertNotIn('"event":"listening"', r.stderr)
+        self.assertEqual(self.rows(), self.counts)
+
+
+class TestServerKey(KeyCase):
+    def test_another_key_is_refused_and_nothing_is_deleted(self):
+        with harness.FakeBoxd() as fake:
+            self.populate(fake)
+            other = self.place.env(key=secrets.token_hex(32))
+            self.assert_refused(other, fake)
+            # the other commands refuse it too
+            r = run(["scrape", ALICE], dict(other, FILMPICKER_LETTERBOXD_URL=fake.url))
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("(key_mismatch)", r.stderr)
+            r = run(["key", "status"], other)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("does NOT open with the server key", r.stdout)
+            self.assertIn("stored: 2 watchlists, 1 watched set", r.stdout)
+            # a lost key file: a new one is made at start, and refused
+            keyfile = os.path.join(self.place.dir, "fp.key")
+            r = run(["serve"], {"FILMPICKER_DATABASE": self.place.db,
+                                "FILMPICKER_SECRET_KEY_FILE": keyfile,
+                                "FILMPICKER_LISTEN": "127.0.0.1:0"}, timeout=30)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn('"event":"vault_key_file_created"', r.stderr)
+            self.assertIn("(key_mismatch)", r.stderr)
+            self.assertEqual(self.rows(), self.counts)
+            # the right key still opens everything, from storage
+            self.env_now = self.place.env()
+            with harness.FilmPicker(fake=fake, env=self.env_now) as fp:
+                self.assert_lists_from_storage(fake, fp)
+            r = run(["key", "status", "--json"], self.env_now)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            st = json.loads(r.stdout)
+            self.assertEqual((st["stored"], st["opens"], st["watchlists"], st["watched"]),
+                             (True, True, 2, 1))
+
+    def test_rotate_keeps_every_list(self):
+        with harness.FakeBoxd() as fake:
+            self.populate(fake)
+            new_file = os.path.join(self.place.dir, "new.key")
+            # rotating needs the current key
+            r = run(["key", "rotate", "--new-key-file", new_file],
+                    self.place.env(key=secrets.token_hex(32)))
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("(key_mismatch)", r.stderr)
+            self.assertFalse(os.path.exists(new_file))
+            before = db_count(self.place.db, "SELECT hex(wrapped) FROM data_key")
+            r = run(["key", "rotate", "--new-key-file", new_file], self.place.env())
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("a new server key was written to %s (mode 0600)" % new_file, r.stdout)
+            self.assertIn("every stored list stays readable", r.stdout)
+            self.assertEqual(oct(mode(new_file)), oct(0o600))
+            self.assertNotEqual(db_count(self.place.db, "SELECT hex(wrapped) FROM data_key"),
+                                before)
+            self.assertEqual(self.rows(), self.counts)  # only the wrapped key changed
+            # the old key no longer opens it
+            self.assert_refused(self.place.env(), fake)
+            # the new one (from its file) opens every list, from storage
+            self.env_now = {"FILMPICKER_DATABASE": self.place.db,
+                            "FILMPICKER_SECRET_KEY_FILE": new_file}
+            with harness.FilmPicker(fake=fake, env=dict(self.env_now,
+                                                        FILMPICKER_SECRET_KEY="")) as fp:
+                self.assert_lists_from_storage(fake, fp)
+            # the key file's text works as FILMPICKER_SECRET_KEY too
+            with open(new_file, encoding="ascii") as f:
+                hexkey = f.read().strip()
+            self.env_now = self.place.env(key=hexkey)
+            with harness.FilmPicker(fake=fake, env=self.env_now) as fp:
+                self.assert_lists_from_storage(fake, fp)
+
+    def test_reset_forgets_the_lists_and_keeps_the_catalogue(self):
+        with harness.FakeBoxd() as fake:
+            self.populate(fake)
+            lost = self.place.env(key=secrets.token_hex(32))
+            self.assert_refused(lost, fake)
+            # without --yes nothing happens
+            r = run(["key", "reset"], lost)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("this deletes every stored watchlist and watched set", r.stderr)
+            self.assertIn("(2 watchlists, 1 watched sets; the server key does not open them)",
+                          r.stderr)
+            self.assertIn("--yes", r.stderr)
+            self.assertEqual(self.rows(), self.counts)
+            r = run(["key", "reset", "--yes"], lost)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("deleted 2 watchlists and 1 watched set", r.stdout)
+            self.assertEqual(self.rows(), (0, 0, self.counts[2]))  # the catalogue stays
+            with harness.FilmPicker(fake=fake, env=lost) as fp:
+                before = fake.stats()["requests_total"]
+                view = job(fp, [ALICE, BOB])
+                parts = {p["name"]: p for p in view["participants"]}
+                # the import is gone (the site's own list of that name is
+                # fetched instead); the fetched list is fetched again
+                for name in (ALICE, BOB):
+                    self.assertEqual((parts[name]["status"], parts[name]["from_store"],
+                                      parts[name]["films"]),
+                                     ("ready", False, len(fake.films(name))))
+                self.assertGreater(fake.stats()["requests_total"], before)
+            # the old key is the one refused now
+            self.counts = self.rows()
+            self.assert_refused(self.place.env(), fake)
+
+
+class TestLegacyDatabase(KeyCase):
+    """A database written before wrapped data keys (schema version 3, made by
+    the release before them with LEGACY_KEY: tests/data/legacy_v3.sql holds
+    an import for legacy_alice (10 films), fetched lists of legacy_bob_n40 and
+    legacy_carol_n30 and film 7 marked watched for both)."""
+
+    LEGACY_KEY = "6c6567616379206b6579206f662046696c6d5069636b65722076332021212121"
+
+    def setUp(self):
+        super().setUp()
+        con = sqlite3.connect(self.place.db)
+        with open(os.path.join(DATA, "legacy_v3.sql"), encoding="utf-8") as f:
+            con.executescript(f.read())
+        con.close()
+        self.counts = self.rows()
+        self.assertEqual(self.counts[:2], (3, 2))
+        self.assertEqual(db_count(self.place.db, "SELECT max(version) FROM schema_migrations"), 3)
+
+    def test_opens_with_its_old_key_and_keeps_its_lists(self):
+        env = self.place.env(key=self.LEGACY_KEY, FILMPICKER_MAX_AGE=10 ** 9)
+        r = run(["key", "status"], env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("not stored yet (lists sealed before wrapped keys): they open with the "
+                      "server key", r.stdout)
+        with harness.FakeBoxd() as fake:
+            with harness.FilmPicker(fake=fake, env=env) as fp:
+                self.assertIn('"event":"datakey_adopted"', fp.stderr_text())
+                view = job(fp, ["legacy_alice", "legacy_bob_n40", "legacy_carol_n30"])
+                got = [(p["status"], p["from_store"], p["films"]) for p in view["participants"]]
+                # film 7 stays off both fetched lists: watched here
+                self.assertEqual(got, [("ready", True, 10), ("ready", True, 39),
+                                       ("ready", True, 29)])
+                self.assertEqual(fake.stats()["requests_total"], 0)
+            r = run(["watched", "legacy_bob_n40", "--json"], env)
+            self.assertEqual([f["id"] for f in json.loads(r.stdout)], [7])
+        self.assertEqual(self.rows(), self.counts)  # nothing stored changed...
+        self.assertEqual(db_count(self.place.db, "SELECT max(version) FROM schema_migrations"), 5)
+        # ... but the key is now stored, and a wrong key is refused
+        r = run(["key", "status", "--json"], env)
+        self.assertEqual(json.loads(r.stdout)["stored"], True)
+        with harness.FakeBoxd() as fake:
+            self.assert_refused(self.place.env(), fake)
+
+    def test_another_key_is_refused(self):
+        with harness.FakeBoxd() as fake:
+            self.assert_refused(self.place.env(), fake)
+        # no key was stored for it: the right key still adopts its own
+        self.assertEqual(db_count(self.place.db, "SELECT count(*) FROM data_key"), 0)
+        r = run(["key", "status"], self.place.env(key=self.LEGACY_KEY))
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+
 class TestDatabaseFiles(StorageCase):
     def test_files_are_0600_and_wider_modes_are_tightened(self):
         old = os.umask(0o022)  # the usual umask: files would be 0644
