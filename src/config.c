@@ -94,6 +94,17 @@ static const cfg_opt cfg_opts[] = {
     {"public-url", "FILMPICKER_PUBLIC_URL", U(public_url), NULL, 0, 0,
      "the address people's phones reach this server at (join links and QR codes); "
      "unset: the address the browser used"},
+    {"import-max-new-films", "FILMPICKER_IMPORT_MAX_NEW_FILMS", L(import_max_new_films), "5000",
+     0, 1000000,
+     "films one import may add to the catalogue (films already there do not count); a file "
+     "that would add more is refused with 422 too_many_new_films and nothing is stored"},
+    {"catalogue-sweep-interval", "FILMPICKER_CATALOGUE_SWEEP_INTERVAL", L(catalogue_sweep_s),
+     "3600", 0, 2592000,
+     "seconds between sweeps of the film catalogue, which remove films no stored watchlist or "
+     "watched set uses any more (0: never; `filmpicker sweep` runs one)"},
+    {"catalogue-grace", "FILMPICKER_CATALOGUE_GRACE", L(catalogue_grace_s), "86400", 0, 31536000,
+     "seconds a film no stored list uses is kept after a sweep first finds it unused (keep it "
+     "above session-ttl, so that open sessions still show their films)"},
 };
 #define CFG_N (sizeof cfg_opts / sizeof cfg_opts[0])
 

@@ -44,6 +44,9 @@ typedef struct fp_config {
     long max_sessions_per_client; /* open sessions per browser (429 beyond) */
     char *public_url;         /* how phones reach this server, no trailing '/'; NULL: as asked */
     char *web_dir;            /* the built web app (web/dist) */
+    long import_max_new_films; /* new catalogue films one import may add */
+    long catalogue_sweep_s;   /* seconds between catalogue sweeps; 0: none */
+    long catalogue_grace_s;   /* an unused film is kept this long after a sweep marked it */
 } fp_config;
 
 /* Fills *c with defaults overridden by the environment. */

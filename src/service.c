@@ -503,12 +503,18 @@ static fp_err svc__store(service *s, const uint8_t key[VAULT_KEY_BYTES], const i
     return rc;
 }
 
-/* Catalogue ids of films, in a sorted unique array. Caller frees *ids. */
-static fp_err svc__resolve(service *s, film_list *films, int64_t **ids, size_t *n)
+/* Catalogue ids of films, in a sorted unique array. Caller frees *ids. At
+ * most max_new of them may be new to the catalogue (SIZE_MAX: any number):
+ * FP_TOO_MANY_FILMS with *new_films (may be NULL) set otherwise. */
+static fp_err svc__resolve(service *s, film_list *films, size_t max_new, int64_t **ids, size_t *n,
+                           size_t *new_films)
 {
     *ids = NULL;
     *n = 0;
-    fp_err rc = s->sb->films_resolve(s->st, films->items, films->len);
+    fp_err rc = max_new == SIZE_MAX
+                    ? s->sb->films_resolve(s->st, films->items, films->len)
+                    : s->sb->films_resolve_limited(s->st, films->items, films->len, max_new,
+                                                   new_films);
     if (rc != FP_OK)
         return rc;
     int64_t *out = fp_malloc((films->len ? films->len : 1) * sizeof *out);
@@ -877,7 +883,7 @@ static fp_err svc__fetch_and_store(service *s, const svc_person *p, source_progr
     long long t0 = svc__mono_ms();
     fp_err rc = p->src->fetch(&s->env, p->user, progress, ud, &films);
     if (rc == FP_OK) {
-        rc = svc__resolve(s, &films, &ids, &n);
+        rc = svc__resolve(s, &films, SIZE_MAX, &ids, &n, NULL);
         if (rc == FP_OK)
             rc = svc__store_fresh(s, p->key, ids, n, svc__now(), &n, NULL);
         film_list_free(&films);
@@ -1889,15 +1895,26 @@ fp_err svc_import(service *s, const svc_person *p, const unsigned char *data, si
         who = &tmp;
     }
     int64_t *ids = NULL;
-    size_t n = 0;
-    rc = svc__resolve(s, &out->detail.films, &ids, &n);
+    size_t n = 0, new_films = 0, max_new = (size_t)s->cfg->import_max_new_films;
+    rc = svc__resolve(s, &out->detail.films, max_new, &ids, &n, &new_films);
     if (rc == FP_OK)
         rc = svc__store_fresh(s, who->key, ids, n, svc__now(), &n, &out->watched);
     fp_free(ids);
+    if (rc == FP_TOO_MANY_FILMS) {
+        n = 0;
+        out->token[0] = '\0'; /* nothing was stored under it */
+        out->new_films = new_films;
+        fp_free(out->detail.message);
+        out->detail.message = fp_printf(
+            "the file has %zu films that are not in the film catalogue yet; one import may add "
+            "at most %zu new films, so nothing was stored",
+            new_films, max_new);
+    }
     out->films = n;
-    fp_log(FP_LOG_INFO, "watchlist_import", "{s:s,s:s,s:i,s:i}", "format",
-           out->format ? out->format : "?", "result", fp_err_code(rc), "films", (int)n,
-           "row_errors", (int)out->detail.nerrors_total);
+    fp_log(rc == FP_TOO_MANY_FILMS ? FP_LOG_WARN : FP_LOG_INFO, "watchlist_import",
+           "{s:s,s:s,s:i,s:i,s:I}", "format", out->format ? out->format : "?", "result",
+           fp_err_code(rc), "films", (int)n, "row_errors", (int)out->detail.nerrors_total,
+           "new_films", (json_int_t)new_films);
     return rc;
 }
 

@@ -199,12 +199,16 @@ typedef struct svc_import_report {
     const char *format;
     size_t films;            /* films stored */
     size_t watched;          /* films left out: in the person's watched set */
-    import_result detail;    /* row errors */
+    size_t new_films;        /* FP_TOO_MANY_FILMS: films new to the catalogue */
+    import_result detail;    /* row errors; message when refused */
 } svc_import_report;
 
 /* Parses an export and stores it as the person's watchlist: as p's list when
  * p is given (a Letterboxd user importing their export), else under a new
- * random import token. FP_BAD_FILE with detail.message, FP_EMPTY_WATCHLIST. */
+ * random import token. FP_BAD_FILE and FP_TOO_LARGE with detail.message,
+ * FP_EMPTY_WATCHLIST; FP_TOO_MANY_FILMS (detail.message, new_films) when the
+ * file would add more than import-max-new-films films to the catalogue: then
+ * nothing is stored, neither catalogue rows nor the list. */
 fp_err svc_import(service *s, const svc_person *p, const unsigned char *data, size_t len,
                   const char *filename, svc_import_report *out) FP_WARN_UNUSED;
 void svc_import_report_free(svc_import_report *r);

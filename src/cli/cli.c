@@ -636,7 +636,8 @@ static int cli_import(cli_args *a)
                 printf("import id: %s\n", rep.token);
         }
         status = 0;
-    } else if (rc == FP_BAD_FILE) {
+    } else if (rc == FP_BAD_FILE || rc == FP_TOO_MANY_FILMS ||
+               (rc == FP_TOO_LARGE && rep.detail.message)) {
         fprintf(stderr, "filmpicker import: %s: %s\n", a->rest[0],
                 rep.detail.message ? rep.detail.message : fp_err_message(rc));
     } else {

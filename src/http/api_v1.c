@@ -330,12 +330,11 @@ enum MHD_Result api_v1_imports(http_req *r)
                               "row_errors", errs, "row_errors_total",
                               (json_int_t)rep.detail.nerrors_total);
         res = http__json(r, 201, o);
-    } else if (rc == FP_BAD_FILE) {
-        res = http__error(r, rc, rep.detail.message, NULL);
     } else if (rc == FP_EMPTY_WATCHLIST) {
         res = http__error(r, rc, "the file holds no films", NULL);
     } else {
-        res = http__error(r, rc, NULL, NULL);
+        /* invalid_import_file, payload_too_large, too_many_new_films say why */
+        res = http__error(r, rc, rep.detail.message, NULL);
     }
     svc_import_report_free(&rep);
     return res;

@@ -17,6 +17,10 @@
  *   otherwise as written (no year in it), year = Year (empty -> 0), lb_uri =
  *   the URI when it looks like https://boxd.it/ID or a letterboxd.com/film/
  *   URL (else NULL, the row still counts), lb_slug from a /film/SLUG/ URL.
+ * - At most IMPORT_MAX_FILMS films: one more refuses the whole file
+ *   (FP_TOO_LARGE with a message), so that memory stays bounded by the row
+ *   count and not only by the bytes (a 16 MiB file of 2-byte rows would
+ *   otherwise become 8 million film records).
  * - A row that cannot be read is skipped and listed with the 1-based line its
  *   record starts on: wrong field count (empty trailing extra fields, as a
  *   spreadsheet's trailing comma leaves, are tolerated), missing Name, a Name
@@ -374,6 +378,14 @@ static void lbcsv_take_row(lbcsv *c, size_t end_line)
         goto out;
     }
 
+    if (r->films.len >= IMPORT_MAX_FILMS) {
+        /* Each row costs a film record and its strings, and a file of short
+         * rows holds millions of them: stop reading at once. */
+        c->fatal = import__refuse(r, FP_TOO_LARGE,
+                                  "the file lists more than %u films; an import takes at most %u",
+                                  IMPORT_MAX_FILMS, IMPORT_MAX_FILMS);
+        goto out;
+    }
     film *f = film_list_push(&r->films);
     f->title = fp_strndup(name, name_len);
     f->year = year;

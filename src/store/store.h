@@ -74,6 +74,15 @@ typedef struct store_backend {
      * has it. Known values are never overwritten. Every film needs a title
      * (else FP_INVALID). On failure nothing is stored and every id is 0. */
     fp_err (*films_resolve)(store *s, film *films, size_t n);
+    /* films_resolve that inserts at most max_new new rows (films already in
+     * the catalogue do not count; a matched row loses its orphan mark, see
+     * films_mark). One more is FP_TOO_MANY_FILMS, with nothing stored and
+     * *new_films the number of distinct films of the batch the catalogue
+     * lacks (counted after the write lock is released, by reading only; at
+     * least max_new + 1). On success *new_films = rows inserted. new_films
+     * may be NULL. */
+    fp_err (*films_resolve_limited)(store *s, film *films, size_t n, size_t max_new,
+                                    size_t *new_films);
     /* Loads catalogue rows by id into out (appended, same order as ids;
      * unknown ids are skipped). */
     fp_err (*films_load)(store *s, const int64_t *ids, size_t n, film_list *out);

@@ -79,6 +79,7 @@ enum sq_stmt_id {
     SQ_FILM_SET_YEAR,
     SQ_FILM_SET_POSTER,
     SQ_FILM_LOAD,
+    SQ_FILM_UNORPHAN,
     SQ_WL_GET,
     SQ_WL_UPSERT,
     SQ_WL_CREATE,
@@ -129,6 +130,9 @@ static const char *const sq_sql[SQ__COUNT] = {
     [SQ_FILM_SET_POSTER] = "UPDATE films SET poster = ?2, updated_at = ?3 "
                            "WHERE id = ?1 AND poster IS NOT ?2",
     [SQ_FILM_LOAD] = NULL, /* built by sq_load_sql(): SQ_LOAD_CHUNK parameters */
+    /* A list uses the film again: the sweep's mark goes (no write if none). */
+    [SQ_FILM_UNORPHAN] = "UPDATE films SET orphaned_at = NULL "
+                         "WHERE id = ?1 AND orphaned_at IS NOT NULL",
     [SQ_WL_GET] = "SELECT sealed, fetched_at, version FROM watchlists WHERE key = ?1",
     [SQ_WL_UPSERT] = "INSERT INTO watchlists (key, sealed, fetched_at, version) "
                      "VALUES (?1, ?2, ?3, 1) ON CONFLICT (key) DO UPDATE SET "
@@ -1040,19 +1044,31 @@ static fp_err sq_insert_film(sq_conn *c, film *f, const char *key, const char *n
     return err;
 }
 
+static fp_err sq_unorphan(sq_conn *c, int64_t id)
+{
+    sqlite3_stmt *st;
+    fp_err err = sq_stmt(c, SQ_FILM_UNORPHAN, &st);
+    if (err != FP_OK)
+        return err;
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        err = sq_fail(c->db, rc, "film_update");
+    sq_done(st);
+    return err;
+}
+
 /*
  * Finds f's row (Letterboxd id, slug, boxd.it link, IMDb id, title + year,
- * then title alone) or inserts one, and sets f->id. A row reached through a
- * slug/link/IMDb id that carries a different Letterboxd id is another film.
+ * then title alone); row->id stays 0 when there is none. A row reached
+ * through a slug/link/IMDb id that carries a different Letterboxd id is
+ * another film: taken[i] says which of those ids such a row holds. *key and
+ * *norm (caller frees) are set when the title lookups ran.
  */
-static fp_err sq_resolve_one(sq_conn *c, film *f, int64_t now)
+static fp_err sq_find_row(sq_conn *c, const film *f, film *row, int taken[3], char **key,
+                          char **norm)
 {
     fp_err err = FP_OK;
-    film row = {0};
-    char *norm = NULL, *key = NULL;
-    /* An id held by a row that names another Letterboxd film is not copied
-     * to a new row (it would break UNIQUE, and one of the two is stale). */
-    int taken[3] = {0, 0, 0};
     const struct {
         enum sq_stmt_id stmt;
         const char *value;
@@ -1061,49 +1077,162 @@ static fp_err sq_resolve_one(sq_conn *c, film *f, int64_t now)
         {SQ_FILM_BY_URI, f->lb_uri},
         {SQ_FILM_BY_IMDB, f->imdb_id},
     };
-
+    *key = *norm = NULL;
+    taken[0] = taken[1] = taken[2] = 0;
     if (f->lb_id > 0) {
-        err = sq_find_unique(c, SQ_FILM_BY_LB_ID, f->lb_id, NULL, &row);
-        if (err != FP_OK || row.id)
-            goto matched;
+        err = sq_find_unique(c, SQ_FILM_BY_LB_ID, f->lb_id, NULL, row);
+        if (err != FP_OK || row->id)
+            return err;
     }
     for (int i = 0; i < 3; i++) {
         if (!by_text[i].value || !*by_text[i].value)
             continue;
-        err = sq_find_unique(c, by_text[i].stmt, 0, by_text[i].value, &row);
-        if (err != FP_OK || (row.id && sq_lb_compatible(&row, f)))
-            goto matched;
-        if (row.id) {
+        err = sq_find_unique(c, by_text[i].stmt, 0, by_text[i].value, row);
+        if (err != FP_OK || (row->id && sq_lb_compatible(row, f)))
+            return err;
+        if (row->id) {
             taken[i] = 1;
-            film_clear(&row);
+            film_clear(row);
         }
     }
-    key = film_match_key(f->title, f->year);
-    err = sq_find_by_key(c, key, f, &row);
-    if (err != FP_OK || row.id)
-        goto matched;
-    norm = film_normalize_title(f->title);
-    err = sq_find_by_norm(c, norm, f, &row);
-    if (err != FP_OK || row.id)
-        goto matched;
-    err = sq_insert_film(c, f, key, norm, taken, now);
-    goto out;
+    *key = film_match_key(f->title, f->year);
+    err = sq_find_by_key(c, *key, f, row);
+    if (err != FP_OK || row->id)
+        return err;
+    *norm = film_normalize_title(f->title);
+    return sq_find_by_norm(c, *norm, f, row);
+}
 
-matched:
-    if (err == FP_OK) {
+/*
+ * Finds or inserts f's row and sets f->id. An insert past max_new new rows
+ * (*inserted counts them) is not made: FP_TOO_MANY_FILMS.
+ */
+static fp_err sq_resolve_one(sq_conn *c, film *f, int64_t now, size_t max_new, size_t *inserted)
+{
+    film row = {0};
+    char *norm = NULL, *key = NULL;
+    /* An id held by a row that names another Letterboxd film is not copied
+     * to a new row (it would break UNIQUE, and one of the two is stale). */
+    int taken[3];
+    fp_err err = sq_find_row(c, f, &row, taken, &key, &norm);
+    if (err == FP_OK && row.id) {
         f->id = row.id;
         err = sq_fill_in(c, &row, f, now);
+        if (err == FP_OK)
+            err = sq_unorphan(c, row.id);
+    } else if (err == FP_OK && *inserted >= max_new) {
+        err = FP_TOO_MANY_FILMS;
+    } else if (err == FP_OK) {
+        if (!norm)
+            norm = film_normalize_title(f->title);
+        err = sq_insert_film(c, f, key, norm, taken, now);
+        if (err == FP_OK)
+            (*inserted)++;
     }
-out:
     film_clear(&row);
     fp_free(key);
     fp_free(norm);
     return err;
 }
 
-static fp_err sq_films_resolve(store *s, film *films, size_t n)
+/* A set of 64-bit hashes (open addressing), for counting distinct films. */
+typedef struct sq_hashset {
+    uint64_t *slots; /* 0 = empty */
+    size_t cap, len;
+} sq_hashset;
+
+static uint64_t sq_hash(char tag, const char *s, int64_t v)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    h = (h ^ (unsigned char)tag) * 1099511628211ull;
+    if (s)
+        for (; *s; s++)
+            h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    else
+        for (int i = 0; i < 8; i++)
+            h = (h ^ (uint8_t)((uint64_t)v >> (8 * i))) * 1099511628211ull;
+    return h ? h : 1;
+}
+
+/* 1 when h was there already; adds it otherwise. */
+static int sq_hashset_add(sq_hashset *hs, uint64_t h)
+{
+    if (2 * (hs->len + 1) > hs->cap) {
+        size_t ncap = hs->cap ? 2 * hs->cap : 1024;
+        uint64_t *ns = fp_calloc(ncap, sizeof *ns);
+        for (size_t i = 0; i < hs->cap; i++)
+            if (hs->slots[i])
+                for (size_t k = hs->slots[i] & (ncap - 1);; k = (k + 1) & (ncap - 1))
+                    if (!ns[k]) {
+                        ns[k] = hs->slots[i];
+                        break;
+                    }
+        fp_free(hs->slots);
+        hs->slots = ns;
+        hs->cap = ncap;
+    }
+    for (size_t k = h & (hs->cap - 1);; k = (k + 1) & (hs->cap - 1)) {
+        if (hs->slots[k] == h)
+            return 1;
+        if (!hs->slots[k]) {
+            hs->slots[k] = h;
+            hs->len++;
+            return 0;
+        }
+    }
+}
+
+/*
+ * How many distinct films of the batch the catalogue lacks, reading only (no
+ * write lock): each film's row is looked up as films_resolve would, and one
+ * that has none counts unless an earlier one without a row shared one of its
+ * ids or its title + year (so a film listed twice counts once).
+ */
+static fp_err sq_count_new(store *s, const film *films, size_t n, size_t *count)
 {
     sq_conn *c = NULL;
+    sq_hashset seen = {0};
+    *count = 0;
+    fp_err err = sq_acquire(s, &c);
+    if (err != FP_OK)
+        return err;
+    /* One read transaction: one snapshot, and no lock taken per lookup. */
+    err = sq_exec(c, "BEGIN", "count_new");
+    for (size_t i = 0; i < n && err == FP_OK; i++) {
+        const film *f = &films[i];
+        film row = {0};
+        char *key = NULL, *norm = NULL;
+        int taken[3];
+        err = sq_find_row(c, f, &row, taken, &key, &norm);
+        if (err == FP_OK && !row.id) {
+            int dup = 0;
+            if (f->lb_id > 0)
+                dup |= sq_hashset_add(&seen, sq_hash('i', NULL, f->lb_id));
+            const char *text[3] = {f->lb_slug, f->lb_uri, f->imdb_id};
+            for (int t = 0; t < 3; t++)
+                if (text[t] && *text[t] && !taken[t])
+                    dup |= sq_hashset_add(&seen, sq_hash((char)('s' + t), text[t], 0));
+            if (key)
+                dup |= sq_hashset_add(&seen, sq_hash('k', key, 0));
+            if (!dup)
+                (*count)++;
+        }
+        film_clear(&row);
+        fp_free(key);
+        fp_free(norm);
+    }
+    sq_release(s, c); /* ends the read transaction */
+    fp_free(seen.slots);
+    return err;
+}
+
+static fp_err sq_films_resolve_limited(store *s, film *films, size_t n, size_t max_new,
+                                       size_t *new_films)
+{
+    sq_conn *c = NULL;
+    size_t inserted = 0;
+    if (new_films)
+        *new_films = 0;
     if (n == 0)
         return FP_OK;
     for (size_t i = 0; i < n; i++)
@@ -1116,12 +1245,25 @@ static fp_err sq_films_resolve(store *s, film *films, size_t n)
         return err;
     int64_t now = (int64_t)time(NULL);
     for (size_t i = 0; i < n && err == FP_OK; i++)
-        err = sq_resolve_one(c, &films[i], now);
+        err = sq_resolve_one(c, &films[i], now, max_new, &inserted);
     err = sq_end_write(s, c, err);
     if (err != FP_OK) /* the rows were rolled back: their ids mean nothing */
         for (size_t i = 0; i < n; i++)
             films[i].id = 0;
+    if (err == FP_OK && new_films)
+        *new_films = inserted;
+    if (err == FP_TOO_MANY_FILMS && new_films) {
+        /* The write lock is released: count the rest by reading only. */
+        size_t count = 0;
+        *new_films = sq_count_new(s, films, n, &count) == FP_OK && count > max_new ? count
+                                                                                    : max_new + 1;
+    }
     return err;
+}
+
+static fp_err sq_films_resolve(store *s, film *films, size_t n)
+{
+    return sq_films_resolve_limited(s, films, n, SIZE_MAX, NULL);
 }
 
 static int sq_cmp_film_id(const void *a, const void *b)
@@ -1483,6 +1625,7 @@ const store_backend store_backend_sqlite = {
     .migrate = sq_migrate,
     .migration_status = sq_migration_status,
     .films_resolve = sq_films_resolve,
+    .films_resolve_limited = sq_films_resolve_limited,
     .films_load = sq_films_load,
     .watchlist_get = sq_watchlist_get,
     .watchlist_put = sq_watchlist_put,

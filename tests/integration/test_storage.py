@@ -315,6 +315,80 @@ class TestLegacyDatabase(KeyCase):
         self.assertEqual(r.returncode, 0, r.stderr)
 
 
+def csv_of(titles):
+    """A Letterboxd-style CSV (Name, Year) of (title, year) pairs."""
+    return ("Name,Year\n" + "".join("%s,%d\n" % t for t in titles)).encode("utf-8")
+
+
+class TestImportCap(StorageCase):
+    def films(self):
+        return db_count(self.place.db, "SELECT count(*) FROM films")
+
+    def disk(self):
+        return sum(os.path.getsize(self.place.db + x) for x in ("", "-wal", "-shm")
+                   if os.path.exists(self.place.db + x))
+
+    def test_a_million_unique_rows_are_refused(self):
+        # 7.9 MB: one unique name a line, as in the report of issue 8
+        data = b"Name\n" + b"".join(b"f%06d\n" % i for i in range(1000000))
+        self.assertGreater(len(data), 7800000)
+        with harness.FilmPicker(env=self.place.env()) as fp:
+            before, disk = self.films(), self.disk()
+            status, out = self.upload(fp, data)
+            self.assertEqual(status, 413)
+            self.assertEqual(out["error"]["code"], "payload_too_large")
+            self.assertEqual(out["error"]["message"], "the file lists more than 100000 films; "
+                                                      "an import takes at most 100000")
+            self.assertEqual(self.films(), before)
+            self.assertEqual(db_count(self.place.db, "SELECT count(*) FROM watchlists"), 0)
+            self.assertLess(self.disk(), disk + 1024 * 1024)
+            # just under the row cap, all new: the new-film cap refuses it
+            data = b"Name\n" + b"".join(b"g%06d\n" % i for i in range(99999))
+            status, out = self.upload(fp, data, username="cap_alice")
+            self.assertEqual(status, 422)
+            self.assertEqual(out["error"]["code"], "too_many_new_films")
+            self.assertEqual(out["error"]["message"],
+                             "the file has 99999 films that are not in the film catalogue yet; "
+                             "one import may add at most 5000 new films, so nothing was stored")
+            self.assertEqual(self.films(), before)
+            self.assertEqual(db_count(self.place.db, "SELECT count(*) FROM watchlists"), 0)
+            self.assertLess(self.disk(), disk + 2 * 1024 * 1024)
+
+    def test_the_cap_counts_only_new_films(self):
+        env = self.place.env(FILMPICKER_IMPORT_MAX_NEW_FILMS=40)
+        first = [("Film %d" % i, 1990) for i in range(40)]
+        with harness.FilmPicker(env=env) as fp:
+            # exactly the cap: stored
+            status, out = self.upload(fp, csv_of(first), username="cap_bob")
+            self.assertEqual((status, out["import"]["films"]), (201, 40))
+            self.assertEqual(self.films(), 40)
+            # the same 40 and 40 new (one listed twice): 40 new, stored
+            again = first + [("Other %d" % i, 2001) for i in range(40)] + [("Other 3", 2001)]
+            status, out = self.upload(fp, csv_of(again), username="cap_bob")
+            self.assertEqual((status, out["import"]["films"]), (201, 80))
+            self.assertEqual(self.films(), 80)
+            # 41 new, many known: refused whole, the stored list stays
+            more = again + [("New %d" % i, 2010) for i in range(41)]
+            status, out = self.upload(fp, csv_of(more), username="cap_bob")
+            self.assertEqual(status, 422, out)
+            self.assertEqual(out["error"]["message"],
+                             "the file has 41 films that are not in the film catalogue yet; "
+                             "one import may add at most 40 new films, so nothing was stored")
+            self.assertEqual(self.films(), 80)
+            view = job(fp, ["cap_bob"])
+            self.assertEqual((view["participants"][0]["from_store"],
+                              view["participants"][0]["films"]), (True, 80))
+            # the command line says the same
+            path = os.path.join(self.place.dir, "more.csv")
+            with open(path, "wb") as f:
+                f.write(csv_of(more))
+        r = run(["import", path], env)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("more.csv: the file has 41 films that are not in the film catalogue yet; "
+                      "one import may add at most 40 new films", r.stderr)
+        self.assertEqual(self.films(), 80)
+
+
 class TestDatabaseFiles(StorageCase):
     def test_files_are_0600_and_wider_modes_are_tightened(self):
         old = os.umask(0o022)  # the usual umask: files would be 0644

@@ -792,6 +792,64 @@ static void test_resolve_1000_timing(void **state)
     remove_tree(dir);
 }
 
+/* films_resolve_limited: at most max_new inserts; one more stores nothing and
+ * says how many distinct films were new. */
+static void test_resolve_limited(void **state)
+{
+    (void)state;
+    store *s = open_migrated(":memory:");
+    static const fspec known[] = {{0, NULL, "https://boxd.it/k1", NULL, "Known One", 2001},
+                                  {77, "known-two", NULL, NULL, "Known Two", 2002}};
+    for (size_t i = 0; i < 2; i++)
+        resolve_spec(s, &known[i]);
+    /* the two known (by link, by Letterboxd id, another title), three new:
+     * one listed twice (the same link), one by title and year twice */
+    static const fspec batch[] = {
+        {0, NULL, "https://boxd.it/k1", NULL, "Known One (renamed)", 0},
+        {77, NULL, NULL, NULL, "Known 2", 0},
+        {0, NULL, "https://boxd.it/n1", NULL, "New One", 2010},
+        {0, NULL, "https://boxd.it/n1", NULL, "New One again", 2010},
+        {0, NULL, NULL, NULL, "New Two", 2011},
+        {0, NULL, NULL, NULL, "new two", 2011},
+        {0, NULL, NULL, "tt0000003", "New Three", 2012},
+    };
+    enum { N = sizeof batch / sizeof batch[0] };
+    film f[N];
+    for (size_t cap = 0; cap <= 3; cap++) {
+        for (size_t i = 0; i < N; i++)
+            spec_to_film(&batch[i], &f[i]);
+        size_t nnew = 99;
+        fp_err rc = B->films_resolve_limited(s, f, N, cap, &nnew);
+        if (cap < 3) {
+            assert_int_equal(rc, FP_TOO_MANY_FILMS);
+            assert_int_equal(nnew, 3);
+            for (size_t i = 0; i < N; i++)
+                assert_int_equal(f[i].id, 0);
+            assert_int_equal(count_films(s, 20), 2); /* nothing stored */
+        } else {
+            assert_int_equal(rc, FP_OK);
+            assert_int_equal(nnew, 3);
+            assert_int_equal(count_films(s, 20), 5);
+            assert_int_equal(f[0].id, 1);
+            assert_int_equal(f[1].id, 2);
+            assert_int_equal(f[2].id, f[3].id);
+            assert_int_equal(f[4].id, f[5].id);
+        }
+        for (size_t i = 0; i < N; i++)
+            film_clear(&f[i]);
+    }
+    /* all known now: any cap will do, even 0 */
+    for (size_t i = 0; i < N; i++)
+        spec_to_film(&batch[i], &f[i]);
+    size_t nnew = 99;
+    assert_int_equal(B->films_resolve_limited(s, f, N, 0, &nnew), FP_OK);
+    assert_int_equal(nnew, 0);
+    for (size_t i = 0; i < N; i++)
+        film_clear(&f[i]);
+    assert_int_equal(B->films_resolve_limited(s, NULL, 0, 0, NULL), FP_OK);
+    B->close(s);
+}
+
 static void test_films_load(void **state)
 {
     (void)state;
@@ -1431,6 +1489,7 @@ int main(void)
         cmocka_unit_test(test_resolve_rules),
         cmocka_unit_test(test_resolve_batch_semantics),
         cmocka_unit_test(test_resolve_1000_timing),
+        cmocka_unit_test(test_resolve_limited),
         cmocka_unit_test(test_films_load),
         cmocka_unit_test(test_watchlist_versions),
         cmocka_unit_test(test_watched_rows),
