@@ -228,6 +228,36 @@ typedef struct svc_stats {
 void svc_get_stats(service *s, svc_stats *out);
 /* FP_OK when storage answers. */
 fp_err svc_health(service *s) FP_WARN_UNUSED;
+
+/* ---- the catalogue sweep ------------------------------------------------ */
+
+/* Catalogue films stay after the last list that used them is replaced or
+ * deleted; a sweep removes them. It opens every stored watchlist and
+ * watched set (the server holds the key), collects the films they use, and
+ * pages through the catalogue: a film used again loses its orphan mark, an
+ * unused one gets one (the time of this sweep), and one whose mark is older
+ * than catalogue-grace is deleted (in transactions of SVC_SWEEP_FILMS films;
+ * never the film with the highest id, so ids are never reused). A film is
+ * therefore deleted only after being found unused by sweeps at least
+ * catalogue-grace apart, so a list being stored during a sweep, a job or a
+ * session still showing the film are not hurt as long as the grace is longer
+ * than they live (session-ttl, job-ttl); the film cache keeps showing a film
+ * it holds, and an unknown id shows as "(unknown film)". Rows that cannot be
+ * opened hold no film back. One line is logged per sweep
+ * (catalogue_sweep), with the counts below. */
+typedef struct svc_sweep_report {
+    size_t lists, watched_sets, unreadable; /* sealed rows read (unreadable: failed to open) */
+    size_t used;                            /* distinct films they use */
+    size_t films;                           /* catalogue films looked at */
+    size_t marked, unmarked, deleted;
+    long long ms;
+} svc_sweep_report;
+/* One sweep now. FP_UNAVAILABLE when the service began to stop meanwhile
+ * (what was done so far stays done). */
+fp_err svc_sweep(service *s, svc_sweep_report *out) FP_WARN_UNUSED;
+/* Starts the periodic sweeps of `serve` (every catalogue-sweep-interval
+ * seconds; none when it is 0). svc_close stops them. */
+fp_err svc_start_sweeper(service *s) FP_WARN_UNUSED;
 /* Migration control for the CLI. */
 fp_err svc_migrate(const fp_config *cfg, int target, int *current, int *latest) FP_WARN_UNUSED;
 

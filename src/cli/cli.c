@@ -57,7 +57,8 @@ static void cli_usage(FILE *out)
           "  import FILE                import a Letterboxd export (.csv or .zip)\n"
           "  watched PROFILE            the films marked watched here (kept off the list)\n"
           "  unwatch PROFILE FILM       put a watched film back on the list\n"
-          "  key status|rotate|reset    the server key and the database's data key\n\n"
+          "  key status|rotate|reset    the server key and the database's data key\n"
+          "  sweep                      remove catalogue films no stored list uses\n\n"
           "A PROFILE is a Letterboxd username or profile URL (alice, @alice,\n"
           "https://letterboxd.com/alice/). `filmpicker COMMAND --help` for details.\n",
           out);
@@ -103,6 +104,11 @@ static const char *const cli_help[][2] = {
             "  watchlist and watched set (lists sealed under a lost key cannot be read\n"
             "  anyway; they are fetched or imported again), keeps the film catalogue.\n"
             "  Stop the server first.\n"},
+    {"sweep", "usage: filmpicker sweep [--json]\n"
+              "Runs one catalogue sweep now, as `serve` does every --catalogue-sweep-interval\n"
+              "seconds: opens every stored watchlist and watched set, marks the catalogue\n"
+              "films none of them uses, and deletes those marked more than\n"
+              "--catalogue-grace seconds ago (0: at once).\n"},
 };
 
 static int cli_print_help(const char *cmd)
@@ -258,6 +264,11 @@ static int cli_serve(cli_args *a)
     fp_err rc = svc_open(&a->cfg, 1, &svc);
     if (rc != FP_OK)
         return cli_start_fail(&a->cfg, rc);
+    rc = svc_start_sweeper(svc);
+    if (rc != FP_OK) {
+        svc_close(&svc);
+        return cli_fail(rc, "cannot start");
+    }
     sessions *sess = NULL;
     rc = sessions_open(&a->cfg, svc, &sess);
     if (rc != FP_OK) {
@@ -880,6 +891,45 @@ static int cli_key_reset(cli_args *a)
     return 0;
 }
 
+/* ---- sweep ---------------------------------------------------------------- */
+
+static int cli_sweep(cli_args *a)
+{
+    if (a->nrest) {
+        fputs(cli_help[8][1], stderr);
+        return 2;
+    }
+    service *svc = NULL;
+    fp_err rc = svc_open(&a->cfg, 0, &svc);
+    if (rc != FP_OK)
+        return cli_start_fail(&a->cfg, rc);
+    svc_sweep_report r;
+    rc = svc_sweep(svc, &r);
+    svc_close(&svc);
+    if (rc != FP_OK)
+        return cli_fail(rc, "sweep");
+    if (a->json) {
+        json_t *o = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "watchlists",
+                              (json_int_t)r.lists, "watched_sets", (json_int_t)r.watched_sets,
+                              "unreadable", (json_int_t)r.unreadable, "films",
+                              (json_int_t)r.films, "used", (json_int_t)r.used, "marked",
+                              (json_int_t)r.marked, "unmarked", (json_int_t)r.unmarked, "deleted",
+                              (json_int_t)r.deleted, "ms", (json_int_t)r.ms);
+        char *text = json_dumps(o, JSON_INDENT(2));
+        printf("%s\n", text ? text : "{}");
+        free(text);
+        json_decref(o);
+    } else {
+        printf("read %zu watchlists and %zu watched sets (%zu unreadable): they use %zu of the "
+               "%zu catalogue films\n"
+               "%zu films newly unused (marked), %zu used again, %zu deleted (unused for more "
+               "than %ld s)\n",
+               r.lists, r.watched_sets, r.unreadable, r.used, r.films, r.marked, r.unmarked,
+               r.deleted, a->cfg.catalogue_grace_s);
+    }
+    return 0;
+}
+
 static int cli_key(cli_args *a)
 {
     const char *what = a->nrest == 1 ? a->rest[0] : "";
@@ -910,7 +960,7 @@ int cli_main(int argc, char **argv)
         int (*fn)(cli_args *);
     } cmds[] = {{"serve", cli_serve},   {"migrate", cli_migrate}, {"pick", cli_pick},
                 {"scrape", cli_scrape}, {"import", cli_import},   {"watched", cli_watched},
-                {"unwatch", cli_unwatch}, {"key", cli_key}};
+                {"unwatch", cli_unwatch}, {"key", cli_key},       {"sweep", cli_sweep}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         if (strcmp(argv[1], cmds[i].name) != 0)
             continue;

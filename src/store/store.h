@@ -44,6 +44,12 @@ typedef struct store_sealed_row {
     size_t sealed_len;
 } store_sealed_row;
 
+/* A catalogue film's id and its orphan mark (films_page). */
+typedef struct store_film_mark {
+    int64_t id;
+    int64_t orphaned_at; /* unix seconds a sweep first found no list using it; 0: in use */
+} store_film_mark;
+
 /* The database's data key, wrapped under the server key (vault.h): opaque
  * bytes to the backend, one per database. */
 typedef struct store_datakey {
@@ -86,6 +92,22 @@ typedef struct store_backend {
     /* Loads catalogue rows by id into out (appended, same order as ids;
      * unknown ids are skipped). */
     fp_err (*films_load)(store *s, const int64_t *ids, size_t n, film_list *out);
+    /* ---- the catalogue sweep (service.c: svc_sweep) ---- */
+    /* Up to limit films whose id is greater than after_id, in id order, into
+     * out (room for limit); fewer than limit means the end. */
+    fp_err (*films_page)(store *s, int64_t after_id, size_t limit, store_film_mark *out,
+                         size_t *n);
+    /* at > 0: marks these films orphaned at that time (a mark already set
+     * stays); at 0: clears their marks. One transaction. */
+    fp_err (*films_mark)(store *s, const int64_t *ids, size_t n, int64_t at);
+    /* Deletes those of these films whose mark is set at or before
+     * orphaned_before (checked at delete time, so a film a list took again
+     * meanwhile stays), never the film with the highest id in the catalogue
+     * (so that no id is ever handed out twice). One transaction. *deleted may
+     * be NULL. */
+    fp_err (*films_delete_orphans)(store *s, const int64_t *ids, size_t n,
+                                   int64_t orphaned_before, size_t *deleted);
+
     /* FP_NOT_FOUND when there is no row for key. */
     fp_err (*watchlist_get)(store *s, const uint8_t key[STORE_KEY_BYTES], store_watchlist *out);
     /* Stores the blob. expected_version -1: unconditional replace (or insert);

@@ -98,6 +98,10 @@ enum sq_stmt_id {
     SQ_WD_PAGE,
     SQ_WL_CLEAR,
     SQ_WD_CLEAR,
+    SQ_FILM_PAGE,
+    SQ_FILM_MARK,
+    SQ_FILM_UNMARK,
+    SQ_FILM_DELETE_ORPHAN,
     SQ__COUNT
 };
 
@@ -164,6 +168,15 @@ static const char *const sq_sql[SQ__COUNT] = {
     [SQ_WD_PAGE] = "SELECT key, sealed FROM watched WHERE key > ?1 ORDER BY key LIMIT ?2",
     [SQ_WL_CLEAR] = "DELETE FROM watchlists",
     [SQ_WD_CLEAR] = "DELETE FROM watched",
+    [SQ_FILM_PAGE] = "SELECT id, coalesce(orphaned_at, 0) FROM films WHERE id > ?1 "
+                     "ORDER BY id LIMIT ?2",
+    [SQ_FILM_MARK] = "UPDATE films SET orphaned_at = ?2 WHERE id = ?1 AND orphaned_at IS NULL",
+    [SQ_FILM_UNMARK] = "UPDATE films SET orphaned_at = NULL "
+                       "WHERE id = ?1 AND orphaned_at IS NOT NULL",
+    /* Without AUTOINCREMENT SQLite hands out max(id) + 1: keeping the highest
+     * row keeps every deleted id from coming back as another film. */
+    [SQ_FILM_DELETE_ORPHAN] = "DELETE FROM films WHERE id = ?1 AND orphaned_at IS NOT NULL "
+                              "AND orphaned_at <= ?2 AND id < (SELECT max(id) FROM films)",
 };
 
 typedef struct sq_conn {
@@ -1458,6 +1471,87 @@ static fp_err sq_ping(store *s)
     return err;
 }
 
+/* ---- the catalogue sweep --------------------------------------------------- */
+
+static fp_err sq_films_page(store *s, int64_t after_id, size_t limit, store_film_mark *out,
+                            size_t *n)
+{
+    sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    *n = 0;
+    if (limit == 0)
+        return FP_OK;
+    fp_err err = sq_acquire(s, &c);
+    if (err != FP_OK)
+        return err;
+    err = sq_stmt(c, SQ_FILM_PAGE, &st);
+    if (err == FP_OK) {
+        sqlite3_bind_int64(st, 1, after_id);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+        int rc = SQLITE_DONE;
+        while (*n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+            out[*n].id = sqlite3_column_int64(st, 0);
+            out[*n].orphaned_at = sqlite3_column_int64(st, 1);
+            (*n)++;
+        }
+        if (*n < limit && rc != SQLITE_DONE)
+            err = sq_fail(c->db, rc, "films_page");
+        sq_done(st);
+    }
+    sq_release(s, c);
+    if (err != FP_OK)
+        *n = 0;
+    return err;
+}
+
+/* Runs one statement per id (?1 = the id, ?2 = arg) in one write
+ * transaction; *changed counts the rows it changed. */
+static fp_err sq_each_id(store *s, enum sq_stmt_id id, const int64_t *ids, size_t n, int64_t arg,
+                         const char *op, size_t *changed)
+{
+    sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    size_t total = 0;
+    if (changed)
+        *changed = 0;
+    if (n == 0)
+        return FP_OK;
+    fp_err err = sq_begin_write(s, &c);
+    if (err != FP_OK)
+        return err;
+    err = sq_stmt(c, id, &st);
+    for (size_t i = 0; err == FP_OK && i < n; i++) {
+        sqlite3_bind_int64(st, 1, ids[i]);
+        if (sqlite3_bind_parameter_count(st) >= 2)
+            sqlite3_bind_int64(st, 2, arg);
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE)
+            err = sq_fail(c->db, rc, op);
+        else
+            total += (size_t)sqlite3_changes(c->db);
+        sqlite3_reset(st);
+    }
+    sq_done(st);
+    err = sq_end_write(s, c, err);
+    if (err == FP_OK && changed)
+        *changed = total;
+    return err;
+}
+
+static fp_err sq_films_mark(store *s, const int64_t *ids, size_t n, int64_t at)
+{
+    if (at < 0)
+        return FP_INVALID;
+    return sq_each_id(s, at ? SQ_FILM_MARK : SQ_FILM_UNMARK, ids, n, at, "films_mark", NULL);
+}
+
+static fp_err sq_films_delete_orphans(store *s, const int64_t *ids, size_t n,
+                                      int64_t orphaned_before, size_t *deleted)
+{
+    return sq_each_id(s, SQ_FILM_DELETE_ORPHAN, ids, n, orphaned_before, "films_delete",
+                      deleted);
+}
+
 /* ---- the data key -------------------------------------------------------- */
 
 static fp_err sq_datakey_get(store *s, store_datakey *out)
@@ -1626,6 +1720,9 @@ const store_backend store_backend_sqlite = {
     .migration_status = sq_migration_status,
     .films_resolve = sq_films_resolve,
     .films_resolve_limited = sq_films_resolve_limited,
+    .films_page = sq_films_page,
+    .films_mark = sq_films_mark,
+    .films_delete_orphans = sq_films_delete_orphans,
     .films_load = sq_films_load,
     .watchlist_get = sq_watchlist_get,
     .watchlist_put = sq_watchlist_put,

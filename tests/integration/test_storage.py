@@ -389,6 +389,107 @@ class TestImportCap(StorageCase):
         self.assertEqual(self.films(), 80)
 
 
+class TestCatalogueSweep(StorageCase):
+    """Films no stored list uses go, once a sweep has found them unused for
+    longer than catalogue-grace; films a list or a watched set uses stay."""
+
+    def titles(self):
+        con = sqlite3.connect("file:%s?mode=ro" % self.place.db, uri=True)
+        try:
+            return {t for (t,) in con.execute("SELECT title FROM films")}
+        finally:
+            con.close()
+
+    def sweep(self, grace):
+        r = run(["sweep", "--json"], self.place.env(FILMPICKER_CATALOGUE_GRACE=grace,
+                                                    FILMPICKER_LOG_LEVEL="info"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn('"event":"catalogue_sweep","result":"ok"', r.stderr)
+        return json.loads(r.stdout)
+
+    def test_sweep_removes_only_unused_films(self):
+        alice = [("Alice %d" % i, 2000) for i in range(10)]
+        shared = ("Shared", 1999)
+        old_bob = [("Bob %d" % i, 2001) for i in range(5)] + [shared]
+        new_bob = [("Bob new", 2002)]
+        token = [("Anonymous %d" % i, 2003) for i in range(3)]
+        env = self.place.env(FILMPICKER_CATALOGUE_SWEEP_INTERVAL=0)
+        with harness.FilmPicker(env=env) as fp:
+            for user, films in (("sw_alice", alice + [shared]), ("sw_bob", old_bob)):
+                status, _ = self.upload(fp, csv_of(films), username=user)
+                self.assertEqual(status, 201)
+            status, out = self.upload(fp, csv_of(token))  # kept under an import id
+            self.assertEqual(status, 201)
+            token_id = out["import"]["id"]
+            # a film marked watched leaves alice's list but stays in her watched set
+            view = job(fp, ["sw_alice"])
+            _, res = fp.json("GET", "/api/v1/jobs/%s/results?limit=1000" % view["id"])
+            gone = next(f for f in res["common"] if f["title"] == "Alice 0")
+            status, _ = fp.json("POST", "/api/v1/jobs/%s/watched" % view["id"],
+                                {"film_id": gone["id"]})
+            self.assertEqual(status, 200)
+            # bob's list is replaced: his old films are used by nothing now
+            status, _ = self.upload(fp, csv_of(new_bob), username="sw_bob")
+            self.assertEqual(status, 201)
+            everything = {t for t, _ in alice + old_bob + new_bob + token}
+            self.assertEqual(self.titles(), everything)
+
+            # within the grace: marked, not deleted
+            out = self.sweep(3600)
+            self.assertEqual((out["watchlists"], out["watched_sets"], out["unreadable"]),
+                             (3, 1, 0))
+            self.assertEqual((out["marked"], out["deleted"]), (5, 0))
+            self.assertEqual(self.titles(), everything)
+            self.assertEqual(db_count(self.place.db, "SELECT count(*) FROM films "
+                                                     "WHERE orphaned_at IS NOT NULL"), 5)
+            # a list that takes one of them again clears its mark
+            status, _ = self.upload(fp, csv_of([("Bob 4", 2001)]), username="sw_carol")
+            self.assertEqual(status, 201)
+            self.assertEqual(db_count(self.place.db, "SELECT count(*) FROM films "
+                                                     "WHERE orphaned_at IS NOT NULL"), 4)
+            # past the grace (0 here): deleted
+            out = self.sweep(0)
+            self.assertEqual(out["deleted"], 4)
+            kept = everything - {"Bob 0", "Bob 1", "Bob 2", "Bob 3"}
+            self.assertEqual(self.titles(), kept)
+
+            # every stored list still answers, from storage, with its films
+            view = job(fp, ["sw_alice", "sw_bob", "sw_carol"])
+            got = [(p["status"], p["from_store"], p["films"]) for p in view["participants"]]
+            self.assertEqual(got, [("ready", True, 10), ("ready", True, 1), ("ready", True, 1)])
+            status, one = fp.json("POST", "/api/v1/jobs",
+                                  {"participants": [{"import": token_id}]})
+            self.assertEqual(status, 202)
+            done = harness.wait_until(lambda: (lambda v: v if v["status"] == "done" else None)(
+                fp.json("GET", "/api/v1/jobs/" + one["id"])[1]), what="import job")
+            _, res = fp.json("GET", "/api/v1/jobs/%s/results?limit=1000" % done["id"])
+            self.assertEqual(sorted(f["title"] for f in res["common"]),
+                             sorted(t for t, _ in token))
+            r = run(["watched", "sw_alice", "--json"], self.place.env())
+            self.assertEqual([f["title"] for f in json.loads(r.stdout)], ["Alice 0"])
+            # nothing left to do
+            out = self.sweep(0)
+            self.assertEqual((out["marked"], out["deleted"]), (0, 0))
+
+    def test_the_server_sweeps_on_its_own(self):
+        env = self.place.env(FILMPICKER_CATALOGUE_SWEEP_INTERVAL=1, FILMPICKER_CATALOGUE_GRACE=0)
+        with harness.FilmPicker(env=env) as fp:
+            status, _ = self.upload(fp, csv_of([("Old %d" % i, 1980) for i in range(20)]),
+                                    username="sw_dave")
+            self.assertEqual(status, 201)
+            status, _ = self.upload(fp, csv_of([("Fresh", 2020)]), username="sw_dave")
+            self.assertEqual(status, 201)
+            harness.wait_until(lambda: self.titles() == {"Fresh"}, timeout=20,
+                               what="the periodic sweep")
+            self.assertIn('"event":"catalogue_sweep","result":"ok"', fp.stderr_text())
+            _, _, text = fp.request("GET", "/metrics")
+            text = text.decode("utf-8")
+            self.assertRegex(text, r'(?m)^filmpicker_catalogue_sweeps_total\{result="ok"\} [1-9]')
+            self.assertRegex(text, r"(?m)^filmpicker_catalogue_films_deleted_total 20$")
+            view = job(fp, ["sw_dave"])
+            self.assertEqual(view["participants"][0]["films"], 1)
+
+
 class TestDatabaseFiles(StorageCase):
     def test_files_are_0600_and_wider_modes_are_tightened(self):
         old = os.umask(0o022)  # the usual umask: files would be 0644

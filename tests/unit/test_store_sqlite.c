@@ -850,6 +850,68 @@ static void test_resolve_limited(void **state)
     B->close(s);
 }
 
+/* The sweep's side of the catalogue: pages of ids and marks, marking,
+ * deleting marked films (never the highest id), a resolve clearing a mark. */
+static void test_orphan_marks(void **state)
+{
+    (void)state;
+    store *s = open_migrated(":memory:");
+    enum { N = 12 };
+    int64_t ids[N];
+    for (int i = 0; i < N; i++) {
+        char title[32];
+        snprintf(title, sizeof title, "Film %d", i);
+        fspec sp = {0, NULL, NULL, NULL, title, 2000};
+        ids[i] = resolve_spec(s, &sp);
+    }
+    store_film_mark page[5];
+    size_t n = 0, seen = 0;
+    int64_t after = 0;
+    do { /* pages of 5, in id order, all unmarked */
+        assert_int_equal(B->films_page(s, after, 5, page, &n), FP_OK);
+        for (size_t i = 0; i < n; i++) {
+            assert_int_equal(page[i].id, ids[seen++]);
+            assert_int_equal(page[i].orphaned_at, 0);
+        }
+        if (n)
+            after = page[n - 1].id;
+    } while (n == 5);
+    assert_int_equal(seen, N);
+
+    /* mark 0..5 at 1000, then 0..2 again at 2000: the first mark stays */
+    assert_int_equal(B->films_mark(s, ids, 6, 1000), FP_OK);
+    assert_int_equal(B->films_mark(s, ids, 3, 2000), FP_OK);
+    assert_int_equal(B->films_page(s, 0, 5, page, &n), FP_OK);
+    assert_int_equal(page[0].orphaned_at, 1000);
+    assert_int_equal(B->films_mark(s, ids, 1, -1), FP_INVALID);
+    /* film 1 is used again: unmarked */
+    assert_int_equal(B->films_mark(s, &ids[1], 1, 0), FP_OK);
+    /* film 2 is resolved again (a list takes it): its mark goes too */
+    fspec again = {0, NULL, NULL, NULL, "Film 2", 2000};
+    assert_int_equal(resolve_spec(s, &again), ids[2]);
+    assert_int_equal(B->films_page(s, 0, 5, page, &n), FP_OK);
+    assert_int_equal(page[1].orphaned_at, 0);
+    assert_int_equal(page[2].orphaned_at, 0);
+
+    /* delete 0..11 marked at or before 999: none (marks are 1000) */
+    size_t deleted = 99;
+    assert_int_equal(B->films_delete_orphans(s, ids, N, 999, &deleted), FP_OK);
+    assert_int_equal(deleted, 0);
+    /* at or before 1000: the marked ones only (0, 3, 4, 5) */
+    assert_int_equal(B->films_delete_orphans(s, ids, N, 1000, &deleted), FP_OK);
+    assert_int_equal(deleted, 4);
+    assert_int_equal(count_films(s, N + 5), N - 4);
+    /* the highest id is never deleted, so no id is handed out twice */
+    assert_int_equal(B->films_mark(s, &ids[N - 1], 1, 5), FP_OK);
+    assert_int_equal(B->films_mark(s, &ids[N - 2], 1, 5), FP_OK);
+    assert_int_equal(B->films_delete_orphans(s, &ids[N - 2], 2, 10, &deleted), FP_OK);
+    assert_int_equal(deleted, 1);
+    fspec fresh = {0, NULL, NULL, NULL, "Brand new", 2024};
+    assert_true(resolve_spec(s, &fresh) > ids[N - 1]);
+    assert_int_equal(B->films_delete_orphans(s, NULL, 0, 10, NULL), FP_OK);
+    B->close(s);
+}
+
 static void test_films_load(void **state)
 {
     (void)state;
@@ -1490,6 +1552,7 @@ int main(void)
         cmocka_unit_test(test_resolve_batch_semantics),
         cmocka_unit_test(test_resolve_1000_timing),
         cmocka_unit_test(test_resolve_limited),
+        cmocka_unit_test(test_orphan_marks),
         cmocka_unit_test(test_films_load),
         cmocka_unit_test(test_watchlist_versions),
         cmocka_unit_test(test_watched_rows),
