@@ -292,7 +292,9 @@ enum MHD_Result api_v1_imports(http_req *r)
         r->body_error = FP_INVALID;
     r->pp = NULL;
     if (r->body_error)
-        return http__error(r, r->body_error, "the upload could not be read", NULL);
+        return http__error(r, r->body_error,
+                           r->body_message ? r->body_message : "the upload could not be read",
+                           NULL);
     if (!r->upload_name && r->upload.len == 0)
         return http__error(r, FP_INVALID, "no 'file' field in the upload", NULL);
     svc_person person, *who = NULL;

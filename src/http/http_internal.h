@@ -17,6 +17,7 @@
 #include "service.h"
 
 #define HTTP_MAX_JSON_DEPTH 16
+#define HTTP_MAX_FORM_FIELD 512 /* bytes of a multipart text field (username, source) */
 #define HTTP_MAX_PARAMS 2
 
 typedef struct http_req http_req;
@@ -56,6 +57,7 @@ struct http_req {
     struct MHD_PostProcessor *pp;
     fp_buf upload;
     char *upload_name;
+    char *body_message; /* why body_error was set, when more can be said */
     char *form_user;
     char *form_source;
     /* answer */

@@ -23,6 +23,7 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/utf8.h"
 #include "http/http_internal.h"
 #include "metrics.h"
 #include "pick.h"
@@ -283,16 +284,21 @@ fp_err http__person(service *svc, const char *type, const char *input, int refre
     if (rc != FP_BAD_SOURCE && rc != FP_BAD_USERNAME)
         return rc;
     char *who = index == HTTP_NO_INDEX ? fp_strdup("") : fp_printf("participant %zu: ", index + 1);
+    char *shown = NULL;
     if (rc == FP_BAD_SOURCE && type &&
-        (strcasecmp(type, "kp") == 0 || strcasecmp(type, "kinopoisk") == 0))
+        (strcasecmp(type, "kp") == 0 || strcasecmp(type, "kinopoisk") == 0)) {
         *message = fp_printf("%sKinopoisk lists are not supported yet; use \"lb\" (Letterboxd)",
                              who);
-    else if (rc == FP_BAD_SOURCE)
-        *message = fp_printf("%sunknown source type '%.40s' (use \"lb\")", who, type ? type : "");
-    else
-        *message = fp_printf("%s'%.80s' is not a Letterboxd username or profile URL (like alice "
+    } else if (rc == FP_BAD_SOURCE) {
+        shown = fp_utf8_printable(type ? type : "", type ? strlen(type) : 0, 40);
+        *message = fp_printf("%sunknown source type '%s' (use \"lb\")", who, shown);
+    } else {
+        shown = fp_utf8_printable(input ? input : "", input ? strlen(input) : 0, 80);
+        *message = fp_printf("%s'%s' is not a Letterboxd username or profile URL (like alice "
                              "or https://letterboxd.com/alice/)",
-                             who, input ? input : "");
+                             who, shown);
+    }
+    fp_free(shown);
     fp_free(who);
     return rc;
 }
@@ -321,8 +327,11 @@ static enum MHD_Result http__post_iter(void *cls, enum MHD_ValueKind kind, const
     } else if (strcmp(key, "username") == 0 || strcmp(key, "source") == 0) {
         char **dst = key[0] == 'u' ? &r->form_user : &r->form_source;
         size_t have = *dst ? strlen(*dst) : 0;
-        if (have + size > 512) {
-            r->body_error = FP_TOO_LARGE;
+        if (have + size > HTTP_MAX_FORM_FIELD) {
+            r->body_error = FP_INVALID;
+            fp_free(r->body_message);
+            r->body_message = fp_printf("the '%s' field is longer than %d bytes", key,
+                                        HTTP_MAX_FORM_FIELD);
             return MHD_NO;
         }
         char *joined = fp_malloc(have + size + 1);
@@ -354,6 +363,7 @@ static void http__req_free(http_req *r)
     fp_free(r->upload_name);
     fp_free(r->form_user);
     fp_free(r->form_source);
+    fp_free(r->body_message);
     fp_free(r->path);
     fp_free(r);
 }
@@ -476,7 +486,7 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *conn, cons
         fp_free(msg);
         return res;
     }
-    if (r->body_error)
+    if (r->body_error && r->route->body != HTTP_BODY_MULTIPART) /* imports say it themselves */
         return http__error(r, r->body_error, "the request body could not be read", NULL);
     return r->route->handler(r);
 }
