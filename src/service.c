@@ -960,6 +960,31 @@ static void svc__handle_job(void *ctx, const char *payload, size_t len)
     svc__announce(s, &changed);
 }
 
+size_t svc_fetch_cost(service *s, const svc_person *people, size_t n)
+{
+    size_t cost = 0;
+    for (size_t i = 0; i < n; i++) {
+        const svc_person *p = &people[i];
+        if (!p->src)
+            continue; /* an upload: nothing to fetch */
+        pthread_mutex_lock(&s->mu);
+        int in_flight = svc__task_find(s, p->key) != NULL;
+        pthread_mutex_unlock(&s->mu);
+        if (in_flight)
+            continue; /* joins the fetch already running */
+        if (p->refresh) {
+            cost++;
+            continue;
+        }
+        svc_stored st = {0};
+        fp_err rc = svc__load(s, p->key, &st);
+        if (rc == FP_NOT_FOUND || (rc == FP_OK && !svc__is_fresh(s, st.fetched_at)))
+            cost++;
+        svc__stored_free(&st);
+    }
+    return cost;
+}
+
 fp_err svc_job_start(service *s, const svc_person *people, size_t n, char job_id[33])
 {
     if (n == 0)
@@ -1617,6 +1642,43 @@ fp_err svc_client_token(service *s, const char *client_id, char out[VAULT_MAC_HE
         return FP_INVALID;
     vault_mac_hex(s->v, client_id, out);
     return FP_OK;
+}
+
+/* The cookie's tag: the first 32 hex digits of the MAC of "cookie:" + id
+ * (a message the CSRF token, MAC(id), never covers). */
+static void svc__cookie_tag(service *s, const char *client_id, char tag[33])
+{
+    char msg[48], mac[VAULT_MAC_HEX + 1];
+    snprintf(msg, sizeof msg, "cookie:%s", client_id);
+    vault_mac_hex(s->v, msg, mac);
+    memcpy(tag, mac, 32);
+    tag[32] = '\0';
+}
+
+fp_err svc_client_cookie(service *s, const char *client_id, char out[SVC_COOKIE_LEN + 1])
+{
+    if (!client_id || strlen(client_id) != 32 || strspn(client_id, "0123456789abcdef") != 32)
+        return FP_INVALID;
+    char tag[33];
+    svc__cookie_tag(s, client_id, tag);
+    snprintf(out, SVC_COOKIE_LEN + 1, "%s%s", client_id, tag);
+    return FP_OK;
+}
+
+int svc_client_from_cookie(service *s, const char *cookie, char client_id[33])
+{
+    client_id[0] = '\0';
+    if (!cookie || strlen(cookie) != SVC_COOKIE_LEN ||
+        strspn(cookie, "0123456789abcdef") != SVC_COOKIE_LEN)
+        return 0;
+    char id[33], tag[33];
+    memcpy(id, cookie, 32);
+    id[32] = '\0';
+    svc__cookie_tag(s, id, tag);
+    if (sodium_memcmp(tag, cookie + 32, 32) != 0)
+        return 0;
+    memcpy(client_id, id, 33);
+    return 1;
 }
 
 int svc_client_check(service *s, const char *client_id, const char *token)

@@ -42,6 +42,8 @@
     X(BAD_FILE,         "invalid_import_file", 422, "the file is not a readable export")      \
     X(PENDING,          "still_fetching",      503, "watchlists are still being fetched; retry shortly") \
     X(UNAVAILABLE,      "service_unavailable", 503, "the service is shutting down or overloaded") \
+    X(BAD_HOST,         "invalid_host",        400, "the Host header does not name this server") \
+    X(NOT_IMPLEMENTED,  "not_implemented",     501, "this request uses HTTP the server does not support") \
     X(STORAGE,          "storage_error",       500, "the database failed")                    \
     X(CORRUPT,          "storage_corrupt",     500, "stored data failed its integrity check") \
     X(CRYPTO,           "crypto_error",        500, "a cryptographic operation failed")       \

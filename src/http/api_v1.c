@@ -89,6 +89,12 @@ enum MHD_Result api_v1_jobs_create(http_req *r)
         }
     }
     char id[33];
+    size_t cost = svc_fetch_cost(svc, people, n);
+    long long retry_ms = 0;
+    if (cost > 0 && http__rate_take(r, HTTP_RL_FETCH, NULL, (double)cost, &retry_ms) != FP_OK) {
+        res = http__rate_limited(r, HTTP_RL_FETCH, retry_ms);
+        goto out;
+    }
     fp_err rc = svc_job_start(svc, people, n, id);
     if (rc != FP_OK) {
         res = http__error(r, rc, NULL, NULL);
@@ -309,6 +315,9 @@ enum MHD_Result api_v1_imports(http_req *r)
         }
         who = &person;
     }
+    long long retry_ms = 0;
+    if (http__rate_take(r, HTTP_RL_IMPORT, NULL, 1, &retry_ms) != FP_OK)
+        return http__rate_limited(r, HTTP_RL_IMPORT, retry_ms);
     svc_import_report rep;
     fp_err rc = svc_import(r->srv->svc, who, (const unsigned char *)r->upload.data, r->upload.len,
                            r->upload_name, &rep);
