@@ -1495,15 +1495,21 @@ static void sess__hub_free(sess_hub *h)
 static void *sess__ticker(void *arg)
 {
     sessions *ss = arg;
+    time_t last_keepalive = time(NULL);
     pthread_mutex_lock(&ss->hub_mu);
     while (!ss->stopping) {
+        /* Every second: streams past their life end within a second of it;
+         * keep-alives go every SESS_KEEPALIVE_S. */
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += SESS_KEEPALIVE_S;
+        ts.tv_sec += 1;
         pthread_cond_timedwait(&ss->tick_cv, &ss->hub_mu, &ts);
         if (ss->stopping)
             break;
         time_t now = time(NULL);
+        int keepalive = now - last_keepalive >= SESS_KEEPALIVE_S;
+        if (keepalive)
+            last_keepalive = now;
         for (size_t b = 0; b < SESS_HUB_BUCKETS; b++)
             for (sess_hub **pp = &ss->hubs[b]; *pp;) {
                 sess_hub *h = *pp;
@@ -1515,7 +1521,7 @@ static void *sess__ticker(void *arg)
                          * once with Last-Event-ID and misses nothing. */
                         sess__stream_push(st, SESS_RECONNECT, sizeof SESS_RECONNECT - 1);
                         st->closed = 1;
-                    } else {
+                    } else if (keepalive) {
                         sess__stream_push(st, ": keep-alive\n\n", 14);
                     }
                 }
@@ -1564,6 +1570,17 @@ fp_err sessions_open(const fp_config *cfg, service *svc, sessions **out)
     svc_set_job_listener(svc, sess__job_changed, ss);
     *out = ss;
     return FP_OK;
+}
+
+void sessions_stats(sessions *ss, size_t *live, size_t *bytes)
+{
+    *live = *bytes = 0;
+    if (!ss)
+        return;
+    pthread_mutex_lock(&ss->hub_mu);
+    *live = ss->nhubs;
+    *bytes = ss->bytes;
+    pthread_mutex_unlock(&ss->hub_mu);
 }
 
 void sessions_close_streams(sessions *ss)

@@ -29,6 +29,8 @@
 typedef struct sessions sessions;
 
 fp_err sessions_open(const fp_config *cfg, service *svc, sessions **out) FP_WARN_UNUSED;
+/* Live sessions and the memory they hold (documents and replay rings). */
+void sessions_stats(sessions *ss, size_t *live, size_t *bytes);
 /* Ends every event stream (their readers see the end). */
 void sessions_close_streams(sessions *ss);
 /* Frees; call after svc_close(), which may still report job progress. */

@@ -21,7 +21,6 @@
 #include "core/mem.h"
 
 #define GUARD_BUCKETS 1024
-#define GUARD_PRESSURE_MIN_AGE_MS 1000 /* under pressure, idle/slow for this long is cut */
 
 typedef enum { GUARD_WAIT_HEADERS, GUARD_WAIT_BODY, GUARD_RUNNING } guard_phase;
 
@@ -31,10 +30,6 @@ typedef struct guard_addr {
     long conns;
     long streams;
 } guard_addr;
-
-struct guard_sse {
-    guard_addr a; /* never used as a value: a token is a guard_addr * */
-};
 
 struct guard_conn {
     guard_conn *prev, *next;
@@ -60,7 +55,10 @@ struct http_guard {
     guard_addr *buckets[GUARD_BUCKETS];
     unsigned char hkey[crypto_shorthash_KEYBYTES];
     atomic_llong open;
-    atomic_ullong refused_address, cut_header, cut_body, cut_pressure, busy_answers, sse_refused;
+    atomic_long cut_pending; /* cut, not yet closed by libmicrohttpd */
+    int pressure;     /* the valve should run now (under mu) */
+    atomic_ullong refused_address, refused_full, cut_header, cut_body, cut_pressure, busy_answers,
+        sse_refused;
 };
 
 static long long guard__now_ms(void)
@@ -111,18 +109,44 @@ static void guard__entry_release(http_guard *g, guard_addr *e)
 }
 
 /* Shuts the socket down once; libmicrohttpd then closes the connection. mu held. */
-static void guard__cut(guard_conn *c)
+static void guard__cut(http_guard *g, guard_conn *c)
 {
     if (c->cut)
         return;
     c->cut = 1;
+    atomic_fetch_add(&g->cut_pending, 1);
     atomic_store(&c->deadline_ms, 0);
     shutdown(c->fd, SHUT_RDWR);
 }
 
+static long guard__soft(const http_guard *g)
+{
+    return g->opt.max_conns - g->opt.reserve;
+}
+
 static int guard__over_soft(const http_guard *g)
 {
-    return atomic_load(&((http_guard *)g)->open) > g->opt.max_conns - g->opt.reserve;
+    return atomic_load(&((http_guard *)g)->open) > guard__soft(g);
+}
+
+/* The pressure valve. Past the soft limit, connections that are idle or
+ * still sending their headers are cut, oldest first, until the pool is
+ * back under it by half the reserve: the newest connection, which is the
+ * one an operator's probe just opened, survives, and the listen backlog
+ * keeps draining (libmicrohttpd stops accepting at its own limit, and a
+ * probe queued behind a thousand idle sockets would wait for all of them).
+ * mu held. */
+static void guard__relieve(http_guard *g)
+{
+    long target = guard__soft(g) - (g->opt.reserve / 2 > 0 ? g->opt.reserve / 2 : 1);
+    long live = (long)atomic_load(&g->open) - atomic_load(&g->cut_pending);
+    for (guard_conn *c = g->head; c && live > target; c = c->next) {
+        if (c->cut || atomic_load(&c->phase) != GUARD_WAIT_HEADERS)
+            continue;
+        atomic_fetch_add(&g->cut_pressure, 1);
+        guard__cut(g, c);
+        live--;
+    }
 }
 
 static void *guard__thread(void *arg)
@@ -137,26 +161,27 @@ static void *guard__thread(void *arg)
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
         }
-        pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+        if (!g->pressure)
+            pthread_cond_timedwait(&g->cv, &g->mu, &ts);
         if (g->stopping)
             break;
+        int pressure = g->pressure;
+        g->pressure = 0;
+        if (pressure || guard__over_soft(g))
+            guard__relieve(g);
+        if (pressure)
+            continue; /* deadlines at the next tick */
         long long now = guard__now_ms();
-        int pressure = guard__over_soft(g);
         for (guard_conn *c = g->head; c; c = c->next) {
             if (c->cut)
                 continue;
             long long dl = atomic_load(&c->deadline_ms);
-            int phase = atomic_load(&c->phase);
             if (dl > 0 && now >= dl) {
-                if (phase == GUARD_WAIT_BODY)
+                if (atomic_load(&c->phase) == GUARD_WAIT_BODY)
                     atomic_fetch_add(&g->cut_body, 1);
                 else
                     atomic_fetch_add(&g->cut_header, 1);
-                guard__cut(c);
-            } else if (pressure && phase != GUARD_RUNNING &&
-                       now - atomic_load(&c->phase_ms) >= GUARD_PRESSURE_MIN_AGE_MS) {
-                atomic_fetch_add(&g->cut_pressure, 1);
-                guard__cut(c);
+                guard__cut(g, c);
             }
         }
     }
@@ -217,6 +242,17 @@ enum MHD_Result guard_accept(void *cls, const struct sockaddr *addr, socklen_t a
 {
     (void)addrlen;
     http_guard *g = cls;
+    /* Past max_conns the valve (guard__relieve) is already cutting the
+     * oldest idle connections; a new one is still taken, so that an
+     * operator's probe gets in. Connections already cut do not count (they
+     * are closing; should they fill libmicrohttpd's own limit,
+     * max_conns + GUARD_SLACK, it waits a moment before accepting more).
+     * Only when that many are live is a connection refused (closed). */
+    if (atomic_load(&g->open) - atomic_load(&g->cut_pending) >=
+        g->opt.max_conns + GUARD_SLACK - 1) {
+        atomic_fetch_add(&g->refused_full, 1);
+        return MHD_NO;
+    }
     if (g->opt.per_address <= 0)
         return MHD_YES;
     fp_addr a;
@@ -263,7 +299,11 @@ static void guard__started(http_guard *g, struct MHD_Connection *conn, void **so
     if (!c->exempt && g->opt.per_address > 0 && c->entry->conns > g->opt.per_address &&
         c->fd >= 0) {
         atomic_fetch_add(&g->refused_address, 1);
-        guard__cut(c);
+        guard__cut(g, c);
+    }
+    if (guard__over_soft(g) && !g->pressure) {
+        g->pressure = 1;
+        pthread_cond_signal(&g->cv);
     }
     pthread_mutex_unlock(&g->mu);
     *socket_context = c;
@@ -285,6 +325,8 @@ static void guard__closed(http_guard *g, void **socket_context)
         g->tail = c->prev;
     c->entry->conns--;
     guard__entry_release(g, c->entry);
+    if (c->cut)
+        atomic_fetch_sub(&g->cut_pending, 1);
     atomic_fetch_sub(&g->open, 1);
     pthread_mutex_unlock(&g->mu);
     fp_free(c);
@@ -393,6 +435,7 @@ void guard_get_stats(http_guard *g, guard_stats *out)
     long long open = atomic_load(&g->open);
     out->open = open > 0 ? (unsigned long long)open : 0;
     out->refused_address = atomic_load(&g->refused_address);
+    out->refused_full = atomic_load(&g->refused_full);
     out->cut_header = atomic_load(&g->cut_header);
     out->cut_body = atomic_load(&g->cut_body);
     out->cut_pressure = atomic_load(&g->cut_pressure);

@@ -12,8 +12,9 @@
  *   - reserve: of the pool, kept for /healthz and /metrics. With more than
  *     max_conns - reserve connections open, every other request is answered
  *     503 with Retry-After and the connection is closed, and connections
- *     that are idle or still sending headers are cut (oldest first), so the
- *     pool drains to where an operator can always get in.
+ *     that are idle or still sending headers are cut at once, oldest first,
+ *     until half the reserve is free again: the newest connection (an
+ *     operator's probe) survives, so one can always get in.
  *   - per_address: connections one client address (an IPv6 /64) may hold;
  *     the next one is closed at accept. Trusted proxies are exempt (they
  *     carry many clients; nginx limits those itself).
@@ -39,6 +40,9 @@
 #include "core/netaddr.h"
 
 #define GUARD_TICK_MS 200
+/* libmicrohttpd's connection limit is max_conns + GUARD_SLACK: room for
+ * connections the guard has cut that libmicrohttpd has not closed yet. */
+#define GUARD_SLACK 64
 
 typedef struct http_guard http_guard;
 typedef struct guard_conn guard_conn;
@@ -57,6 +61,7 @@ typedef struct guard_options {
 typedef struct guard_stats {
     unsigned long long open;              /* connections now */
     unsigned long long refused_address;   /* closed at accept: per-address limit */
+    unsigned long long refused_full;      /* closed at accept: the pool was full */
     unsigned long long cut_header;        /* headers too slow */
     unsigned long long cut_body;          /* body too slow */
     unsigned long long cut_pressure;      /* idle or slow, cut because the pool was nearly full */

@@ -562,6 +562,17 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *conn, cons
         } else {
             r->body_error = FP_INVALID;
         }
+        if (r->body_error == FP_TOO_LARGE && MHD_lookup_connection_value(
+                                                 r->conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+            /* A chunked body past the limit (Content-Length bodies are
+             * refused before they start): libmicrohttpd cannot answer in
+             * the middle of a body, and waiting for the end of a chunk the
+             * client says is 2^64 bytes long is what a hang is made of. The
+             * connection is closed now. */
+            fp_log(FP_LOG_INFO, "chunked_body_too_large", "{s:s}", "request_id", r->id);
+            return MHD_NO;
+        }
         /* MHD cannot answer before the body is read: the rest is discarded
          * (never stored) and the final call answers. */
         return MHD_YES;
@@ -631,7 +642,7 @@ static fp_err http__parse_listen(const char *listen, struct sockaddr_in *sa)
  * http_raise_fd_limit at start): what is left after HTTP_FD_SPARE for the
  * database, the fetch client's connections, logs and libraries, at most
  * HTTP_POOL_AUTO_MAX (each connection costs libmicrohttpd a 32 KiB buffer). */
-#define HTTP_FD_SPARE 128
+#define HTTP_FD_SPARE (128 + GUARD_SLACK)
 #define HTTP_POOL_AUTO_MAX 4096
 #define HTTP_POOL_MIN 32
 
@@ -725,7 +736,8 @@ fp_err http_server_start(const fp_config *cfg, service *svc, sessions *sess, htt
         flags, 0, guard_accept, h->guard, http__access, h, MHD_OPTION_SOCK_ADDR,
         (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->request_timeout_s,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)h->max_conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)(h->max_conns + GUARD_SLACK),
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         0u, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_COMPLETED, http__completed,
         h, MHD_OPTION_NOTIFY_CONNECTION, guard_notify, h->guard, MHD_OPTION_END);
     if (!h->daemon) {
