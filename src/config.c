@@ -142,6 +142,9 @@ static const cfg_opt cfg_opts[] = {
      "live group sessions in all; creating more answers 503 (a live one is never dropped)"},
     {"sessions-max-mb", "FILMPICKER_SESSIONS_MAX_MB", L(sessions_max_mb), "256", 1, 1000000,
      "MiB all live sessions may hold; changes that need more answer 503"},
+    {"jobs-max-mb", "FILMPICKER_JOBS_MAX_MB", L(jobs_max_mb), "256", 1, 1000000,
+     "MiB of lists finished jobs may hold until job-ttl; beyond it the oldest finished "
+     "jobs are dropped early"},
 };
 #define CFG_N (sizeof cfg_opts / sizeof cfg_opts[0])
 

@@ -62,6 +62,7 @@ typedef struct fp_config {
     long rate_client_burst, rate_client_per_min;   /* browser ids (cookies) issued */
     long max_sessions;        /* live sessions in all; 503 beyond */
     long sessions_max_mb;     /* memory all live sessions may hold; 503 beyond */
+    long jobs_max_mb;         /* lists held by finished jobs; the oldest go first beyond */
 } fp_config;
 
 /* Fills *c with defaults overridden by the environment. */

@@ -74,6 +74,7 @@ struct svc_job {
     long long finished_ms; /* monotonic; 0 while running */
     size_t nparts, pending;
     svc_part *parts;
+    size_t bytes; /* its lists' ids, counted in s->jobs_bytes once finished */
 };
 
 typedef struct svc_waiter {
@@ -151,6 +152,8 @@ struct service {
     svc_task *tasks;
     svc_job *jobs[SVC_JOB_BUCKETS];
     size_t jobs_active;
+    size_t jobs_bytes;          /* ids held by finished jobs */
+    unsigned long long jobs_evicted;
     svc_waiter *waiters;
     pthread_t timer;
     int timer_started;
@@ -708,12 +711,43 @@ static svc_task *svc__task_find(service *s, const uint8_t key[VAULT_KEY_BYTES])
 
 /* Called with s->mu held when a part reaches READY or FAILED. Moves the
  * job's waiters to *fired when it finishes. */
+static void svc__job_free(svc_job *j);
+
+/* Finished jobs hold their people's lists (as ids) for job-ttl. Past
+ * jobs-max-mb the oldest finished ones go first (a poll then answers 404
+ * "no such job (or it expired)"; the lists stay stored, so a new job is
+ * answered from storage). s->mu held. */
+static void svc__jobs_bound(service *s, const svc_job *keep)
+{
+    size_t cap = (size_t)s->cfg->jobs_max_mb * 1024u * 1024u;
+    while (s->jobs_bytes > cap) {
+        svc_job **oldest = NULL;
+        for (size_t b = 0; b < SVC_JOB_BUCKETS; b++)
+            for (svc_job **pp = &s->jobs[b]; *pp; pp = &(*pp)->next)
+                if ((*pp)->finished_ms && *pp != keep &&
+                    (!oldest || (*pp)->finished_ms < (*oldest)->finished_ms))
+                    oldest = pp;
+        if (!oldest)
+            return;
+        svc_job *j = *oldest;
+        *oldest = j->next;
+        s->jobs_bytes -= j->bytes;
+        s->jobs_evicted++;
+        svc__job_free(j);
+    }
+}
+
 static void svc__part_settled(service *s, svc_job *j, svc_waiter **fired)
 {
     if (--j->pending > 0)
         return;
     j->finished_ms = svc__mono_ms();
     s->jobs_active--;
+    j->bytes = sizeof *j + j->nparts * sizeof *j->parts;
+    for (size_t i = 0; i < j->nparts; i++)
+        j->bytes += j->parts[i].nids * sizeof *j->parts[i].ids;
+    s->jobs_bytes += j->bytes;
+    svc__jobs_bound(s, j);
     for (svc_waiter **pp = &s->waiters; *pp;) {
         svc_waiter *w = *pp;
         if (w->job == j) {
@@ -2024,6 +2058,7 @@ static void *svc__timer(void *arg)
                 svc_job *j = *pp;
                 if (j->finished_ms && now - j->finished_ms > ttl_ms) {
                     *pp = j->next;
+                    s->jobs_bytes -= j->bytes;
                     svc__job_free(j);
                 } else {
                     pp = &j->next;
@@ -2246,6 +2281,8 @@ void svc_get_stats(service *s, svc_stats *out)
         s->qb->stats(s->q, &out->jobs_queued, &out->jobs_running);
     pthread_mutex_lock(&s->mu);
     out->groups_active = s->jobs_active;
+    out->jobs_bytes = s->jobs_bytes;
+    out->jobs_evicted = s->jobs_evicted;
     pthread_mutex_unlock(&s->mu);
     fetch_stats fs;
     fetch_get_stats(s->fetch, &fs);

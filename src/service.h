@@ -233,6 +233,8 @@ typedef struct svc_stats {
     size_t jobs_queued, jobs_running; /* fetch jobs in the queue */
     size_t groups_active;             /* unfinished group jobs */
     unsigned long long fetch_requests, fetch_retries;
+    size_t jobs_bytes;                /* lists held by finished jobs */
+    unsigned long long jobs_evicted;  /* finished jobs dropped before job-ttl (jobs-max-mb) */
 } svc_stats;
 void svc_get_stats(service *s, svc_stats *out);
 /* FP_OK when storage answers. */

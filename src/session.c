@@ -31,7 +31,8 @@
 #define SESS_RING 256                     /* events kept per session for replays */
 #define SESS_RING_BYTES (256u * 1024u)    /* ...and at most this many bytes of them */
 #define SESS_HUB_BUCKETS 4096
-#define SESS_STREAM_MAX (1024u * 1024u)   /* unread bytes before a slow stream is cut */
+#define SESS_STREAM_MAX (512u * 1024u)    /* unread bytes before a slow stream is cut */
+#define SESS_STREAMS_MAX_BYTES (64u * 1024u * 1024u) /* ...and of all streams together */
 #define SESS_KEEPALIVE_S 15
 /* Sent before a stream ends of old age (stream-max-life): the app knows the
  * reconnection that follows is planned, and retries after 100 ms. */
@@ -73,6 +74,7 @@ struct sess_stream {
     fp_buf out;
     size_t off;
     time_t opened;
+    size_t held; /* unread bytes counted in ss->stream_bytes */
     int closed;
     int armed;
     sess_wake_fn wake;
@@ -94,6 +96,7 @@ struct sessions {
     sess_hub *hubs[SESS_HUB_BUCKETS];
     size_t nhubs;           /* live sessions */
     size_t bytes;           /* their documents and rings */
+    size_t stream_bytes;    /* unread bytes of every stream */
     sess_jobmap jobs[SESS_MAX_JOBS];
     size_t njobs;
     pthread_t ticker;
@@ -243,9 +246,16 @@ static void sess__stream_push(sess_stream *st, const char *text, size_t len)
 {
     if (st->closed)
         return;
-    if (fp_buf_append(&st->out, text, len) != FP_OK) {
-        st->closed = 1; /* the client stopped reading: end its stream */
+    sessions *ss = st->ss;
+    if (ss->stream_bytes + len > SESS_STREAMS_MAX_BYTES ||
+        fp_buf_append(&st->out, text, len) != FP_OK) {
+        /* The client stopped reading (or all readers together hold too much
+         * unread): end its stream; it reconnects with Last-Event-ID. */
+        st->closed = 1;
         fp_log(FP_LOG_WARN, "session_stream_overflow", "{s:s}", "session", st->hub->id);
+    } else {
+        st->held += len;
+        ss->stream_bytes += len;
     }
     if (st->armed) {
         st->armed = 0;
@@ -1443,6 +1453,9 @@ long sess_stream_read(sess_stream *st, char *buf, size_t max)
         n = (long)(avail < max ? avail : max);
         memcpy(buf, st->out.data + st->off, (size_t)n);
         st->off += (size_t)n;
+        size_t counted = (size_t)n < st->held ? (size_t)n : st->held;
+        st->held -= counted;
+        ss->stream_bytes -= counted;
         if (st->off == st->out.len) {
             fp_buf_reset(&st->out);
             st->off = 0;
@@ -1477,6 +1490,8 @@ void sess_stream_close(sess_stream *st)
             st->hub->nstreams--;
             break;
         }
+    ss->stream_bytes -= st->held;
+    st->held = 0;
     st->hub->touched = time(NULL);
     pthread_mutex_unlock(&ss->hub_mu);
     fp_buf_free(&st->out);

@@ -41,6 +41,8 @@ enum MHD_Result api_ops_healthz(http_req *r)
  * limits, sessions. */
 static fp_err ops__limits_metrics(http_server *srv, fp_buf *out)
 {
+    svc_stats st;
+    svc_get_stats(srv->svc, &st);
     guard_stats gs;
     guard_get_stats(srv->guard, &gs);
     size_t nsess = 0, sess_bytes = 0;
@@ -79,11 +81,18 @@ static fp_err ops__limits_metrics(http_server *srv, fp_buf *out)
         "rings).\n"
         "# TYPE filmpicker_sessions_bytes gauge\n"
         "filmpicker_sessions_bytes %zu\n"
+        "# HELP filmpicker_jobs_bytes Memory the lists of finished jobs hold (jobs-max-mb).\n"
+        "# TYPE filmpicker_jobs_bytes gauge\n"
+        "filmpicker_jobs_bytes %zu\n"
+        "# HELP filmpicker_jobs_evicted_total Finished jobs dropped before job-ttl to stay "
+        "within jobs-max-mb.\n"
+        "# TYPE filmpicker_jobs_evicted_total counter\n"
+        "filmpicker_jobs_evicted_total %llu\n"
         "# HELP filmpicker_rate_limited_total Requests refused with 429 by a rate limit, by "
         "class.\n"
         "# TYPE filmpicker_rate_limited_total counter\n",
         gs.open, srv->max_conns, gs.refused_address, gs.refused_full, gs.cut_header, gs.cut_body, gs.cut_pressure,
-        gs.busy_answers, gs.sse_refused, nsess, sess_bytes);
+        gs.busy_answers, gs.sse_refused, nsess, sess_bytes, st.jobs_bytes, st.jobs_evicted);
     for (int c = 0; c < HTTP_RL_NCLASSES && rc == FP_OK; c++)
         rc = fp_buf_appendf(out, "filmpicker_rate_limited_total{class=\"%s\"} %llu\n",
                             http__rl_class_name((http_rl_class)c),

@@ -315,10 +315,7 @@ enum MHD_Result api_v1_imports(http_req *r)
         }
         who = &person;
     }
-    long long retry_ms = 0;
-    if (http__rate_take(r, HTTP_RL_IMPORT, NULL, 1, &retry_ms) != FP_OK)
-        return http__rate_limited(r, HTTP_RL_IMPORT, retry_ms);
-    svc_import_report rep;
+    svc_import_report rep; /* (its rate limit was taken before the body: server.c) */
     fp_err rc = svc_import(r->srv->svc, who, (const unsigned char *)r->upload.data, r->upload.len,
                            r->upload_name, &rep);
     enum MHD_Result res;

@@ -22,6 +22,7 @@
 #define HTTP_MAX_JSON_DEPTH 16
 #define HTTP_MAX_FORM_FIELD 512 /* bytes of a multipart text field (username, source) */
 #define HTTP_MAX_PARAMS 2
+#define HTTP_MAX_UPLOADS 16 /* upload bodies received at once (503 beyond) */
 
 typedef struct http_req http_req;
 typedef enum MHD_Result (*http_handler_fn)(http_req *r);
@@ -65,6 +66,7 @@ struct http_server {
     ratelimit *rl;
     double rl_burst[HTTP_RL_NCLASSES], rl_per_s[HTTP_RL_NCLASSES];
     atomic_ullong rl_refused[HTTP_RL_NCLASSES];
+    atomic_int uploads; /* upload bodies being received */
 };
 
 struct http_req {
@@ -77,6 +79,7 @@ struct http_req {
     int close;          /* answer with Connection: close */
     char client_id[33]; /* browser id of a valid fp_client cookie ("" if none) */
     int client_checked;
+    int counted_upload; /* holds one of srv->uploads */
     const http_route *route;
     char method[8];
     char *path;

@@ -357,6 +357,8 @@ static enum MHD_Result http__post_iter(void *cls, enum MHD_ValueKind kind, const
 
 static void http__req_free(http_req *r)
 {
+    if (r->counted_upload)
+        atomic_fetch_sub(&r->srv->uploads, 1);
     if (r->pp)
         MHD_destroy_post_processor(r->pp);
     if (r->pending)
@@ -503,6 +505,20 @@ static enum MHD_Result http__first_call(http_server *srv, http_req *r, const cha
             return http__error(r, FP_UNSUPPORTED_MEDIA,
                                "upload the export as multipart/form-data with a 'file' field",
                                NULL);
+        /* The upload's budget is taken before its body is read: a refused
+         * upload costs the server nothing, and at most HTTP_MAX_UPLOADS
+         * bodies (up to max-upload-bytes each) are held at once. */
+        long long retry_ms = 0;
+        if (http__rate_take(r, HTTP_RL_IMPORT, NULL, 1, &retry_ms) != FP_OK)
+            return http__rate_limited(r, HTTP_RL_IMPORT, retry_ms);
+        if (atomic_fetch_add(&srv->uploads, 1) >= HTTP_MAX_UPLOADS) {
+            atomic_fetch_sub(&srv->uploads, 1);
+            r->retry_after_s = 5;
+            return http__error(r, FP_UNAVAILABLE,
+                               "too many uploads are being received right now; retry shortly",
+                               NULL);
+        }
+        r->counted_upload = 1;
         fp_buf_init(&r->upload, limit);
         r->pp = MHD_create_post_processor(r->conn, 64 * 1024, http__post_iter, r);
         if (!r->pp)

@@ -586,6 +586,60 @@ class PerBrowserLimitTest(AbuseTestCase):
         self.assertEqual(codes.count(201), 20, codes)
 
 
+class UploadAndJobMemoryTest(AbuseTestCase):
+    """Upload bodies held at once are capped, and so is the memory of
+    finished jobs (jobs-max-mb, 1 MiB here): the oldest go first."""
+
+    ENV = {"FILMPICKER_JOBS_MAX_MB": "1"}
+
+    def test_uploads_at_once_are_capped(self):
+        held = []
+        try:
+            for i in range(16):
+                s = connect_from("127.0.0.%d" % (120 + i), self.fp.port)
+                s.sendall(b"POST /api/v1/imports HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          b"Content-Type: multipart/form-data; boundary=xx\r\n"
+                          b"Content-Length: 1000000\r\n\r\n--xx\r\n")
+                held.append(s)
+            time.sleep(0.3)
+            raw, secs = raw_from(ATTACKER, self.fp.port,
+                                 b"POST /api/v1/imports HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                 b"Content-Type: multipart/form-data; boundary=xx\r\n"
+                                 b"Content-Length: 1000000\r\n\r\n--xx\r\n")
+            self.assertEqual(status_of(raw), 503, raw[:300])
+            self.assertIn(b"Retry-After: 5", raw)
+            self.assertLess(secs, 1.0)
+        finally:
+            for s in held:
+                s.close()
+
+    def test_finished_jobs_stay_within_their_memory(self):
+        # a 3,000-film list, stored once; then warm jobs, which cost no fetch
+        st, _, body, _ = http_from(HONEST, self.fp.port, "POST", "/api/v1/jobs",
+                                   {"participants": [{"profile": "big_zq_n3000"}]})
+        self.assertEqual(st, 202, body)
+        first = json.loads(body)["id"]
+        wait_until(lambda: json.loads(http_from(HONEST, self.fp.port, "GET",
+                                                "/api/v1/jobs/" + first)[2])["status"] == "done",
+                   timeout=30, what="the first job")
+        rss0 = rss_kb(self.fp.proc.pid)
+        last = None
+        for _ in range(300):  # 300 x 3,000 ids x 8 bytes = 7 MB without the cap
+            st, _, body, _ = http_from(ATTACKER, self.fp.port, "POST", "/api/v1/jobs",
+                                       {"participants": [{"profile": "big_zq_n3000"}]})
+            self.assertEqual(st, 202, body)
+            last = json.loads(body)["id"]
+        held = metric(self.fp, "filmpicker_jobs_bytes")
+        self.assertLessEqual(held, 1024 * 1024)
+        self.assertGreater(metric(self.fp, "filmpicker_jobs_evicted_total"), 200)
+        # the newest job answers; the oldest was dropped early
+        st, _, _, _ = http_from(HONEST, self.fp.port, "GET", "/api/v1/jobs/%s/results" % last)
+        self.assertEqual(st, 200)
+        st, _, _, _ = http_from(HONEST, self.fp.port, "GET", "/api/v1/jobs/" + first)
+        self.assertEqual(st, 404)
+        self.assertLess((rss_kb(self.fp.proc.pid) - rss0) / 1024, 50)
+
+
 # ---- rate limits ------------------------------------------------------------------------------
 
 class RefreshRateLimitTest(AbuseTestCase):
