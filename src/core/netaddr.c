@@ -116,18 +116,23 @@ fp_err fp_netlist_parse(const char *text, fp_netlist **out, char **bad)
     const char *p = text ? text : "";
     while (*p) {
         const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        const char *slash = memchr(p, '/', len);
-        size_t alen = slash ? (size_t)(slash - p) : len;
-        size_t blank = 0;
-        while (blank < len && (p[blank] == ' ' || p[blank] == '\t'))
-            blank++;
-        if (blank == len) { /* empty item: "a,,b" or trailing comma */
-            p += len + (end ? 1 : 0);
+        size_t full = end ? (size_t)(end - p) : strlen(p);
+        const char *item = p;
+        size_t len = full;
+        while (len && (*item == ' ' || *item == '\t')) {
+            item++;
+            len--;
+        }
+        while (len && (item[len - 1] == ' ' || item[len - 1] == '\t'))
+            len--;
+        if (len == 0) { /* empty item: "a,,b" or trailing comma */
+            p += full + (end ? 1 : 0);
             continue;
         }
+        const char *slash = memchr(item, '/', len);
+        size_t alen = slash ? (size_t)(slash - item) : len;
         fp_net n;
-        fp_err rc = fp_addr_parse(p, alen, &n.base);
+        fp_err rc = fp_addr_parse(item, alen, &n.base);
         int v4 = rc == FP_OK && fp_addr_is_v4(&n.base);
         n.bits = 128;
         if (rc == FP_OK && slash) {
@@ -147,12 +152,12 @@ fp_err fp_netlist_parse(const char *text, fp_netlist **out, char **bad)
             }
         }
         if (rc != FP_OK) {
-            *bad = fp_strndup(p, len);
+            *bad = fp_strndup(item, len);
             fp_free(l);
             return FP_INVALID;
         }
         l->nets[l->n++] = n;
-        p += len + (end ? 1 : 0);
+        p += full + (end ? 1 : 0);
     }
     *out = l;
     return FP_OK;

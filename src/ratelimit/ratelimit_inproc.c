@@ -180,7 +180,8 @@ static fp_err rli_take(ratelimit *rl, const rl_ask *asks, size_t n, long long no
     }
     if (wait_s > 0) {
         pthread_mutex_unlock(&rl->mu);
-        *retry_ms = isinf(wait_s) ? -1 : (long long)ceil(wait_s * 1000.0);
+        /* rounded up, less a hair of floating-point noise */
+        *retry_ms = isinf(wait_s) ? -1 : (long long)ceil(wait_s * 1000.0 - 1e-6);
         return FP_RATE_LIMITED;
     }
     for (size_t i = 0; i < n; i++) {
