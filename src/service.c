@@ -77,6 +77,7 @@ struct svc_job {
     long long finished_ms; /* monotonic; 0 while running */
     size_t nparts, pending;
     svc_part *parts;
+    size_t bytes; /* its lists' ids, counted in s->jobs_bytes once finished */
 };
 
 typedef struct svc_waiter {
@@ -154,6 +155,8 @@ struct service {
     svc_task *tasks;
     svc_job *jobs[SVC_JOB_BUCKETS];
     size_t jobs_active;
+    size_t jobs_bytes;          /* ids held by finished jobs */
+    unsigned long long jobs_evicted;
     svc_waiter *waiters;
     pthread_t timer;
     int timer_started;
@@ -721,12 +724,43 @@ static svc_task *svc__task_find(service *s, const uint8_t key[VAULT_KEY_BYTES])
 
 /* Called with s->mu held when a part reaches READY or FAILED. Moves the
  * job's waiters to *fired when it finishes. */
+static void svc__job_free(svc_job *j);
+
+/* Finished jobs hold their people's lists (as ids) for job-ttl. Past
+ * jobs-max-mb the oldest finished ones go first (a poll then answers 404
+ * "no such job (or it expired)"; the lists stay stored, so a new job is
+ * answered from storage). s->mu held. */
+static void svc__jobs_bound(service *s, const svc_job *keep)
+{
+    size_t cap = (size_t)s->cfg->jobs_max_mb * 1024u * 1024u;
+    while (s->jobs_bytes > cap) {
+        svc_job **oldest = NULL;
+        for (size_t b = 0; b < SVC_JOB_BUCKETS; b++)
+            for (svc_job **pp = &s->jobs[b]; *pp; pp = &(*pp)->next)
+                if ((*pp)->finished_ms && *pp != keep &&
+                    (!oldest || (*pp)->finished_ms < (*oldest)->finished_ms))
+                    oldest = pp;
+        if (!oldest)
+            return;
+        svc_job *j = *oldest;
+        *oldest = j->next;
+        s->jobs_bytes -= j->bytes;
+        s->jobs_evicted++;
+        svc__job_free(j);
+    }
+}
+
 static void svc__part_settled(service *s, svc_job *j, svc_waiter **fired)
 {
     if (--j->pending > 0)
         return;
     j->finished_ms = svc__mono_ms();
     s->jobs_active--;
+    j->bytes = sizeof *j + j->nparts * sizeof *j->parts;
+    for (size_t i = 0; i < j->nparts; i++)
+        j->bytes += j->parts[i].nids * sizeof *j->parts[i].ids;
+    s->jobs_bytes += j->bytes;
+    svc__jobs_bound(s, j);
     for (svc_waiter **pp = &s->waiters; *pp;) {
         svc_waiter *w = *pp;
         if (w->job == j) {
@@ -971,6 +1005,31 @@ static void svc__handle_job(void *ctx, const char *payload, size_t len)
     svc__stored_free(&st);
     svc__fire(fired);
     svc__announce(s, &changed);
+}
+
+size_t svc_fetch_cost(service *s, const svc_person *people, size_t n)
+{
+    size_t cost = 0;
+    for (size_t i = 0; i < n; i++) {
+        const svc_person *p = &people[i];
+        if (!p->src)
+            continue; /* an upload: nothing to fetch */
+        pthread_mutex_lock(&s->mu);
+        int in_flight = svc__task_find(s, p->key) != NULL;
+        pthread_mutex_unlock(&s->mu);
+        if (in_flight)
+            continue; /* joins the fetch already running */
+        if (p->refresh) {
+            cost++;
+            continue;
+        }
+        svc_stored st = {0};
+        fp_err rc = svc__load(s, p->key, &st);
+        if (rc == FP_NOT_FOUND || (rc == FP_OK && !svc__is_fresh(s, st.fetched_at)))
+            cost++;
+        svc__stored_free(&st);
+    }
+    return cost;
 }
 
 fp_err svc_job_start(service *s, const svc_person *people, size_t n, char job_id[33])
@@ -1632,6 +1691,43 @@ fp_err svc_client_token(service *s, const char *client_id, char out[VAULT_MAC_HE
     return FP_OK;
 }
 
+/* The cookie's tag: the first 32 hex digits of the MAC of "cookie:" + id
+ * (a message the CSRF token, MAC(id), never covers). */
+static void svc__cookie_tag(service *s, const char *client_id, char tag[33])
+{
+    char msg[48], mac[VAULT_MAC_HEX + 1];
+    snprintf(msg, sizeof msg, "cookie:%s", client_id);
+    vault_mac_hex(s->v, msg, mac);
+    memcpy(tag, mac, 32);
+    tag[32] = '\0';
+}
+
+fp_err svc_client_cookie(service *s, const char *client_id, char out[SVC_COOKIE_LEN + 1])
+{
+    if (!client_id || strlen(client_id) != 32 || strspn(client_id, "0123456789abcdef") != 32)
+        return FP_INVALID;
+    char tag[33];
+    svc__cookie_tag(s, client_id, tag);
+    snprintf(out, SVC_COOKIE_LEN + 1, "%s%s", client_id, tag);
+    return FP_OK;
+}
+
+int svc_client_from_cookie(service *s, const char *cookie, char client_id[33])
+{
+    client_id[0] = '\0';
+    if (!cookie || strlen(cookie) != SVC_COOKIE_LEN ||
+        strspn(cookie, "0123456789abcdef") != SVC_COOKIE_LEN)
+        return 0;
+    char id[33], tag[33];
+    memcpy(id, cookie, 32);
+    id[32] = '\0';
+    svc__cookie_tag(s, id, tag);
+    if (sodium_memcmp(tag, cookie + 32, 32) != 0)
+        return 0;
+    memcpy(client_id, id, 33);
+    return 1;
+}
+
 int svc_client_check(service *s, const char *client_id, const char *token)
 {
     if (!client_id || strlen(client_id) != 32 || strspn(client_id, "0123456789abcdef") != 32)
@@ -1986,6 +2082,7 @@ static void *svc__timer(void *arg)
                 svc_job *j = *pp;
                 if (j->finished_ms && now - j->finished_ms > ttl_ms) {
                     *pp = j->next;
+                    s->jobs_bytes -= j->bytes;
                     svc__job_free(j);
                 } else {
                     pp = &j->next;
@@ -2436,6 +2533,8 @@ void svc_get_stats(service *s, svc_stats *out)
         s->qb->stats(s->q, &out->jobs_queued, &out->jobs_running);
     pthread_mutex_lock(&s->mu);
     out->groups_active = s->jobs_active;
+    out->jobs_bytes = s->jobs_bytes;
+    out->jobs_evicted = s->jobs_evicted;
     pthread_mutex_unlock(&s->mu);
     fetch_stats fs;
     fetch_get_stats(s->fetch, &fs);

@@ -81,6 +81,11 @@ typedef struct svc_job_view {
     svc_part_view *parts;    /* owned; free with svc_job_view_free */
 } svc_job_view;
 
+/* How many of these people's lists a job started now would fetch from a
+ * watchlist site: a refresh, or a list not stored or stale, that no fetch
+ * already running covers. 0 for lists answered from storage (the rate
+ * limit on fetches charges this). */
+size_t svc_fetch_cost(service *s, const svc_person *people, size_t n);
 /* Starts a job for n people (copied). Never blocks on the network. The job
  * id (32 hex digits, 128 random bits) is written to job_id. FP_RATE_LIMITED
  * when too many jobs are unfinished. */
@@ -169,6 +174,14 @@ void svc_watched_films_free(svc_watched_film *f, size_t n);
 fp_err svc_films_get(service *s, const int64_t *ids, size_t n, film *out) FP_WARN_UNUSED;
 
 /* CSRF tokens: a MAC of the client id (32 hex digits) under a server key. */
+/* The fp_client cookie value for a browser id: the id and a 32-hex-digit
+ * tag only this server can make, so an id the server did not issue is
+ * refused (and replaced). */
+#define SVC_COOKIE_LEN 64
+fp_err svc_client_cookie(service *s, const char *client_id,
+                         char out[SVC_COOKIE_LEN + 1]) FP_WARN_UNUSED;
+/* 1 with the id in client_id when cookie is one this server issued. */
+int svc_client_from_cookie(service *s, const char *cookie, char client_id[33]);
 fp_err svc_client_token(service *s, const char *client_id,
                         char out[VAULT_MAC_HEX + 1]) FP_WARN_UNUSED;
 int svc_client_check(service *s, const char *client_id, const char *token);
@@ -224,6 +237,8 @@ typedef struct svc_stats {
     size_t jobs_queued, jobs_running; /* fetch jobs in the queue */
     size_t groups_active;             /* unfinished group jobs */
     unsigned long long fetch_requests, fetch_retries;
+    size_t jobs_bytes;                /* lists held by finished jobs */
+    unsigned long long jobs_evicted;  /* finished jobs dropped before job-ttl (jobs-max-mb) */
 } svc_stats;
 void svc_get_stats(service *s, svc_stats *out);
 /* FP_OK when storage answers. */

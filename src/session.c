@@ -29,8 +29,14 @@
 #include "views.h"
 
 #define SESS_RING 256                     /* events kept per session for replays */
-#define SESS_STREAM_MAX (1024u * 1024u)   /* unread bytes before a slow stream is cut */
+#define SESS_RING_BYTES (256u * 1024u)    /* ...and at most this many bytes of them */
+#define SESS_HUB_BUCKETS 4096
+#define SESS_STREAM_MAX (512u * 1024u)    /* unread bytes before a slow stream is cut */
+#define SESS_STREAMS_MAX_BYTES (64u * 1024u * 1024u) /* ...and of all streams together */
 #define SESS_KEEPALIVE_S 15
+/* Sent before a stream ends of old age (stream-max-life): the app knows the
+ * reconnection that follows is planned, and retries after 100 ms. */
+#define SESS_RECONNECT "retry: 100\nevent: reconnect\ndata: {}\n\n"
 #define SESS_MAX_JOBS 4096
 #define SESS_PAGE 100                     /* common films sent with the results */
 #define SESS_PAGE_MAX 500                 /* films one GET .../films may ask for */
@@ -45,13 +51,19 @@ typedef struct sess_event {
     size_t len;
 } sess_event;
 
+/* One per live session (created with it): its replay ring, its streams,
+ * and what it costs in memory (its document plus its ring), which the
+ * sessions-max-mb cap counts. */
 typedef struct sess_hub {
-    struct sess_hub *next;
+    struct sess_hub *next; /* bucket chain */
     char id[33];
     sess_event ring[SESS_RING];
     size_t ring_n;    /* events held */
     size_t ring_head; /* index of the oldest */
+    size_t ring_bytes;
+    size_t doc_bytes; /* the stored document's size */
     sess_stream *streams;
+    long nstreams;
     time_t touched;
 } sess_hub;
 
@@ -61,6 +73,8 @@ struct sess_stream {
     sess_hub *hub;
     fp_buf out;
     size_t off;
+    time_t opened;
+    size_t held; /* unread bytes counted in ss->stream_bytes */
     int closed;
     int armed;
     sess_wake_fn wake;
@@ -78,8 +92,11 @@ struct sessions {
     const cache_backend *cb;
     cache *ca;
     pthread_mutex_t mu;     /* session documents (read-modify-write) and jobs[] */
-    pthread_mutex_t hub_mu; /* hubs and streams */
-    sess_hub *hubs;
+    pthread_mutex_t hub_mu; /* hubs and streams, and the two counts below */
+    sess_hub *hubs[SESS_HUB_BUCKETS];
+    size_t nhubs;           /* live sessions */
+    size_t bytes;           /* their documents and rings */
+    size_t stream_bytes;    /* unread bytes of every stream */
     sess_jobmap jobs[SESS_MAX_JOBS];
     size_t njobs;
     pthread_t ticker;
@@ -92,6 +109,8 @@ static int sess__valid_id(const char *id)
 {
     return id && strlen(id) == 32 && strspn(id, "0123456789abcdef") == 32;
 }
+
+static sess_hub *sess__hub(sessions *ss, const char *id, int create);
 
 /* ---- the document ------------------------------------------------------ */
 
@@ -118,6 +137,10 @@ static fp_err sess__load(sessions *ss, const char *id, json_t **state)
     return *state ? FP_OK : FP_CORRUPT;
 }
 
+/* Stores the document. A change that would take all sessions past
+ * sessions-max-mb is refused (FP_UNAVAILABLE) and the stored document
+ * stays as it was: a live session is never dropped to make room. The
+ * session's hub (its registry entry) is created with its first save. */
 static fp_err sess__save(sessions *ss, json_t *state)
 {
     const char *id = json_string_value(json_object_get(state, "id"));
@@ -126,10 +149,30 @@ static fp_err sess__save(sessions *ss, json_t *state)
     char *text = json_dumps(state, JSON_COMPACT);
     if (!text)
         return FP_NOMEM;
+    size_t len = strlen(text);
+    size_t cap = (size_t)ss->cfg->sessions_max_mb * 1024u * 1024u;
+    pthread_mutex_lock(&ss->hub_mu);
+    sess_hub *h = sess__hub(ss, id, 0);
+    size_t before = h ? h->doc_bytes : 0;
+    if (len > before && ss->bytes - before + len > cap) {
+        pthread_mutex_unlock(&ss->hub_mu);
+        free(text);
+        fp_log(FP_LOG_WARN, "sessions_memory_full", "{s:I}", "bytes", (json_int_t)ss->bytes);
+        return FP_UNAVAILABLE;
+    }
+    pthread_mutex_unlock(&ss->hub_mu);
     char key[40];
     sess__key(id, key);
-    fp_err rc = ss->cb->set(ss->ca, key, strlen(key), text, strlen(text), ss->cfg->session_ttl_s);
+    fp_err rc = ss->cb->set(ss->ca, key, strlen(key), text, len, ss->cfg->session_ttl_s);
     free(text);
+    if (rc == FP_OK) {
+        pthread_mutex_lock(&ss->hub_mu);
+        h = sess__hub(ss, id, 1);
+        ss->bytes = ss->bytes - h->doc_bytes + len;
+        h->doc_bytes = len;
+        h->touched = now;
+        pthread_mutex_unlock(&ss->hub_mu);
+    }
     return rc;
 }
 
@@ -163,9 +206,19 @@ static json_t *sess__part_view(json_t *p)
 
 /* ---- hubs and streams -------------------------------------------------- */
 
+/* Session ids are 128 random bits in hex: the first 8 digits place them. */
+static size_t sess__hub_bucket(const char *id)
+{
+    unsigned long v = strtoul((char[9]){id[0], id[1], id[2], id[3], id[4], id[5], id[6], id[7], 0},
+                              NULL, 16);
+    return (size_t)(v % SESS_HUB_BUCKETS);
+}
+
+/* hub_mu held. */
 static sess_hub *sess__hub(sessions *ss, const char *id, int create)
 {
-    for (sess_hub *h = ss->hubs; h; h = h->next)
+    size_t b = sess__hub_bucket(id);
+    for (sess_hub *h = ss->hubs[b]; h; h = h->next)
         if (strcmp(h->id, id) == 0)
             return h;
     if (!create)
@@ -173,8 +226,9 @@ static sess_hub *sess__hub(sessions *ss, const char *id, int create)
     sess_hub *h = fp_calloc(1, sizeof *h);
     snprintf(h->id, sizeof h->id, "%s", id);
     h->touched = time(NULL);
-    h->next = ss->hubs;
-    ss->hubs = h;
+    h->next = ss->hubs[b];
+    ss->hubs[b] = h;
+    ss->nhubs++;
     return h;
 }
 
@@ -192,9 +246,16 @@ static void sess__stream_push(sess_stream *st, const char *text, size_t len)
 {
     if (st->closed)
         return;
-    if (fp_buf_append(&st->out, text, len) != FP_OK) {
-        st->closed = 1; /* the client stopped reading: end its stream */
+    sessions *ss = st->ss;
+    if (ss->stream_bytes + len > SESS_STREAMS_MAX_BYTES ||
+        fp_buf_append(&st->out, text, len) != FP_OK) {
+        /* The client stopped reading (or all readers together hold too much
+         * unread): end its stream; it reconnects with Last-Event-ID. */
+        st->closed = 1;
         fp_log(FP_LOG_WARN, "session_stream_overflow", "{s:s}", "session", st->hub->id);
+    } else {
+        st->held += len;
+        ss->stream_bytes += len;
     }
     if (st->armed) {
         st->armed = 0;
@@ -203,12 +264,18 @@ static void sess__stream_push(sess_stream *st, const char *text, size_t len)
 }
 
 /* Records an event in the hub's log and sends it to its streams. hub_mu held. */
-static void sess__hub_publish(sess_hub *h, long long id, const char *name, json_t *data)
+static void sess__hub_publish(sess_hub *h, size_t *bytes, long long id, const char *name,
+                              json_t *data)
 {
     size_t len = 0;
     char *text = sess__sse(id, name, data, &len);
-    if (h->ring_n == SESS_RING) {
-        fp_free(h->ring[h->ring_head].text);
+    /* Oldest out first, by count and by bytes; a replay that reaches past
+     * the ring gets a full "session" snapshot instead. */
+    while (h->ring_n > 0 && (h->ring_n == SESS_RING || h->ring_bytes + len > SESS_RING_BYTES)) {
+        sess_event *old = &h->ring[h->ring_head];
+        h->ring_bytes -= old->len;
+        *bytes -= old->len;
+        fp_free(old->text);
         h->ring_head = (h->ring_head + 1) % SESS_RING;
         h->ring_n--;
     }
@@ -217,6 +284,8 @@ static void sess__hub_publish(sess_hub *h, long long id, const char *name, json_
     e->text = text;
     e->len = len;
     h->ring_n++;
+    h->ring_bytes += len;
+    *bytes += len;
     h->touched = time(NULL);
     for (sess_stream *st = h->streams; st; st = st->next)
         sess__stream_push(st, text, len);
@@ -266,7 +335,7 @@ static fp_err sess__update(sessions *ss, const char *id, sess_edit_fn fn, void *
                     data = sess__view(state);
                 else
                     json_incref(data);
-                sess__hub_publish(h, first + (json_int_t)i, name, data);
+                sess__hub_publish(h, &ss->bytes, first + (json_int_t)i, name, data);
                 json_decref(data);
             }
             pthread_mutex_unlock(&ss->hub_mu);
@@ -282,8 +351,10 @@ static fp_err sess__update(sessions *ss, const char *id, sess_edit_fn fn, void *
 
 /* ---- create, get -------------------------------------------------------- */
 
-/* The client's live sessions ("cl:<client>": [[id, expires], ...]). Under mu. */
-static fp_err sess__client_slot(sessions *ss, const char *client_id, const char *sid)
+/* The client's live sessions ("cl:<client>": [[id, created], ...]). Under
+ * mu. FP_RATE_LIMITED with *retry_s = when the oldest one stops counting. */
+static fp_err sess__client_slot(sessions *ss, const char *client_id, const char *sid,
+                                long *retry_s)
 {
     char key[48];
     snprintf(key, sizeof key, "cl:%s", client_id);
@@ -320,6 +391,15 @@ static fp_err sess__client_slot(sessions *ss, const char *client_id, const char 
     fp_err rc = FP_OK;
     if (json_array_size(live) >= (size_t)ss->cfg->max_sessions_per_client) {
         rc = FP_RATE_LIMITED;
+        json_int_t oldest = 0;
+        json_array_foreach(live, i, e)
+        {
+            json_int_t at = json_integer_value(json_array_get(e, 1));
+            if (oldest == 0 || at < oldest)
+                oldest = at;
+        }
+        long wait = (long)(oldest + ss->cfg->session_ttl_s - now);
+        *retry_s = wait > 1 ? wait : 1;
     } else {
         json_array_append_new(live, json_pack("[s,I]", sid, (json_int_t)now));
         char *text = json_dumps(live, JSON_COMPACT);
@@ -330,9 +410,10 @@ static fp_err sess__client_slot(sessions *ss, const char *client_id, const char 
     return rc;
 }
 
-fp_err sess_create(sessions *ss, const char *client_id, json_t **out)
+fp_err sess_create(sessions *ss, const char *client_id, json_t **out, long *retry_s)
 {
     *out = NULL;
+    *retry_s = 0;
     char id[33];
     vault_random_token(id, 16);
     time_t now = time(NULL);
@@ -344,9 +425,21 @@ fp_err sess_create(sessions *ss, const char *client_id, json_t **out)
         "rolled", "watched", "watched_films", "_next_pid", 1, "_client", client_id ? client_id : "");
     fp_free(join);
     pthread_mutex_lock(&ss->mu);
-    fp_err rc = client_id ? sess__client_slot(ss, client_id, id) : FP_OK;
+    pthread_mutex_lock(&ss->hub_mu);
+    int full = ss->nhubs >= (size_t)ss->cfg->max_sessions;
+    pthread_mutex_unlock(&ss->hub_mu);
+    fp_err rc = FP_OK;
+    if (full) {
+        rc = FP_UNAVAILABLE;
+        *retry_s = 60;
+        fp_log(FP_LOG_WARN, "sessions_full", "{s:I}", "sessions", (json_int_t)ss->cfg->max_sessions);
+    } else if (client_id) {
+        rc = sess__client_slot(ss, client_id, id, retry_s);
+    }
     if (rc == FP_OK)
         rc = sess__save(ss, state);
+    if (rc == FP_UNAVAILABLE && !*retry_s)
+        *retry_s = 60;
     pthread_mutex_unlock(&ss->mu);
     if (rc == FP_OK) {
         *out = sess__view(state);
@@ -897,6 +990,28 @@ static void sess__recent(sessions *ss, json_t *part)
     json_object_set_new(part, "recently_watched", list);
 }
 
+fp_err sess_search_cost(sessions *ss, const char *id, int refresh, size_t *cost)
+{
+    *cost = 0;
+    json_t *state = NULL;
+    pthread_mutex_lock(&ss->mu);
+    fp_err rc = sess__load(ss, id, &state);
+    pthread_mutex_unlock(&ss->mu);
+    if (rc != FP_OK)
+        return rc;
+    json_t *parts = json_object_get(state, "participants");
+    size_t n = json_array_size(parts);
+    svc_person *people = fp_calloc(n ? n : 1, sizeof *people);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (sess__person(ss, json_array_get(parts, i), refresh, &people[k]) == FP_OK)
+            k++;
+    *cost = svc_fetch_cost(ss->svc, people, k);
+    fp_free(people);
+    json_decref(state);
+    return FP_OK;
+}
+
 static fp_err sess__edit_search(sessions *ss, json_t *state, void *ud, sess_events *ev)
 {
     int refresh = *(int *)ud;
@@ -1283,7 +1398,16 @@ fp_err sess_stream_open(sessions *ss, const char *id, long long last_event_id, s
         return FP_UNAVAILABLE;
     }
     sess_hub *h = sess__hub(ss, id, 1);
+    if (h->nstreams >= ss->cfg->max_streams_per_session) {
+        pthread_mutex_unlock(&ss->hub_mu);
+        pthread_mutex_unlock(&ss->mu);
+        json_decref(state);
+        fp_buf_free(&st->out);
+        fp_free(st);
+        return FP_RATE_LIMITED;
+    }
     st->hub = h;
+    st->opened = time(NULL);
     /* Retry hint for EventSource, then what the client missed. */
     fp_err wr = fp_buf_append(&st->out, "retry: 2000\n\n", 13);
     (void)wr;
@@ -1311,6 +1435,7 @@ fp_err sess_stream_open(sessions *ss, const char *id, long long last_event_id, s
     }
     st->next = h->streams;
     h->streams = st;
+    h->nstreams++;
     pthread_mutex_unlock(&ss->hub_mu);
     pthread_mutex_unlock(&ss->mu);
     json_decref(state);
@@ -1328,6 +1453,9 @@ long sess_stream_read(sess_stream *st, char *buf, size_t max)
         n = (long)(avail < max ? avail : max);
         memcpy(buf, st->out.data + st->off, (size_t)n);
         st->off += (size_t)n;
+        size_t counted = (size_t)n < st->held ? (size_t)n : st->held;
+        st->held -= counted;
+        ss->stream_bytes -= counted;
         if (st->off == st->out.len) {
             fp_buf_reset(&st->out);
             st->off = 0;
@@ -1359,8 +1487,11 @@ void sess_stream_close(sess_stream *st)
     for (sess_stream **pp = &st->hub->streams; *pp; pp = &(*pp)->next)
         if (*pp == st) {
             *pp = st->next;
+            st->hub->nstreams--;
             break;
         }
+    ss->stream_bytes -= st->held;
+    st->held = 0;
     st->hub->touched = time(NULL);
     pthread_mutex_unlock(&ss->hub_mu);
     fp_buf_free(&st->out);
@@ -1379,26 +1510,45 @@ static void sess__hub_free(sess_hub *h)
 static void *sess__ticker(void *arg)
 {
     sessions *ss = arg;
+    time_t last_keepalive = time(NULL);
     pthread_mutex_lock(&ss->hub_mu);
     while (!ss->stopping) {
+        /* Every second: streams past their life end within a second of it;
+         * keep-alives go every SESS_KEEPALIVE_S. */
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += SESS_KEEPALIVE_S;
+        ts.tv_sec += 1;
         pthread_cond_timedwait(&ss->tick_cv, &ss->hub_mu, &ts);
         if (ss->stopping)
             break;
         time_t now = time(NULL);
-        for (sess_hub **pp = &ss->hubs; *pp;) {
-            sess_hub *h = *pp;
-            for (sess_stream *st = h->streams; st; st = st->next)
-                sess__stream_push(st, ": keep-alive\n\n", 14);
-            if (!h->streams && now - h->touched > ss->cfg->session_ttl_s) {
-                *pp = h->next;
-                sess__hub_free(h);
-            } else {
-                pp = &h->next;
+        int keepalive = now - last_keepalive >= SESS_KEEPALIVE_S;
+        if (keepalive)
+            last_keepalive = now;
+        for (size_t b = 0; b < SESS_HUB_BUCKETS; b++)
+            for (sess_hub **pp = &ss->hubs[b]; *pp;) {
+                sess_hub *h = *pp;
+                for (sess_stream *st = h->streams; st; st = st->next) {
+                    if (st->closed)
+                        continue;
+                    if (now - st->opened >= ss->cfg->stream_max_life_s) {
+                        /* End of a stream's life: the browser reconnects at
+                         * once with Last-Event-ID and misses nothing. */
+                        sess__stream_push(st, SESS_RECONNECT, sizeof SESS_RECONNECT - 1);
+                        st->closed = 1;
+                    } else if (keepalive) {
+                        sess__stream_push(st, ": keep-alive\n\n", 14);
+                    }
+                }
+                if (!h->streams && now - h->touched > ss->cfg->session_ttl_s) {
+                    *pp = h->next;
+                    ss->bytes -= h->doc_bytes + h->ring_bytes;
+                    ss->nhubs--;
+                    sess__hub_free(h);
+                } else {
+                    pp = &h->next;
+                }
             }
-        }
     }
     pthread_mutex_unlock(&ss->hub_mu);
     return NULL;
@@ -1415,8 +1565,16 @@ fp_err sessions_open(const fp_config *cfg, service *svc, sessions **out)
     pthread_mutex_init(&ss->mu, NULL);
     pthread_mutex_init(&ss->hub_mu, NULL);
     pthread_cond_init(&ss->tick_cv, NULL);
+    /* Sessions are never evicted to make room: the in-process cache gets
+     * twice sessions-max-mb (sessions.c refuses changes past the cap
+     * itself; the margin keeps one full shard from refusing first). */
     ss->cb = cache_backend_for(cfg->cache);
-    fp_err rc = ss->cb ? ss->cb->open(cfg->cache, &ss->ca) : FP_INVALID;
+    char *url = ss->cb == &cache_backend_inproc
+                    ? fp_printf("inproc?max-mb=%ld&evict=no", cfg->sessions_max_mb * 2 + 16)
+                    : fp_strdup(cfg->cache);
+    ss->cb = cache_backend_for(url);
+    fp_err rc = ss->cb ? ss->cb->open(url, &ss->ca) : FP_INVALID;
+    fp_free(url);
     if (rc == FP_OK && pthread_create(&ss->ticker, NULL, sess__ticker, ss) != 0)
         rc = FP_INTERNAL;
     if (rc != FP_OK) {
@@ -1429,20 +1587,32 @@ fp_err sessions_open(const fp_config *cfg, service *svc, sessions **out)
     return FP_OK;
 }
 
+void sessions_stats(sessions *ss, size_t *live, size_t *bytes)
+{
+    *live = *bytes = 0;
+    if (!ss)
+        return;
+    pthread_mutex_lock(&ss->hub_mu);
+    *live = ss->nhubs;
+    *bytes = ss->bytes;
+    pthread_mutex_unlock(&ss->hub_mu);
+}
+
 void sessions_close_streams(sessions *ss)
 {
     if (!ss)
         return;
     pthread_mutex_lock(&ss->hub_mu);
     ss->stopping = 1;
-    for (sess_hub *h = ss->hubs; h; h = h->next)
-        for (sess_stream *st = h->streams; st; st = st->next) {
-            st->closed = 1;
-            if (st->armed) {
-                st->armed = 0;
-                st->wake(st->ud);
+    for (size_t b = 0; b < SESS_HUB_BUCKETS; b++)
+        for (sess_hub *h = ss->hubs[b]; h; h = h->next)
+            for (sess_stream *st = h->streams; st; st = st->next) {
+                st->closed = 1;
+                if (st->armed) {
+                    st->armed = 0;
+                    st->wake(st->ud);
+                }
             }
-        }
     pthread_cond_broadcast(&ss->tick_cv);
     pthread_mutex_unlock(&ss->hub_mu);
 }
@@ -1455,11 +1625,12 @@ void sessions_free(sessions **ssp)
     sessions_close_streams(ss);
     if (ss->ticker_started)
         pthread_join(ss->ticker, NULL);
-    while (ss->hubs) {
-        sess_hub *h = ss->hubs;
-        ss->hubs = h->next;
-        sess__hub_free(h); /* streams were closed by their connections */
-    }
+    for (size_t b = 0; b < SESS_HUB_BUCKETS; b++)
+        while (ss->hubs[b]) {
+            sess_hub *h = ss->hubs[b];
+            ss->hubs[b] = h->next;
+            sess__hub_free(h); /* streams were closed by their connections */
+        }
     if (ss->ca)
         ss->cb->close(ss->ca);
     pthread_cond_destroy(&ss->tick_cv);

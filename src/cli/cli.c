@@ -276,6 +276,7 @@ static int cli_serve(cli_args *a)
         return cli_fail(rc, "cannot start sessions");
     }
     http_server *http = NULL;
+    http_raise_fd_limit();
     rc = http_server_start(&a->cfg, svc, sess, &http);
     if (rc != FP_OK) {
         svc_close(&svc);

@@ -44,6 +44,8 @@
       "the file would add more new films to the catalogue than an import may")               \
     X(PENDING,          "still_fetching",      503, "watchlists are still being fetched; retry shortly") \
     X(UNAVAILABLE,      "service_unavailable", 503, "the service is shutting down or overloaded") \
+    X(BAD_HOST,         "invalid_host",        400, "the Host header does not name this server") \
+    X(NOT_IMPLEMENTED,  "not_implemented",     501, "this request uses HTTP the server does not support") \
     X(STORAGE,          "storage_error",       500, "the database failed")                    \
     X(CORRUPT,          "storage_corrupt",     500, "stored data failed its integrity check") \
     X(EMPTY_DATABASE,   "database_empty",      500,                                           \

@@ -89,6 +89,12 @@ enum MHD_Result api_v1_jobs_create(http_req *r)
         }
     }
     char id[33];
+    size_t cost = svc_fetch_cost(svc, people, n);
+    long long retry_ms = 0;
+    if (cost > 0 && http__rate_take(r, HTTP_RL_FETCH, NULL, (double)cost, &retry_ms) != FP_OK) {
+        res = http__rate_limited(r, HTTP_RL_FETCH, retry_ms);
+        goto out;
+    }
     fp_err rc = svc_job_start(svc, people, n, id);
     if (rc != FP_OK) {
         res = http__error(r, rc, NULL, NULL);
@@ -292,7 +298,9 @@ enum MHD_Result api_v1_imports(http_req *r)
         r->body_error = FP_INVALID;
     r->pp = NULL;
     if (r->body_error)
-        return http__error(r, r->body_error, "the upload could not be read", NULL);
+        return http__error(r, r->body_error,
+                           r->body_message ? r->body_message : "the upload could not be read",
+                           NULL);
     if (!r->upload_name && r->upload.len == 0)
         return http__error(r, FP_INVALID, "no 'file' field in the upload", NULL);
     svc_person person, *who = NULL;
@@ -307,7 +315,7 @@ enum MHD_Result api_v1_imports(http_req *r)
         }
         who = &person;
     }
-    svc_import_report rep;
+    svc_import_report rep; /* (its rate limit was taken before the body: server.c) */
     fp_err rc = svc_import(r->srv->svc, who, (const unsigned char *)r->upload.data, r->upload.len,
                            r->upload_name, &rep);
     enum MHD_Result res;

@@ -223,7 +223,7 @@ static fp_err lbcsv_refuse_header(lbcsv *c)
     fp_err rc = FP_OK;
     size_t shown = c->nfields < LBCSV_MAX_COLS ? c->nfields : LBCSV_MAX_COLS;
     for (size_t i = 0; i < shown && rc == FP_OK; i++) {
-        char *p = import__printable(c->hdr[i], c->hdr[i] ? strlen(c->hdr[i]) : 0, 40);
+        char *p = fp_utf8_printable(c->hdr[i], c->hdr[i] ? strlen(c->hdr[i]) : 0, 40);
         rc = fp_buf_appendf(&b, "%s\"%s\"", i ? ", " : "", p);
         fp_free(p);
     }
@@ -309,7 +309,7 @@ static bool lbcsv_year(const lbcsv_cell *cell, int *year, char **why)
     for (size_t i = 0; digits && i < ylen; i++)
         digits = y[i] >= '0' && y[i] <= '9';
     if (ylen > 0 && !digits) {
-        char *p = import__printable(y, ylen, 40);
+        char *p = fp_utf8_printable(y, ylen, 40);
         *why = fp_printf("Year '%s' is not a year", p);
         fp_free(p);
         return false;
@@ -365,7 +365,7 @@ static void lbcsv_take_row(lbcsv *c, size_t end_line)
         import__row_error(r, line, name, name_len, year, "Name contains a NUL byte");
         goto out;
     }
-    size_t bad = import__utf8_check((const unsigned char *)name, name_len);
+    size_t bad = fp_utf8_check((const unsigned char *)name, name_len);
     if (bad < name_len) {
         import__row_error(r, line, name, name_len, year,
                           "Name is not valid UTF-8 (byte 0x%02X at offset %zu); "
