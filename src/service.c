@@ -2564,11 +2564,12 @@ static void svc__keyctx_close(svc_keyctx *c)
     memset(c, 0, sizeof *c);
 }
 
-static fp_err svc__keyctx_open(const fp_config *cfg, svc_keyctx *c)
+/* kek_flags: VAULT_KEK_CREATE only for starting afresh; elsewhere a missing
+ * key file is the question, not something to paper over. */
+static fp_err svc__keyctx_open(const fp_config *cfg, int kek_flags, svc_keyctx *c)
 {
     memset(c, 0, sizeof *c);
-    /* Never create the current key file: a missing one is the question. */
-    fp_err rc = vault_kek_open(cfg->secret_key, cfg->secret_key_file, 0, &c->cur);
+    fp_err rc = vault_kek_open(cfg->secret_key, cfg->secret_key_file, kek_flags, &c->cur);
     if (rc == FP_OK)
         rc = store_open(cfg->database, &c->sb, &c->st);
     if (rc == FP_OK)
@@ -2582,7 +2583,7 @@ fp_err svc_key_status(const fp_config *cfg, svc_key_info *out)
 {
     svc_keyctx c;
     memset(out, 0, sizeof *out);
-    fp_err rc = svc__keyctx_open(cfg, &c);
+    fp_err rc = svc__keyctx_open(cfg, 0, &c);
     if (rc != FP_OK)
         return rc;
     datakey_status ds;
@@ -2604,7 +2605,7 @@ fp_err svc_key_rotate(const fp_config *cfg, const char *new_key_file, int *creat
     svc_keyctx c;
     vault *v = NULL;
     *created = 0;
-    fp_err rc = svc__keyctx_open(cfg, &c);
+    fp_err rc = svc__keyctx_open(cfg, 0, &c);
     /* The current key must open the database before a new key file is
      * made: a refused re-keying leaves nothing behind. */
     if (rc == FP_OK)
@@ -2624,7 +2625,7 @@ fp_err svc_key_reset(const fp_config *cfg, size_t *watchlists, size_t *watched)
 {
     svc_keyctx c;
     *watchlists = *watched = 0;
-    fp_err rc = svc__keyctx_open(cfg, &c);
+    fp_err rc = svc__keyctx_open(cfg, VAULT_KEK_CREATE, &c);
     if (rc != FP_OK)
         return rc;
     rc = datakey_reset(c.cur, c.sb, c.st, cfg->database, watchlists, watched);

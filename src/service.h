@@ -279,7 +279,8 @@ fp_err svc_migrate(const fp_config *cfg, int target, int *current, int *latest) 
 /* ---- the server key and the database's data key (datakey.h) ------------ */
 /* These open the database (migrating it) but not the service, so they work
  * when svc_open refuses the key. The current key is the configured one; a
- * missing key file is FP_NOT_FOUND here, never created. */
+ * missing key file is FP_NOT_FOUND for status and rotate, and created (a new
+ * key) only by reset. */
 
 typedef struct svc_key_info {
     int stored;          /* the database holds a wrapped data key */

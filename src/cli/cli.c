@@ -100,7 +100,8 @@ static const char *const cli_help[][2] = {
             "  key in the usual settings. Only the wrapped key changes: every stored\n"
             "  list stays readable. Then start with the new key. A running server keeps\n"
             "  working; restart it with the new key.\n"
-            "reset --yes: starts afresh under the configured key: deletes every stored\n"
+            "reset --yes: starts afresh under the configured key (the key file is created\n"
+            "  when missing): deletes every stored\n"
             "  watchlist and watched set (lists sealed under a lost key cannot be read\n"
             "  anyway; they are fetched or imported again), keeps the film catalogue.\n"
             "  Stop the server first.\n"},
@@ -872,6 +873,14 @@ static int cli_key_reset(cli_args *a)
     if (!a->yes) {
         svc_key_info ki;
         fp_err rc = svc_key_status(&a->cfg, &ki);
+        if (rc == FP_NOT_FOUND && !a->cfg.secret_key) {
+            fprintf(stderr,
+                    "filmpicker key reset: this deletes every stored watchlist and watched set "
+                    "of %s, keeps the film catalogue and writes a new server key to %s (there "
+                    "is none). Stop the server first, then run again with --yes.\n",
+                    a->cfg.database, a->cfg.secret_key_file);
+            return 2;
+        }
         if (rc != FP_OK)
             return cli_key_fail(&a->cfg, rc, "key reset");
         fprintf(stderr,

@@ -262,6 +262,46 @@ class TestServerKey(KeyCase):
             self.counts = self.rows()
             self.assert_refused(self.place.env(), fake)
 
+    def test_reset_without_a_key_file_makes_one(self):
+        with harness.FakeBoxd() as fake:
+            self.populate(fake)
+            keyfile = os.path.join(self.place.dir, "lost.key")
+            env = {"FILMPICKER_DATABASE": self.place.db, "FILMPICKER_SECRET_KEY_FILE": keyfile}
+            r = run(["key", "status"], env)  # never creates the key file
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("the server key file %s does not exist" % keyfile, r.stderr)
+            r = run(["key", "reset"], env)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("writes a new server key to %s (there is none)" % keyfile, r.stderr)
+            self.assertFalse(os.path.exists(keyfile))
+            self.assertEqual(self.rows(), self.counts)
+            r = run(["key", "reset", "--yes"], env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(oct(mode(keyfile)), oct(0o600))
+            self.assertEqual(self.rows()[:2], (0, 0))
+            with harness.FilmPicker(fake=fake, env=dict(env, FILMPICKER_SECRET_KEY="")) as fp:
+                self.assertEqual(job(fp, [BOB])["participants"][0]["status"], "ready")
+
+
+class TestKeyCommandsHelp(unittest.TestCase):
+    def test_help(self):
+        r = run(["key", "--help"], {})
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("usage: filmpicker key status [--json] | rotate --new-key-file PATH | "
+                      "reset --yes", r.stdout)
+        r = run(["sweep", "--help"], {})
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("usage: filmpicker sweep", r.stdout)
+        self.assertIn("FILMPICKER_CATALOGUE_GRACE", r.stdout)
+        r = run(["key", "frobnicate"], {})
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("usage: filmpicker key", r.stderr)
+        r = run(["key", "rotate"], {})  # no --new-key-file
+        self.assertEqual(r.returncode, 2)
+        r = run(["--help"], {})
+        self.assertIn("key status|rotate|reset", r.stdout)
+        self.assertIn("sweep", r.stdout)
+
 
 class TestLegacyDatabase(KeyCase):
     """A database written before wrapped data keys (schema version 3, made by
