@@ -176,9 +176,56 @@ static fp_err sess__save(sessions *ss, json_t *state)
     return rc;
 }
 
+/* The films of an id array (or of [[id, lists], ...] with the "lists"
+ * count), as the API shows them, from the catalogue (the service keeps the
+ * films it serves in memory). A film the catalogue no longer has is left
+ * out. */
+static json_t *sess__films_of(sessions *ss, json_t *ids, int with_lists)
+{
+    json_t *out = json_array();
+    size_t n = json_array_size(ids);
+    if (n == 0)
+        return out;
+    int64_t *want = fp_calloc(n, sizeof *want);
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(ids, i);
+        want[i] = json_integer_value(with_lists ? json_array_get(e, 0) : e);
+    }
+    film *fs = fp_calloc(n, sizeof *fs);
+    if (svc_films_get(ss->svc, want, n, fs) == FP_OK)
+        for (size_t i = 0; i < n; i++) {
+            if (fs[i].id == 0)
+                continue;
+            json_t *f = view_film(&fs[i]);
+            if (with_lists)
+                json_object_set(f, "lists", json_array_get(json_array_get(ids, i), 1));
+            json_array_append_new(out, f);
+        }
+    for (size_t i = 0; i < n; i++)
+        film_clear(&fs[i]);
+    fp_free(fs);
+    fp_free(want);
+    return out;
+}
+
+/* The results as the API shows them: the document keeps ids only (the
+ * first page "_page", the most-lists films "_mostv" as [id, lists]), and
+ * the films are filled in here. */
+static json_t *sess__results_view(sessions *ss, json_t *state)
+{
+    json_t *res = json_object_get(state, "results");
+    if (!json_is_object(res))
+        return json_null();
+    json_t *v = json_deep_copy(res);
+    json_object_set_new(v, "common", sess__films_of(ss, json_object_get(state, "_page"), 0));
+    json_object_set_new(v, "most", sess__films_of(ss, json_object_get(state, "_mostv"), 1));
+    return v;
+}
+
 /* The client view: every key starting with '_' removed, at the top level
- * and in participants. */
-static json_t *sess__view(json_t *state)
+ * and in participants; the results' films filled in. Do not call it with
+ * hub_mu held (it may read the catalogue). */
+static json_t *sess__view(sessions *ss, json_t *state)
 {
     json_t *v = json_deep_copy(state);
     const char *k;
@@ -191,6 +238,8 @@ static json_t *sess__view(json_t *state)
     {
         json_object_foreach_safe(p, tmp, k, val) if (k[0] == '_') json_object_del(p, k);
     }
+    if (json_is_object(json_object_get(state, "results")))
+        json_object_set_new(v, "results", sess__results_view(ss, state));
     return v;
 }
 
@@ -323,26 +372,35 @@ static fp_err sess__update(sessions *ss, const char *id, sess_edit_fn fn, void *
         json_object_set_new(state, "version", json_integer(version));
         rc = sess__save(ss, state);
         if (rc == FP_OK) {
-            pthread_mutex_lock(&ss->hub_mu);
-            sess_hub *h = sess__hub(ss, id, 1);
+            /* Snapshots carry the final version; views are made before
+             * hub_mu is taken (they read the catalogue). */
+            json_t *snapshot = NULL;
             size_t i;
             json_t *e;
             json_array_foreach(ev.list, i, e)
             {
+                if (!snapshot && strcmp(json_string_value(json_array_get(e, 0)), "session") == 0)
+                    snapshot = sess__view(ss, state);
+            }
+            pthread_mutex_lock(&ss->hub_mu);
+            sess_hub *h = sess__hub(ss, id, 1);
+            json_array_foreach(ev.list, i, e)
+            {
                 const char *name = json_string_value(json_array_get(e, 0));
                 json_t *data = json_array_get(e, 1);
-                if (strcmp(name, "session") == 0) /* snapshots carry the final version */
-                    data = sess__view(state);
+                if (strcmp(name, "session") == 0)
+                    data = json_incref(snapshot);
                 else
                     json_incref(data);
                 sess__hub_publish(h, &ss->bytes, first + (json_int_t)i, name, data);
                 json_decref(data);
             }
             pthread_mutex_unlock(&ss->hub_mu);
+            json_decref(snapshot);
         }
     }
     if (rc == FP_OK && out)
-        *out = sess__view(state);
+        *out = sess__view(ss, state);
     pthread_mutex_unlock(&ss->mu);
     json_decref(state);
     json_decref(ev.list);
@@ -442,7 +500,7 @@ fp_err sess_create(sessions *ss, const char *client_id, json_t **out, long *retr
         *retry_s = 60;
     pthread_mutex_unlock(&ss->mu);
     if (rc == FP_OK) {
-        *out = sess__view(state);
+        *out = sess__view(ss, state);
         fp_log(FP_LOG_INFO, "session_created", "{s:s}", "session", id);
     }
     json_decref(state);
@@ -457,7 +515,7 @@ fp_err sess_get(sessions *ss, const char *id, json_t **out)
     fp_err rc = sess__load(ss, id, &state);
     pthread_mutex_unlock(&ss->mu);
     if (rc == FP_OK)
-        *out = sess__view(state);
+        *out = sess__view(ss, state);
     json_decref(state);
     return rc;
 }
@@ -479,6 +537,8 @@ static void sess__reset_results(json_t *state)
     json_object_del(state, "_job");
     json_object_del(state, "_common");
     json_object_del(state, "_most");
+    json_object_del(state, "_page");
+    json_object_del(state, "_mostv");
 }
 
 static fp_err sess__sync(sessions *ss, json_t *state, sess_events *ev);
@@ -689,7 +749,8 @@ static int sess__has_id(const int64_t *sorted, size_t n, int64_t id)
 /*
  * The results of a search stay fixed while the session shows them: "_common"
  * (every common film's id in display order) and "_most" (the most-lists
- * films). What the group sees is that minus the films marked watched in this
+ * films as [id, lists]). The document holds ids only; the films are filled
+ * in when a view is made (sess__results_view). What the group sees is that minus the films marked watched in this
  * session ("watched"): results.common (the first SESS_PAGE), common_count,
  * results.most, the pages of sess_films and the roll pool all skip them, so
  * "Put it back" simply shows the film where it was.
@@ -722,10 +783,10 @@ static size_t sess__pool(json_t *state, int64_t **ids)
         json_int_t level = 0;
         json_array_foreach(most, i, e)
         {
-            int64_t id = json_integer_value(json_object_get(e, "id"));
+            int64_t id = json_integer_value(json_array_get(e, 0));
             if (sess__has_id(vetoed, nv, id) || sess__has_id(watched, nw, id))
                 continue;
-            json_int_t lists = json_integer_value(json_object_get(e, "lists"));
+            json_int_t lists = json_integer_value(json_array_get(e, 1));
             if (level == 0)
                 level = lists;
             if (lists != level)
@@ -778,26 +839,19 @@ static fp_err sess__results_refresh(sessions *ss, json_t *state)
     json_t *most = json_array();
     json_array_foreach(json_object_get(state, "_most"), i, e)
     {
-        if (!sess__has_id(watched, nw, json_integer_value(json_object_get(e, "id"))))
+        if (!sess__has_id(watched, nw, json_integer_value(json_array_get(e, 0))))
             json_array_append(most, e);
     }
     fp_free(watched);
-    film fs[SESS_PAGE];
-    fp_err rc = svc_films_get(ss->svc, page, npage, fs);
-    json_t *common = json_array();
-    for (size_t k = 0; k < npage; k++) {
-        if (rc == FP_OK)
-            json_array_append_new(common, view_film(&fs[k]));
-        film_clear(&fs[k]);
-    }
-    if (rc != FP_OK) {
-        json_decref(common);
-        json_decref(most);
-        return rc;
-    }
-    json_object_set_new(res, "common", common);
+    (void)ss;
+    json_t *ids = json_array();
+    for (size_t k = 0; k < npage; k++)
+        json_array_append_new(ids, json_integer(page[k]));
+    json_object_set_new(state, "_page", ids);
+    json_object_set_new(state, "_mostv", most);
+    json_object_del(res, "common");
+    json_object_del(res, "most");
     json_object_set_new(res, "common_count", json_integer((json_int_t)count));
-    json_object_set_new(res, "most", most);
     sess__set_pool(state);
     return FP_OK;
 }
@@ -818,17 +872,15 @@ static fp_err sess__results_set(sessions *ss, json_t *state, const svc_results *
         fp_free(order[i].key);
     }
     fp_free(order);
-    for (size_t i = 0; i < r->nmost; i++) {
-        json_t *f = view_film(&r->most[i].film);
-        json_object_set_new(f, "lists", json_integer(r->most[i].count));
-        json_array_append_new(most, f);
-    }
+    for (size_t i = 0; i < r->nmost; i++)
+        json_array_append_new(most, json_pack("[I,I]", (json_int_t)r->most[i].film.id,
+                                              (json_int_t)r->most[i].count));
     json_object_set_new(state, "_common", ids);
     json_object_set_new(state, "_most", most);
     json_object_set_new(state, "results",
-                        json_pack("{s:I,s:I,s:i,s:[],s:[],s:i}", "participants",
+                        json_pack("{s:I,s:I,s:i,s:i}", "participants",
                                   (json_int_t)r->participants, "failed", (json_int_t)r->failed,
-                                  "common_count", 0, "common", "most", "pool", 0));
+                                  "common_count", 0, "pool", 0));
     return sess__results_refresh(ss, state);
 }
 
@@ -921,15 +973,17 @@ static fp_err sess__sync(sessions *ss, json_t *state, sess_events *ev)
     } else if (rc == FP_CONFLICT) { /* nobody's list could be read: the errors say why */
         json_object_set_new(state, "_common", json_array());
         json_object_set_new(state, "_most", json_array());
+        json_object_set_new(state, "_page", json_array());
+        json_object_set_new(state, "_mostv", json_array());
         json_object_set_new(state, "results",
-                            json_pack("{s:i,s:I,s:i,s:[],s:[],s:i}", "participants", 0, "failed",
+                            json_pack("{s:i,s:I,s:i,s:i}", "participants", 0, "failed",
                                       (json_int_t)json_array_size(parts), "common_count", 0,
-                                      "common", "most", "pool", 0));
+                                      "pool", 0));
     } else {
         return rc;
     }
     json_object_set_new(state, "status", json_string("results"));
-    sess__emit(ev, "results", json_incref(json_object_get(state, "results")));
+    sess__emit(ev, "results", sess__results_view(ss, state));
     return FP_OK;
 }
 
@@ -1152,7 +1206,7 @@ static int sess__in_search(json_t *state, int64_t film_id)
         return 1;
     json_array_foreach(json_object_get(state, "_most"), i, e)
     {
-        if (json_integer_value(json_object_get(e, "id")) == film_id)
+        if (json_integer_value(json_array_get(e, 0)) == film_id)
             return 1;
     }
     return 0;
@@ -1383,6 +1437,7 @@ fp_err sess_stream_open(sessions *ss, const char *id, long long last_event_id, s
         return rc;
     }
     long long version = (long long)json_integer_value(json_object_get(state, "version"));
+    json_t *snapshot = sess__view(ss, state); /* before hub_mu: it reads the catalogue */
     sess_stream *st = fp_calloc(1, sizeof *st);
     st->ss = ss;
     st->wake = wake;
@@ -1393,6 +1448,7 @@ fp_err sess_stream_open(sessions *ss, const char *id, long long last_event_id, s
         pthread_mutex_unlock(&ss->hub_mu);
         pthread_mutex_unlock(&ss->mu);
         json_decref(state);
+        json_decref(snapshot);
         fp_buf_free(&st->out);
         fp_free(st);
         return FP_UNAVAILABLE;
@@ -1402,6 +1458,7 @@ fp_err sess_stream_open(sessions *ss, const char *id, long long last_event_id, s
         pthread_mutex_unlock(&ss->hub_mu);
         pthread_mutex_unlock(&ss->mu);
         json_decref(state);
+        json_decref(snapshot);
         fp_buf_free(&st->out);
         fp_free(st);
         return FP_RATE_LIMITED;
@@ -1427,9 +1484,7 @@ fp_err sess_stream_open(sessions *ss, const char *id, long long last_event_id, s
     }
     if (!replayed) {
         size_t len = 0;
-        json_t *view = sess__view(state);
-        char *text = sess__sse(version, "session", view, &len);
-        json_decref(view);
+        char *text = sess__sse(version, "session", snapshot, &len);
         sess__stream_push(st, text, len);
         fp_free(text);
     }
@@ -1439,6 +1494,7 @@ fp_err sess_stream_open(sessions *ss, const char *id, long long last_event_id, s
     pthread_mutex_unlock(&ss->hub_mu);
     pthread_mutex_unlock(&ss->mu);
     json_decref(state);
+    json_decref(snapshot);
     *out = st;
     return FP_OK;
 }

@@ -23,6 +23,7 @@
 #define HTTP_MAX_FORM_FIELD 512 /* bytes of a multipart text field (username, source) */
 #define HTTP_MAX_PARAMS 2
 #define HTTP_MAX_UPLOADS 16 /* upload bodies received at once (503 beyond) */
+#define HTTP_DISCARD_MAX (1024u * 1024u) /* chunked body bytes dropped past the limit */
 
 typedef struct http_req http_req;
 typedef enum MHD_Result (*http_handler_fn)(http_req *r);
@@ -80,6 +81,7 @@ struct http_req {
     char client_id[33]; /* browser id of a valid fp_client cookie ("" if none) */
     int client_checked;
     int counted_upload; /* holds one of srv->uploads */
+    size_t discarded;   /* body bytes dropped past the limit */
     const http_route *route;
     char method[8];
     char *path;

@@ -578,16 +578,19 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *conn, cons
         } else {
             r->body_error = FP_INVALID;
         }
-        if (r->body_error == FP_TOO_LARGE && MHD_lookup_connection_value(
-                                                 r->conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+        if (r->body_error == FP_TOO_LARGE) {
             /* A chunked body past the limit (Content-Length bodies are
-             * refused before they start): libmicrohttpd cannot answer in
-             * the middle of a body, and waiting for the end of a chunk the
-             * client says is 2^64 bytes long is what a hang is made of. The
-             * connection is closed now. */
-            fp_log(FP_LOG_INFO, "chunked_body_too_large", "{s:s}", "request_id", r->id);
-            return MHD_NO;
+             * refused before they start). libmicrohttpd cannot answer in
+             * the middle of a body, so the rest is read and dropped and the
+             * final call answers 413; but only up to HTTP_DISCARD_MAX more
+             * bytes: a chunk the client says is 2^64 bytes long would
+             * otherwise be read for ever. Past that the connection is
+             * closed. */
+            r->discarded += n;
+            if (r->discarded > HTTP_DISCARD_MAX) {
+                fp_log(FP_LOG_INFO, "chunked_body_too_large", "{s:s}", "request_id", r->id);
+                return MHD_NO;
+            }
         }
         /* MHD cannot answer before the body is read: the rest is discarded
          * (never stored) and the final call answers. */
