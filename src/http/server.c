@@ -567,8 +567,16 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *conn, cons
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (r->body_error)
+        if (r->body_error) {
+            /* The rest of a body already refused is read and dropped, but
+             * only up to HTTP_DISCARD_MAX bytes (see below). */
+            r->discarded += n;
+            if (r->discarded > HTTP_DISCARD_MAX) {
+                fp_log(FP_LOG_INFO, "body_dropped_too_long", "{s:s}", "request_id", r->id);
+                return MHD_NO;
+            }
             return MHD_YES;
+        }
         if (r->route->body == HTTP_BODY_MULTIPART) {
             if (MHD_post_process(r->pp, upload_data, n) != MHD_YES && !r->body_error)
                 r->body_error = FP_INVALID;
@@ -578,20 +586,12 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *conn, cons
         } else {
             r->body_error = FP_INVALID;
         }
-        if (r->body_error == FP_TOO_LARGE) {
-            /* A chunked body past the limit (Content-Length bodies are
-             * refused before they start). libmicrohttpd cannot answer in
-             * the middle of a body, so the rest is read and dropped and the
-             * final call answers 413; but only up to HTTP_DISCARD_MAX more
-             * bytes: a chunk the client says is 2^64 bytes long would
-             * otherwise be read for ever. Past that the connection is
-             * closed. */
-            r->discarded += n;
-            if (r->discarded > HTTP_DISCARD_MAX) {
-                fp_log(FP_LOG_INFO, "chunked_body_too_large", "{s:s}", "request_id", r->id);
-                return MHD_NO;
-            }
-        }
+        /* A body past the limit (only a chunked one: Content-Length bodies
+         * are refused before they start). libmicrohttpd cannot answer in
+         * the middle of a body, so the rest is read and dropped and the
+         * final call answers 413; but only up to HTTP_DISCARD_MAX more
+         * bytes: a chunk the client says is 2^64 bytes long would otherwise
+         * be read for ever. Past that the connection is closed. */
         /* MHD cannot answer before the body is read: the rest is discarded
          * (never stored) and the final call answers. */
         return MHD_YES;

@@ -834,7 +834,7 @@ class StrictRequestTest(AbuseTestCase):
             # closed well before body-timeout (60 s): by the 1 MiB discard limit
             self.assertTrue(closed, "the connection is closed")
             self.assertLess(time.monotonic() - t0, 8)
-            self.assertIn("chunked_body_too_large", self.fp.stderr_text())
+            self.assertIn("body_dropped_too_long", self.fp.stderr_text())
         finally:
             s.close()
 
