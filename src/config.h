@@ -60,7 +60,9 @@ typedef struct fp_config {
     long rate_import_burst, rate_import_per_min;   /* export uploads */
     long rate_session_burst, rate_session_per_min; /* sessions created */
     long rate_client_burst, rate_client_per_min;   /* browser ids (cookies) issued */
+    long rate_job_burst, rate_job_per_min;         /* jobs started (searches) */
     long max_sessions;        /* live sessions in all; 503 beyond */
+    long max_sessions_per_address; /* live sessions one address created; 429 beyond */
     long sessions_max_mb;     /* memory all live sessions may hold; 503 beyond */
     long jobs_max_mb;         /* lists held by finished jobs; the oldest go first beyond */
     long import_max_new_films; /* new catalogue films one import may add */

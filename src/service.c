@@ -726,18 +726,26 @@ static svc_task *svc__task_find(service *s, const uint8_t key[VAULT_KEY_BYTES])
  * job's waiters to *fired when it finishes. */
 static void svc__job_free(svc_job *j);
 
+/* A job finished less than this long ago is never dropped early: whoever
+ * started it (a session's search, a waiting first-version request, a v1
+ * client polling) reads its results within that time. */
+#define SVC_JOB_GRACE_MS 60000
+
 /* Finished jobs hold their people's lists (as ids) for job-ttl. Past
- * jobs-max-mb the oldest finished ones go first (a poll then answers 404
+ * jobs-max-mb the oldest finished ones go first (never one younger than
+ * SVC_JOB_GRACE_MS; the job rate limit bounds how many of those one client
+ * makes) (a poll then answers 404
  * "no such job (or it expired)"; the lists stay stored, so a new job is
  * answered from storage). s->mu held. */
 static void svc__jobs_bound(service *s, const svc_job *keep)
 {
     size_t cap = (size_t)s->cfg->jobs_max_mb * 1024u * 1024u;
+    long long young = svc__mono_ms() - SVC_JOB_GRACE_MS;
     while (s->jobs_bytes > cap) {
         svc_job **oldest = NULL;
         for (size_t b = 0; b < SVC_JOB_BUCKETS; b++)
             for (svc_job **pp = &s->jobs[b]; *pp; pp = &(*pp)->next)
-                if ((*pp)->finished_ms && *pp != keep &&
+                if ((*pp)->finished_ms && (*pp)->finished_ms < young && *pp != keep &&
                     (!oldest || (*pp)->finished_ms < (*oldest)->finished_ms))
                     oldest = pp;
         if (!oldest)

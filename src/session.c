@@ -31,6 +31,8 @@
 #define SESS_RING 256                     /* events kept per session for replays */
 #define SESS_RING_BYTES (256u * 1024u)    /* ...and at most this many bytes of them */
 #define SESS_HUB_BUCKETS 4096
+#define SESS_EMPTY_TTL_S 600              /* a session nobody was added to lives this long */
+#define SESS_ADDR_BUCKETS 1024
 #define SESS_STREAM_MAX (512u * 1024u)    /* unread bytes before a slow stream is cut */
 #define SESS_STREAMS_MAX_BYTES (64u * 1024u * 1024u) /* ...and of all streams together */
 #define SESS_KEEPALIVE_S 15
@@ -65,7 +67,16 @@ typedef struct sess_hub {
     sess_stream *streams;
     long nstreams;
     time_t touched;
+    long ttl_s;                 /* of its last save: session-ttl, or less while empty */
+    struct sess_addr *creator;  /* the address that created it (counted), or NULL */
 } sess_hub;
+
+/* Live sessions per creating address (max-sessions-per-address). */
+typedef struct sess_addr {
+    struct sess_addr *next;
+    uint8_t key[16];
+    long live;
+} sess_addr;
 
 struct sess_stream {
     sess_stream *next;
@@ -97,6 +108,7 @@ struct sessions {
     size_t nhubs;           /* live sessions */
     size_t bytes;           /* their documents and rings */
     size_t stream_bytes;    /* unread bytes of every stream */
+    sess_addr *addrs[SESS_ADDR_BUCKETS]; /* under hub_mu */
     sess_jobmap jobs[SESS_MAX_JOBS];
     size_t njobs;
     pthread_t ticker;
@@ -111,6 +123,17 @@ static int sess__valid_id(const char *id)
 }
 
 static sess_hub *sess__hub(sessions *ss, const char *id, int create);
+
+/* How long a session lives after this change: session-ttl, or
+ * SESS_EMPTY_TTL_S while nobody has been added (an empty session is what
+ * a flood of creations leaves behind). */
+static long sess__ttl(sessions *ss, json_t *state)
+{
+    long ttl = ss->cfg->session_ttl_s;
+    if (json_array_size(json_object_get(state, "participants")) == 0 && ttl > SESS_EMPTY_TTL_S)
+        ttl = SESS_EMPTY_TTL_S;
+    return ttl;
+}
 
 /* ---- the document ------------------------------------------------------ */
 
@@ -145,12 +168,13 @@ static fp_err sess__save(sessions *ss, json_t *state)
 {
     const char *id = json_string_value(json_object_get(state, "id"));
     time_t now = time(NULL);
-    json_object_set_new(state, "expires_at", view_time((int64_t)now + ss->cfg->session_ttl_s));
+    json_object_set_new(state, "expires_at", view_time((int64_t)now + sess__ttl(ss, state)));
     char *text = json_dumps(state, JSON_COMPACT);
     if (!text)
         return FP_NOMEM;
     size_t len = strlen(text);
     size_t cap = (size_t)ss->cfg->sessions_max_mb * 1024u * 1024u;
+    long ttl = sess__ttl(ss, state);
     pthread_mutex_lock(&ss->hub_mu);
     sess_hub *h = sess__hub(ss, id, 0);
     size_t before = h ? h->doc_bytes : 0;
@@ -163,7 +187,7 @@ static fp_err sess__save(sessions *ss, json_t *state)
     pthread_mutex_unlock(&ss->hub_mu);
     char key[40];
     sess__key(id, key);
-    fp_err rc = ss->cb->set(ss->ca, key, strlen(key), text, len, ss->cfg->session_ttl_s);
+    fp_err rc = ss->cb->set(ss->ca, key, strlen(key), text, len, ttl);
     free(text);
     if (rc == FP_OK) {
         pthread_mutex_lock(&ss->hub_mu);
@@ -171,6 +195,7 @@ static fp_err sess__save(sessions *ss, json_t *state)
         ss->bytes = ss->bytes - h->doc_bytes + len;
         h->doc_bytes = len;
         h->touched = now;
+        h->ttl_s = ttl;
         pthread_mutex_unlock(&ss->hub_mu);
     }
     return rc;
@@ -255,6 +280,39 @@ static json_t *sess__part_view(json_t *p)
 
 /* ---- hubs and streams -------------------------------------------------- */
 
+/* The address entry for key (created when create). hub_mu held. */
+static sess_addr *sess__addr(sessions *ss, const uint8_t key[16], int create)
+{
+    uint32_t h = 2166136261u;
+    for (int i = 0; i < 16; i++)
+        h = (h ^ key[i]) * 16777619u;
+    sess_addr **pp = &ss->addrs[h % SESS_ADDR_BUCKETS];
+    for (sess_addr *a = *pp; a; a = a->next)
+        if (memcmp(a->key, key, 16) == 0)
+            return a;
+    if (!create)
+        return NULL;
+    sess_addr *a = fp_calloc(1, sizeof *a);
+    memcpy(a->key, key, 16);
+    a->next = *pp;
+    *pp = a;
+    return a;
+}
+
+/* One session of a's fewer; the entry goes with its last. hub_mu held. */
+static void sess__addr_release(sessions *ss, sess_addr *a)
+{
+    if (!a || --a->live > 0)
+        return;
+    for (size_t b = 0; b < SESS_ADDR_BUCKETS; b++)
+        for (sess_addr **pp = &ss->addrs[b]; *pp; pp = &(*pp)->next)
+            if (*pp == a) {
+                *pp = a->next;
+                fp_free(a);
+                return;
+            }
+}
+
 /* Session ids are 128 random bits in hex: the first 8 digits place them. */
 static size_t sess__hub_bucket(const char *id)
 {
@@ -313,8 +371,8 @@ static void sess__stream_push(sess_stream *st, const char *text, size_t len)
 }
 
 /* Records an event in the hub's log and sends it to its streams. hub_mu held. */
-static void sess__hub_publish(sess_hub *h, size_t *bytes, long long id, const char *name,
-                              json_t *data)
+static void sess__hub_publish(sess_hub *h, size_t *bytes, size_t cap, long long id,
+                              const char *name, json_t *data)
 {
     size_t len = 0;
     char *text = sess__sse(id, name, data, &len);
@@ -335,9 +393,24 @@ static void sess__hub_publish(sess_hub *h, size_t *bytes, long long id, const ch
     h->ring_n++;
     h->ring_bytes += len;
     *bytes += len;
+    /* Over sessions-max-mb, replay rings give way first (a client that
+     * reconnects then gets a "session" snapshot instead of a replay):
+     * this hub's ring is emptied, the event still goes to its streams. */
+    while (*bytes > cap && h->ring_n > 0) {
+        sess_event *old = &h->ring[h->ring_head];
+        h->ring_bytes -= old->len;
+        *bytes -= old->len;
+        if (old->text != text)
+            fp_free(old->text);
+        old->text = NULL;
+        h->ring_head = (h->ring_head + 1) % SESS_RING;
+        h->ring_n--;
+    }
     h->touched = time(NULL);
     for (sess_stream *st = h->streams; st; st = st->next)
         sess__stream_push(st, text, len);
+    if (h->ring_n == 0 || h->ring[(h->ring_head + h->ring_n - 1) % SESS_RING].text != text)
+        fp_free(text); /* not kept in the ring */
 }
 
 /* ---- updates ----------------------------------------------------------- */
@@ -392,7 +465,9 @@ static fp_err sess__update(sessions *ss, const char *id, sess_edit_fn fn, void *
                     data = json_incref(snapshot);
                 else
                     json_incref(data);
-                sess__hub_publish(h, &ss->bytes, first + (json_int_t)i, name, data);
+                sess__hub_publish(h, &ss->bytes,
+                                  (size_t)ss->cfg->sessions_max_mb * 1024u * 1024u,
+                                  first + (json_int_t)i, name, data);
                 json_decref(data);
             }
             pthread_mutex_unlock(&ss->hub_mu);
@@ -468,7 +543,17 @@ static fp_err sess__client_slot(sessions *ss, const char *client_id, const char 
     return rc;
 }
 
-fp_err sess_create(sessions *ss, const char *client_id, json_t **out, long *retry_s)
+int sess_address_full(sessions *ss, const uint8_t addr[16])
+{
+    pthread_mutex_lock(&ss->hub_mu);
+    sess_addr *a = sess__addr(ss, addr, 0);
+    int full = a && a->live >= ss->cfg->max_sessions_per_address;
+    pthread_mutex_unlock(&ss->hub_mu);
+    return full;
+}
+
+fp_err sess_create(sessions *ss, const char *client_id, const uint8_t addr[16], json_t **out,
+                   long *retry_s)
 {
     *out = NULL;
     *retry_s = 0;
@@ -496,6 +581,13 @@ fp_err sess_create(sessions *ss, const char *client_id, json_t **out, long *retr
     }
     if (rc == FP_OK)
         rc = sess__save(ss, state);
+    if (rc == FP_OK && addr) {
+        pthread_mutex_lock(&ss->hub_mu);
+        sess_hub *h = sess__hub(ss, id, 1);
+        h->creator = sess__addr(ss, addr, 1);
+        h->creator->live++;
+        pthread_mutex_unlock(&ss->hub_mu);
+    }
     if (rc == FP_UNAVAILABLE && !*retry_s)
         *retry_s = 60;
     pthread_mutex_unlock(&ss->mu);
@@ -946,6 +1038,17 @@ static fp_err sess__sync(sessions *ss, json_t *state, sess_events *ev)
         return FP_OK;
     svc_job_view v;
     fp_err rc = svc_job_view_get(ss->svc, job, &v);
+    if (rc == FP_NOT_FOUND) {
+        /* The search job is gone (expired, or dropped under memory
+         * pressure): back to gathering, so the group can search again
+         * rather than wait for a job that will never finish. */
+        fp_log(FP_LOG_WARN, "session_search_lost", "{s:s}", "session",
+               json_string_value(json_object_get(state, "id")));
+        json_object_del(state, "_job");
+        json_object_set_new(state, "status", json_string("gathering"));
+        sess__emit(ev, "session", json_null());
+        return FP_OK;
+    }
     if (rc != FP_OK)
         return rc;
     json_t *parts = json_object_get(state, "participants");
@@ -1596,8 +1699,9 @@ static void *sess__ticker(void *arg)
                         sess__stream_push(st, ": keep-alive\n\n", 14);
                     }
                 }
-                if (!h->streams && now - h->touched > ss->cfg->session_ttl_s) {
+                if (!h->streams && now - h->touched > (h->ttl_s ? h->ttl_s : ss->cfg->session_ttl_s)) {
                     *pp = h->next;
+                    sess__addr_release(ss, h->creator);
                     ss->bytes -= h->doc_bytes + h->ring_bytes;
                     ss->nhubs--;
                     sess__hub_free(h);
@@ -1686,6 +1790,12 @@ void sessions_free(sessions **ssp)
             sess_hub *h = ss->hubs[b];
             ss->hubs[b] = h->next;
             sess__hub_free(h); /* streams were closed by their connections */
+        }
+    for (size_t b = 0; b < SESS_ADDR_BUCKETS; b++)
+        while (ss->addrs[b]) {
+            sess_addr *a = ss->addrs[b];
+            ss->addrs[b] = a->next;
+            fp_free(a);
         }
     if (ss->ca)
         ss->cb->close(ss->ca);

@@ -37,10 +37,15 @@ void sessions_close_streams(sessions *ss);
 void sessions_free(sessions **ss);
 
 /* FP_RATE_LIMITED when the client already has max-sessions-per-client live. */
-/* FP_RATE_LIMITED when the browser has max-sessions-per-client open,
+/* 1 when the address (its limit key, 16 bytes) created
+ * max-sessions-per-address sessions that are still live. */
+int sess_address_full(sessions *ss, const uint8_t addr[16]);
+/* addr: the creating client's address (its limit key), counted for
+ * sess_address_full; NULL: not counted.
+ * FP_RATE_LIMITED when the browser has max-sessions-per-client open,
  * FP_UNAVAILABLE when the server holds max-sessions (or sessions-max-mb);
  * *retry_s says when to try again. */
-fp_err sess_create(sessions *ss, const char *client_id, json_t **out,
+fp_err sess_create(sessions *ss, const char *client_id, const uint8_t addr[16], json_t **out,
                    long *retry_s) FP_WARN_UNUSED;
 fp_err sess_get(sessions *ss, const char *id, json_t **out) FP_WARN_UNUSED;
 /* Adds a participant and starts reading their list at once (progress, then

@@ -138,7 +138,17 @@ enum MHD_Result api_sx_create(http_req *r)
         return http__rate_limited(r, HTTP_RL_SESSION, retry_ms);
     json_t *view = NULL;
     long retry_s = 0;
-    fp_err rc = sess_create(r->srv->sessions, sx__cookie(r), &view, &retry_s);
+    fp_addr from = fp_addr_limit_key(http__client_addr(r));
+    if (sess_address_full(r->srv->sessions, from.b)) {
+        r->retry_after_s = 600;
+        char *m = fp_printf("this address has %ld live sessions, the most it may; an empty one "
+                            "ends after 10 minutes",
+                            r->srv->cfg->max_sessions_per_address);
+        res = http__error(r, FP_RATE_LIMITED, m, NULL);
+        fp_free(m);
+        return res;
+    }
+    fp_err rc = sess_create(r->srv->sessions, sx__cookie(r), from.b, &view, &retry_s);
     if (rc == FP_RATE_LIMITED) {
         r->retry_after_s = retry_s;
         char *m = fp_printf("this browser has %ld sessions open, the most it may; the oldest "
@@ -151,7 +161,8 @@ enum MHD_Result api_sx_create(http_req *r)
     if (rc == FP_UNAVAILABLE) {
         r->retry_after_s = retry_s;
         return http__error(r, rc,
-                           "the server holds as many live sessions as it can; try again later",
+                           "the server holds as many live sessions (or as much session "
+                           "memory) as it may; try again later",
                            NULL);
     }
     if (rc != FP_OK)
@@ -209,10 +220,11 @@ enum MHD_Result api_sx_add(http_req *r)
     }
     /* Adding a person starts reading their list: a fetch unless it is stored. */
     long long retry_ms = 0;
-    if (svc_fetch_cost(r->srv->svc, &p, 1) > 0 &&
-        http__rate_take(r, HTTP_RL_FETCH, sx__cookie(r), 1, &retry_ms) != FP_OK) {
+    http_rl_class out_of = HTTP_RL_JOB;
+    if (http__rate_take_job(r, sx__cookie(r), (double)svc_fetch_cost(r->srv->svc, &p, 1),
+                            &retry_ms, &out_of) != FP_OK) {
         fp_free(name);
-        return http__rate_limited(r, HTTP_RL_FETCH, retry_ms);
+        return http__rate_limited(r, out_of, retry_ms);
     }
     json_t *view = NULL;
     rc = sess_add(r->srv->sessions, r->params[0], &p, name, &view);
@@ -257,9 +269,10 @@ enum MHD_Result api_sx_search(http_req *r)
     json_decref(body);
     size_t cost = 0;
     long long retry_ms = 0;
-    if (sess_search_cost(r->srv->sessions, r->params[0], want, &cost) == FP_OK && cost > 0 &&
-        http__rate_take(r, HTTP_RL_FETCH, sx__cookie(r), (double)cost, &retry_ms) != FP_OK)
-        return http__rate_limited(r, HTTP_RL_FETCH, retry_ms);
+    http_rl_class out_of = HTTP_RL_JOB;
+    if (sess_search_cost(r->srv->sessions, r->params[0], want, &cost) == FP_OK &&
+        http__rate_take_job(r, sx__cookie(r), (double)cost, &retry_ms, &out_of) != FP_OK)
+        return http__rate_limited(r, out_of, retry_ms);
     json_t *view = NULL;
     fp_err rc = sess_search(r->srv->sessions, r->params[0], want, &view);
     if (rc != FP_OK)

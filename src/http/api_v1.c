@@ -91,8 +91,9 @@ enum MHD_Result api_v1_jobs_create(http_req *r)
     char id[33];
     size_t cost = svc_fetch_cost(svc, people, n);
     long long retry_ms = 0;
-    if (cost > 0 && http__rate_take(r, HTTP_RL_FETCH, NULL, (double)cost, &retry_ms) != FP_OK) {
-        res = http__rate_limited(r, HTTP_RL_FETCH, retry_ms);
+    http_rl_class out_of = HTTP_RL_JOB;
+    if (http__rate_take_job(r, NULL, (double)cost, &retry_ms, &out_of) != FP_OK) {
+        res = http__rate_limited(r, out_of, retry_ms);
         goto out;
     }
     fp_err rc = svc_job_start(svc, people, n, id);

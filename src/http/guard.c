@@ -21,6 +21,7 @@
 #include "core/mem.h"
 
 #define GUARD_BUCKETS 1024
+#define GUARD_FEW 2 /* under pressure, addresses holding more are cut first */
 
 typedef enum { GUARD_WAIT_HEADERS, GUARD_WAIT_BODY, GUARD_RUNNING } guard_phase;
 
@@ -29,6 +30,7 @@ typedef struct guard_addr {
     fp_addr key;
     long conns;
     long streams;
+    long uploads;
 } guard_addr;
 
 struct guard_conn {
@@ -97,7 +99,7 @@ static guard_addr *guard__entry(http_guard *g, const fp_addr *addr, int create)
 /* Drops an entry that counts nothing any more. mu held. */
 static void guard__entry_release(http_guard *g, guard_addr *e)
 {
-    if (e->conns > 0 || e->streams > 0)
+    if (e->conns > 0 || e->streams > 0 || e->uploads > 0)
         return;
     size_t b = guard__bucket(g, &e->key);
     for (guard_addr **pp = &g->buckets[b]; *pp; pp = &(*pp)->next)
@@ -140,18 +142,41 @@ static void guard__relieve(http_guard *g)
 {
     long target = guard__soft(g) - (g->opt.reserve / 2 > 0 ? g->opt.reserve / 2 : 1);
     long live = (long)atomic_load(&g->open) - atomic_load(&g->cut_pending);
-    for (guard_conn *c = g->head; c && live > target; c = c->next) {
-        if (c->cut || atomic_load(&c->phase) != GUARD_WAIT_HEADERS)
+    /* First from addresses holding more than GUARD_FEW connections (the
+     * flood), then from anyone: a lone probe is cut last. */
+    for (int pass = 0; pass < 2 && live > target; pass++)
+        for (guard_conn *c = g->head; c && live > target; c = c->next) {
+            if (c->cut || atomic_load(&c->phase) != GUARD_WAIT_HEADERS)
+                continue;
+            if (pass == 0 && c->entry->conns <= GUARD_FEW)
+                continue;
+            atomic_fetch_add(&g->cut_pressure, 1);
+            guard__cut(g, c);
+            live--;
+        }
+}
+
+/* Connections past their header or body deadline are cut. mu held. */
+static void guard__deadlines(http_guard *g, long long now)
+{
+    for (guard_conn *c = g->head; c; c = c->next) {
+        if (c->cut)
             continue;
-        atomic_fetch_add(&g->cut_pressure, 1);
-        guard__cut(g, c);
-        live--;
+        long long dl = atomic_load(&c->deadline_ms);
+        if (dl > 0 && now >= dl) {
+            if (atomic_load(&c->phase) == GUARD_WAIT_BODY)
+                atomic_fetch_add(&g->cut_body, 1);
+            else
+                atomic_fetch_add(&g->cut_header, 1);
+            guard__cut(g, c);
+        }
     }
 }
 
 static void *guard__thread(void *arg)
 {
     http_guard *g = arg;
+    long long last_scan = 0;
     pthread_mutex_lock(&g->mu);
     while (!g->stopping) {
         struct timespec ts;
@@ -167,23 +192,15 @@ static void *guard__thread(void *arg)
             break;
         int pressure = g->pressure;
         g->pressure = 0;
+        long long now = guard__now_ms();
+        /* Deadlines at least every tick, pressure or not (a steady stream
+         * of new connections must not keep slow ones alive). */
+        if (now - last_scan >= GUARD_TICK_MS) {
+            guard__deadlines(g, now);
+            last_scan = now;
+        }
         if (pressure || guard__over_soft(g))
             guard__relieve(g);
-        if (pressure)
-            continue; /* deadlines at the next tick */
-        long long now = guard__now_ms();
-        for (guard_conn *c = g->head; c; c = c->next) {
-            if (c->cut)
-                continue;
-            long long dl = atomic_load(&c->deadline_ms);
-            if (dl > 0 && now >= dl) {
-                if (atomic_load(&c->phase) == GUARD_WAIT_BODY)
-                    atomic_fetch_add(&g->cut_body, 1);
-                else
-                    atomic_fetch_add(&g->cut_header, 1);
-                guard__cut(g, c);
-            }
-        }
     }
     pthread_mutex_unlock(&g->mu);
     return NULL;
@@ -423,6 +440,33 @@ void guard_sse_leave(http_guard *g, guard_sse *token)
     guard_addr *e = (guard_addr *)token;
     pthread_mutex_lock(&g->mu);
     e->streams--;
+    guard__entry_release(g, e);
+    pthread_mutex_unlock(&g->mu);
+}
+
+guard_sse *guard_upload_enter(http_guard *g, const fp_addr *addr)
+{
+    if (!g || !addr)
+        return NULL;
+    pthread_mutex_lock(&g->mu);
+    guard_addr *e = guard__entry(g, addr, 1);
+    if (e->uploads >= GUARD_UPLOADS_PER_ADDRESS) {
+        guard__entry_release(g, e);
+        pthread_mutex_unlock(&g->mu);
+        return NULL;
+    }
+    e->uploads++;
+    pthread_mutex_unlock(&g->mu);
+    return (guard_sse *)e;
+}
+
+void guard_upload_leave(http_guard *g, guard_sse *token)
+{
+    if (!g || !token)
+        return;
+    guard_addr *e = (guard_addr *)token;
+    pthread_mutex_lock(&g->mu);
+    e->uploads--;
     guard__entry_release(g, e);
     pthread_mutex_unlock(&g->mu);
 }

@@ -98,6 +98,12 @@ typedef struct guard_sse guard_sse;
 guard_sse *guard_sse_enter(http_guard *g, const fp_addr *addr);
 void guard_sse_leave(http_guard *g, guard_sse *token);
 
+/* An upload body being received for addr: a token for guard_upload_leave,
+ * or NULL when addr already sends GUARD_UPLOADS_PER_ADDRESS. */
+#define GUARD_UPLOADS_PER_ADDRESS 4
+guard_sse *guard_upload_enter(http_guard *g, const fp_addr *addr);
+void guard_upload_leave(http_guard *g, guard_sse *token);
+
 void guard_get_stats(http_guard *g, guard_stats *out);
 
 #endif

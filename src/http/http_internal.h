@@ -48,6 +48,7 @@ typedef enum {
     HTTP_RL_IMPORT,  /* an export upload */
     HTTP_RL_SESSION, /* a session created */
     HTTP_RL_CLIENT,  /* a browser id (cookie) issued */
+    HTTP_RL_JOB,     /* a job (a search of stored lists too: jobs hold memory) */
     HTTP_RL_NCLASSES
 } http_rl_class;
 
@@ -81,6 +82,7 @@ struct http_req {
     char client_id[33]; /* browser id of a valid fp_client cookie ("" if none) */
     int client_checked;
     int counted_upload; /* holds one of srv->uploads */
+    guard_sse *upload_slot; /* this address's upload count (guard_upload_enter) */
     size_t discarded;   /* body bytes dropped past the limit */
     const http_route *route;
     char method[8];
@@ -121,6 +123,10 @@ int http__host_allowed(const http_server *srv, const char *host);
  * is given, for that browser. FP_RATE_LIMITED with *retry_ms otherwise. */
 fp_err http__rate_take(http_req *r, http_rl_class c, const char *client_id, double cost,
                        long long *retry_ms) FP_WARN_UNUSED;
+/* A job (class job, 1) that will fetch `fetches` lists (class fetch), both
+ * budgets taken together or neither; *refused says which one was out. */
+fp_err http__rate_take_job(http_req *r, const char *client_id, double fetches,
+                           long long *retry_ms, http_rl_class *refused) FP_WARN_UNUSED;
 /* The 429 answer for class c, with an honest Retry-After. */
 enum MHD_Result http__rate_limited(http_req *r, http_rl_class c, long long retry_ms);
 const char *http__rl_class_name(http_rl_class c);

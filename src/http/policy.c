@@ -13,8 +13,9 @@
  * keeps it.
  *
  * Rate limits: each class has a budget per client address and, where the
- * browser sent a valid fp_client cookie, half that budget for the browser,
- * so two browsers behind one home router each keep some. Both buckets are
+ * browser sent a valid fp_client cookie, half that budget (but at least
+ * max-participants, what one group asks for at once) for the browser, so
+ * two browsers behind one home router each keep some. Both buckets are
  * taken together or not at all (ratelimit.h).
  */
 #include <stdlib.h>
@@ -22,13 +23,14 @@
 #include <strings.h>
 #include <time.h>
 
+#include "core/buf.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "http/guard.h"
 #include "http/http_internal.h"
 
 static const char *const policy__class_names[HTTP_RL_NCLASSES] = {"fetch", "import", "session",
-                                                                  "client"};
+                                                                  "client", "job"};
 
 const char *http__rl_class_name(http_rl_class c)
 {
@@ -36,6 +38,41 @@ const char *http__rl_class_name(http_rl_class c)
 }
 
 /* ---- client address ---------------------------------------------------- */
+
+/* Joins every X-Forwarded-For line, in order, with commas. */
+static enum MHD_Result policy__xff_collect(void *cls, enum MHD_ValueKind kind, const char *key,
+                                           const char *value)
+{
+    (void)kind;
+    fp_buf *all = cls;
+    if (strcasecmp(key, "X-Forwarded-For") != 0 || !value)
+        return MHD_YES;
+    if (fp_buf_appendf(all, "%s%s", all->len ? "," : "", value) != FP_OK)
+        return MHD_NO; /* absurdly long: what was read so far is used */
+    return MHD_YES;
+}
+
+/* One X-Forwarded-For entry: an address, "a.b.c.d:port" or "[v6]:port". */
+static fp_err policy__parse_forwarded(const char *item, size_t len, fp_addr *out)
+{
+    while (len && (*item == ' ' || *item == '\t')) {
+        item++;
+        len--;
+    }
+    while (len && (item[len - 1] == ' ' || item[len - 1] == '\t'))
+        len--;
+    if (fp_addr_parse(item, len, out) == FP_OK)
+        return FP_OK;
+    const char *colon = len ? memchr(item, ':', len) : NULL;
+    if (len && item[0] == '[') { /* [v6]:port */
+        const char *close = memchr(item, ']', len);
+        if (close && close + 1 < item + len && close[1] == ':')
+            return fp_addr_parse(item, (size_t)(close - item) + 1, out);
+    } else if (colon && !memchr(colon + 1, ':', (size_t)(item + len - colon - 1))) {
+        return fp_addr_parse(item, (size_t)(colon - item), out); /* a.b.c.d:port */
+    }
+    return FP_INVALID;
+}
 
 const fp_addr *http__client_addr(http_req *r)
 {
@@ -55,12 +92,14 @@ const fp_addr *http__client_addr(http_req *r)
         return &r->client;
     /* From a trusted proxy: the right-most X-Forwarded-For entry that is not
      * itself a trusted proxy is the client (entries to its left were written
-     * by the client and prove nothing). */
-    const char *xff = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Forwarded-For");
-    if (!xff)
-        return &r->client;
-    size_t len = strlen(xff);
-    while (len > 0) {
+     * by the client and prove nothing). Every X-Forwarded-For line counts,
+     * in order: a proxy may add its own line rather than extend one. */
+    fp_buf all;
+    fp_buf_init(&all, 8192);
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, policy__xff_collect, &all);
+    const char *xff = all.data;
+    size_t len = all.len;
+    while (xff && len > 0) {
         const char *comma = NULL;
         for (size_t i = len; i > 0; i--)
             if (xff[i - 1] == ',') {
@@ -70,13 +109,14 @@ const fp_addr *http__client_addr(http_req *r)
         const char *item = comma ? comma + 1 : xff;
         size_t ilen = (size_t)(xff + len - item);
         fp_addr a;
-        if (fp_addr_parse(item, ilen, &a) != FP_OK)
+        if (policy__parse_forwarded(item, ilen, &a) != FP_OK)
             break; /* garbage: keep the last address we could trust */
         r->client = a;
         if (!fp_netlist_match(r->srv->trusted, &a))
             break;
         len = comma ? (size_t)(comma - xff) : 0;
     }
+    fp_buf_free(&all);
     return &r->client;
 }
 
@@ -113,6 +153,8 @@ static int policy__host_name(const char *host, char *out, size_t cap)
         const char *colon = strchr(host, ':');
         len = colon ? (size_t)(colon - host) : strlen(host);
     }
+    if (len > 1 && host[0] != '[' && host[len - 1] == '.')
+        len--; /* "localhost." and "name." are the same names */
     if (len == 0 || len >= cap)
         return 0;
     for (size_t i = 0; i < len; i++) {
@@ -123,7 +165,11 @@ static int policy__host_name(const char *host, char *out, size_t cap)
     }
     out[len] = '\0';
     const char *port = host + len;
+    if (*port == '.')
+        port++;
     if (*port == ':' && (port[1] == '\0' || strspn(port + 1, "0123456789") != strlen(port + 1)))
+        return 0;
+    if (*port != '\0' && *port != ':')
         return 0;
     return 1;
 }
@@ -214,10 +260,11 @@ fp_err http__policy_init(http_server *srv)
     if (rc != FP_OK)
         return rc;
     const long burst[HTTP_RL_NCLASSES] = {cfg->rate_fetch_burst, cfg->rate_import_burst,
-                                          cfg->rate_session_burst, cfg->rate_client_burst};
+                                          cfg->rate_session_burst, cfg->rate_client_burst,
+                                          cfg->rate_job_burst};
     const long per_min[HTTP_RL_NCLASSES] = {cfg->rate_fetch_per_min, cfg->rate_import_per_min,
                                             cfg->rate_session_per_min,
-                                            cfg->rate_client_per_min};
+                                            cfg->rate_client_per_min, cfg->rate_job_per_min};
     for (int c = 0; c < HTTP_RL_NCLASSES; c++) {
         srv->rl_burst[c] = (double)burst[c];
         srv->rl_per_s[c] = (double)per_min[c] / 60.0;
@@ -246,15 +293,14 @@ static long long policy__now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-fp_err http__rate_take(http_req *r, http_rl_class c, const char *client_id, double cost,
-                       long long *retry_ms)
+/* Adds the address's and (with client_id) the browser's asks for class c. */
+static size_t policy__asks(http_req *r, http_rl_class c, const char *client_id, double cost,
+                           rl_ask *asks)
 {
-    *retry_ms = 0;
     http_server *srv = r->srv;
     double burst = srv->rl_burst[c], per_s = srv->rl_per_s[c];
     if (burst <= 0 || cost <= 0)
-        return FP_OK;
-    rl_ask asks[2];
+        return 0;
     size_t n = 0;
     /* the address's bucket: class byte, 'a', 16 address bytes (an IPv6 /64) */
     fp_addr key = fp_addr_limit_key(http__client_addr(r));
@@ -265,7 +311,9 @@ fp_err http__rate_take(http_req *r, http_rl_class c, const char *client_id, doub
     asks[0].klen = 2 + sizeof key.b;
     asks[0].burst = burst;
     asks[0].per_s = per_s;
-    asks[0].cost = cost;
+    /* A request the server allows (16 people, say) may spend a whole
+     * bucket, but is never refused for good because it is larger. */
+    asks[0].cost = cost < burst ? cost : burst;
     n++;
     size_t idlen = client_id ? strlen(client_id) : 0;
     if (idlen > 0 && idlen <= RL_KEY_MAX - 2) {
@@ -274,34 +322,73 @@ fp_err http__rate_take(http_req *r, http_rl_class c, const char *client_id, doub
         asks[1].key[1] = 'c';
         memcpy(asks[1].key + 2, client_id, idlen);
         asks[1].klen = 2 + idlen;
-        asks[1].burst = burst / 2 >= 1 ? burst / 2 : 1;
-        asks[1].per_s = per_s / 2;
-        asks[1].cost = cost;
+        /* half the address's budget, but never less than a group of
+         * max-participants asks for at once (16 people added by one phone) */
+        double half = burst / 2, group = (double)srv->cfg->max_participants;
+        asks[1].burst = half > group ? half : (group < burst ? group : burst);
+        asks[1].per_s = per_s;
+        asks[1].cost = cost < asks[1].burst ? cost : asks[1].burst;
         n++;
     }
-    fp_err rc = srv->rlb->take(srv->rl, asks, n, policy__now_ms(), retry_ms);
+    return n;
+}
+
+static fp_err policy__take(http_req *r, const rl_ask *asks, size_t n, long long *retry_ms,
+                           size_t *limiting)
+{
+    if (n == 0)
+        return FP_OK;
+    fp_err rc = r->srv->rlb->take(r->srv->rl, asks, n, policy__now_ms(), retry_ms, limiting);
+    if (rc != FP_OK && rc != FP_RATE_LIMITED) {
+        fp_log(FP_LOG_ERROR, "ratelimit_failed", "{s:s}", "error", fp_err_code(rc));
+        rc = FP_OK; /* a broken limiter must not lock everyone out */
+    }
+    return rc;
+}
+
+fp_err http__rate_take(http_req *r, http_rl_class c, const char *client_id, double cost,
+                       long long *retry_ms)
+{
+    *retry_ms = 0;
+    rl_ask asks[2];
+    size_t n = policy__asks(r, c, client_id, cost, asks);
+    fp_err rc = policy__take(r, asks, n, retry_ms, NULL);
     if (rc == FP_RATE_LIMITED)
-        atomic_fetch_add(&srv->rl_refused[c], 1);
-    else if (rc != FP_OK)
-        rc = FP_OK; /* a broken limiter must not lock everyone out; it is logged */
+        atomic_fetch_add(&r->srv->rl_refused[c], 1);
+    return rc;
+}
+
+fp_err http__rate_take_job(http_req *r, const char *client_id, double fetches,
+                           long long *retry_ms, http_rl_class *refused)
+{
+    *retry_ms = 0;
+    *refused = HTTP_RL_JOB;
+    rl_ask asks[4];
+    size_t nj = policy__asks(r, HTTP_RL_JOB, client_id, 1, asks);
+    size_t nf = policy__asks(r, HTTP_RL_FETCH, client_id, fetches, asks + nj);
+    size_t limiting = 0;
+    fp_err rc = policy__take(r, asks, nj + nf, retry_ms, &limiting);
+    if (rc == FP_RATE_LIMITED) {
+        *refused = limiting >= nj ? HTTP_RL_FETCH : HTTP_RL_JOB;
+        atomic_fetch_add(&r->srv->rl_refused[*refused], 1);
+    }
     return rc;
 }
 
 enum MHD_Result http__rate_limited(http_req *r, http_rl_class c, long long retry_ms)
 {
     static const char *const what[HTTP_RL_NCLASSES] = {
-        "too many watchlists fetched from this address",
+        "too many watchlists fetched from this address or browser",
         "too many uploads from this address",
-        "too many sessions created from this address",
+        "too many sessions created from this address or browser",
         "too many new browsers from this address",
+        "too many searches started from this address or browser",
     };
     long secs = retry_ms < 0 ? 3600 : (long)((retry_ms + 999) / 1000);
     if (secs < 1)
         secs = 1;
     r->retry_after_s = secs;
-    char *msg = retry_ms < 0 ? fp_printf("%s: this request asks for more than the whole budget",
-                                         what[c])
-                             : fp_printf("%s; try again in %ld s", what[c], secs);
+    char *msg = fp_printf("%s; try again in %ld s", what[c], secs);
     enum MHD_Result res = http__error(r, FP_RATE_LIMITED, msg, NULL);
     fp_free(msg);
     return res;

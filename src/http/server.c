@@ -359,6 +359,7 @@ static void http__req_free(http_req *r)
 {
     if (r->counted_upload)
         atomic_fetch_sub(&r->srv->uploads, 1);
+    guard_upload_leave(r->srv->guard, r->upload_slot);
     if (r->pp)
         MHD_destroy_post_processor(r->pp);
     if (r->pending)
@@ -508,9 +509,13 @@ static enum MHD_Result http__first_call(http_server *srv, http_req *r, const cha
         /* The upload's budget is taken before its body is read: a refused
          * upload costs the server nothing, and at most HTTP_MAX_UPLOADS
          * bodies (up to max-upload-bytes each) are held at once. */
-        long long retry_ms = 0;
-        if (http__rate_take(r, HTTP_RL_IMPORT, NULL, 1, &retry_ms) != FP_OK)
-            return http__rate_limited(r, HTTP_RL_IMPORT, retry_ms);
+        r->upload_slot = guard_upload_enter(srv->guard, http__client_addr(r));
+        if (!r->upload_slot) {
+            r->retry_after_s = 5;
+            return http__error(r, FP_RATE_LIMITED,
+                               "this address is already sending several uploads; retry shortly",
+                               NULL);
+        }
         if (atomic_fetch_add(&srv->uploads, 1) >= HTTP_MAX_UPLOADS) {
             atomic_fetch_sub(&srv->uploads, 1);
             r->retry_after_s = 5;
@@ -519,6 +524,9 @@ static enum MHD_Result http__first_call(http_server *srv, http_req *r, const cha
                                NULL);
         }
         r->counted_upload = 1;
+        long long retry_ms = 0; /* the budget last: a refused upload spends none */
+        if (http__rate_take(r, HTTP_RL_IMPORT, NULL, 1, &retry_ms) != FP_OK)
+            return http__rate_limited(r, HTTP_RL_IMPORT, retry_ms);
         fp_buf_init(&r->upload, limit);
         r->pp = MHD_create_post_processor(r->conn, 64 * 1024, http__post_iter, r);
         if (!r->pp)

@@ -36,10 +36,11 @@ typedef struct ratelimit_backend {
     void (*close)(ratelimit *rl);
     /* Takes asks[i].cost from every bucket when each holds that many:
      * FP_OK. Otherwise takes nothing and returns FP_RATE_LIMITED with
-     * *retry_ms set to when all of them will (rounded up). now_ms is a
-     * monotonic clock in milliseconds. */
+     * *retry_ms set to when all of them will (rounded up) and, when
+     * limiting is not NULL, *limiting the index of the ask that waits
+     * longest. now_ms is a monotonic clock in milliseconds. */
     fp_err (*take)(ratelimit *rl, const rl_ask *asks, size_t n, long long now_ms,
-                   long long *retry_ms);
+                   long long *retry_ms, size_t *limiting);
 } ratelimit_backend;
 
 extern const ratelimit_backend ratelimit_backend_inproc;

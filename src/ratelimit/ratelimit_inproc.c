@@ -19,7 +19,7 @@
 
 #define RLI_BUCKETS 4096
 #define RLI_MAX_BUCKETS 65536
-#define RLI_ASKS_MAX 4
+#define RLI_ASKS_MAX 8
 
 typedef struct rli_bucket {
     struct rli_bucket *next;           /* chain */
@@ -153,9 +153,11 @@ static rli_bucket *rli_find(ratelimit *rl, const rl_ask *a)
 }
 
 static fp_err rli_take(ratelimit *rl, const rl_ask *asks, size_t n, long long now_ms,
-                       long long *retry_ms)
+                       long long *retry_ms, size_t *limiting)
 {
     *retry_ms = 0;
+    if (limiting)
+        *limiting = 0;
     if (n > RLI_ASKS_MAX)
         return FP_INVALID;
     for (size_t i = 0; i < n; i++)
@@ -170,12 +172,15 @@ static fp_err rli_take(ratelimit *rl, const rl_ask *asks, size_t n, long long no
         double level = b ? rli_level(b, now_ms) : a->burst;
         if (level > a->burst)
             level = a->burst; /* the budget was lowered since */
-        if (a->cost > a->burst) {
-            wait_s = INFINITY;
-        } else if (level < a->cost) {
-            double w = (a->cost - level) / a->per_s;
-            if (w > wait_s)
-                wait_s = w;
+        double w = 0;
+        if (a->cost > a->burst)
+            w = INFINITY;
+        else if (level < a->cost)
+            w = (a->cost - level) / a->per_s;
+        if (w > wait_s) {
+            wait_s = w;
+            if (limiting)
+                *limiting = i;
         }
     }
     if (wait_s > 0) {

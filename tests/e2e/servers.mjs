@@ -143,6 +143,7 @@ export async function startServer(fake, env = {}) {
     FILMPICKER_RATE_IMPORT_BURST: '100000',
     FILMPICKER_RATE_SESSION_BURST: '100000',
     FILMPICKER_RATE_CLIENT_BURST: '100000',
+    FILMPICKER_RATE_JOB_BURST: '100000',
     ...env,
   });
   p.spawn(exe, ['serve'], full);

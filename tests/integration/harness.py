@@ -334,7 +334,7 @@ class FilmPicker:
         # tested at their defaults by tests/abuse (and by tests that set these).
         # default_limits=True keeps the server's own defaults.
         if not self.default_limits:
-            for cls in ("FETCH", "IMPORT", "SESSION", "CLIENT"):
+            for cls in ("FETCH", "IMPORT", "SESSION", "CLIENT", "JOB"):
                 self.env["FILMPICKER_RATE_%s_BURST" % cls] = "100000"
         self.env.update({k: str(v) for k, v in self.extra_env.items()})
         # Hermetic: no FILMPICKER_* setting leaks in from the caller's shell.

@@ -173,35 +173,35 @@ static void test_ratelimit_buckets(void **state)
     long long retry = 0, t = 1000000;
     rl_ask a = ask("fetch:a", 10, 1, 1); /* 10 at once, then one a second */
     for (int i = 0; i < 10; i++)
-        assert_int_equal(b->take(rl, &a, 1, t, &retry), FP_OK);
-    assert_int_equal(b->take(rl, &a, 1, t, &retry), FP_RATE_LIMITED);
+        assert_int_equal(b->take(rl, &a, 1, t, &retry, NULL), FP_OK);
+    assert_int_equal(b->take(rl, &a, 1, t, &retry, NULL), FP_RATE_LIMITED);
     assert_int_equal(retry, 1000); /* one token comes back in a second */
-    assert_int_equal(b->take(rl, &a, 1, t + 999, &retry), FP_RATE_LIMITED);
+    assert_int_equal(b->take(rl, &a, 1, t + 999, &retry, NULL), FP_RATE_LIMITED);
     assert_int_equal(retry, 1);
-    assert_int_equal(b->take(rl, &a, 1, t + 1000, &retry), FP_OK);
+    assert_int_equal(b->take(rl, &a, 1, t + 1000, &retry, NULL), FP_OK);
     /* a cost of 3 waits for three tokens */
     rl_ask a3 = ask("fetch:a", 10, 1, 3);
-    assert_int_equal(b->take(rl, &a3, 1, t + 1000, &retry), FP_RATE_LIMITED);
+    assert_int_equal(b->take(rl, &a3, 1, t + 1000, &retry, NULL), FP_RATE_LIMITED);
     assert_int_equal(retry, 3000);
     /* more than the whole burst: never */
     rl_ask huge = ask("fetch:a", 10, 1, 11);
-    assert_int_equal(b->take(rl, &huge, 1, t + 3600000, &retry), FP_RATE_LIMITED);
+    assert_int_equal(b->take(rl, &huge, 1, t + 3600000, &retry, NULL), FP_RATE_LIMITED);
     assert_int_equal(retry, -1);
     /* another key has its own bucket */
     rl_ask other = ask("fetch:b", 10, 1, 1);
-    assert_int_equal(b->take(rl, &other, 1, t, &retry), FP_OK);
+    assert_int_equal(b->take(rl, &other, 1, t, &retry, NULL), FP_OK);
     /* all or nothing: the address has room, the browser has none */
     rl_ask pair[2] = {ask("s:addr", 4, 1, 1), ask("s:cookie", 2, 1, 1)};
-    assert_int_equal(b->take(rl, pair, 2, t, &retry), FP_OK);
-    assert_int_equal(b->take(rl, pair, 2, t, &retry), FP_OK);
-    assert_int_equal(b->take(rl, pair, 2, t, &retry), FP_RATE_LIMITED);
+    assert_int_equal(b->take(rl, pair, 2, t, &retry, NULL), FP_OK);
+    assert_int_equal(b->take(rl, pair, 2, t, &retry, NULL), FP_OK);
+    assert_int_equal(b->take(rl, pair, 2, t, &retry, NULL), FP_RATE_LIMITED);
     /* the refused request took nothing from the address: 2 left there */
     rl_ask addr = ask("s:addr", 4, 1, 2);
-    assert_int_equal(b->take(rl, &addr, 1, t, &retry), FP_OK);
-    assert_int_equal(b->take(rl, &addr, 1, t, &retry), FP_RATE_LIMITED);
+    assert_int_equal(b->take(rl, &addr, 1, t, &retry, NULL), FP_OK);
+    assert_int_equal(b->take(rl, &addr, 1, t, &retry, NULL), FP_RATE_LIMITED);
     /* bad asks */
     rl_ask bad = ask("x", 0, 1, 1);
-    assert_int_equal(b->take(rl, &bad, 1, t, &retry), FP_INVALID);
+    assert_int_equal(b->take(rl, &bad, 1, t, &retry, NULL), FP_INVALID);
     b->close(rl);
 }
 
@@ -218,11 +218,11 @@ static void test_ratelimit_table_is_bounded(void **state)
         char key[24];
         snprintf(key, sizeof key, "k%d", i);
         rl_ask a = ask(key, 2, 0.001, 1);
-        assert_int_equal(b->take(rl, &a, 1, 1000, &retry), FP_OK);
+        assert_int_equal(b->take(rl, &a, 1, 1000, &retry, NULL), FP_OK);
     }
     rl_ask recent = ask("k199999", 2, 0.001, 1);
-    assert_int_equal(b->take(rl, &recent, 1, 1000, &retry), FP_OK);
-    assert_int_equal(b->take(rl, &recent, 1, 1000, &retry), FP_RATE_LIMITED);
+    assert_int_equal(b->take(rl, &recent, 1, 1000, &retry, NULL), FP_OK);
+    assert_int_equal(b->take(rl, &recent, 1, 1000, &retry, NULL), FP_RATE_LIMITED);
     b->close(rl);
 }
 
