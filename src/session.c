@@ -247,6 +247,15 @@ static json_t *sess__results_view(sessions *ss, json_t *state)
     return v;
 }
 
+/* A copy of the document, for reading only (ss->mu taken and released). */
+static fp_err sess__load_alone(sessions *ss, const char *id, json_t **state)
+{
+    pthread_mutex_lock(&ss->mu);
+    fp_err rc = sess__load(ss, id, state);
+    pthread_mutex_unlock(&ss->mu);
+    return rc;
+}
+
 /* The client view: every key starting with '_' removed, at the top level
  * and in participants; the results' films filled in. Do not call it with
  * hub_mu held (it may read the catalogue). */
@@ -1151,9 +1160,7 @@ fp_err sess_search_cost(sessions *ss, const char *id, int refresh, size_t *cost)
 {
     *cost = 0;
     json_t *state = NULL;
-    pthread_mutex_lock(&ss->mu);
-    fp_err rc = sess__load(ss, id, &state);
-    pthread_mutex_unlock(&ss->mu);
+    fp_err rc = sess__load_alone(ss, id, &state);
     if (rc != FP_OK)
         return rc;
     json_t *parts = json_object_get(state, "participants");
@@ -1231,9 +1238,7 @@ fp_err sess_films(sessions *ss, const char *id, size_t offset, size_t limit, con
     if (limit == 0 || limit > SESS_PAGE_MAX)
         return FP_INVALID;
     json_t *state = NULL;
-    pthread_mutex_lock(&ss->mu);
-    fp_err rc = sess__load(ss, id, &state);
-    pthread_mutex_unlock(&ss->mu);
+    fp_err rc = sess__load_alone(ss, id, &state);
     if (rc != FP_OK)
         return rc;
     if (strcmp(sess__status(state), "results") != 0) {
@@ -1547,24 +1552,15 @@ fp_err sess_stream_open(sessions *ss, const char *id, long long last_event_id, s
     st->ud = ud;
     fp_buf_init(&st->out, SESS_STREAM_MAX);
     pthread_mutex_lock(&ss->hub_mu);
-    if (ss->stopping) {
+    sess_hub *h = ss->stopping ? NULL : sess__hub(ss, id, 1);
+    if (!h || h->nstreams >= ss->cfg->max_streams_per_session) {
         pthread_mutex_unlock(&ss->hub_mu);
         pthread_mutex_unlock(&ss->mu);
         json_decref(state);
         json_decref(snapshot);
         fp_buf_free(&st->out);
         fp_free(st);
-        return FP_UNAVAILABLE;
-    }
-    sess_hub *h = sess__hub(ss, id, 1);
-    if (h->nstreams >= ss->cfg->max_streams_per_session) {
-        pthread_mutex_unlock(&ss->hub_mu);
-        pthread_mutex_unlock(&ss->mu);
-        json_decref(state);
-        json_decref(snapshot);
-        fp_buf_free(&st->out);
-        fp_free(st);
-        return FP_RATE_LIMITED;
+        return h ? FP_RATE_LIMITED : FP_UNAVAILABLE;
     }
     st->hub = h;
     st->opened = time(NULL);
