@@ -22,6 +22,7 @@
 
 #define GUARD_BUCKETS 1024
 #define GUARD_FEW 2 /* under pressure, addresses holding more are cut first */
+#define GUARD_MIN_AGE_MS 1000 /* ...then anyone's, once idle this long */
 
 typedef enum { GUARD_WAIT_HEADERS, GUARD_WAIT_BODY, GUARD_RUNNING } guard_phase;
 
@@ -143,12 +144,17 @@ static void guard__relieve(http_guard *g)
     long target = guard__soft(g) - (g->opt.reserve / 2 > 0 ? g->opt.reserve / 2 : 1);
     long live = (long)atomic_load(&g->open) - atomic_load(&g->cut_pending);
     /* First from addresses holding more than GUARD_FEW connections (the
-     * flood), then from anyone: a lone probe is cut last. */
+     * flood), then from anyone, but only connections that have waited
+     * GUARD_MIN_AGE_MS: a probe that just connected sends its request at
+     * once, and is never the one cut for it. */
+    long long young = guard__now_ms() - GUARD_MIN_AGE_MS;
     for (int pass = 0; pass < 2 && live > target; pass++)
         for (guard_conn *c = g->head; c && live > target; c = c->next) {
             if (c->cut || atomic_load(&c->phase) != GUARD_WAIT_HEADERS)
                 continue;
             if (pass == 0 && c->entry->conns <= GUARD_FEW)
+                continue;
+            if (pass == 1 && atomic_load(&c->phase_ms) > young)
                 continue;
             atomic_fetch_add(&g->cut_pressure, 1);
             guard__cut(g, c);
