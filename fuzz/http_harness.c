@@ -14,7 +14,8 @@
  * for it), FZ_WAIT_MS for one that does not (most mutations that cut a
  * request: waiting longer would only slow the fuzzer down); then the
  * connection is dropped. FP_FUZZ_HTTP_WAIT_MS overrides FZ_WAIT_MS;
- * FP_FUZZ_HTTP_TRACE=1 prints each request's method, path, status and time.
+ * FP_FUZZ_HTTP_TRACE=1 prints each request's method, path, status and time,
+ * FP_FUZZ_HTTP_TRACE=2 the request and the answer too.
  */
 #include "http_harness.h"
 
@@ -47,6 +48,7 @@
 #define FZ_WAIT_DONE_MS 300  /* the same after a request that looks complete */
 #define FZ_ANSWER_MS 2000    /* an answer that has started must end within this */
 #define FZ_ANSWER_MAX (4u * 1024u * 1024u)
+#define FZ_SILENT_MAX 50     /* unanswered complete-looking requests before fz__alive */
 
 static struct {
     fp_config cfg;
@@ -55,7 +57,8 @@ static struct {
     http_server *http;
     int port;
     long wait_ms;
-    int trace;             /* FP_FUZZ_HTTP_TRACE=1: one line per request on stderr */
+    int trace;             /* FP_FUZZ_HTTP_TRACE=1: one line per request on stderr, 2: and the answer */
+    int silent;            /* complete-looking requests unanswered since the last answer */
     unsigned long encoding_failed; /* answers of the known bug, allowed (fz__check) */
     unsigned long inputs;
     long long fixtures_ms; /* when the fixtures were made */
@@ -221,7 +224,8 @@ void fz_http_init(void)
     fz.wait_ms = w ? strtol(w, NULL, 10) : 0;
     if (fz.wait_ms <= 0)
         fz.wait_ms = FZ_WAIT_MS;
-    fz.trace = getenv("FP_FUZZ_HTTP_TRACE") != NULL;
+    const char *tr = getenv("FP_FUZZ_HTTP_TRACE");
+    fz.trace = tr ? (int)strtol(tr, NULL, 10) : 0;
     fz__fixtures();
     atexit(fz__stop);
 }
@@ -440,33 +444,48 @@ static void fz__check(const uint8_t *req, size_t len, const fz_answer *a, const 
     json_decref(j);
 }
 
-int fz_http_send(const uint8_t *req, size_t len)
+/* A connection to the server. The machine is shared (other tests may hold
+ * thousands of sockets for a moment), so a refused connect is retried for a
+ * while before the target gives up: a local shortage is not a finding. */
+static int fz__connect(void)
 {
-    char method[16], path[256];
-    fz__request_line(req, len, method, sizeof method, path, sizeof path);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        fz__die("socket failed");
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)fz.port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
-        fz__die("cannot connect to the server");
+    int err = 0;
+    for (int attempt = 0; attempt < 200; attempt++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
+            return fd;
+        err = errno;
+        if (fd >= 0)
+            close(fd);
+        usleep(10 * 1000);
+    }
+    fprintf(stderr, "http_harness: cannot connect to the server for 2 s: %s\n", strerror(err));
+    abort();
+}
+
+/* Sends req on a new connection and reads the first answer into *a (the
+ * caller frees a->raw); done_ms: how long to wait for a complete-looking
+ * request's answer to start. */
+static void fz__exchange(const uint8_t *req, size_t len, const char *method, long done_ms,
+                         fz_answer *a)
+{
+    int fd = fz__connect();
     struct linger lg = {1, 0};
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 
-    fz_answer a;
-    memset(&a, 0, sizeof a);
-    fp_buf_init(&a.raw, FZ_ANSWER_MAX);
-    long long started = fz__now_ms();
+    memset(a, 0, sizeof *a);
+    fp_buf_init(&a->raw, FZ_ANSWER_MAX);
     size_t sent = 0;
     int closed = 0, send_failed = 0;
     /* while sending; then the wait for an answer to start (also at once
      * for an empty input) */
     long long deadline = fz__now_ms() + (len ? FZ_ANSWER_MS : fz.wait_ms);
-    while (!a.complete && !closed) {
+    while (!a->complete && !closed) {
         long long now = fz__now_ms();
         if (now >= deadline)
             break;
@@ -481,29 +500,62 @@ int fz_http_send(const uint8_t *req, size_t len)
                 sent += (size_t)n;
             else if (n < 0 && errno != EAGAIN && errno != EINTR)
                 send_failed = 1;
-            if ((sent == len || send_failed) && a.raw.len == 0)
-                deadline = fz__now_ms() + (fz__looks_complete(req, len) ? FZ_WAIT_DONE_MS
-                                                                         : fz.wait_ms);
+            if ((sent == len || send_failed) && a->raw.len == 0)
+                deadline = fz__now_ms() + (fz__looks_complete(req, len) ? done_ms : fz.wait_ms);
         }
         if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
             char buf[65536];
             ssize_t n = recv(fd, buf, sizeof buf, 0);
             if (n > 0) {
-                if (a.raw.len == 0) /* an answer has started: let it finish */
+                if (a->raw.len == 0) /* an answer has started: let it finish */
                     deadline = fz__now_ms() + FZ_ANSWER_MS;
-                if (fp_buf_append(&a.raw, buf, (size_t)n) != FP_OK)
+                if (fp_buf_append(&a->raw, buf, (size_t)n) != FP_OK)
                     break;
             } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
                 closed = 1;
             }
-            fz__parse(&a, strcmp(method, "HEAD") == 0, closed);
+            fz__parse(a, strcmp(method, "HEAD") == 0, closed);
         }
     }
     close(fd);
+}
+
+/* After FZ_SILENT_MAX requests that looked complete but got no answer (and
+ * no answer to any request in between), a plain GET /healthz must still be
+ * answered: a server that stopped
+ * answering everyone (a hang, a deadlock, a lost connection slot) is a
+ * finding, not an incomplete request. */
+static void fz__alive(const uint8_t *req, size_t len)
+{
+    static const char probe[] = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    fz_answer a;
+    fz__exchange((const uint8_t *)probe, sizeof probe - 1, "GET", FZ_ANSWER_MS, &a);
+    if (a.status == 0) {
+        fz__dump("the server no longer answers GET /healthz; the last request was", req, len, &a);
+        abort();
+    }
+    fp_buf_free(&a.raw);
+}
+
+int fz_http_send(const uint8_t *req, size_t len)
+{
+    char method[16], path[256];
+    fz__request_line(req, len, method, sizeof method, path, sizeof path);
+    long long started = fz__now_ms();
+    fz_answer a;
+    fz__exchange(req, len, method, FZ_WAIT_DONE_MS, &a);
     if (fz.trace)
         fprintf(stderr, "http_harness: %.16s %.80s -> %d%s (%lld ms)\n", method, path, a.status,
                 a.complete ? "" : " incomplete", fz__now_ms() - started);
+    if (fz.trace > 1)
+        fz__dump("trace", req, len, &a);
     fz__check(req, len, &a, method, path);
+    if (a.raw.len) {
+        fz.silent = 0;
+    } else if (fz__looks_complete(req, len) && ++fz.silent >= FZ_SILENT_MAX) {
+        fz.silent = 0;
+        fz__alive(req, len);
+    }
     int status = a.status;
     fp_buf_free(&a.raw);
     return status;

@@ -18,11 +18,16 @@ os.makedirs(out, exist_ok=True)
 H = "Host: 127.0.0.1:8080\r\n"
 CK = "Cookie: fp_client=0123456789abcdef0123456789abcdef\r\n"
 CS = "X-CSRF-Token: {csrf}\r\n"
+# The harness replaces the markers before sending: a Content-Length counts
+# the body as sent, with each marker as long as its value.
+MARK_LEN = {b"{sid}": 32, b"{job}": 32, b"{imp}": 32, b"{csrf}": 64}
+def sent_len(b):
+    return len(b) + sum(b.count(m) * (n - len(m)) for m, n in MARK_LEN.items())
 def req(method, path, body=None, extra="", ctype="application/json"):
     s = f"{method} {path} HTTP/1.1\r\n{H}{extra}"
     if body is not None:
         b = body.encode() if isinstance(body, str) else body
-        s = s.encode() + f"Content-Type: {ctype}\r\nContent-Length: {len(b)}\r\n\r\n".encode() + b
+        s = s.encode() + f"Content-Type: {ctype}\r\nContent-Length: {sent_len(b)}\r\n\r\n".encode() + b
         return s
     return (s + "\r\n").encode()
 sx = CK + CS
