@@ -236,6 +236,7 @@ typedef struct fz_answer {
     fp_buf raw;
     int status;
     int complete;     /* the whole answer was read */
+    size_t interim;   /* bytes of interim answers (100 Continue) before it */
     size_t head_len;  /* bytes up to and with the blank line */
     size_t body_len;  /* of the first answer, once complete (Content-Length or chunks) */
     int chunked;
@@ -314,6 +315,7 @@ static void fz__parse(fz_answer *a, int head_only, int closed)
     const char *d = a->raw.data;
     size_t len = a->raw.len, off = 0;
     for (;;) {
+        a->interim = off;
         const char *end = d ? fz__find(d + off, len - off, "\r\n\r\n") : NULL;
         if (!end)
             return;
@@ -481,7 +483,7 @@ static void fz__exchange(const uint8_t *req, size_t len, const char *method, lon
     memset(a, 0, sizeof *a);
     fp_buf_init(&a->raw, FZ_ANSWER_MAX);
     size_t sent = 0;
-    int closed = 0, send_failed = 0;
+    int closed = 0, send_failed = 0, started = 0;
     /* while sending; then the wait for an answer to start (also at once
      * for an empty input) */
     long long deadline = fz__now_ms() + (len ? FZ_ANSWER_MS : fz.wait_ms);
@@ -500,21 +502,25 @@ static void fz__exchange(const uint8_t *req, size_t len, const char *method, lon
                 sent += (size_t)n;
             else if (n < 0 && errno != EAGAIN && errno != EINTR)
                 send_failed = 1;
-            if ((sent == len || send_failed) && a->raw.len == 0)
+            if ((sent == len || send_failed) && !started)
                 deadline = fz__now_ms() + (fz__looks_complete(req, len) ? done_ms : fz.wait_ms);
         }
         if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
             char buf[65536];
             ssize_t n = recv(fd, buf, sizeof buf, 0);
             if (n > 0) {
-                if (a->raw.len == 0) /* an answer has started: let it finish */
-                    deadline = fz__now_ms() + FZ_ANSWER_MS;
                 if (fp_buf_append(&a->raw, buf, (size_t)n) != FP_OK)
                     break;
             } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
                 closed = 1;
             }
             fz__parse(a, strcmp(method, "HEAD") == 0, closed);
+            /* The answer has started (a 100 Continue does not count: the
+             * server may still wait for the body): let it finish. */
+            if (!started && a->raw.len > a->interim) {
+                started = 1;
+                deadline = fz__now_ms() + FZ_ANSWER_MS;
+            }
         }
     }
     close(fd);
