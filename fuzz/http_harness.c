@@ -375,11 +375,23 @@ static void fz__request_line(const uint8_t *req, size_t len, char *method, size_
 }
 
 /* Whether the first request of req looks complete to a plain reading of
- * HTTP/1.1: the blank line after the headers, then the Content-Length bytes
- * or the last chunk. Only a hint for how long to wait for the answer. */
+ * HTTP/1.1: a request line of printable ASCII that starts with a letter, the
+ * blank line after the headers, then the Content-Length bytes or the last
+ * chunk. Only a hint for how long to wait for the answer: libmicrohttpd
+ * waits silently (until the connection timeout) after some lines that are
+ * not a request line, such as one starting with NUL bytes, which it reads
+ * as an empty line. */
 static int fz__looks_complete(const uint8_t *req, size_t len)
 {
     const char *d = (const char *)req;
+    size_t i = 0;
+    while (i + 1 < len && d[i] == '\r' && d[i + 1] == '\n')
+        i += 2;
+    if (i >= len || !isupper((unsigned char)d[i]))
+        return 0;
+    for (; i < len && d[i] != '\r'; i++)
+        if (!isprint((unsigned char)d[i]))
+            return 0;
     const char *end = fz__find(d, len, "\r\n\r\n");
     if (!end)
         return 0;
