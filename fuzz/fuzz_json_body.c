@@ -1,13 +1,19 @@
 /*
  * Fuzz target: the server's JSON request body parser (http__parse_body:
- * jansson with duplicate keys refused, the nesting limit, objects only) and
- * the error answer built from its message.
+ * jansson with duplicate keys refused, the nesting limit, objects only), the
+ * error answer built from its message, and the one check of body text that
+ * needs no service: an upload's display name (sess_name_check, the "name"
+ * of POST /api/v1/sessions/{id}/participants), tried on every top-level
+ * string of an accepted body. The other routes' checks need the service and
+ * are fuzzed through the real server (fuzz_http).
  *
  * Checked: an accepted body is an object nested at most HTTP_MAX_JSON_DEPTH
  * deep; a refused one has a message, and that message fits in the JSON error
  * answer the client gets; a body refused for its depth is really nested
  * deeper than the limit. The depth is measured here from the raw text,
- * independently of the server's walk over the parsed value.
+ * independently of the server's walk over the parsed value. A display name
+ * that is accepted is valid UTF-8 of 1 to 40 characters, none of them a
+ * control character (C0, DEL, C1), without spaces or tabs at either end.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -16,6 +22,7 @@
 
 #include "core/mem.h"
 #include "http/http_internal.h"
+#include "session.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -41,6 +48,33 @@ static int text_depth(const uint8_t *p, size_t n)
     return max;
 }
 
+/* The rules of a display name, checked on what sess_name_check kept. */
+static int name_ok(const char *name)
+{
+    json_t *valid = json_string(name); /* NULL unless valid UTF-8 */
+    if (!valid)
+        return 0;
+    json_decref(valid);
+    const unsigned char *p = (const unsigned char *)name;
+    size_t n = strlen(name), chars = 0;
+    if (n == 0 || p[0] == ' ' || p[0] == '\t' || p[n - 1] == ' ' || p[n - 1] == '\t')
+        return 0;
+    for (size_t i = 0; i < n;) {
+        unsigned cp = p[i];
+        size_t k = cp < 0x80 ? 1 : cp < 0xe0 ? 2 : cp < 0xf0 ? 3 : 4;
+        if (k > 1) {
+            cp &= 0x3fu >> (k - 1);
+            for (size_t j = 1; j < k; j++)
+                cp = cp << 6 | (p[i + j] & 0x3fu);
+        }
+        if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
+            return 0;
+        chars++;
+        i += k;
+    }
+    return chars >= 1 && chars <= 40;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     http_req r;
@@ -54,6 +88,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc == FP_OK) {
         if (!json_is_object(j) || msg || text_depth(data, size) > HTTP_MAX_JSON_DEPTH)
             __builtin_trap();
+        const char *key;
+        json_t *v;
+        json_object_foreach(j, key, v)
+        {
+            char *name = NULL;
+            if (json_is_string(v) && sess_name_check(json_string_value(v), &name) == FP_OK &&
+                !name_ok(name))
+                __builtin_trap();
+            fp_free(name);
+        }
     } else {
         if (j || !msg || (rc != FP_BAD_JSON && rc != FP_INVALID))
             __builtin_trap();
