@@ -123,6 +123,62 @@ def warm(report_memory=False):
               % (idle_rss / 1024, peak[0] / 1024, hwm / 1024))
 
 
+def warm_ab(before_dir):
+    """W1 before and after a change in the same run: the filmpicker of
+    before_dir (another build, e.g. of the previous commit), this build's,
+    and the bare server, side by side under the same load, rounds
+    alternating. `bench/bench.py warm-ab /path/to/old/build`."""
+    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
+    port = harness.free_port()
+    bare = subprocess.Popen([os.path.join(os.environ["FP_BUILD_DIR"], "bench", "bare_mhd"),
+                             str(port)], stdout=subprocess.PIPE)
+    lua = _lua(USERS)
+    after_dir = os.environ["FP_BUILD_DIR"]
+    res = {"before": [], "after": [], "bare": []}
+    try:
+        harness.wait_until(lambda: _listening(port), what="bare_mhd listening")
+        with harness.FakeBoxd(size=1000, common=100, per_page=28) as fake:
+            os.environ["FP_BUILD_DIR"] = before_dir
+            old = harness.FilmPicker(fake=fake, env={"FILMPICKER_LOG_LEVEL": "warn"})
+            old.start()
+            os.environ["FP_BUILD_DIR"] = after_dir
+            new = harness.FilmPicker(fake=fake, env={"FILMPICKER_LOG_LEVEL": "warn"},
+                                     default_limits=True)
+            new.start()
+            try:
+                for fp in (old, new):
+                    status, body = fp.json("POST", "/api/scrape/",
+                                           json.loads(scrape_body(USERS)), timeout=60)
+                    assert status == 200, (status, body)
+                time.sleep(0.5)
+                for i in range(rounds):
+                    res["before"].append(wrk(old.url + "/api/scrape/", lua))
+                    res["after"].append(wrk(new.url + "/api/scrape/", lua))
+                    res["bare"].append(wrk("http://127.0.0.1:%d/api/scrape/" % port, lua))
+                    print("warm-ab round %d: before %.0f req/s (non-2xx %d), after %.0f req/s "
+                          "(non-2xx %d), bare %.0f req/s"
+                          % (i + 1, res["before"][-1]["rps"], res["before"][-1]["non2xx"],
+                             res["after"][-1]["rps"], res["after"][-1]["non2xx"],
+                             res["bare"][-1]["rps"]))
+            finally:
+                new.stop()
+                old.stop()
+    finally:
+        os.environ["FP_BUILD_DIR"] = after_dir
+        os.unlink(lua)
+        bare.terminate()
+        bare.wait(timeout=10)
+
+    def med(xs):
+        return sorted(xs)[len(xs) // 2]
+    b, a, m = (med([r["rps"] for r in res[k]]) for k in ("before", "after", "bare"))
+    print("warm-ab: median before %.0f req/s (p99 %.2f ms), after %.0f req/s (p99 %.2f ms), "
+          "bare %.0f req/s; after/before %.2f; ratio to bare: before %.2f, after %.2f "
+          "(goal >= 0.50)"
+          % (b, med([r["p99_ms"] for r in res["before"]]), a,
+             med([r["p99_ms"] for r in res["after"]]), m, a / b, b / m, a / m))
+
+
 def _listening(port):
     import socket
     with socket.socket() as s:
@@ -179,6 +235,9 @@ def scrapy():
 
 def main():
     what = sys.argv[1] if len(sys.argv) > 1 else "all"
+    if what == "warm-ab":
+        warm_ab(os.path.abspath(sys.argv[2]))
+        return
     if what in ("warm", "all", "memory"):
         warm(report_memory=True)
     if what in ("cold", "all"):

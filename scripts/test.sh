@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, conformance (../shared/fixtures), lint and
 # integration tests, once in a normal build (build/) and once under
-# AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/); then the web
+# AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/); the abuse
+# suite (tests/abuse, scripts/test-abuse.sh) against build/; then the web
 # app's type check and unit tests (Vitest) and its end-to-end tests in
 # headless Chromium against build/ (tests/e2e).
 set -euo pipefail
@@ -9,6 +10,7 @@ cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 ./scripts/build.sh build
 (cd build && ctest --output-on-failure -j2)
+FP_BUILD_DIR="$PWD/build" ./scripts/test-abuse.sh
 ./scripts/build.sh build-asan -DFP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 (cd build-asan && ctest --output-on-failure -j2)
 (cd web && npm run --silent typecheck && npm run --silent test)

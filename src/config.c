@@ -94,6 +94,76 @@ static const cfg_opt cfg_opts[] = {
     {"public-url", "FILMPICKER_PUBLIC_URL", U(public_url), NULL, 0, 0,
      "the address people's phones reach this server at (join links and QR codes); "
      "unset: the address the browser used"},
+    {"max-connections", "FILMPICKER_MAX_CONNECTIONS", L(max_connections), "0", 0, 1000000,
+     "HTTP connections at once; 0: the file descriptor limit less 192, at most 4096"},
+    {"connections-reserve", "FILMPICKER_CONNECTIONS_RESERVE", L(connections_reserve), "16", 1,
+     100000, "connections kept for /healthz and /metrics: past max-connections less this, "
+     "other requests get 503 and idle connections are cut"},
+    {"max-connections-per-address", "FILMPICKER_MAX_CONNECTIONS_PER_ADDRESS",
+     L(max_connections_per_address), "0", 0, 1000000,
+     "connections one client address (IPv6: one /64) may hold; 0: an eighth of "
+     "max-connections (at least 16); trusted proxies are exempt"},
+    {"header-timeout", "FILMPICKER_HEADER_TIMEOUT", L(header_timeout_s), "10", 1, 3600,
+     "seconds a request's headers may take to arrive (slow senders are cut)"},
+    {"body-timeout", "FILMPICKER_BODY_TIMEOUT", L(body_timeout_s), "60", 1, 3600,
+     "seconds a request's body may take to arrive after its headers"},
+    {"max-streams-per-address", "FILMPICKER_MAX_STREAMS_PER_ADDRESS",
+     L(max_streams_per_address), "32", 1, 100000, "live event streams one client address may hold"},
+    {"max-streams-per-session", "FILMPICKER_MAX_STREAMS_PER_SESSION",
+     L(max_streams_per_session), "32", 1, 100000, "live event streams on one session"},
+    {"stream-max-life", "FILMPICKER_STREAM_MAX_LIFE", L(stream_max_life_s), "900", 5, 86400,
+     "seconds after which an event stream ends (the browser reconnects with Last-Event-ID)"},
+    {"trusted-proxies", "FILMPICKER_TRUSTED_PROXIES", S(trusted_proxies), NULL, 0, 0,
+     "comma-separated addresses or networks (10.0.0.0/8) of reverse proxies whose "
+     "X-Forwarded-For and X-Forwarded-Proto are believed; unset: none"},
+    {"allowed-hosts", "FILMPICKER_ALLOWED_HOSTS", S(allowed_hosts), NULL, 0, 0,
+     "comma-separated host names accepted in the Host header besides the listen address, "
+     "the public-url host, localhost and IP addresses"},
+    {"ratelimit", "FILMPICKER_RATELIMIT", S(ratelimit), "inproc", 0, 0,
+     "rate-limit bucket backend: inproc"},
+    {"rate-fetch-burst", "FILMPICKER_RATE_FETCH_BURST", L(rate_fetch_burst), "20", 0, 1000000,
+     "lists one client address may have fetched from a watchlist site at once (a browser: "
+     "half); 0: no limit"},
+    {"rate-fetch-per-minute", "FILMPICKER_RATE_FETCH_PER_MINUTE", L(rate_fetch_per_min), "10", 1,
+     1000000, "lists fetched per minute once the burst is spent"},
+    {"rate-import-burst", "FILMPICKER_RATE_IMPORT_BURST", L(rate_import_burst), "10", 0, 1000000,
+     "export uploads one client address may make at once; 0: no limit"},
+    {"rate-import-per-minute", "FILMPICKER_RATE_IMPORT_PER_MINUTE", L(rate_import_per_min), "5",
+     1, 1000000, "export uploads per minute once the burst is spent"},
+    {"rate-session-burst", "FILMPICKER_RATE_SESSION_BURST", L(rate_session_burst), "24", 0,
+     1000000, "sessions one client address may create at once; 0: no limit"},
+    {"rate-session-per-minute", "FILMPICKER_RATE_SESSION_PER_MINUTE", L(rate_session_per_min),
+     "12", 1, 1000000, "sessions created per minute once the burst is spent"},
+    {"rate-client-burst", "FILMPICKER_RATE_CLIENT_BURST", L(rate_client_burst), "24", 0, 1000000,
+     "browser ids (fp_client cookies) one client address may be issued at once; 0: no limit"},
+    {"rate-client-per-minute", "FILMPICKER_RATE_CLIENT_PER_MINUTE", L(rate_client_per_min), "12",
+     1, 1000000, "browser ids issued per minute once the burst is spent"},
+    {"rate-job-burst", "FILMPICKER_RATE_JOB_BURST", L(rate_job_burst), "60", 0, 1000000,
+     "jobs (searches, a person's list being read) one client address may start at once, "
+     "stored lists or not (a browser: half); 0: no limit"},
+    {"rate-job-per-minute", "FILMPICKER_RATE_JOB_PER_MINUTE", L(rate_job_per_min), "30", 1,
+     1000000, "jobs started per minute once the burst is spent"},
+    {"max-sessions", "FILMPICKER_MAX_SESSIONS", L(max_sessions), "5000", 1, 10000000,
+     "live group sessions in all; creating more answers 503 (a live one is never dropped)"},
+    {"max-sessions-per-address", "FILMPICKER_MAX_SESSIONS_PER_ADDRESS",
+     L(max_sessions_per_address), "200", 1, 10000000,
+     "live sessions created from one client address (an IPv6 /64); more are refused with 429"},
+    {"sessions-max-mb", "FILMPICKER_SESSIONS_MAX_MB", L(sessions_max_mb), "256", 1, 1000000,
+     "MiB all live sessions may hold; changes that need more answer 503"},
+    {"jobs-max-mb", "FILMPICKER_JOBS_MAX_MB", L(jobs_max_mb), "256", 1, 1000000,
+     "MiB of lists finished jobs may hold until job-ttl; beyond it the oldest finished "
+     "jobs are dropped early"},
+    {"import-max-new-films", "FILMPICKER_IMPORT_MAX_NEW_FILMS", L(import_max_new_films), "5000",
+     0, 1000000,
+     "films one import may add to the catalogue (films already there do not count); a file "
+     "that would add more is refused with 422 too_many_new_films and nothing is stored"},
+    {"catalogue-sweep-interval", "FILMPICKER_CATALOGUE_SWEEP_INTERVAL", L(catalogue_sweep_s),
+     "3600", 0, 2592000,
+     "seconds between sweeps of the film catalogue, which remove films no stored watchlist or "
+     "watched set uses any more (0: never; `filmpicker sweep` runs one)"},
+    {"catalogue-grace", "FILMPICKER_CATALOGUE_GRACE", L(catalogue_grace_s), "86400", 0, 31536000,
+     "seconds a film no stored list uses is kept after a sweep first finds it unused (keep it "
+     "above session-ttl, so that open sessions still show their films)"},
 };
 #define CFG_N (sizeof cfg_opts / sizeof cfg_opts[0])
 

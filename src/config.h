@@ -44,6 +44,30 @@ typedef struct fp_config {
     long max_sessions_per_client; /* open sessions per browser (429 beyond) */
     char *public_url;         /* how phones reach this server, no trailing '/'; NULL: as asked */
     char *web_dir;            /* the built web app (web/dist) */
+    /* limits and abuse (docs/operations.md "Limits and abuse") */
+    long max_connections;     /* the pool; 0: sized from the file descriptor limit */
+    long connections_reserve; /* of the pool, kept for /healthz and /metrics */
+    long max_connections_per_address; /* 0: an eighth of the pool */
+    long header_timeout_s;    /* headers must arrive within this */
+    long body_timeout_s;      /* a body must arrive within this after its headers */
+    long max_streams_per_address; /* event streams per client address */
+    long max_streams_per_session; /* event streams per session */
+    long stream_max_life_s;   /* an event stream ends after this; the client reconnects */
+    char *trusted_proxies;    /* addresses/networks whose X-Forwarded-* is believed */
+    char *allowed_hosts;      /* extra Host names accepted (besides listen, public-url) */
+    char *ratelimit;          /* rate-limit bucket backend URL: "inproc" */
+    long rate_fetch_burst, rate_fetch_per_min;     /* lists fetched from a site */
+    long rate_import_burst, rate_import_per_min;   /* export uploads */
+    long rate_session_burst, rate_session_per_min; /* sessions created */
+    long rate_client_burst, rate_client_per_min;   /* browser ids (cookies) issued */
+    long rate_job_burst, rate_job_per_min;         /* jobs started (searches) */
+    long max_sessions;        /* live sessions in all; 503 beyond */
+    long max_sessions_per_address; /* live sessions one address created; 429 beyond */
+    long sessions_max_mb;     /* memory all live sessions may hold; 503 beyond */
+    long jobs_max_mb;         /* lists held by finished jobs; the oldest go first beyond */
+    long import_max_new_films; /* new catalogue films one import may add */
+    long catalogue_sweep_s;   /* seconds between catalogue sweeps; 0: none */
+    long catalogue_grace_s;   /* an unused film is kept this long after a sweep marked it */
 } fp_config;
 
 /* Fills *c with defaults overridden by the environment. */

@@ -25,6 +25,8 @@ static atomic_ullong metrics_hist[METRICS_MAX_ROUTES][M_NBUCKETS + 1];
 static atomic_ullong metrics_sum_us[METRICS_MAX_ROUTES];
 static atomic_ullong metrics_pages;
 static atomic_ullong metrics_errors[FP_ERR__COUNT];
+static atomic_ullong metrics_sweeps[2]; /* failed or stopped, ran to the end */
+static atomic_ullong metrics_swept;
 
 int metrics_route(const char *name)
 {
@@ -70,6 +72,12 @@ void metrics_fetch_error(fp_err kind)
 {
     if (kind > 0 && kind < FP_ERR__COUNT)
         atomic_fetch_add_explicit(&metrics_errors[kind], 1, memory_order_relaxed);
+}
+
+void metrics_catalogue_sweep(int ok, size_t deleted)
+{
+    atomic_fetch_add_explicit(&metrics_sweeps[ok ? 1 : 0], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&metrics_swept, deleted, memory_order_relaxed);
 }
 
 fp_err metrics_render(fp_buf *out, const metrics_gauges *g)
@@ -126,6 +134,16 @@ fp_err metrics_render(fp_buf *out, const metrics_gauges *g)
         if (v)
             EMIT("filmpicker_fetch_errors_total{kind=\"%s\"} %llu\n", fp_err_code((fp_err)e), v);
     }
+    EMIT("# HELP filmpicker_catalogue_sweeps_total Catalogue sweeps, by result.\n"
+         "# TYPE filmpicker_catalogue_sweeps_total counter\n"
+         "filmpicker_catalogue_sweeps_total{result=\"ok\"} %llu\n"
+         "filmpicker_catalogue_sweeps_total{result=\"failed\"} %llu\n"
+         "# HELP filmpicker_catalogue_films_deleted_total Catalogue films no stored list used, "
+         "deleted by sweeps.\n"
+         "# TYPE filmpicker_catalogue_films_deleted_total counter\n"
+         "filmpicker_catalogue_films_deleted_total %llu\n",
+         atomic_load(&metrics_sweeps[1]), atomic_load(&metrics_sweeps[0]),
+         atomic_load(&metrics_swept));
     EMIT("# HELP filmpicker_jobs_queued Fetch jobs waiting in the queue.\n"
          "# TYPE filmpicker_jobs_queued gauge\nfilmpicker_jobs_queued %.0f\n"
          "# HELP filmpicker_jobs_running Fetch jobs being worked on.\n"

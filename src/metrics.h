@@ -8,6 +8,8 @@
 #ifndef FP_METRICS_H
 #define FP_METRICS_H
 
+#include <stddef.h>
+
 #include "core/buf.h"
 #include "core/error.h"
 
@@ -22,6 +24,9 @@ void metrics_http(int route, int status, double seconds);
 void metrics_page_fetched(void);
 /* One failed fetch, by error kind (user_not_found, source_blocked, ...). */
 void metrics_fetch_error(fp_err kind);
+
+/* One catalogue sweep (ok: it ran to the end) and the films it deleted. */
+void metrics_catalogue_sweep(int ok, size_t deleted);
 
 typedef struct metrics_gauges {
     double jobs_queued, jobs_running, groups_active;

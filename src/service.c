@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "cache/cache.h"
+#include "datakey.h"
 #include "poster.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -39,6 +40,8 @@
 #define SVC_HOT_MAX 8192
 #define SVC_HOT_TTL_MS 10000
 #define SVC_WATCHED_CONTEXT "FilmPicker watched set v1"
+#define SVC_SWEEP_ROWS 256  /* sealed rows read per page by the sweep */
+#define SVC_SWEEP_FILMS 500 /* catalogue films per page, and per write transaction */
 
 typedef struct svc_job svc_job;
 
@@ -74,6 +77,7 @@ struct svc_job {
     long long finished_ms; /* monotonic; 0 while running */
     size_t nparts, pending;
     svc_part *parts;
+    size_t bytes; /* its lists' ids, counted in s->jobs_bytes once finished */
 };
 
 typedef struct svc_waiter {
@@ -151,9 +155,15 @@ struct service {
     svc_task *tasks;
     svc_job *jobs[SVC_JOB_BUCKETS];
     size_t jobs_active;
+    size_t jobs_bytes;          /* ids held by finished jobs */
+    unsigned long long jobs_evicted;
     svc_waiter *waiters;
     pthread_t timer;
     int timer_started;
+    pthread_t sweeper;   /* periodic catalogue sweeps (svc_start_sweeper) */
+    int sweeper_started;
+    pthread_cond_t sweep_cv;  /* the sweeper sleeps on it (with mu) */
+    pthread_mutex_t sweep_mu; /* one sweep at a time in this process */
     int stopping;
     svc_job_fn job_listener; /* set once before serving */
     void *job_listener_ud;
@@ -502,12 +512,18 @@ static fp_err svc__store(service *s, const uint8_t key[VAULT_KEY_BYTES], const i
     return rc;
 }
 
-/* Catalogue ids of films, in a sorted unique array. Caller frees *ids. */
-static fp_err svc__resolve(service *s, film_list *films, int64_t **ids, size_t *n)
+/* Catalogue ids of films, in a sorted unique array. Caller frees *ids. At
+ * most max_new of them may be new to the catalogue (SIZE_MAX: any number):
+ * FP_TOO_MANY_FILMS with *new_films (may be NULL) set otherwise. */
+static fp_err svc__resolve(service *s, film_list *films, size_t max_new, int64_t **ids, size_t *n,
+                           size_t *new_films)
 {
     *ids = NULL;
     *n = 0;
-    fp_err rc = s->sb->films_resolve(s->st, films->items, films->len);
+    fp_err rc = max_new == SIZE_MAX
+                    ? s->sb->films_resolve(s->st, films->items, films->len)
+                    : s->sb->films_resolve_limited(s->st, films->items, films->len, max_new,
+                                                   new_films);
     if (rc != FP_OK)
         return rc;
     int64_t *out = fp_malloc((films->len ? films->len : 1) * sizeof *out);
@@ -708,12 +724,51 @@ static svc_task *svc__task_find(service *s, const uint8_t key[VAULT_KEY_BYTES])
 
 /* Called with s->mu held when a part reaches READY or FAILED. Moves the
  * job's waiters to *fired when it finishes. */
+static void svc__job_free(svc_job *j);
+
+/* A job finished less than this long ago is never dropped early: whoever
+ * started it (a session's search, a waiting first-version request, a v1
+ * client polling) reads its results within that time. */
+#define SVC_JOB_GRACE_MS 60000
+
+/* Finished jobs hold their people's lists (as ids) for job-ttl. Past
+ * jobs-max-mb the oldest finished ones go first (never one younger than
+ * SVC_JOB_GRACE_MS; the job rate limit bounds how many of those one client
+ * makes) (a poll then answers 404
+ * "no such job (or it expired)"; the lists stay stored, so a new job is
+ * answered from storage). s->mu held. */
+static void svc__jobs_bound(service *s, const svc_job *keep)
+{
+    size_t cap = (size_t)s->cfg->jobs_max_mb * 1024u * 1024u;
+    long long young = svc__mono_ms() - SVC_JOB_GRACE_MS;
+    while (s->jobs_bytes > cap) {
+        svc_job **oldest = NULL;
+        for (size_t b = 0; b < SVC_JOB_BUCKETS; b++)
+            for (svc_job **pp = &s->jobs[b]; *pp; pp = &(*pp)->next)
+                if ((*pp)->finished_ms && (*pp)->finished_ms < young && *pp != keep &&
+                    (!oldest || (*pp)->finished_ms < (*oldest)->finished_ms))
+                    oldest = pp;
+        if (!oldest)
+            return;
+        svc_job *j = *oldest;
+        *oldest = j->next;
+        s->jobs_bytes -= j->bytes;
+        s->jobs_evicted++;
+        svc__job_free(j);
+    }
+}
+
 static void svc__part_settled(service *s, svc_job *j, svc_waiter **fired)
 {
     if (--j->pending > 0)
         return;
     j->finished_ms = svc__mono_ms();
     s->jobs_active--;
+    j->bytes = sizeof *j + j->nparts * sizeof *j->parts;
+    for (size_t i = 0; i < j->nparts; i++)
+        j->bytes += j->parts[i].nids * sizeof *j->parts[i].ids;
+    s->jobs_bytes += j->bytes;
+    svc__jobs_bound(s, j);
     for (svc_waiter **pp = &s->waiters; *pp;) {
         svc_waiter *w = *pp;
         if (w->job == j) {
@@ -876,7 +931,7 @@ static fp_err svc__fetch_and_store(service *s, const svc_person *p, source_progr
     long long t0 = svc__mono_ms();
     fp_err rc = p->src->fetch(&s->env, p->user, progress, ud, &films);
     if (rc == FP_OK) {
-        rc = svc__resolve(s, &films, &ids, &n);
+        rc = svc__resolve(s, &films, SIZE_MAX, &ids, &n, NULL);
         if (rc == FP_OK)
             rc = svc__store_fresh(s, p->key, ids, n, svc__now(), &n, NULL);
         film_list_free(&films);
@@ -958,6 +1013,31 @@ static void svc__handle_job(void *ctx, const char *payload, size_t len)
     svc__stored_free(&st);
     svc__fire(fired);
     svc__announce(s, &changed);
+}
+
+size_t svc_fetch_cost(service *s, const svc_person *people, size_t n)
+{
+    size_t cost = 0;
+    for (size_t i = 0; i < n; i++) {
+        const svc_person *p = &people[i];
+        if (!p->src)
+            continue; /* an upload: nothing to fetch */
+        pthread_mutex_lock(&s->mu);
+        int in_flight = svc__task_find(s, p->key) != NULL;
+        pthread_mutex_unlock(&s->mu);
+        if (in_flight)
+            continue; /* joins the fetch already running */
+        if (p->refresh) {
+            cost++;
+            continue;
+        }
+        svc_stored st = {0};
+        fp_err rc = svc__load(s, p->key, &st);
+        if (rc == FP_NOT_FOUND || (rc == FP_OK && !svc__is_fresh(s, st.fetched_at)))
+            cost++;
+        svc__stored_free(&st);
+    }
+    return cost;
 }
 
 fp_err svc_job_start(service *s, const svc_person *people, size_t n, char job_id[33])
@@ -1619,6 +1699,43 @@ fp_err svc_client_token(service *s, const char *client_id, char out[VAULT_MAC_HE
     return FP_OK;
 }
 
+/* The cookie's tag: the first 32 hex digits of the MAC of "cookie:" + id
+ * (a message the CSRF token, MAC(id), never covers). */
+static void svc__cookie_tag(service *s, const char *client_id, char tag[33])
+{
+    char msg[48], mac[VAULT_MAC_HEX + 1];
+    snprintf(msg, sizeof msg, "cookie:%s", client_id);
+    vault_mac_hex(s->v, msg, mac);
+    memcpy(tag, mac, 32);
+    tag[32] = '\0';
+}
+
+fp_err svc_client_cookie(service *s, const char *client_id, char out[SVC_COOKIE_LEN + 1])
+{
+    if (!client_id || strlen(client_id) != 32 || strspn(client_id, "0123456789abcdef") != 32)
+        return FP_INVALID;
+    char tag[33];
+    svc__cookie_tag(s, client_id, tag);
+    snprintf(out, SVC_COOKIE_LEN + 1, "%s%s", client_id, tag);
+    return FP_OK;
+}
+
+int svc_client_from_cookie(service *s, const char *cookie, char client_id[33])
+{
+    client_id[0] = '\0';
+    if (!cookie || strlen(cookie) != SVC_COOKIE_LEN ||
+        strspn(cookie, "0123456789abcdef") != SVC_COOKIE_LEN)
+        return 0;
+    char id[33], tag[33];
+    memcpy(id, cookie, 32);
+    id[32] = '\0';
+    svc__cookie_tag(s, id, tag);
+    if (sodium_memcmp(tag, cookie + 32, 32) != 0)
+        return 0;
+    memcpy(client_id, id, 33);
+    return 1;
+}
+
 int svc_client_check(service *s, const char *client_id, const char *token)
 {
     if (!client_id || strlen(client_id) != 32 || strspn(client_id, "0123456789abcdef") != 32)
@@ -1888,15 +2005,26 @@ fp_err svc_import(service *s, const svc_person *p, const unsigned char *data, si
         who = &tmp;
     }
     int64_t *ids = NULL;
-    size_t n = 0;
-    rc = svc__resolve(s, &out->detail.films, &ids, &n);
+    size_t n = 0, new_films = 0, max_new = (size_t)s->cfg->import_max_new_films;
+    rc = svc__resolve(s, &out->detail.films, max_new, &ids, &n, &new_films);
     if (rc == FP_OK)
         rc = svc__store_fresh(s, who->key, ids, n, svc__now(), &n, &out->watched);
     fp_free(ids);
+    if (rc == FP_TOO_MANY_FILMS) {
+        n = 0;
+        out->token[0] = '\0'; /* nothing was stored under it */
+        out->new_films = new_films;
+        fp_free(out->detail.message);
+        out->detail.message = fp_printf(
+            "the file has %zu films that are not in the film catalogue yet; one import may add "
+            "at most %zu new films, so nothing was stored",
+            new_films, max_new);
+    }
     out->films = n;
-    fp_log(FP_LOG_INFO, "watchlist_import", "{s:s,s:s,s:i,s:i}", "format",
-           out->format ? out->format : "?", "result", fp_err_code(rc), "films", (int)n,
-           "row_errors", (int)out->detail.nerrors_total);
+    fp_log(rc == FP_TOO_MANY_FILMS ? FP_LOG_WARN : FP_LOG_INFO, "watchlist_import",
+           "{s:s,s:s,s:i,s:i,s:I}", "format", out->format ? out->format : "?", "result",
+           fp_err_code(rc), "films", (int)n, "row_errors", (int)out->detail.nerrors_total,
+           "new_films", (json_int_t)new_films);
     return rc;
 }
 
@@ -1962,6 +2090,7 @@ static void *svc__timer(void *arg)
                 svc_job *j = *pp;
                 if (j->finished_ms && now - j->finished_ms > ttl_ms) {
                     *pp = j->next;
+                    s->jobs_bytes -= j->bytes;
                     svc__job_free(j);
                 } else {
                     pp = &j->next;
@@ -1990,6 +2119,215 @@ static void *svc__timer(void *arg)
     pthread_mutex_unlock(&s->mu);
     svc__fire(w);
     return NULL;
+}
+
+/* ---- the catalogue sweep -------------------------------------------------- */
+
+static int svc__stopping(service *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int stop = s->stopping;
+    pthread_mutex_unlock(&s->mu);
+    return stop;
+}
+
+/* A growing array of film ids, sorted and deduplicated now and then so that
+ * it stays near the number of distinct films, not the sum of all lists. */
+typedef struct svc_idset {
+    int64_t *ids;
+    size_t n, cap, unique; /* ids[0..unique) is sorted and unique */
+} svc_idset;
+
+static void svc__idset_compact(svc_idset *set)
+{
+    set->n = set->unique = svc__sort_unique(set->ids, set->n);
+}
+
+static void svc__idset_add(svc_idset *set, const int64_t *ids, size_t n)
+{
+    if (set->n + n > set->cap) {
+        if (set->n > 2 * set->unique + 65536) {
+            svc__idset_compact(set);
+            if (set->n + n <= set->cap)
+                goto copy;
+        }
+        size_t cap = set->cap ? set->cap : 4096;
+        while (cap < set->n + n)
+            cap *= 2;
+        set->ids = fp_reallocarray(set->ids, cap, sizeof *set->ids);
+        set->cap = cap;
+    }
+copy:
+    if (n)
+        memcpy(set->ids + set->n, ids, n * sizeof *ids);
+    set->n += n;
+}
+
+static int svc__idset_has(const svc_idset *set, int64_t id)
+{
+    return set->n && bsearch(&id, set->ids, set->n, sizeof *set->ids, svc__cmp_i64) != NULL;
+}
+
+/* Adds the films of every sealed row of one kind to used. */
+static fp_err svc__sweep_collect(service *s, store_sealed_kind kind, svc_idset *used,
+                                 size_t *rows_read, size_t *unreadable)
+{
+    uint8_t after[STORE_KEY_BYTES];
+    int have_after = 0;
+    for (;;) {
+        if (svc__stopping(s))
+            return FP_UNAVAILABLE;
+        store_sealed_row *rows = NULL;
+        size_t n = 0;
+        fp_err rc = s->sb->sealed_page(s->st, kind, have_after ? after : NULL, SVC_SWEEP_ROWS,
+                                       &rows, &n);
+        if (rc != FP_OK)
+            return rc;
+        for (size_t i = 0; i < n; i++) {
+            int64_t *ids = NULL;
+            size_t nids = 0;
+            /* Both kinds are sealed under their row key. */
+            fp_err u = vault_unseal(s->v, rows[i].key, rows[i].sealed, rows[i].sealed_len, &ids,
+                                    &nids);
+            if (u == FP_OK && kind == STORE_SEALED_WATCHED) {
+                watched_set ws;
+                u = watched_unpack(ids, nids, &ws);
+                for (size_t k = 0; u == FP_OK && k < ws.n; k++)
+                    ids[k] = ws.items[k].film_id;
+                if (u == FP_OK)
+                    nids = ws.n;
+                watched_free(&ws);
+            }
+            if (u == FP_OK)
+                svc__idset_add(used, ids, nids);
+            else
+                (*unreadable)++; /* cannot be read by anyone: holds nothing back */
+            fp_free(ids);
+        }
+        *rows_read += n;
+        if (n)
+            memcpy(after, rows[n - 1].key, STORE_KEY_BYTES);
+        have_after = 1;
+        store_sealed_rows_free(rows, n);
+        if (n < SVC_SWEEP_ROWS)
+            return FP_OK;
+    }
+}
+
+fp_err svc_sweep(service *s, svc_sweep_report *out)
+{
+    memset(out, 0, sizeof *out);
+    long long t0 = svc__mono_ms();
+    svc_idset used = {0};
+    store_film_mark *page = fp_malloc(SVC_SWEEP_FILMS * sizeof *page);
+    int64_t *mark = fp_malloc(SVC_SWEEP_FILMS * sizeof *mark);
+    int64_t *clear = fp_malloc(SVC_SWEEP_FILMS * sizeof *clear);
+    int64_t *del = fp_malloc(SVC_SWEEP_FILMS * sizeof *del);
+    pthread_mutex_lock(&s->sweep_mu);
+    /* Every list stored before this point is read; one stored later holds
+     * films that resolving it unmarked, or that are newer than any mark:
+     * either way a mark from this sweep is not old enough to delete them
+     * before the next sweep reads that list (unless the grace is 0). */
+    fp_err rc = svc__sweep_collect(s, STORE_SEALED_WATCHLISTS, &used, &out->lists,
+                                   &out->unreadable);
+    if (rc == FP_OK)
+        rc = svc__sweep_collect(s, STORE_SEALED_WATCHED, &used, &out->watched_sets,
+                                &out->unreadable);
+    svc__idset_compact(&used);
+    out->used = used.n;
+    int64_t now = svc__now(), cutoff = now - s->cfg->catalogue_grace_s;
+    int64_t after = 0;
+    while (rc == FP_OK) {
+        size_t n = 0, nmark = 0, nclear = 0, ndel = 0, deleted = 0;
+        if (svc__stopping(s)) {
+            rc = FP_UNAVAILABLE;
+            break;
+        }
+        rc = s->sb->films_page(s->st, after, SVC_SWEEP_FILMS, page, &n);
+        if (rc != FP_OK || n == 0)
+            break;
+        for (size_t i = 0; i < n; i++) {
+            const store_film_mark *f = &page[i];
+            if (svc__idset_has(&used, f->id)) {
+                if (f->orphaned_at)
+                    clear[nclear++] = f->id;
+                continue;
+            }
+            int64_t since = f->orphaned_at ? f->orphaned_at : now;
+            if (!f->orphaned_at)
+                mark[nmark++] = f->id;
+            if (since <= cutoff)
+                del[ndel++] = f->id;
+        }
+        out->films += n;
+        after = page[n - 1].id;
+        /* Short transactions, one kind of change each: other writers get
+         * the lock in between. */
+        rc = s->sb->films_mark(s->st, clear, nclear, 0);
+        if (rc == FP_OK)
+            rc = s->sb->films_mark(s->st, mark, nmark, now);
+        if (rc == FP_OK)
+            rc = s->sb->films_delete_orphans(s->st, del, ndel, cutoff, &deleted);
+        if (rc == FP_OK) {
+            out->unmarked += nclear;
+            out->marked += nmark;
+            out->deleted += deleted;
+        }
+        if (n < SVC_SWEEP_FILMS)
+            break;
+    }
+    pthread_mutex_unlock(&s->sweep_mu);
+    out->ms = svc__mono_ms() - t0;
+    fp_log(rc == FP_OK ? FP_LOG_INFO : FP_LOG_WARN, "catalogue_sweep",
+           "{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "result", fp_err_code(rc), "watchlists",
+           (json_int_t)out->lists, "watched_sets", (json_int_t)out->watched_sets, "unreadable",
+           (json_int_t)out->unreadable, "films", (json_int_t)out->films, "used",
+           (json_int_t)out->used, "marked", (json_int_t)out->marked, "unmarked",
+           (json_int_t)out->unmarked, "deleted", (json_int_t)out->deleted, "ms",
+           (json_int_t)out->ms);
+    metrics_catalogue_sweep(rc == FP_OK, out->deleted);
+    fp_free(used.ids);
+    fp_free(page);
+    fp_free(mark);
+    fp_free(clear);
+    fp_free(del);
+    return rc;
+}
+
+/* Runs a sweep every catalogue-sweep-interval seconds until the service
+ * stops (the first one an interval after the start). */
+static void *svc__sweeper(void *arg)
+{
+    service *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += s->cfg->catalogue_sweep_s;
+        while (!s->stopping) {
+            if (pthread_cond_timedwait(&s->sweep_cv, &s->mu, &ts) != 0)
+                break; /* the interval is over */
+        }
+        if (s->stopping)
+            break;
+        pthread_mutex_unlock(&s->mu);
+        svc_sweep_report rep;
+        fp_err rc = svc_sweep(s, &rep); /* logged there */
+        (void)rc;
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+fp_err svc_start_sweeper(service *s)
+{
+    if (s->cfg->catalogue_sweep_s <= 0 || s->sweeper_started)
+        return FP_OK;
+    if (pthread_create(&s->sweeper, NULL, svc__sweeper, s) != 0)
+        return FP_INTERNAL;
+    s->sweeper_started = 1;
+    return FP_OK;
 }
 
 /* ---- posters ---------------------------------------------------------- */
@@ -2028,19 +2366,26 @@ void svc_posters_abort(service *s)
 
 fp_err svc_open(const fp_config *cfg, int with_workers, service **out)
 {
+    vault_kek *kek = NULL;
     *out = NULL;
     service *s = fp_calloc(1, sizeof *s);
     s->cfg = cfg;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->timer_cv, NULL);
+    pthread_cond_init(&s->sweep_cv, NULL);
     pthread_mutex_init(&s->film_mu, NULL);
+    pthread_mutex_init(&s->sweep_mu, NULL);
     pthread_rwlock_init(&s->hot_lock, NULL);
     pthread_rwlock_init(&s->who_lock, NULL);
     fp_err rc = FP_CRYPTO;
     if (sodium_init() < 0)
         goto fail;
     crypto_shorthash_keygen(s->who_hkey);
-    rc = vault_open(cfg->secret_key, cfg->secret_key_file, &s->v);
+    /* The server key first (a bad key fails before the database is touched),
+     * then the database, then the data key stored in it, which the vault's
+     * sub-keys derive from (datakey.h): a server key that does not open it
+     * stops the start here. */
+    rc = vault_kek_open(cfg->secret_key, cfg->secret_key_file, VAULT_KEK_CREATE, &kek);
     if (rc != FP_OK) {
         fp_log(FP_LOG_ERROR, "vault_open_failed", "{s:s}", "error", fp_err_code(rc));
         goto fail;
@@ -2054,6 +2399,12 @@ fp_err svc_open(const fp_config *cfg, int with_workers, service **out)
     rc = s->sb->migrate(s->st, -1);
     if (rc != FP_OK) {
         fp_log(FP_LOG_ERROR, "migrate_failed", "{s:s}", "error", fp_err_code(rc));
+        goto fail;
+    }
+    rc = datakey_open(kek, s->sb, s->st, cfg->database, &s->v, NULL);
+    vault_kek_free(&kek);
+    if (rc != FP_OK) {
+        fp_log(FP_LOG_ERROR, "vault_open_failed", "{s:s}", "error", fp_err_code(rc));
         goto fail;
     }
     s->cb = cache_backend_for(cfg->cache);
@@ -2114,6 +2465,7 @@ fp_err svc_open(const fp_config *cfg, int with_workers, service **out)
     *out = s;
     return FP_OK;
 fail:
+    vault_kek_free(&kek);
     svc_close(&s);
     return rc;
 }
@@ -2131,9 +2483,12 @@ void svc_close(service **sp)
         s->qb->close(s->q); /* drains: running fetches finish and store, queued jobs end */
     pthread_mutex_lock(&s->mu);
     pthread_cond_broadcast(&s->timer_cv);
+    pthread_cond_broadcast(&s->sweep_cv);
     pthread_mutex_unlock(&s->mu);
     if (s->timer_started)
         pthread_join(s->timer, NULL);
+    if (s->sweeper_started) /* a running sweep stops at its next page */
+        pthread_join(s->sweeper, NULL);
     fetch_client_free(&s->fetch);
     poster_proxy_free(&s->posters); /* no fetch is left to land */
     for (size_t b = 0; b < SVC_JOB_BUCKETS; b++)
@@ -2171,7 +2526,9 @@ void svc_close(service **sp)
     pthread_rwlock_destroy(&s->who_lock);
     pthread_rwlock_destroy(&s->hot_lock);
     pthread_mutex_destroy(&s->film_mu);
+    pthread_mutex_destroy(&s->sweep_mu);
     pthread_cond_destroy(&s->timer_cv);
+    pthread_cond_destroy(&s->sweep_cv);
     pthread_mutex_destroy(&s->mu);
     fp_free(s);
     *sp = NULL;
@@ -2184,6 +2541,8 @@ void svc_get_stats(service *s, svc_stats *out)
         s->qb->stats(s->q, &out->jobs_queued, &out->jobs_running);
     pthread_mutex_lock(&s->mu);
     out->groups_active = s->jobs_active;
+    out->jobs_bytes = s->jobs_bytes;
+    out->jobs_evicted = s->jobs_evicted;
     pthread_mutex_unlock(&s->mu);
     fetch_stats fs;
     fetch_get_stats(s->fetch, &fs);
@@ -2194,6 +2553,92 @@ void svc_get_stats(service *s, svc_stats *out)
 fp_err svc_health(service *s)
 {
     return s->sb->ping(s->st);
+}
+
+/* The current server key and the database (migrated), and for re-keying the
+ * next server key: what the key commands work on. */
+typedef struct svc_keyctx {
+    vault_kek *cur, *next;
+    const store_backend *sb;
+    store *st;
+} svc_keyctx;
+
+static void svc__keyctx_close(svc_keyctx *c)
+{
+    if (c->st)
+        c->sb->close(c->st);
+    vault_kek_free(&c->cur);
+    vault_kek_free(&c->next);
+    memset(c, 0, sizeof *c);
+}
+
+/* kek_flags: VAULT_KEK_CREATE only for starting afresh; elsewhere a missing
+ * key file is the question, not something to paper over. */
+static fp_err svc__keyctx_open(const fp_config *cfg, int kek_flags, svc_keyctx *c)
+{
+    memset(c, 0, sizeof *c);
+    fp_err rc = vault_kek_open(cfg->secret_key, cfg->secret_key_file, kek_flags, &c->cur);
+    if (rc == FP_OK)
+        rc = store_open(cfg->database, &c->sb, &c->st);
+    if (rc == FP_OK)
+        rc = c->sb->migrate(c->st, -1);
+    if (rc != FP_OK)
+        svc__keyctx_close(c);
+    return rc;
+}
+
+fp_err svc_key_status(const fp_config *cfg, svc_key_info *out)
+{
+    svc_keyctx c;
+    memset(out, 0, sizeof *out);
+    fp_err rc = svc__keyctx_open(cfg, 0, &c);
+    if (rc != FP_OK)
+        return rc;
+    datakey_status ds;
+    rc = datakey_check(c.cur, c.sb, c.st, &ds);
+    if (rc == FP_OK) {
+        out->stored = ds.stored;
+        out->opens = ds.opens;
+        out->watchlists = ds.watchlists;
+        out->watched = ds.watched;
+        out->created_at = ds.created_at;
+        out->updated_at = ds.updated_at;
+    }
+    svc__keyctx_close(&c);
+    return rc;
+}
+
+fp_err svc_key_rotate(const fp_config *cfg, const char *new_key_file, int *created)
+{
+    svc_keyctx c;
+    vault *v = NULL;
+    *created = 0;
+    fp_err rc = svc__keyctx_open(cfg, 0, &c);
+    /* The current key must open the database before a new key file is
+     * made: a refused re-keying leaves nothing behind. */
+    if (rc == FP_OK)
+        rc = datakey_open(c.cur, c.sb, c.st, cfg->database, &v, NULL);
+    vault_free(&v);
+    if (rc == FP_OK)
+        rc = vault_kek_open(NULL, new_key_file, VAULT_KEK_CREATE, &c.next);
+    if (rc == FP_OK) {
+        *created = vault_kek_created(c.next);
+        rc = datakey_rotate(c.cur, c.next, c.sb, c.st, cfg->database);
+    }
+    svc__keyctx_close(&c);
+    return rc;
+}
+
+fp_err svc_key_reset(const fp_config *cfg, size_t *watchlists, size_t *watched)
+{
+    svc_keyctx c;
+    *watchlists = *watched = 0;
+    fp_err rc = svc__keyctx_open(cfg, VAULT_KEK_CREATE, &c);
+    if (rc != FP_OK)
+        return rc;
+    rc = datakey_reset(c.cur, c.sb, c.st, cfg->database, watchlists, watched);
+    svc__keyctx_close(&c);
+    return rc;
 }
 
 fp_err svc_migrate(const fp_config *cfg, int target, int *current, int *latest)

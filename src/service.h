@@ -81,6 +81,11 @@ typedef struct svc_job_view {
     svc_part_view *parts;    /* owned; free with svc_job_view_free */
 } svc_job_view;
 
+/* How many of these people's lists a job started now would fetch from a
+ * watchlist site: a refresh, or a list not stored or stale, that no fetch
+ * already running covers. 0 for lists answered from storage (the rate
+ * limit on fetches charges this). */
+size_t svc_fetch_cost(service *s, const svc_person *people, size_t n);
 /* Starts a job for n people (copied). Never blocks on the network. The job
  * id (32 hex digits, 128 random bits) is written to job_id. FP_RATE_LIMITED
  * when too many jobs are unfinished. */
@@ -169,6 +174,14 @@ void svc_watched_films_free(svc_watched_film *f, size_t n);
 fp_err svc_films_get(service *s, const int64_t *ids, size_t n, film *out) FP_WARN_UNUSED;
 
 /* CSRF tokens: a MAC of the client id (32 hex digits) under a server key. */
+/* The fp_client cookie value for a browser id: the id and a 32-hex-digit
+ * tag only this server can make, so an id the server did not issue is
+ * refused (and replaced). */
+#define SVC_COOKIE_LEN 64
+fp_err svc_client_cookie(service *s, const char *client_id,
+                         char out[SVC_COOKIE_LEN + 1]) FP_WARN_UNUSED;
+/* 1 with the id in client_id when cookie is one this server issued. */
+int svc_client_from_cookie(service *s, const char *cookie, char client_id[33]);
 fp_err svc_client_token(service *s, const char *client_id,
                         char out[VAULT_MAC_HEX + 1]) FP_WARN_UNUSED;
 int svc_client_check(service *s, const char *client_id, const char *token);
@@ -199,12 +212,16 @@ typedef struct svc_import_report {
     const char *format;
     size_t films;            /* films stored */
     size_t watched;          /* films left out: in the person's watched set */
-    import_result detail;    /* row errors */
+    size_t new_films;        /* FP_TOO_MANY_FILMS: films new to the catalogue */
+    import_result detail;    /* row errors; message when refused */
 } svc_import_report;
 
 /* Parses an export and stores it as the person's watchlist: as p's list when
  * p is given (a Letterboxd user importing their export), else under a new
- * random import token. FP_BAD_FILE with detail.message, FP_EMPTY_WATCHLIST. */
+ * random import token. FP_BAD_FILE and FP_TOO_LARGE with detail.message,
+ * FP_EMPTY_WATCHLIST; FP_TOO_MANY_FILMS (detail.message, new_films) when the
+ * file would add more than import-max-new-films films to the catalogue: then
+ * nothing is stored, neither catalogue rows nor the list. */
 fp_err svc_import(service *s, const svc_person *p, const unsigned char *data, size_t len,
                   const char *filename, svc_import_report *out) FP_WARN_UNUSED;
 void svc_import_report_free(svc_import_report *r);
@@ -220,12 +237,68 @@ typedef struct svc_stats {
     size_t jobs_queued, jobs_running; /* fetch jobs in the queue */
     size_t groups_active;             /* unfinished group jobs */
     unsigned long long fetch_requests, fetch_retries;
+    size_t jobs_bytes;                /* lists held by finished jobs */
+    unsigned long long jobs_evicted;  /* finished jobs dropped before job-ttl (jobs-max-mb) */
 } svc_stats;
 void svc_get_stats(service *s, svc_stats *out);
 /* FP_OK when storage answers. */
 fp_err svc_health(service *s) FP_WARN_UNUSED;
+
+/* ---- the catalogue sweep ------------------------------------------------ */
+
+/* Catalogue films stay after the last list that used them is replaced or
+ * deleted; a sweep removes them. It opens every stored watchlist and
+ * watched set (the server holds the key), collects the films they use, and
+ * pages through the catalogue: a film used again loses its orphan mark, an
+ * unused one gets one (the time of this sweep), and one whose mark is older
+ * than catalogue-grace is deleted (in transactions of SVC_SWEEP_FILMS films;
+ * never the film with the highest id, so ids are never reused). A film is
+ * therefore deleted only after being found unused by sweeps at least
+ * catalogue-grace apart, so a list being stored during a sweep, a job or a
+ * session still showing the film are not hurt as long as the grace is longer
+ * than they live (session-ttl, job-ttl); the film cache keeps showing a film
+ * it holds, and an unknown id shows as "(unknown film)". Rows that cannot be
+ * opened hold no film back. One line is logged per sweep
+ * (catalogue_sweep), with the counts below. */
+typedef struct svc_sweep_report {
+    size_t lists, watched_sets, unreadable; /* sealed rows read (unreadable: failed to open) */
+    size_t used;                            /* distinct films they use */
+    size_t films;                           /* catalogue films looked at */
+    size_t marked, unmarked, deleted;
+    long long ms;
+} svc_sweep_report;
+/* One sweep now. FP_UNAVAILABLE when the service began to stop meanwhile
+ * (what was done so far stays done). */
+fp_err svc_sweep(service *s, svc_sweep_report *out) FP_WARN_UNUSED;
+/* Starts the periodic sweeps of `serve` (every catalogue-sweep-interval
+ * seconds; none when it is 0). svc_close stops them. */
+fp_err svc_start_sweeper(service *s) FP_WARN_UNUSED;
 /* Migration control for the CLI. */
 fp_err svc_migrate(const fp_config *cfg, int target, int *current, int *latest) FP_WARN_UNUSED;
+
+/* ---- the server key and the database's data key (datakey.h) ------------ */
+/* These open the database (migrating it) but not the service, so they work
+ * when svc_open refuses the key. The current key is the configured one; a
+ * missing key file is FP_NOT_FOUND for status and rotate, and created (a new
+ * key) only by reset. */
+
+typedef struct svc_key_info {
+    int stored;          /* the database holds a wrapped data key */
+    int opens;           /* the configured key opens the stored data */
+    size_t watchlists;   /* sealed rows */
+    size_t watched;
+    int64_t created_at;  /* unix seconds, 0 when no key is stored */
+    int64_t updated_at;
+} svc_key_info;
+fp_err svc_key_status(const fp_config *cfg, svc_key_info *out) FP_WARN_UNUSED;
+/* Re-keys the database to the key in new_key_file (created, mode 0600, with a
+ * fresh key when missing: *created = 1). FP_KEY_MISMATCH when the configured
+ * key does not open the database. */
+fp_err svc_key_rotate(const fp_config *cfg, const char *new_key_file,
+                      int *created) FP_WARN_UNUSED;
+/* Starts afresh under the configured key: deletes every stored watchlist and
+ * watched set (counts), keeps the catalogue, stores a new data key. */
+fp_err svc_key_reset(const fp_config *cfg, size_t *watchlists, size_t *watched) FP_WARN_UNUSED;
 
 /* ---- posters ------------------------------------------------------------ */
 

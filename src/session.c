@@ -29,8 +29,16 @@
 #include "views.h"
 
 #define SESS_RING 256                     /* events kept per session for replays */
-#define SESS_STREAM_MAX (1024u * 1024u)   /* unread bytes before a slow stream is cut */
+#define SESS_RING_BYTES (256u * 1024u)    /* ...and at most this many bytes of them */
+#define SESS_HUB_BUCKETS 4096
+#define SESS_EMPTY_TTL_S 600              /* a session nobody was added to lives this long */
+#define SESS_ADDR_BUCKETS 1024
+#define SESS_STREAM_MAX (512u * 1024u)    /* unread bytes before a slow stream is cut */
+#define SESS_STREAMS_MAX_BYTES (64u * 1024u * 1024u) /* ...and of all streams together */
 #define SESS_KEEPALIVE_S 15
+/* Sent before a stream ends of old age (stream-max-life): the app knows the
+ * reconnection that follows is planned, and retries after 100 ms. */
+#define SESS_RECONNECT "retry: 100\nevent: reconnect\ndata: {}\n\n"
 #define SESS_MAX_JOBS 4096
 #define SESS_PAGE 100                     /* common films sent with the results */
 #define SESS_PAGE_MAX 500                 /* films one GET .../films may ask for */
@@ -45,15 +53,30 @@ typedef struct sess_event {
     size_t len;
 } sess_event;
 
+/* One per live session (created with it): its replay ring, its streams,
+ * and what it costs in memory (its document plus its ring), which the
+ * sessions-max-mb cap counts. */
 typedef struct sess_hub {
-    struct sess_hub *next;
+    struct sess_hub *next; /* bucket chain */
     char id[33];
     sess_event ring[SESS_RING];
     size_t ring_n;    /* events held */
     size_t ring_head; /* index of the oldest */
+    size_t ring_bytes;
+    size_t doc_bytes; /* the stored document's size */
     sess_stream *streams;
+    long nstreams;
     time_t touched;
+    long ttl_s;                 /* of its last save: session-ttl, or less while empty */
+    struct sess_addr *creator;  /* the address that created it (counted), or NULL */
 } sess_hub;
+
+/* Live sessions per creating address (max-sessions-per-address). */
+typedef struct sess_addr {
+    struct sess_addr *next;
+    uint8_t key[16];
+    long live;
+} sess_addr;
 
 struct sess_stream {
     sess_stream *next;
@@ -61,6 +84,8 @@ struct sess_stream {
     sess_hub *hub;
     fp_buf out;
     size_t off;
+    time_t opened;
+    size_t held; /* unread bytes counted in ss->stream_bytes */
     int closed;
     int armed;
     sess_wake_fn wake;
@@ -78,8 +103,12 @@ struct sessions {
     const cache_backend *cb;
     cache *ca;
     pthread_mutex_t mu;     /* session documents (read-modify-write) and jobs[] */
-    pthread_mutex_t hub_mu; /* hubs and streams */
-    sess_hub *hubs;
+    pthread_mutex_t hub_mu; /* hubs and streams, and the two counts below */
+    sess_hub *hubs[SESS_HUB_BUCKETS];
+    size_t nhubs;           /* live sessions */
+    size_t bytes;           /* their documents and rings */
+    size_t stream_bytes;    /* unread bytes of every stream */
+    sess_addr *addrs[SESS_ADDR_BUCKETS]; /* under hub_mu */
     sess_jobmap jobs[SESS_MAX_JOBS];
     size_t njobs;
     pthread_t ticker;
@@ -91,6 +120,19 @@ struct sessions {
 static int sess__valid_id(const char *id)
 {
     return id && strlen(id) == 32 && strspn(id, "0123456789abcdef") == 32;
+}
+
+static sess_hub *sess__hub(sessions *ss, const char *id, int create);
+
+/* How long a session lives after this change: session-ttl, or
+ * SESS_EMPTY_TTL_S while nobody has been added (an empty session is what
+ * a flood of creations leaves behind). */
+static long sess__ttl(sessions *ss, json_t *state)
+{
+    long ttl = ss->cfg->session_ttl_s;
+    if (json_array_size(json_object_get(state, "participants")) == 0 && ttl > SESS_EMPTY_TTL_S)
+        ttl = SESS_EMPTY_TTL_S;
+    return ttl;
 }
 
 /* ---- the document ------------------------------------------------------ */
@@ -118,24 +160,106 @@ static fp_err sess__load(sessions *ss, const char *id, json_t **state)
     return *state ? FP_OK : FP_CORRUPT;
 }
 
+/* Stores the document. A change that would take all sessions past
+ * sessions-max-mb is refused (FP_UNAVAILABLE) and the stored document
+ * stays as it was: a live session is never dropped to make room. The
+ * session's hub (its registry entry) is created with its first save. */
 static fp_err sess__save(sessions *ss, json_t *state)
 {
     const char *id = json_string_value(json_object_get(state, "id"));
     time_t now = time(NULL);
-    json_object_set_new(state, "expires_at", view_time((int64_t)now + ss->cfg->session_ttl_s));
+    json_object_set_new(state, "expires_at", view_time((int64_t)now + sess__ttl(ss, state)));
     char *text = json_dumps(state, JSON_COMPACT);
     if (!text)
         return FP_NOMEM;
+    size_t len = strlen(text);
+    size_t cap = (size_t)ss->cfg->sessions_max_mb * 1024u * 1024u;
+    long ttl = sess__ttl(ss, state);
+    pthread_mutex_lock(&ss->hub_mu);
+    sess_hub *h = sess__hub(ss, id, 0);
+    size_t before = h ? h->doc_bytes : 0;
+    if (len > before && ss->bytes - before + len > cap) {
+        pthread_mutex_unlock(&ss->hub_mu);
+        free(text);
+        fp_log(FP_LOG_WARN, "sessions_memory_full", "{s:I}", "bytes", (json_int_t)ss->bytes);
+        return FP_UNAVAILABLE;
+    }
+    pthread_mutex_unlock(&ss->hub_mu);
     char key[40];
     sess__key(id, key);
-    fp_err rc = ss->cb->set(ss->ca, key, strlen(key), text, strlen(text), ss->cfg->session_ttl_s);
+    fp_err rc = ss->cb->set(ss->ca, key, strlen(key), text, len, ttl);
     free(text);
+    if (rc == FP_OK) {
+        pthread_mutex_lock(&ss->hub_mu);
+        h = sess__hub(ss, id, 1);
+        ss->bytes = ss->bytes - h->doc_bytes + len;
+        h->doc_bytes = len;
+        h->touched = now;
+        h->ttl_s = ttl;
+        pthread_mutex_unlock(&ss->hub_mu);
+    }
+    return rc;
+}
+
+/* The films of an id array (or of [[id, lists], ...] with the "lists"
+ * count), as the API shows them, from the catalogue (the service keeps the
+ * films it serves in memory). A film the catalogue no longer has is left
+ * out. */
+static json_t *sess__films_of(sessions *ss, json_t *ids, int with_lists)
+{
+    json_t *out = json_array();
+    size_t n = json_array_size(ids);
+    if (n == 0)
+        return out;
+    int64_t *want = fp_calloc(n, sizeof *want);
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(ids, i);
+        want[i] = json_integer_value(with_lists ? json_array_get(e, 0) : e);
+    }
+    film *fs = fp_calloc(n, sizeof *fs);
+    if (svc_films_get(ss->svc, want, n, fs) == FP_OK)
+        for (size_t i = 0; i < n; i++) {
+            if (fs[i].id == 0)
+                continue;
+            json_t *f = view_film(&fs[i]);
+            if (with_lists)
+                json_object_set(f, "lists", json_array_get(json_array_get(ids, i), 1));
+            json_array_append_new(out, f);
+        }
+    for (size_t i = 0; i < n; i++)
+        film_clear(&fs[i]);
+    fp_free(fs);
+    fp_free(want);
+    return out;
+}
+
+/* The results as the API shows them: the document keeps ids only (the
+ * first page "_page", the most-lists films "_mostv" as [id, lists]), and
+ * the films are filled in here. */
+static json_t *sess__results_view(sessions *ss, json_t *state)
+{
+    json_t *res = json_object_get(state, "results");
+    if (!json_is_object(res))
+        return json_null();
+    json_t *v = json_deep_copy(res);
+    json_object_set_new(v, "common", sess__films_of(ss, json_object_get(state, "_page"), 0));
+    json_object_set_new(v, "most", sess__films_of(ss, json_object_get(state, "_mostv"), 1));
+    return v;
+}
+
+/* A copy of the document, for reading only (ss->mu taken and released). */
+static fp_err sess__load_alone(sessions *ss, const char *id, json_t **state)
+{
+    pthread_mutex_lock(&ss->mu);
+    fp_err rc = sess__load(ss, id, state);
+    pthread_mutex_unlock(&ss->mu);
     return rc;
 }
 
 /* The client view: every key starting with '_' removed, at the top level
- * and in participants. */
-static json_t *sess__view(json_t *state)
+ * and in participants; the results' films filled in. Do not call it with
+ * hub_mu held (it may read the catalogue). */
+static json_t *sess__view(sessions *ss, json_t *state)
 {
     json_t *v = json_deep_copy(state);
     const char *k;
@@ -148,6 +272,8 @@ static json_t *sess__view(json_t *state)
     {
         json_object_foreach_safe(p, tmp, k, val) if (k[0] == '_') json_object_del(p, k);
     }
+    if (json_is_object(json_object_get(state, "results")))
+        json_object_set_new(v, "results", sess__results_view(ss, state));
     return v;
 }
 
@@ -163,9 +289,52 @@ static json_t *sess__part_view(json_t *p)
 
 /* ---- hubs and streams -------------------------------------------------- */
 
+/* The address entry for key (created when create). hub_mu held. */
+static sess_addr *sess__addr(sessions *ss, const uint8_t key[16], int create)
+{
+    uint32_t h = 2166136261u;
+    for (int i = 0; i < 16; i++)
+        h = (h ^ key[i]) * 16777619u;
+    sess_addr **pp = &ss->addrs[h % SESS_ADDR_BUCKETS];
+    for (sess_addr *a = *pp; a; a = a->next)
+        if (memcmp(a->key, key, 16) == 0)
+            return a;
+    if (!create)
+        return NULL;
+    sess_addr *a = fp_calloc(1, sizeof *a);
+    memcpy(a->key, key, 16);
+    a->next = *pp;
+    *pp = a;
+    return a;
+}
+
+/* One session of a's fewer; the entry goes with its last. hub_mu held. */
+static void sess__addr_release(sessions *ss, sess_addr *a)
+{
+    if (!a || --a->live > 0)
+        return;
+    for (size_t b = 0; b < SESS_ADDR_BUCKETS; b++)
+        for (sess_addr **pp = &ss->addrs[b]; *pp; pp = &(*pp)->next)
+            if (*pp == a) {
+                *pp = a->next;
+                fp_free(a);
+                return;
+            }
+}
+
+/* Session ids are 128 random bits in hex: the first 8 digits place them. */
+static size_t sess__hub_bucket(const char *id)
+{
+    unsigned long v = strtoul((char[9]){id[0], id[1], id[2], id[3], id[4], id[5], id[6], id[7], 0},
+                              NULL, 16);
+    return (size_t)(v % SESS_HUB_BUCKETS);
+}
+
+/* hub_mu held. */
 static sess_hub *sess__hub(sessions *ss, const char *id, int create)
 {
-    for (sess_hub *h = ss->hubs; h; h = h->next)
+    size_t b = sess__hub_bucket(id);
+    for (sess_hub *h = ss->hubs[b]; h; h = h->next)
         if (strcmp(h->id, id) == 0)
             return h;
     if (!create)
@@ -173,8 +342,9 @@ static sess_hub *sess__hub(sessions *ss, const char *id, int create)
     sess_hub *h = fp_calloc(1, sizeof *h);
     snprintf(h->id, sizeof h->id, "%s", id);
     h->touched = time(NULL);
-    h->next = ss->hubs;
-    ss->hubs = h;
+    h->next = ss->hubs[b];
+    ss->hubs[b] = h;
+    ss->nhubs++;
     return h;
 }
 
@@ -192,9 +362,16 @@ static void sess__stream_push(sess_stream *st, const char *text, size_t len)
 {
     if (st->closed)
         return;
-    if (fp_buf_append(&st->out, text, len) != FP_OK) {
-        st->closed = 1; /* the client stopped reading: end its stream */
+    sessions *ss = st->ss;
+    if (ss->stream_bytes + len > SESS_STREAMS_MAX_BYTES ||
+        fp_buf_append(&st->out, text, len) != FP_OK) {
+        /* The client stopped reading (or all readers together hold too much
+         * unread): end its stream; it reconnects with Last-Event-ID. */
+        st->closed = 1;
         fp_log(FP_LOG_WARN, "session_stream_overflow", "{s:s}", "session", st->hub->id);
+    } else {
+        st->held += len;
+        ss->stream_bytes += len;
     }
     if (st->armed) {
         st->armed = 0;
@@ -203,12 +380,18 @@ static void sess__stream_push(sess_stream *st, const char *text, size_t len)
 }
 
 /* Records an event in the hub's log and sends it to its streams. hub_mu held. */
-static void sess__hub_publish(sess_hub *h, long long id, const char *name, json_t *data)
+static void sess__hub_publish(sess_hub *h, size_t *bytes, size_t cap, long long id,
+                              const char *name, json_t *data)
 {
     size_t len = 0;
     char *text = sess__sse(id, name, data, &len);
-    if (h->ring_n == SESS_RING) {
-        fp_free(h->ring[h->ring_head].text);
+    /* Oldest out first, by count and by bytes; a replay that reaches past
+     * the ring gets a full "session" snapshot instead. */
+    while (h->ring_n > 0 && (h->ring_n == SESS_RING || h->ring_bytes + len > SESS_RING_BYTES)) {
+        sess_event *old = &h->ring[h->ring_head];
+        h->ring_bytes -= old->len;
+        *bytes -= old->len;
+        fp_free(old->text);
         h->ring_head = (h->ring_head + 1) % SESS_RING;
         h->ring_n--;
     }
@@ -217,9 +400,26 @@ static void sess__hub_publish(sess_hub *h, long long id, const char *name, json_
     e->text = text;
     e->len = len;
     h->ring_n++;
+    h->ring_bytes += len;
+    *bytes += len;
+    /* Over sessions-max-mb, replay rings give way first (a client that
+     * reconnects then gets a "session" snapshot instead of a replay):
+     * this hub's ring is emptied, the event still goes to its streams. */
+    while (*bytes > cap && h->ring_n > 0) {
+        sess_event *old = &h->ring[h->ring_head];
+        h->ring_bytes -= old->len;
+        *bytes -= old->len;
+        if (old->text != text)
+            fp_free(old->text);
+        old->text = NULL;
+        h->ring_head = (h->ring_head + 1) % SESS_RING;
+        h->ring_n--;
+    }
     h->touched = time(NULL);
     for (sess_stream *st = h->streams; st; st = st->next)
         sess__stream_push(st, text, len);
+    if (h->ring_n == 0 || h->ring[(h->ring_head + h->ring_n - 1) % SESS_RING].text != text)
+        fp_free(text); /* not kept in the ring */
 }
 
 /* ---- updates ----------------------------------------------------------- */
@@ -254,26 +454,37 @@ static fp_err sess__update(sessions *ss, const char *id, sess_edit_fn fn, void *
         json_object_set_new(state, "version", json_integer(version));
         rc = sess__save(ss, state);
         if (rc == FP_OK) {
-            pthread_mutex_lock(&ss->hub_mu);
-            sess_hub *h = sess__hub(ss, id, 1);
+            /* Snapshots carry the final version; views are made before
+             * hub_mu is taken (they read the catalogue). */
+            json_t *snapshot = NULL;
             size_t i;
             json_t *e;
             json_array_foreach(ev.list, i, e)
             {
+                if (!snapshot && strcmp(json_string_value(json_array_get(e, 0)), "session") == 0)
+                    snapshot = sess__view(ss, state);
+            }
+            pthread_mutex_lock(&ss->hub_mu);
+            sess_hub *h = sess__hub(ss, id, 1);
+            json_array_foreach(ev.list, i, e)
+            {
                 const char *name = json_string_value(json_array_get(e, 0));
                 json_t *data = json_array_get(e, 1);
-                if (strcmp(name, "session") == 0) /* snapshots carry the final version */
-                    data = sess__view(state);
+                if (strcmp(name, "session") == 0)
+                    data = json_incref(snapshot);
                 else
                     json_incref(data);
-                sess__hub_publish(h, first + (json_int_t)i, name, data);
+                sess__hub_publish(h, &ss->bytes,
+                                  (size_t)ss->cfg->sessions_max_mb * 1024u * 1024u,
+                                  first + (json_int_t)i, name, data);
                 json_decref(data);
             }
             pthread_mutex_unlock(&ss->hub_mu);
+            json_decref(snapshot);
         }
     }
     if (rc == FP_OK && out)
-        *out = sess__view(state);
+        *out = sess__view(ss, state);
     pthread_mutex_unlock(&ss->mu);
     json_decref(state);
     json_decref(ev.list);
@@ -282,8 +493,10 @@ static fp_err sess__update(sessions *ss, const char *id, sess_edit_fn fn, void *
 
 /* ---- create, get -------------------------------------------------------- */
 
-/* The client's live sessions ("cl:<client>": [[id, expires], ...]). Under mu. */
-static fp_err sess__client_slot(sessions *ss, const char *client_id, const char *sid)
+/* The client's live sessions ("cl:<client>": [[id, created], ...]). Under
+ * mu. FP_RATE_LIMITED with *retry_s = when the oldest one stops counting. */
+static fp_err sess__client_slot(sessions *ss, const char *client_id, const char *sid,
+                                long *retry_s)
 {
     char key[48];
     snprintf(key, sizeof key, "cl:%s", client_id);
@@ -320,6 +533,15 @@ static fp_err sess__client_slot(sessions *ss, const char *client_id, const char 
     fp_err rc = FP_OK;
     if (json_array_size(live) >= (size_t)ss->cfg->max_sessions_per_client) {
         rc = FP_RATE_LIMITED;
+        json_int_t oldest = 0;
+        json_array_foreach(live, i, e)
+        {
+            json_int_t at = json_integer_value(json_array_get(e, 1));
+            if (oldest == 0 || at < oldest)
+                oldest = at;
+        }
+        long wait = (long)(oldest + ss->cfg->session_ttl_s - now);
+        *retry_s = wait > 1 ? wait : 1;
     } else {
         json_array_append_new(live, json_pack("[s,I]", sid, (json_int_t)now));
         char *text = json_dumps(live, JSON_COMPACT);
@@ -330,9 +552,20 @@ static fp_err sess__client_slot(sessions *ss, const char *client_id, const char 
     return rc;
 }
 
-fp_err sess_create(sessions *ss, const char *client_id, json_t **out)
+int sess_address_full(sessions *ss, const uint8_t addr[16])
+{
+    pthread_mutex_lock(&ss->hub_mu);
+    sess_addr *a = sess__addr(ss, addr, 0);
+    int full = a && a->live >= ss->cfg->max_sessions_per_address;
+    pthread_mutex_unlock(&ss->hub_mu);
+    return full;
+}
+
+fp_err sess_create(sessions *ss, const char *client_id, const uint8_t addr[16], json_t **out,
+                   long *retry_s)
 {
     *out = NULL;
+    *retry_s = 0;
     char id[33];
     vault_random_token(id, 16);
     time_t now = time(NULL);
@@ -344,12 +577,31 @@ fp_err sess_create(sessions *ss, const char *client_id, json_t **out)
         "rolled", "watched", "watched_films", "_next_pid", 1, "_client", client_id ? client_id : "");
     fp_free(join);
     pthread_mutex_lock(&ss->mu);
-    fp_err rc = client_id ? sess__client_slot(ss, client_id, id) : FP_OK;
+    pthread_mutex_lock(&ss->hub_mu);
+    int full = ss->nhubs >= (size_t)ss->cfg->max_sessions;
+    pthread_mutex_unlock(&ss->hub_mu);
+    fp_err rc = FP_OK;
+    if (full) {
+        rc = FP_UNAVAILABLE;
+        *retry_s = 60;
+        fp_log(FP_LOG_WARN, "sessions_full", "{s:I}", "sessions", (json_int_t)ss->cfg->max_sessions);
+    } else if (client_id) {
+        rc = sess__client_slot(ss, client_id, id, retry_s);
+    }
     if (rc == FP_OK)
         rc = sess__save(ss, state);
+    if (rc == FP_OK && addr) {
+        pthread_mutex_lock(&ss->hub_mu);
+        sess_hub *h = sess__hub(ss, id, 1);
+        h->creator = sess__addr(ss, addr, 1);
+        h->creator->live++;
+        pthread_mutex_unlock(&ss->hub_mu);
+    }
+    if (rc == FP_UNAVAILABLE && !*retry_s)
+        *retry_s = 60;
     pthread_mutex_unlock(&ss->mu);
     if (rc == FP_OK) {
-        *out = sess__view(state);
+        *out = sess__view(ss, state);
         fp_log(FP_LOG_INFO, "session_created", "{s:s}", "session", id);
     }
     json_decref(state);
@@ -364,7 +616,7 @@ fp_err sess_get(sessions *ss, const char *id, json_t **out)
     fp_err rc = sess__load(ss, id, &state);
     pthread_mutex_unlock(&ss->mu);
     if (rc == FP_OK)
-        *out = sess__view(state);
+        *out = sess__view(ss, state);
     json_decref(state);
     return rc;
 }
@@ -386,6 +638,8 @@ static void sess__reset_results(json_t *state)
     json_object_del(state, "_job");
     json_object_del(state, "_common");
     json_object_del(state, "_most");
+    json_object_del(state, "_page");
+    json_object_del(state, "_mostv");
 }
 
 static fp_err sess__sync(sessions *ss, json_t *state, sess_events *ev);
@@ -596,7 +850,8 @@ static int sess__has_id(const int64_t *sorted, size_t n, int64_t id)
 /*
  * The results of a search stay fixed while the session shows them: "_common"
  * (every common film's id in display order) and "_most" (the most-lists
- * films). What the group sees is that minus the films marked watched in this
+ * films as [id, lists]). The document holds ids only; the films are filled
+ * in when a view is made (sess__results_view). What the group sees is that minus the films marked watched in this
  * session ("watched"): results.common (the first SESS_PAGE), common_count,
  * results.most, the pages of sess_films and the roll pool all skip them, so
  * "Put it back" simply shows the film where it was.
@@ -629,10 +884,10 @@ static size_t sess__pool(json_t *state, int64_t **ids)
         json_int_t level = 0;
         json_array_foreach(most, i, e)
         {
-            int64_t id = json_integer_value(json_object_get(e, "id"));
+            int64_t id = json_integer_value(json_array_get(e, 0));
             if (sess__has_id(vetoed, nv, id) || sess__has_id(watched, nw, id))
                 continue;
-            json_int_t lists = json_integer_value(json_object_get(e, "lists"));
+            json_int_t lists = json_integer_value(json_array_get(e, 1));
             if (level == 0)
                 level = lists;
             if (lists != level)
@@ -685,26 +940,19 @@ static fp_err sess__results_refresh(sessions *ss, json_t *state)
     json_t *most = json_array();
     json_array_foreach(json_object_get(state, "_most"), i, e)
     {
-        if (!sess__has_id(watched, nw, json_integer_value(json_object_get(e, "id"))))
+        if (!sess__has_id(watched, nw, json_integer_value(json_array_get(e, 0))))
             json_array_append(most, e);
     }
     fp_free(watched);
-    film fs[SESS_PAGE];
-    fp_err rc = svc_films_get(ss->svc, page, npage, fs);
-    json_t *common = json_array();
-    for (size_t k = 0; k < npage; k++) {
-        if (rc == FP_OK)
-            json_array_append_new(common, view_film(&fs[k]));
-        film_clear(&fs[k]);
-    }
-    if (rc != FP_OK) {
-        json_decref(common);
-        json_decref(most);
-        return rc;
-    }
-    json_object_set_new(res, "common", common);
+    (void)ss;
+    json_t *ids = json_array();
+    for (size_t k = 0; k < npage; k++)
+        json_array_append_new(ids, json_integer(page[k]));
+    json_object_set_new(state, "_page", ids);
+    json_object_set_new(state, "_mostv", most);
+    json_object_del(res, "common");
+    json_object_del(res, "most");
     json_object_set_new(res, "common_count", json_integer((json_int_t)count));
-    json_object_set_new(res, "most", most);
     sess__set_pool(state);
     return FP_OK;
 }
@@ -725,17 +973,15 @@ static fp_err sess__results_set(sessions *ss, json_t *state, const svc_results *
         fp_free(order[i].key);
     }
     fp_free(order);
-    for (size_t i = 0; i < r->nmost; i++) {
-        json_t *f = view_film(&r->most[i].film);
-        json_object_set_new(f, "lists", json_integer(r->most[i].count));
-        json_array_append_new(most, f);
-    }
+    for (size_t i = 0; i < r->nmost; i++)
+        json_array_append_new(most, json_pack("[I,I]", (json_int_t)r->most[i].film.id,
+                                              (json_int_t)r->most[i].count));
     json_object_set_new(state, "_common", ids);
     json_object_set_new(state, "_most", most);
     json_object_set_new(state, "results",
-                        json_pack("{s:I,s:I,s:i,s:[],s:[],s:i}", "participants",
+                        json_pack("{s:I,s:I,s:i,s:i}", "participants",
                                   (json_int_t)r->participants, "failed", (json_int_t)r->failed,
-                                  "common_count", 0, "common", "most", "pool", 0));
+                                  "common_count", 0, "pool", 0));
     return sess__results_refresh(ss, state);
 }
 
@@ -801,6 +1047,17 @@ static fp_err sess__sync(sessions *ss, json_t *state, sess_events *ev)
         return FP_OK;
     svc_job_view v;
     fp_err rc = svc_job_view_get(ss->svc, job, &v);
+    if (rc == FP_NOT_FOUND) {
+        /* The search job is gone (expired, or dropped under memory
+         * pressure): back to gathering, so the group can search again
+         * rather than wait for a job that will never finish. */
+        fp_log(FP_LOG_WARN, "session_search_lost", "{s:s}", "session",
+               json_string_value(json_object_get(state, "id")));
+        json_object_del(state, "_job");
+        json_object_set_new(state, "status", json_string("gathering"));
+        sess__emit(ev, "session", json_null());
+        return FP_OK;
+    }
     if (rc != FP_OK)
         return rc;
     json_t *parts = json_object_get(state, "participants");
@@ -828,15 +1085,17 @@ static fp_err sess__sync(sessions *ss, json_t *state, sess_events *ev)
     } else if (rc == FP_CONFLICT) { /* nobody's list could be read: the errors say why */
         json_object_set_new(state, "_common", json_array());
         json_object_set_new(state, "_most", json_array());
+        json_object_set_new(state, "_page", json_array());
+        json_object_set_new(state, "_mostv", json_array());
         json_object_set_new(state, "results",
-                            json_pack("{s:i,s:I,s:i,s:[],s:[],s:i}", "participants", 0, "failed",
+                            json_pack("{s:i,s:I,s:i,s:i}", "participants", 0, "failed",
                                       (json_int_t)json_array_size(parts), "common_count", 0,
-                                      "common", "most", "pool", 0));
+                                      "pool", 0));
     } else {
         return rc;
     }
     json_object_set_new(state, "status", json_string("results"));
-    sess__emit(ev, "results", json_incref(json_object_get(state, "results")));
+    sess__emit(ev, "results", sess__results_view(ss, state));
     return FP_OK;
 }
 
@@ -895,6 +1154,26 @@ static void sess__recent(sessions *ss, json_t *part)
                                               "watched_at", view_time(films[i].watched_at)));
     svc_watched_films_free(films, n);
     json_object_set_new(part, "recently_watched", list);
+}
+
+fp_err sess_search_cost(sessions *ss, const char *id, int refresh, size_t *cost)
+{
+    *cost = 0;
+    json_t *state = NULL;
+    fp_err rc = sess__load_alone(ss, id, &state);
+    if (rc != FP_OK)
+        return rc;
+    json_t *parts = json_object_get(state, "participants");
+    size_t n = json_array_size(parts);
+    svc_person *people = fp_calloc(n ? n : 1, sizeof *people);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (sess__person(ss, json_array_get(parts, i), refresh, &people[k]) == FP_OK)
+            k++;
+    *cost = svc_fetch_cost(ss->svc, people, k);
+    fp_free(people);
+    json_decref(state);
+    return FP_OK;
 }
 
 static fp_err sess__edit_search(sessions *ss, json_t *state, void *ud, sess_events *ev)
@@ -959,9 +1238,7 @@ fp_err sess_films(sessions *ss, const char *id, size_t offset, size_t limit, con
     if (limit == 0 || limit > SESS_PAGE_MAX)
         return FP_INVALID;
     json_t *state = NULL;
-    pthread_mutex_lock(&ss->mu);
-    fp_err rc = sess__load(ss, id, &state);
-    pthread_mutex_unlock(&ss->mu);
+    fp_err rc = sess__load_alone(ss, id, &state);
     if (rc != FP_OK)
         return rc;
     if (strcmp(sess__status(state), "results") != 0) {
@@ -1037,7 +1314,7 @@ static int sess__in_search(json_t *state, int64_t film_id)
         return 1;
     json_array_foreach(json_object_get(state, "_most"), i, e)
     {
-        if (json_integer_value(json_object_get(e, "id")) == film_id)
+        if (json_integer_value(json_array_get(e, 0)) == film_id)
             return 1;
     }
     return 0;
@@ -1268,22 +1545,25 @@ fp_err sess_stream_open(sessions *ss, const char *id, long long last_event_id, s
         return rc;
     }
     long long version = (long long)json_integer_value(json_object_get(state, "version"));
+    json_t *snapshot = sess__view(ss, state); /* before hub_mu: it reads the catalogue */
     sess_stream *st = fp_calloc(1, sizeof *st);
     st->ss = ss;
     st->wake = wake;
     st->ud = ud;
     fp_buf_init(&st->out, SESS_STREAM_MAX);
     pthread_mutex_lock(&ss->hub_mu);
-    if (ss->stopping) {
+    sess_hub *h = ss->stopping ? NULL : sess__hub(ss, id, 1);
+    if (!h || h->nstreams >= ss->cfg->max_streams_per_session) {
         pthread_mutex_unlock(&ss->hub_mu);
         pthread_mutex_unlock(&ss->mu);
         json_decref(state);
+        json_decref(snapshot);
         fp_buf_free(&st->out);
         fp_free(st);
-        return FP_UNAVAILABLE;
+        return h ? FP_RATE_LIMITED : FP_UNAVAILABLE;
     }
-    sess_hub *h = sess__hub(ss, id, 1);
     st->hub = h;
+    st->opened = time(NULL);
     /* Retry hint for EventSource, then what the client missed. */
     fp_err wr = fp_buf_append(&st->out, "retry: 2000\n\n", 13);
     (void)wr;
@@ -1303,17 +1583,17 @@ fp_err sess_stream_open(sessions *ss, const char *id, long long last_event_id, s
     }
     if (!replayed) {
         size_t len = 0;
-        json_t *view = sess__view(state);
-        char *text = sess__sse(version, "session", view, &len);
-        json_decref(view);
+        char *text = sess__sse(version, "session", snapshot, &len);
         sess__stream_push(st, text, len);
         fp_free(text);
     }
     st->next = h->streams;
     h->streams = st;
+    h->nstreams++;
     pthread_mutex_unlock(&ss->hub_mu);
     pthread_mutex_unlock(&ss->mu);
     json_decref(state);
+    json_decref(snapshot);
     *out = st;
     return FP_OK;
 }
@@ -1328,6 +1608,9 @@ long sess_stream_read(sess_stream *st, char *buf, size_t max)
         n = (long)(avail < max ? avail : max);
         memcpy(buf, st->out.data + st->off, (size_t)n);
         st->off += (size_t)n;
+        size_t counted = (size_t)n < st->held ? (size_t)n : st->held;
+        st->held -= counted;
+        ss->stream_bytes -= counted;
         if (st->off == st->out.len) {
             fp_buf_reset(&st->out);
             st->off = 0;
@@ -1359,8 +1642,11 @@ void sess_stream_close(sess_stream *st)
     for (sess_stream **pp = &st->hub->streams; *pp; pp = &(*pp)->next)
         if (*pp == st) {
             *pp = st->next;
+            st->hub->nstreams--;
             break;
         }
+    ss->stream_bytes -= st->held;
+    st->held = 0;
     st->hub->touched = time(NULL);
     pthread_mutex_unlock(&ss->hub_mu);
     fp_buf_free(&st->out);
@@ -1379,26 +1665,46 @@ static void sess__hub_free(sess_hub *h)
 static void *sess__ticker(void *arg)
 {
     sessions *ss = arg;
+    time_t last_keepalive = time(NULL);
     pthread_mutex_lock(&ss->hub_mu);
     while (!ss->stopping) {
+        /* Every second: streams past their life end within a second of it;
+         * keep-alives go every SESS_KEEPALIVE_S. */
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += SESS_KEEPALIVE_S;
+        ts.tv_sec += 1;
         pthread_cond_timedwait(&ss->tick_cv, &ss->hub_mu, &ts);
         if (ss->stopping)
             break;
         time_t now = time(NULL);
-        for (sess_hub **pp = &ss->hubs; *pp;) {
-            sess_hub *h = *pp;
-            for (sess_stream *st = h->streams; st; st = st->next)
-                sess__stream_push(st, ": keep-alive\n\n", 14);
-            if (!h->streams && now - h->touched > ss->cfg->session_ttl_s) {
-                *pp = h->next;
-                sess__hub_free(h);
-            } else {
-                pp = &h->next;
+        int keepalive = now - last_keepalive >= SESS_KEEPALIVE_S;
+        if (keepalive)
+            last_keepalive = now;
+        for (size_t b = 0; b < SESS_HUB_BUCKETS; b++)
+            for (sess_hub **pp = &ss->hubs[b]; *pp;) {
+                sess_hub *h = *pp;
+                for (sess_stream *st = h->streams; st; st = st->next) {
+                    if (st->closed)
+                        continue;
+                    if (now - st->opened >= ss->cfg->stream_max_life_s) {
+                        /* End of a stream's life: the browser reconnects at
+                         * once with Last-Event-ID and misses nothing. */
+                        sess__stream_push(st, SESS_RECONNECT, sizeof SESS_RECONNECT - 1);
+                        st->closed = 1;
+                    } else if (keepalive) {
+                        sess__stream_push(st, ": keep-alive\n\n", 14);
+                    }
+                }
+                if (!h->streams && now - h->touched > (h->ttl_s ? h->ttl_s : ss->cfg->session_ttl_s)) {
+                    *pp = h->next;
+                    sess__addr_release(ss, h->creator);
+                    ss->bytes -= h->doc_bytes + h->ring_bytes;
+                    ss->nhubs--;
+                    sess__hub_free(h);
+                } else {
+                    pp = &h->next;
+                }
             }
-        }
     }
     pthread_mutex_unlock(&ss->hub_mu);
     return NULL;
@@ -1415,8 +1721,16 @@ fp_err sessions_open(const fp_config *cfg, service *svc, sessions **out)
     pthread_mutex_init(&ss->mu, NULL);
     pthread_mutex_init(&ss->hub_mu, NULL);
     pthread_cond_init(&ss->tick_cv, NULL);
+    /* Sessions are never evicted to make room: the in-process cache gets
+     * twice sessions-max-mb (sessions.c refuses changes past the cap
+     * itself; the margin keeps one full shard from refusing first). */
     ss->cb = cache_backend_for(cfg->cache);
-    fp_err rc = ss->cb ? ss->cb->open(cfg->cache, &ss->ca) : FP_INVALID;
+    char *url = ss->cb == &cache_backend_inproc
+                    ? fp_printf("inproc?max-mb=%ld&evict=no", cfg->sessions_max_mb * 2 + 16)
+                    : fp_strdup(cfg->cache);
+    ss->cb = cache_backend_for(url);
+    fp_err rc = ss->cb ? ss->cb->open(url, &ss->ca) : FP_INVALID;
+    fp_free(url);
     if (rc == FP_OK && pthread_create(&ss->ticker, NULL, sess__ticker, ss) != 0)
         rc = FP_INTERNAL;
     if (rc != FP_OK) {
@@ -1429,20 +1743,32 @@ fp_err sessions_open(const fp_config *cfg, service *svc, sessions **out)
     return FP_OK;
 }
 
+void sessions_stats(sessions *ss, size_t *live, size_t *bytes)
+{
+    *live = *bytes = 0;
+    if (!ss)
+        return;
+    pthread_mutex_lock(&ss->hub_mu);
+    *live = ss->nhubs;
+    *bytes = ss->bytes;
+    pthread_mutex_unlock(&ss->hub_mu);
+}
+
 void sessions_close_streams(sessions *ss)
 {
     if (!ss)
         return;
     pthread_mutex_lock(&ss->hub_mu);
     ss->stopping = 1;
-    for (sess_hub *h = ss->hubs; h; h = h->next)
-        for (sess_stream *st = h->streams; st; st = st->next) {
-            st->closed = 1;
-            if (st->armed) {
-                st->armed = 0;
-                st->wake(st->ud);
+    for (size_t b = 0; b < SESS_HUB_BUCKETS; b++)
+        for (sess_hub *h = ss->hubs[b]; h; h = h->next)
+            for (sess_stream *st = h->streams; st; st = st->next) {
+                st->closed = 1;
+                if (st->armed) {
+                    st->armed = 0;
+                    st->wake(st->ud);
+                }
             }
-        }
     pthread_cond_broadcast(&ss->tick_cv);
     pthread_mutex_unlock(&ss->hub_mu);
 }
@@ -1455,11 +1781,18 @@ void sessions_free(sessions **ssp)
     sessions_close_streams(ss);
     if (ss->ticker_started)
         pthread_join(ss->ticker, NULL);
-    while (ss->hubs) {
-        sess_hub *h = ss->hubs;
-        ss->hubs = h->next;
-        sess__hub_free(h); /* streams were closed by their connections */
-    }
+    for (size_t b = 0; b < SESS_HUB_BUCKETS; b++)
+        while (ss->hubs[b]) {
+            sess_hub *h = ss->hubs[b];
+            ss->hubs[b] = h->next;
+            sess__hub_free(h); /* streams were closed by their connections */
+        }
+    for (size_t b = 0; b < SESS_ADDR_BUCKETS; b++)
+        while (ss->addrs[b]) {
+            sess_addr *a = ss->addrs[b];
+            ss->addrs[b] = a->next;
+            fp_free(a);
+        }
     if (ss->ca)
         ss->cb->close(ss->ca);
     pthread_cond_destroy(&ss->tick_cv);

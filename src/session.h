@@ -29,13 +29,24 @@
 typedef struct sessions sessions;
 
 fp_err sessions_open(const fp_config *cfg, service *svc, sessions **out) FP_WARN_UNUSED;
+/* Live sessions and the memory they hold (documents and replay rings). */
+void sessions_stats(sessions *ss, size_t *live, size_t *bytes);
 /* Ends every event stream (their readers see the end). */
 void sessions_close_streams(sessions *ss);
 /* Frees; call after svc_close(), which may still report job progress. */
 void sessions_free(sessions **ss);
 
 /* FP_RATE_LIMITED when the client already has max-sessions-per-client live. */
-fp_err sess_create(sessions *ss, const char *client_id, json_t **out) FP_WARN_UNUSED;
+/* 1 when the address (its limit key, 16 bytes) created
+ * max-sessions-per-address sessions that are still live. */
+int sess_address_full(sessions *ss, const uint8_t addr[16]);
+/* addr: the creating client's address (its limit key), counted for
+ * sess_address_full; NULL: not counted.
+ * FP_RATE_LIMITED when the browser has max-sessions-per-client open,
+ * FP_UNAVAILABLE when the server holds max-sessions (or sessions-max-mb);
+ * *retry_s says when to try again. */
+fp_err sess_create(sessions *ss, const char *client_id, const uint8_t addr[16], json_t **out,
+                   long *retry_s) FP_WARN_UNUSED;
 fp_err sess_get(sessions *ss, const char *id, json_t **out) FP_WARN_UNUSED;
 /* Adds a participant and starts reading their list at once (progress, then
  * "ready" with the film count or "failed" with the reason, as participant
@@ -50,6 +61,9 @@ fp_err sess_add(sessions *ss, const char *id, const svc_person *p, const char *n
 fp_err sess_name_check(const char *in, char **out) FP_WARN_UNUSED;
 fp_err sess_remove(sessions *ss, const char *id, const char *pid, json_t **out) FP_WARN_UNUSED;
 /* FP_CONFLICT when there is nobody to search for or a search is running. */
+/* How many lists a search started now would fetch from a watchlist site
+ * (svc_fetch_cost over the participants). FP_NOT_FOUND for no session. */
+fp_err sess_search_cost(sessions *ss, const char *id, int refresh, size_t *cost) FP_WARN_UNUSED;
 fp_err sess_search(sessions *ss, const char *id, int refresh, json_t **out) FP_WARN_UNUSED;
 /* FP_CONFLICT before results; FP_NOT_FOUND for a film not in the results. */
 fp_err sess_veto(sessions *ss, const char *id, int64_t film_id, int vetoed,

@@ -2,9 +2,11 @@
  * vault.c - FilmPicker's privacy layer: the server key, keyed person hashes
  * and sealed watchlists, all with libsodium primitives (no home-made crypto).
  *
- * Contract (see vault.h for the formats): a vault holds only the two derived
+ * Contract (see vault.h for the formats): a vault holds only the derived
  * sub-keys, in sodium_malloc'd memory that is read-only while in use and
- * zeroed on vault_free; the master key never outlives vault_open. Decoding a
+ * zeroed on vault_free; the data key never outlives the call that unwraps
+ * or creates it. A vault_kek holds the server key and its wrapping sub-key
+ * in the same kind of memory. Decoding a
  * blob trusts nothing: the AEAD tag is checked first, and the plaintext
  * decoder is bounds-checked as if the tag did not exist, so a leaked or buggy
  * sealing key still cannot make it over-read or over-allocate.
@@ -33,6 +35,9 @@
 #define VAULT_SUBKEY_HASH 1
 #define VAULT_SUBKEY_SEAL 2
 #define VAULT_SUBKEY_MAC 3
+#define VAULT_WRAP_CONTEXT "FPwrap01"
+#define VAULT_SUBKEY_WRAP 1
+#define VAULT_WRAP_AD "FilmPicker data key"
 /* A key file is 64 hex digits and a newline; anything much longer is not one. */
 #define VAULT_KEY_FILE_MAX 128
 
@@ -40,6 +45,9 @@ _Static_assert(VAULT_NONCE_BYTES == 24, "blob layout assumes a 24-byte nonce");
 _Static_assert(VAULT_TAG_BYTES == 16, "blob layout assumes a 16-byte tag");
 _Static_assert(VAULT_BLOB_OVERHEAD == 1 + VAULT_NONCE_BYTES + VAULT_TAG_BYTES, "overhead");
 _Static_assert(sizeof VAULT_KDF_CONTEXT - 1 == crypto_kdf_CONTEXTBYTES, "kdf context size");
+_Static_assert(sizeof VAULT_WRAP_CONTEXT - 1 == crypto_kdf_CONTEXTBYTES, "kdf context size");
+_Static_assert(VAULT_WRAPPED_BYTES == 1 + VAULT_NONCE_BYTES + VAULT_KEY_BYTES + VAULT_TAG_BYTES,
+               "wrapped key layout");
 _Static_assert(VAULT_KEY_BYTES == crypto_kdf_KEYBYTES, "master key size");
 _Static_assert(VAULT_KEY_BYTES == crypto_aead_xchacha20poly1305_ietf_KEYBYTES, "seal key size");
 _Static_assert(VAULT_KEY_BYTES >= crypto_generichash_KEYBYTES_MIN &&
@@ -203,55 +211,60 @@ out:
     return rc;
 }
 
-static fp_err vault_load_key_file(const char *path, uint8_t key[VAULT_KEY_BYTES])
+/* The key file's key; a missing file is created when create is set (then
+ * *created = 1), else FP_NOT_FOUND. */
+static fp_err vault_load_key_file(const char *path, int create, uint8_t key[VAULT_KEY_BYTES],
+                                  int *created)
 {
     struct stat st;
+    *created = 0;
     if (stat(path, &st) == 0 || errno != ENOENT)
         return vault_read_key_file(path, key);
-    int created = 0;
-    return vault_create_key_file(path, key, &created);
+    if (!create) {
+        fp_log(FP_LOG_ERROR, "vault_key_file_unreadable", "{s:s,s:s}", "path", path, "error",
+               "no such file");
+        return FP_NOT_FOUND;
+    }
+    return vault_create_key_file(path, key, created);
 }
 
-fp_err vault_open(const char *hex_key, const char *key_file, vault **out)
+/* The server key from the variable or the key file (vault_kek_open). */
+static fp_err vault_server_key(const char *hex_key, const char *key_file, int create,
+                               uint8_t master[VAULT_KEY_BYTES], int *created)
 {
-    fp_err rc = FP_OK;
-    uint8_t master[VAULT_KEY_BYTES];
-    vault *v = NULL;
-    *out = NULL;
-
+    fp_err rc;
+    *created = 0;
     if (sodium_init() < 0) {
         fp_log(FP_LOG_ERROR, "vault_init_failed", NULL);
-        rc = FP_CRYPTO;
-        goto out;
+        return FP_CRYPTO;
     }
     if (hex_key) {
         rc = vault_parse_hex(hex_key, strlen(hex_key), master);
-        if (rc != FP_OK) {
+        if (rc != FP_OK)
             fp_log(FP_LOG_ERROR, "vault_bad_key", "{s:s}", "error",
                    "FILMPICKER_SECRET_KEY must be exactly 64 hex digits");
-            goto out;
-        }
-    } else if (key_file && *key_file) {
-        rc = vault_load_key_file(key_file, master);
-        if (rc != FP_OK)
-            goto out;
-    } else {
-        fp_log(FP_LOG_ERROR, "vault_no_key", "{s:s}", "error", "neither a key nor a key file given");
-        rc = FP_INVALID;
-        goto out;
+        return rc;
     }
+    if (key_file && *key_file)
+        return vault_load_key_file(key_file, create, master, created);
+    fp_log(FP_LOG_ERROR, "vault_no_key", "{s:s}", "error", "neither a key nor a key file given");
+    return FP_INVALID;
+}
 
-    v = sodium_malloc(sizeof *v);
-    if (!v) {
-        rc = FP_NOMEM;
-        goto out;
-    }
+/* A vault whose sub-keys derive from the data key dek. */
+static fp_err vault_from_key(const uint8_t dek[VAULT_KEY_BYTES], vault **out)
+{
+    fp_err rc = FP_OK;
+    *out = NULL;
+    vault *v = sodium_malloc(sizeof *v);
+    if (!v)
+        return FP_NOMEM;
     if (crypto_kdf_derive_from_key(v->hash_key, sizeof v->hash_key, VAULT_SUBKEY_HASH,
-                                   VAULT_KDF_CONTEXT, master) != 0 ||
+                                   VAULT_KDF_CONTEXT, dek) != 0 ||
         crypto_kdf_derive_from_key(v->seal_key, sizeof v->seal_key, VAULT_SUBKEY_SEAL,
-                                   VAULT_KDF_CONTEXT, master) != 0 ||
+                                   VAULT_KDF_CONTEXT, dek) != 0 ||
         crypto_kdf_derive_from_key(v->mac_key, sizeof v->mac_key, VAULT_SUBKEY_MAC,
-                                   VAULT_KDF_CONTEXT, master) != 0) {
+                                   VAULT_KDF_CONTEXT, dek) != 0) {
         rc = FP_CRYPTO;
         goto out;
     }
@@ -260,11 +273,177 @@ fp_err vault_open(const char *hex_key, const char *key_file, vault **out)
     *out = v;
     v = NULL;
 out:
-    sodium_memzero(master, sizeof master);
     if (v) {
         sodium_memzero(v, sizeof *v);
         sodium_free(v);
     }
+    return rc;
+}
+
+fp_err vault_open(const char *hex_key, const char *key_file, vault **out)
+{
+    uint8_t master[VAULT_KEY_BYTES];
+    int created = 0;
+    *out = NULL;
+    fp_err rc = vault_server_key(hex_key, key_file, 1, master, &created);
+    if (rc == FP_OK)
+        rc = vault_from_key(master, out);
+    sodium_memzero(master, sizeof master);
+    return rc;
+}
+
+/* ---- the server key as a key-encryption key ------------------------------ */
+
+struct vault_kek {
+    uint8_t server_key[VAULT_KEY_BYTES]; /* the data key of a database from before data keys */
+    uint8_t wrap_key[VAULT_KEY_BYTES];
+    int created;
+};
+
+fp_err vault_kek_open(const char *hex_key, const char *key_file, int flags, vault_kek **out)
+{
+    fp_err rc;
+    *out = NULL;
+    if (sodium_init() < 0) {
+        fp_log(FP_LOG_ERROR, "vault_init_failed", NULL);
+        return FP_CRYPTO;
+    }
+    vault_kek *k = sodium_malloc(sizeof *k);
+    if (!k)
+        return FP_NOMEM;
+    rc = vault_server_key(hex_key, key_file, flags & VAULT_KEK_CREATE, k->server_key,
+                          &k->created);
+    if (rc == FP_OK && crypto_kdf_derive_from_key(k->wrap_key, sizeof k->wrap_key,
+                                                  VAULT_SUBKEY_WRAP, VAULT_WRAP_CONTEXT,
+                                                  k->server_key) != 0)
+        rc = FP_CRYPTO;
+    if (rc != FP_OK) {
+        sodium_memzero(k, sizeof *k);
+        sodium_free(k);
+        return rc;
+    }
+    sodium_mprotect_readonly(k);
+    *out = k;
+    return FP_OK;
+}
+
+void vault_kek_free(vault_kek **k)
+{
+    if (!k || !*k)
+        return;
+    sodium_mprotect_readwrite(*k);
+    sodium_memzero(*k, sizeof **k);
+    sodium_free(*k);
+    *k = NULL;
+}
+
+int vault_kek_created(const vault_kek *k)
+{
+    return k && k->created;
+}
+
+static void vault_wrap_ad(uint8_t ad[1 + sizeof VAULT_WRAP_AD - 1])
+{
+    ad[0] = VAULT_WRAPPED_VERSION;
+    memcpy(ad + 1, VAULT_WRAP_AD, sizeof VAULT_WRAP_AD - 1);
+}
+
+static fp_err vault_wrap(const vault_kek *k, const uint8_t dek[VAULT_KEY_BYTES],
+                         uint8_t out[VAULT_WRAPPED_BYTES])
+{
+    uint8_t ad[1 + sizeof VAULT_WRAP_AD - 1];
+    unsigned long long clen = 0;
+    vault_wrap_ad(ad);
+    out[0] = VAULT_WRAPPED_VERSION;
+    randombytes_buf(out + 1, VAULT_NONCE_BYTES);
+    if (crypto_aead_xchacha20poly1305_ietf_encrypt(out + 1 + VAULT_NONCE_BYTES, &clen, dek,
+                                                   VAULT_KEY_BYTES, ad, sizeof ad, NULL, out + 1,
+                                                   k->wrap_key) != 0 ||
+        clen != VAULT_KEY_BYTES + VAULT_TAG_BYTES)
+        return FP_CRYPTO;
+    return FP_OK;
+}
+
+/* The data key inside wrapped, into dek (sodium_malloc'd by the caller). */
+static fp_err vault_unwrap_key(const vault_kek *k, const uint8_t *wrapped, size_t len,
+                               uint8_t dek[VAULT_KEY_BYTES])
+{
+    uint8_t ad[1 + sizeof VAULT_WRAP_AD - 1];
+    unsigned long long mlen = 0;
+    if (!wrapped || len != VAULT_WRAPPED_BYTES || wrapped[0] != VAULT_WRAPPED_VERSION)
+        return FP_CORRUPT;
+    vault_wrap_ad(ad);
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(dek, &mlen, NULL, wrapped + 1 + VAULT_NONCE_BYTES,
+                                                   VAULT_KEY_BYTES + VAULT_TAG_BYTES, ad,
+                                                   sizeof ad, wrapped + 1, k->wrap_key) != 0 ||
+        mlen != VAULT_KEY_BYTES) {
+        sodium_memzero(dek, VAULT_KEY_BYTES);
+        return FP_KEY_MISMATCH;
+    }
+    return FP_OK;
+}
+
+/* Key material on the stack would outlive the call in a core dump; this is
+ * sodium_malloc'd (guard pages, mlock) and zeroed on free. */
+static uint8_t *vault_dek_alloc(void)
+{
+    return sodium_malloc(VAULT_KEY_BYTES);
+}
+
+static void vault_dek_free(uint8_t *dek)
+{
+    if (dek) {
+        sodium_memzero(dek, VAULT_KEY_BYTES);
+        sodium_free(dek);
+    }
+}
+
+fp_err vault_create(const vault_kek *k, vault **out, uint8_t wrapped[VAULT_WRAPPED_BYTES])
+{
+    *out = NULL;
+    uint8_t *dek = vault_dek_alloc();
+    if (!dek)
+        return FP_NOMEM;
+    crypto_kdf_keygen(dek);
+    fp_err rc = vault_wrap(k, dek, wrapped);
+    if (rc == FP_OK)
+        rc = vault_from_key(dek, out);
+    vault_dek_free(dek);
+    return rc;
+}
+
+fp_err vault_adopt_server_key(const vault_kek *k, vault **out, uint8_t wrapped[VAULT_WRAPPED_BYTES])
+{
+    *out = NULL;
+    fp_err rc = vault_wrap(k, k->server_key, wrapped);
+    if (rc == FP_OK)
+        rc = vault_from_key(k->server_key, out);
+    return rc;
+}
+
+fp_err vault_unwrap(const vault_kek *k, const uint8_t *wrapped, size_t len, vault **out)
+{
+    *out = NULL;
+    uint8_t *dek = vault_dek_alloc();
+    if (!dek)
+        return FP_NOMEM;
+    fp_err rc = vault_unwrap_key(k, wrapped, len, dek);
+    if (rc == FP_OK)
+        rc = vault_from_key(dek, out);
+    vault_dek_free(dek);
+    return rc;
+}
+
+fp_err vault_rewrap(const vault_kek *from, const vault_kek *to, const uint8_t *wrapped, size_t len,
+                    uint8_t out[VAULT_WRAPPED_BYTES])
+{
+    uint8_t *dek = vault_dek_alloc();
+    if (!dek)
+        return FP_NOMEM;
+    fp_err rc = vault_unwrap_key(from, wrapped, len, dek);
+    if (rc == FP_OK)
+        rc = vault_wrap(to, dek, out);
+    vault_dek_free(dek);
     return rc;
 }
 

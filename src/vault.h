@@ -21,7 +21,24 @@
  * others is refused (FP_INVALID, with a log line naming the file and mode).
  *
  * Sub-keys: crypto_kdf_derive_from_key with context "FPvault1", sub-key id 1
- * for person keys, 2 for sealing.
+ * for person keys, 2 for sealing, 3 for the CSRF MAC.
+ *
+ * Envelope: the sub-keys derive from a data key, not from the server key. The
+ * server key only wraps the data key (vault_kek: a key-encryption key), and
+ * the wrapped data key is stored in the database (datakey.h). So a server key
+ * can be changed without touching any stored row (vault_rewrap), and a server
+ * key that is not the database's fails to unwrap (FP_KEY_MISMATCH) instead of
+ * silently reading nothing. A database from before wrapped keys has its rows
+ * sealed under sub-keys of the server key itself: its data key *is* that
+ * server key (vault_adopt_server_key), wrapped, so nothing stored changes.
+ *
+ * Wrapped data key layout (VAULT_WRAPPED_VERSION 1, VAULT_WRAPPED_BYTES):
+ *   1 version byte | 24-byte random nonce | 32-byte key sealed + 16-byte tag
+ * sealed with XChaCha20-Poly1305 under the wrapping key, which is
+ * crypto_kdf_derive_from_key(id 1, context "FPwrap01") of the server key; the
+ * associated data is the version byte and the text "FilmPicker data key".
+ * vault_open() (kept for tests and tools) derives the sub-keys from the
+ * server key directly, as a database from before wrapped keys expects.
  *
  * Sealed blob layout (VAULT_BLOB_VERSION 1):
  *   1 version byte | 24-byte random nonce | ciphertext + 16-byte tag
@@ -42,9 +59,48 @@
 typedef struct vault vault;
 
 /* hex_key: 64 hex digits, or NULL to use key_file (created if missing).
- * Caller frees *out with vault_free. */
+ * The sub-keys derive from this key itself (no data key). Caller frees *out
+ * with vault_free. */
 fp_err vault_open(const char *hex_key, const char *key_file, vault **out) FP_WARN_UNUSED;
 void vault_free(vault **v);
+
+/* ---- the server key as a key-encryption key ------------------------------ */
+
+typedef struct vault_kek vault_kek;
+
+#define VAULT_KEK_CREATE 1 /* create key_file with a fresh key when it is missing */
+
+/* The server key: hex_key (64 hex digits), or NULL to read key_file (created
+ * when missing only with VAULT_KEK_CREATE, else FP_NOT_FOUND). The same
+ * checks as vault_open (mode of the file, its content). Caller frees *out
+ * with vault_kek_free. */
+fp_err vault_kek_open(const char *hex_key, const char *key_file, int flags,
+                      vault_kek **out) FP_WARN_UNUSED;
+void vault_kek_free(vault_kek **k);
+/* 1 when vault_kek_open created the key file (a brand-new key). */
+int vault_kek_created(const vault_kek *k);
+
+#define VAULT_WRAPPED_VERSION 1
+#define VAULT_WRAPPED_BYTES (1 + 24 + VAULT_KEY_BYTES + 16)
+
+/* A new random data key: *out is the vault of its sub-keys and wrapped its
+ * form wrapped under k. Caller frees *out. */
+fp_err vault_create(const vault_kek *k, vault **out,
+                    uint8_t wrapped[VAULT_WRAPPED_BYTES]) FP_WARN_UNUSED;
+/* The server key itself as the data key (a database sealed before data keys
+ * existed): *out derives its sub-keys from it, as vault_open does, and
+ * wrapped is it wrapped under k. Caller frees *out. */
+fp_err vault_adopt_server_key(const vault_kek *k, vault **out,
+                              uint8_t wrapped[VAULT_WRAPPED_BYTES]) FP_WARN_UNUSED;
+/* The vault of a wrapped data key. FP_KEY_MISMATCH when k is not the key it
+ * was wrapped under (or the blob was altered), FP_CORRUPT when it is not a
+ * wrapped key at all (length, version). Caller frees *out. */
+fp_err vault_unwrap(const vault_kek *k, const uint8_t *wrapped, size_t len,
+                    vault **out) FP_WARN_UNUSED;
+/* The same data key wrapped under to instead of from (re-keying). Errors as
+ * vault_unwrap for from. */
+fp_err vault_rewrap(const vault_kek *from, const vault_kek *to, const uint8_t *wrapped,
+                    size_t len, uint8_t out[VAULT_WRAPPED_BYTES]) FP_WARN_UNUSED;
 
 /* out = keyed hash of (source, username). source is e.g. "lb". */
 void vault_person_key(const vault *v, const char *source, const char *username,

@@ -5,9 +5,15 @@
  * rarely contend. Each shard holds at most CI_SHARD_BYTES of values; when
  * full it evicts in insertion order (FIFO), which is enough for watchlists
  * that are refreshed as a whole.
+ *
+ * URL: "inproc" (256 MiB, evicting), or "inproc?max-mb=N&evict=no" for
+ * state that must never be dropped to make room (sessions): a set that
+ * does not fit after expired entries are gone fails with FP_UNAVAILABLE and
+ * leaves the old value in place.
  */
 #include <pthread.h>
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -16,7 +22,7 @@
 
 #define CI_SHARDS 16
 #define CI_BUCKETS 1024 /* per shard */
-#define CI_SHARD_BYTES (16u * 1024u * 1024u)
+#define CI_DEFAULT_MB 256
 
 typedef struct ci_entry {
     struct ci_entry *next;      /* bucket chain */
@@ -37,20 +43,68 @@ typedef struct ci_shard {
 
 struct cache {
     unsigned char hkey[crypto_shorthash_KEYBYTES];
+    size_t shard_bytes;
+    int no_evict;
     ci_shard shards[CI_SHARDS];
 };
 
+/* Parses "inproc[?max-mb=N][&evict=no]". 0 on anything else. */
+static int ci_parse(const char *url, long *mb, int *no_evict)
+{
+    *mb = CI_DEFAULT_MB;
+    *no_evict = 0;
+    if (!url)
+        return 0;
+    const char *q;
+    if (strncmp(url, "inproc://", 9) == 0)
+        q = url + 9;
+    else if (strncmp(url, "inproc", 6) == 0)
+        q = url + 6;
+    else
+        return 0;
+    if (*q == '\0')
+        return 1;
+    if (*q != '?')
+        return 0;
+    q++;
+    while (*q) {
+        size_t len = strcspn(q, "&");
+        if (len > 7 && strncmp(q, "max-mb=", 7) == 0) {
+            char *end = NULL;
+            long v = strtol(q + 7, &end, 10);
+            if (end != q + len || v < 1 || v > 1000000)
+                return 0;
+            *mb = v;
+        } else if (len == 8 && strncmp(q, "evict=no", 8) == 0) {
+            *no_evict = 1;
+        } else if (len == 9 && strncmp(q, "evict=yes", 9) == 0) {
+            *no_evict = 0;
+        } else {
+            return 0;
+        }
+        q += len + (q[len] == '&');
+    }
+    return 1;
+}
+
 static int ci_accepts(const char *url)
 {
-    return url && (strcmp(url, "inproc") == 0 || strcmp(url, "inproc://") == 0);
+    long mb;
+    int ne;
+    return ci_parse(url, &mb, &ne);
 }
 
 static fp_err ci_open(const char *url, cache **out)
 {
-    (void)url;
+    long mb;
+    int no_evict;
+    if (!ci_parse(url, &mb, &no_evict))
+        return FP_INVALID;
     if (sodium_init() < 0)
         return FP_CRYPTO;
     cache *c = fp_calloc(1, sizeof *c);
+    c->shard_bytes = (size_t)mb * 1024u * 1024u / CI_SHARDS;
+    c->no_evict = no_evict;
     crypto_shorthash_keygen(c->hkey);
     for (int i = 0; i < CI_SHARDS; i++)
         pthread_mutex_init(&c->shards[i].mu, NULL);
@@ -136,8 +190,8 @@ static fp_err ci_get(cache *c, const void *key, size_t klen, uint8_t **val, size
 static fp_err ci_set(cache *c, const void *key, size_t klen, const void *val, size_t vlen,
                      long ttl_s)
 {
-    if (klen + vlen > CI_SHARD_BYTES)
-        return FP_TOO_LARGE;
+    if (klen + vlen > c->shard_bytes)
+        return c->no_evict ? FP_UNAVAILABLE : FP_TOO_LARGE;
     uint64_t h = ci_hash(c, key, klen);
     ci_shard *s = &c->shards[h % CI_SHARDS];
     ci_entry *n = fp_malloc(sizeof *n + klen + vlen);
@@ -150,9 +204,29 @@ static fp_err ci_set(cache *c, const void *key, size_t klen, const void *val, si
     memcpy(n->data + klen, val, vlen);
     pthread_mutex_lock(&s->mu);
     ci_entry *old = ci_find(s, h, key, klen);
+    if (c->no_evict) {
+        /* Room only from what has expired (oldest first, then a bounded
+         * walk), never from a live entry. */
+        time_t now = time(NULL);
+        size_t walked = 0;
+        for (ci_entry *e = s->fifo_head;
+             e && walked < 1024 && s->bytes - (old ? old->klen + old->vlen : 0) + klen + vlen >
+                                       c->shard_bytes;
+             walked++) {
+            ci_entry *next = e->fifo_next;
+            if (e != old && e->expires && e->expires <= now)
+                ci_remove(s, e);
+            e = next;
+        }
+        if (s->bytes - (old ? old->klen + old->vlen : 0) + klen + vlen > c->shard_bytes) {
+            pthread_mutex_unlock(&s->mu);
+            fp_free(n);
+            return FP_UNAVAILABLE;
+        }
+    }
     if (old)
         ci_remove(s, old);
-    while (s->fifo_head && s->bytes + klen + vlen > CI_SHARD_BYTES)
+    while (s->fifo_head && s->bytes + klen + vlen > c->shard_bytes)
         ci_remove(s, s->fifo_head);
     ci_entry **bucket = &s->buckets[(h >> 4) % CI_BUCKETS];
     n->next = *bucket;

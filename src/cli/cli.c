@@ -42,6 +42,8 @@ typedef struct cli_args {
     long limit;    /* pick: films listed; 0 means all */
     int has_limit; /* --limit was given */
     const char *user; /* import --user */
+    const char *new_key_file; /* key rotate --new-key-file */
+    int yes;                  /* key reset --yes */
 } cli_args;
 
 static void cli_usage(FILE *out)
@@ -54,7 +56,9 @@ static void cli_usage(FILE *out)
           "  scrape PROFILE             one person's watchlist\n"
           "  import FILE                import a Letterboxd export (.csv or .zip)\n"
           "  watched PROFILE            the films marked watched here (kept off the list)\n"
-          "  unwatch PROFILE FILM       put a watched film back on the list\n\n"
+          "  unwatch PROFILE FILM       put a watched film back on the list\n"
+          "  key status|rotate|reset    the server key and the database's data key\n"
+          "  sweep                      remove catalogue films no stored list uses\n\n"
           "A PROFILE is a Letterboxd username or profile URL (alice, @alice,\n"
           "https://letterboxd.com/alice/). `filmpicker COMMAND --help` for details.\n",
           out);
@@ -85,6 +89,27 @@ static const char *const cli_help[][2] = {
     {"unwatch", "usage: filmpicker unwatch PROFILE FILM\n"
                 "Puts a watched film back: out of the person's watched set, back on the\n"
                 "stored list. FILM is the film id, its Letterboxd slug or its film page URL.\n"},
+    {"key", "usage: filmpicker key status [--json] | rotate --new-key-file PATH | reset --yes\n"
+            "The stored lists are sealed under the database's data key, which is kept in\n"
+            "the database wrapped under the server key (FILMPICKER_SECRET_KEY or the key\n"
+            "file); a server key that does not open it stops every command.\n"
+            "status: whether the configured server key opens the database's data, and\n"
+            "  how many lists are stored (exit 1 when it does not open).\n"
+            "rotate: re-keys the database to the key in PATH (written there, mode 0600,\n"
+            "  with a fresh random key when the file is missing), run with the current\n"
+            "  key in the usual settings. Only the wrapped key changes: every stored\n"
+            "  list stays readable. Then start with the new key. A running server keeps\n"
+            "  working; restart it with the new key.\n"
+            "reset --yes: starts afresh under the configured key (the key file is created\n"
+            "  when missing): deletes every stored\n"
+            "  watchlist and watched set (lists sealed under a lost key cannot be read\n"
+            "  anyway; they are fetched or imported again), keeps the film catalogue.\n"
+            "  Stop the server first.\n"},
+    {"sweep", "usage: filmpicker sweep [--json]\n"
+              "Runs one catalogue sweep now, as `serve` does every --catalogue-sweep-interval\n"
+              "seconds: opens every stored watchlist and watched set, marks the catalogue\n"
+              "films none of them uses, and deletes those marked more than\n"
+              "--catalogue-grace seconds ago (0: at once).\n"},
 };
 
 static int cli_print_help(const char *cmd)
@@ -134,6 +159,12 @@ static int cli_parse(int argc, char **argv, cli_args *a)
             a->json = 1;
         else if (strcmp(s, "--refresh") == 0)
             a->refresh = 1;
+        else if (strcmp(s, "--yes") == 0)
+            a->yes = 1;
+        else if (strcmp(s, "--new-key-file") == 0 && i + 1 < nrest)
+            a->new_key_file = rest[++i];
+        else if (strncmp(s, "--new-key-file=", 15) == 0)
+            a->new_key_file = s + 15;
         else if ((strcmp(s, "--seed") == 0 || strcmp(s, "--limit") == 0 ||
                   strcmp(s, "--user") == 0) &&
                  i + 1 < nrest) {
@@ -181,6 +212,39 @@ static int cli_fail(fp_err rc, const char *what)
     return 1;
 }
 
+/* A command could not open the service or the database (what: "cannot
+ * start", "migrate"): says what the operator should do about the errors that
+ * have a remedy. Returns the exit status (1). */
+static int cli_open_fail(const fp_config *cfg, fp_err rc, const char *what)
+{
+    const char *db = cfg->database ? cfg->database : "";
+    switch (rc) {
+    case FP_EMPTY_DATABASE:
+        fprintf(stderr,
+                "filmpicker: %s: the database %s is an empty file (0 bytes), probably "
+                "truncated: restore it from a backup, or delete it to start afresh (%s)\n",
+                what, db, fp_err_code(rc));
+        return 1;
+    case FP_KEY_MISMATCH:
+        fprintf(stderr,
+                "filmpicker: %s: the server key does not open the data stored in the "
+                "database %s (its watchlists and watched sets were sealed under another key). "
+                "Start with the key this database was made with (FILMPICKER_SECRET_KEY or the "
+                "key file), or, when that key is lost, run `filmpicker key reset --yes` to "
+                "forget the stored lists and keep the film catalogue; with the old key, `filmpicker "
+                "key rotate --new-key-file PATH` re-keys the database (%s)\n",
+                what, db, fp_err_code(rc));
+        return 1;
+    default:
+        return cli_fail(rc, what);
+    }
+}
+
+static int cli_start_fail(const fp_config *cfg, fp_err rc)
+{
+    return cli_open_fail(cfg, rc, "cannot start");
+}
+
 /* ---- serve -------------------------------------------------------------- */
 
 static int cli_serve(cli_args *a)
@@ -200,7 +264,12 @@ static int cli_serve(cli_args *a)
     service *svc = NULL;
     fp_err rc = svc_open(&a->cfg, 1, &svc);
     if (rc != FP_OK)
+        return cli_start_fail(&a->cfg, rc);
+    rc = svc_start_sweeper(svc);
+    if (rc != FP_OK) {
+        svc_close(&svc);
         return cli_fail(rc, "cannot start");
+    }
     sessions *sess = NULL;
     rc = sessions_open(&a->cfg, svc, &sess);
     if (rc != FP_OK) {
@@ -208,6 +277,7 @@ static int cli_serve(cli_args *a)
         return cli_fail(rc, "cannot start sessions");
     }
     http_server *http = NULL;
+    http_raise_fd_limit();
     rc = http_server_start(&a->cfg, svc, sess, &http);
     if (rc != FP_OK) {
         svc_close(&svc);
@@ -240,7 +310,7 @@ static int cli_migrate(cli_args *a)
         int cur = 0, latest = 0;
         fp_err rc = svc_migrate(&a->cfg, -2, &cur, &latest);
         if (rc != FP_OK)
-            return cli_fail(rc, "migrate");
+            return cli_open_fail(&a->cfg, rc, "migrate");
         target = cur > 0 ? cur - 1 : 0;
         if (a->nrest == 2) {
             char *end = NULL;
@@ -258,7 +328,7 @@ static int cli_migrate(cli_args *a)
     int cur = 0, latest = 0;
     fp_err rc = svc_migrate(&a->cfg, target, &cur, &latest);
     if (rc != FP_OK)
-        return cli_fail(rc, "migrate");
+        return cli_open_fail(&a->cfg, rc, "migrate");
     printf("schema version %d of %d%s\n", cur, latest, cur == latest ? " (up to date)" : "");
     return 0;
 }
@@ -322,7 +392,7 @@ static int cli_pick(cli_args *a)
     service *svc = NULL;
     fp_err rc = svc_open(&a->cfg, 1, &svc);
     if (rc != FP_OK)
-        return cli_fail(rc, "cannot start");
+        return cli_start_fail(&a->cfg, rc);
     int status = 1;
     svc_person *people = fp_calloc((size_t)a->nrest, sizeof *people);
     svc_results res = {0};
@@ -454,7 +524,7 @@ static int cli_scrape(cli_args *a)
     service *svc = NULL;
     fp_err rc = svc_open(&a->cfg, 1, &svc);
     if (rc != FP_OK)
-        return cli_fail(rc, "cannot start");
+        return cli_start_fail(&a->cfg, rc);
     svc_person p;
     int status = 1;
     rc = svc_person_parse(svc, "lb", a->rest[0], a->refresh, &p);
@@ -529,7 +599,7 @@ static int cli_import(cli_args *a)
     rc = svc_open(&a->cfg, 1, &svc);
     if (rc != FP_OK) {
         fp_free(data);
-        return cli_fail(rc, "cannot start");
+        return cli_start_fail(&a->cfg, rc);
     }
     int status = 1;
     svc_person p, *who = NULL;
@@ -579,7 +649,8 @@ static int cli_import(cli_args *a)
                 printf("import id: %s\n", rep.token);
         }
         status = 0;
-    } else if (rc == FP_BAD_FILE) {
+    } else if (rc == FP_BAD_FILE || rc == FP_TOO_MANY_FILMS ||
+               (rc == FP_TOO_LARGE && rep.detail.message)) {
         fprintf(stderr, "filmpicker import: %s: %s\n", a->rest[0],
                 rep.detail.message ? rep.detail.message : fp_err_message(rc));
     } else {
@@ -620,7 +691,7 @@ static int cli_watched_set(cli_args *a, const char *cmd, int nargs, size_t help,
     fp_err rc = svc_open(&a->cfg, 0, svc);
     if (rc != FP_OK) {
         *svc = NULL;
-        return cli_fail(rc, "cannot start");
+        return cli_start_fail(&a->cfg, rc);
     }
     int status = cli_person(*svc, cmd, a->rest[0], p);
     if (status == 0 && (rc = svc_watched_recent(*svc, p, 0, SIZE_MAX, films, n)) != FP_OK)
@@ -710,6 +781,178 @@ static int cli_unwatch(cli_args *a)
     return status;
 }
 
+/* ---- key ------------------------------------------------------------------ */
+
+static void cli_time(int64_t t, char *out, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (t <= 0 || !gmtime_r(&tt, &tm) || strftime(out, len, "%Y-%m-%d %H:%M UTC", &tm) == 0)
+        snprintf(out, len, "?");
+}
+
+/* Why a key command could not open what it needs. */
+static int cli_key_fail(const fp_config *cfg, fp_err rc, const char *what)
+{
+    if (rc == FP_NOT_FOUND && !cfg->secret_key) {
+        fprintf(stderr, "filmpicker %s: the server key file %s does not exist (set "
+                        "FILMPICKER_SECRET_KEY or FILMPICKER_SECRET_KEY_FILE to the current "
+                        "key)\n", what, cfg->secret_key_file ? cfg->secret_key_file : "");
+        return 1;
+    }
+    return cli_open_fail(cfg, rc, what);
+}
+
+static int cli_key_status(cli_args *a)
+{
+    svc_key_info ki;
+    fp_err rc = svc_key_status(&a->cfg, &ki);
+    if (rc != FP_OK)
+        return cli_key_fail(&a->cfg, rc, "key status");
+    if (a->json) {
+        json_t *o = json_pack("{s:s,s:b,s:b,s:I,s:I}", "database", a->cfg.database, "stored",
+                              ki.stored, "opens", ki.opens, "watchlists",
+                              (json_int_t)ki.watchlists, "watched", (json_int_t)ki.watched);
+        json_object_set_new(o, "created_at", ki.stored ? json_integer(ki.created_at) : json_null());
+        json_object_set_new(o, "updated_at", ki.stored ? json_integer(ki.updated_at) : json_null());
+        char *text = json_dumps(o, JSON_INDENT(2));
+        printf("%s\n", text ? text : "{}");
+        free(text);
+        json_decref(o);
+    } else {
+        char created[32], updated[32];
+        cli_time(ki.created_at, created, sizeof created);
+        cli_time(ki.updated_at, updated, sizeof updated);
+        printf("database: %s\n", a->cfg.database);
+        if (ki.stored)
+            printf("data key: stored (made %s%s%s), %s the server key\n", created,
+                   ki.updated_at != ki.created_at ? ", re-keyed " : "",
+                   ki.updated_at != ki.created_at ? updated : "",
+                   ki.opens ? "opens with" : "does NOT open with");
+        else if (ki.watchlists || ki.watched)
+            printf("data key: not stored yet (lists sealed before wrapped keys): they %s the "
+                   "server key%s\n",
+                   ki.opens ? "open with" : "do NOT open with",
+                   ki.opens ? ", which becomes the data key at the next start" : "");
+        else
+            printf("data key: not stored yet (nothing sealed): a new one is made at the next "
+                   "start\n");
+        printf("stored: %zu watchlist%s, %zu watched set%s\n", ki.watchlists,
+               ki.watchlists == 1 ? "" : "s", ki.watched, ki.watched == 1 ? "" : "s");
+    }
+    if (!ki.opens) {
+        fprintf(stderr, "filmpicker key status: the server key does not open the data stored in "
+                        "the database %s (see `filmpicker key --help`)\n", a->cfg.database);
+        return 1;
+    }
+    return 0;
+}
+
+static int cli_key_rotate(cli_args *a)
+{
+    if (!a->new_key_file || !*a->new_key_file) {
+        fputs(cli_help[7][1], stderr);
+        return 2;
+    }
+    int created = 0;
+    fp_err rc = svc_key_rotate(&a->cfg, a->new_key_file, &created);
+    if (rc != FP_OK)
+        return cli_key_fail(&a->cfg, rc, "key rotate");
+    if (created)
+        printf("a new server key was written to %s (mode 0600): back it up\n", a->new_key_file);
+    printf("re-keyed %s: its data key is now wrapped under the key in %s; every stored list "
+           "stays readable.\nStart FilmPicker with that key from now on "
+           "(FILMPICKER_SECRET_KEY_FILE=%s, or its 64 hex digits in FILMPICKER_SECRET_KEY); "
+           "the old key no longer opens this database.\n",
+           a->cfg.database, a->new_key_file, a->new_key_file);
+    return 0;
+}
+
+static int cli_key_reset(cli_args *a)
+{
+    if (!a->yes) {
+        svc_key_info ki;
+        fp_err rc = svc_key_status(&a->cfg, &ki);
+        if (rc == FP_NOT_FOUND && !a->cfg.secret_key) {
+            fprintf(stderr,
+                    "filmpicker key reset: this deletes every stored watchlist and watched set "
+                    "of %s, keeps the film catalogue and writes a new server key to %s (there "
+                    "is none). Stop the server first, then run again with --yes.\n",
+                    a->cfg.database, a->cfg.secret_key_file);
+            return 2;
+        }
+        if (rc != FP_OK)
+            return cli_key_fail(&a->cfg, rc, "key reset");
+        fprintf(stderr,
+                "filmpicker key reset: this deletes every stored watchlist and watched set of "
+                "%s (%zu watchlists, %zu watched sets; the server key %s them) and keeps the "
+                "film catalogue. Stop the server first, then run again with --yes.\n",
+                a->cfg.database, ki.watchlists, ki.watched,
+                ki.opens ? "OPENS" : "does not open");
+        return 2;
+    }
+    size_t nl = 0, nw = 0;
+    fp_err rc = svc_key_reset(&a->cfg, &nl, &nw);
+    if (rc != FP_OK)
+        return cli_key_fail(&a->cfg, rc, "key reset");
+    printf("started afresh: deleted %zu watchlist%s and %zu watched set%s from %s; the film "
+           "catalogue stays; the configured server key now opens the database.\n",
+           nl, nl == 1 ? "" : "s", nw, nw == 1 ? "" : "s", a->cfg.database);
+    return 0;
+}
+
+/* ---- sweep ---------------------------------------------------------------- */
+
+static int cli_sweep(cli_args *a)
+{
+    if (a->nrest) {
+        fputs(cli_help[8][1], stderr);
+        return 2;
+    }
+    service *svc = NULL;
+    fp_err rc = svc_open(&a->cfg, 0, &svc);
+    if (rc != FP_OK)
+        return cli_start_fail(&a->cfg, rc);
+    svc_sweep_report r;
+    rc = svc_sweep(svc, &r);
+    svc_close(&svc);
+    if (rc != FP_OK)
+        return cli_fail(rc, "sweep");
+    if (a->json) {
+        json_t *o = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "watchlists",
+                              (json_int_t)r.lists, "watched_sets", (json_int_t)r.watched_sets,
+                              "unreadable", (json_int_t)r.unreadable, "films",
+                              (json_int_t)r.films, "used", (json_int_t)r.used, "marked",
+                              (json_int_t)r.marked, "unmarked", (json_int_t)r.unmarked, "deleted",
+                              (json_int_t)r.deleted, "ms", (json_int_t)r.ms);
+        char *text = json_dumps(o, JSON_INDENT(2));
+        printf("%s\n", text ? text : "{}");
+        free(text);
+        json_decref(o);
+    } else {
+        printf("read %zu watchlists and %zu watched sets (%zu unreadable): they use %zu of the "
+               "%zu catalogue films\n"
+               "%zu films newly unused (marked), %zu used again, %zu deleted (unused for more "
+               "than %ld s)\n",
+               r.lists, r.watched_sets, r.unreadable, r.used, r.films, r.marked, r.unmarked,
+               r.deleted, a->cfg.catalogue_grace_s);
+    }
+    return 0;
+}
+
+static int cli_key(cli_args *a)
+{
+    const char *what = a->nrest == 1 ? a->rest[0] : "";
+    if (strcmp(what, "status") == 0)
+        return cli_key_status(a);
+    if (strcmp(what, "rotate") == 0)
+        return cli_key_rotate(a);
+    if (strcmp(what, "reset") == 0)
+        return cli_key_reset(a);
+    fputs(cli_help[7][1], stderr);
+    return 2;
+}
+
 int cli_main(int argc, char **argv)
 {
     xmlInitParser(); /* once, before any thread parses HTML */
@@ -727,7 +970,7 @@ int cli_main(int argc, char **argv)
         int (*fn)(cli_args *);
     } cmds[] = {{"serve", cli_serve},   {"migrate", cli_migrate}, {"pick", cli_pick},
                 {"scrape", cli_scrape}, {"import", cli_import},   {"watched", cli_watched},
-                {"unwatch", cli_unwatch}};
+                {"unwatch", cli_unwatch}, {"key", cli_key},       {"sweep", cli_sweep}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         if (strcmp(argv[1], cmds[i].name) != 0)
             continue;

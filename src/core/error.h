@@ -40,10 +40,18 @@
     X(FORMAT,           "page_format_not_recognized", 502,                                    \
       "page format not recognized: the site's markup may have changed")                      \
     X(BAD_FILE,         "invalid_import_file", 422, "the file is not a readable export")      \
+    X(TOO_MANY_FILMS,   "too_many_new_films",  422,                                           \
+      "the file would add more new films to the catalogue than an import may")               \
     X(PENDING,          "still_fetching",      503, "watchlists are still being fetched; retry shortly") \
     X(UNAVAILABLE,      "service_unavailable", 503, "the service is shutting down or overloaded") \
+    X(BAD_HOST,         "invalid_host",        400, "the Host header does not name this server") \
+    X(NOT_IMPLEMENTED,  "not_implemented",     501, "this request uses HTTP the server does not support") \
     X(STORAGE,          "storage_error",       500, "the database failed")                    \
     X(CORRUPT,          "storage_corrupt",     500, "stored data failed its integrity check") \
+    X(EMPTY_DATABASE,   "database_empty",      500,                                           \
+      "the database file is empty (0 bytes): probably truncated")                             \
+    X(KEY_MISMATCH,     "key_mismatch",        500,                                           \
+      "the server key does not open the data stored in this database")                        \
     X(CRYPTO,           "crypto_error",        500, "a cryptographic operation failed")       \
     X(IO,               "io_error",            500, "an input/output operation failed")       \
     X(INTERNAL,         "internal_error",      500, "internal error")

@@ -178,6 +178,13 @@ static void compat__scrape_done(void *ud, int done)
  * answer. Takes cp. */
 static enum MHD_Result compat__wait(http_req *r, compat_people *cp, svc_wait_fn done)
 {
+    size_t cost = svc_fetch_cost(r->srv->svc, cp->people, cp->n);
+    long long retry_ms = 0;
+    http_rl_class out_of = HTTP_RL_JOB;
+    if (http__rate_take_job(r, NULL, (double)cost, &retry_ms, &out_of) != FP_OK) {
+        compat__people_free(cp);
+        return http__rate_limited(r, out_of, retry_ms);
+    }
     fp_err rc = svc_job_start(r->srv->svc, cp->people, cp->n, cp->job_id);
     if (rc != FP_OK) {
         compat__people_free(cp);

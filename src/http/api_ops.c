@@ -37,6 +37,69 @@ enum MHD_Result api_ops_healthz(http_req *r)
     return http__json(r, 200, json_pack("{s:s,s:s}", "status", "ok", "version", FP_VERSION));
 }
 
+/* The limits of docs/operations.md "Limits and abuse": connections, rate
+ * limits, sessions. */
+static fp_err ops__limits_metrics(http_server *srv, fp_buf *out)
+{
+    svc_stats st;
+    svc_get_stats(srv->svc, &st);
+    guard_stats gs;
+    guard_get_stats(srv->guard, &gs);
+    size_t nsess = 0, sess_bytes = 0;
+    sessions_stats(srv->sessions, &nsess, &sess_bytes);
+    fp_err rc = fp_buf_appendf(
+        out,
+        "# HELP filmpicker_connections Open HTTP connections.\n"
+        "# TYPE filmpicker_connections gauge\n"
+        "filmpicker_connections %llu\n"
+        "# HELP filmpicker_connections_max The connection pool (max-connections as resolved).\n"
+        "# TYPE filmpicker_connections_max gauge\n"
+        "filmpicker_connections_max %ld\n"
+        "# HELP filmpicker_connections_refused_total Connections closed at accept: the client "
+        "address held max-connections-per-address, or the pool was full.\n"
+        "# TYPE filmpicker_connections_refused_total counter\n"
+        "filmpicker_connections_refused_total{reason=\"per_address\"} %llu\n"
+        "filmpicker_connections_refused_total{reason=\"full\"} %llu\n"
+        "# HELP filmpicker_connections_cut_total Connections cut: headers or body too slow, or "
+        "idle while the pool was nearly full.\n"
+        "# TYPE filmpicker_connections_cut_total counter\n"
+        "filmpicker_connections_cut_total{reason=\"header_timeout\"} %llu\n"
+        "filmpicker_connections_cut_total{reason=\"body_timeout\"} %llu\n"
+        "filmpicker_connections_cut_total{reason=\"pressure\"} %llu\n"
+        "# HELP filmpicker_busy_answers_total Requests answered 503 because the pool was nearly "
+        "full.\n"
+        "# TYPE filmpicker_busy_answers_total counter\n"
+        "filmpicker_busy_answers_total %llu\n"
+        "# HELP filmpicker_streams_refused_total Event streams refused: the address held "
+        "max-streams-per-address.\n"
+        "# TYPE filmpicker_streams_refused_total counter\n"
+        "filmpicker_streams_refused_total %llu\n"
+        "# HELP filmpicker_sessions Live group sessions.\n"
+        "# TYPE filmpicker_sessions gauge\n"
+        "filmpicker_sessions %zu\n"
+        "# HELP filmpicker_sessions_bytes Memory the live sessions hold (documents and replay "
+        "rings).\n"
+        "# TYPE filmpicker_sessions_bytes gauge\n"
+        "filmpicker_sessions_bytes %zu\n"
+        "# HELP filmpicker_jobs_bytes Memory the lists of finished jobs hold (jobs-max-mb).\n"
+        "# TYPE filmpicker_jobs_bytes gauge\n"
+        "filmpicker_jobs_bytes %zu\n"
+        "# HELP filmpicker_jobs_evicted_total Finished jobs dropped before job-ttl to stay "
+        "within jobs-max-mb.\n"
+        "# TYPE filmpicker_jobs_evicted_total counter\n"
+        "filmpicker_jobs_evicted_total %llu\n"
+        "# HELP filmpicker_rate_limited_total Requests refused with 429 by a rate limit, by "
+        "class.\n"
+        "# TYPE filmpicker_rate_limited_total counter\n",
+        gs.open, srv->max_conns, gs.refused_address, gs.refused_full, gs.cut_header, gs.cut_body, gs.cut_pressure,
+        gs.busy_answers, gs.sse_refused, nsess, sess_bytes, st.jobs_bytes, st.jobs_evicted);
+    for (int c = 0; c < HTTP_RL_NCLASSES && rc == FP_OK; c++)
+        rc = fp_buf_appendf(out, "filmpicker_rate_limited_total{class=\"%s\"} %llu\n",
+                            http__rl_class_name((http_rl_class)c),
+                            (unsigned long long)atomic_load(&srv->rl_refused[c]));
+    return rc;
+}
+
 enum MHD_Result api_ops_metrics(http_req *r)
 {
     svc_stats st;
@@ -47,6 +110,8 @@ enum MHD_Result api_ops_metrics(http_req *r)
     fp_buf out;
     fp_buf_init(&out, 4u * 1024u * 1024u);
     fp_err rc = metrics_render(&out, &g);
+    if (rc == FP_OK)
+        rc = ops__limits_metrics(r->srv, &out);
     if (rc != FP_OK) {
         fp_buf_free(&out);
         return http__error(r, rc, NULL, NULL);

@@ -27,20 +27,21 @@
 
 #define CLIENT_COOKIE "fp_client"
 
+/* The browser id of a valid (server-signed) fp_client cookie, or NULL. */
 static const char *sx__cookie(http_req *r)
 {
-    const char *c = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, CLIENT_COOKIE);
-    return (c && strlen(c) == 32 && strspn(c, "0123456789abcdef") == 32) ? c : NULL;
-}
-
-static int sx__https(http_req *r)
-{
-    const char *p = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Forwarded-Proto");
-    return p && strcasecmp(p, "https") == 0;
+    if (!r->client_checked) {
+        r->client_checked = 1;
+        const char *c = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, CLIENT_COOKIE);
+        if (!svc_client_from_cookie(r->srv->svc, c, r->client_id))
+            r->client_id[0] = '\0';
+    }
+    return r->client_id[0] ? r->client_id : NULL;
 }
 
 /* 1 when the request may change state: token matches the cookie and the
- * Origin, if any, is this server. */
+ * Origin, if any, is this server (whose Host was checked against the
+ * allow-list before any route ran, so a rebound name never gets here). */
 static int sx__csrf_ok(http_req *r)
 {
     const char *client = sx__cookie(r);
@@ -53,7 +54,7 @@ static int sx__csrf_ok(http_req *r)
     const char *host = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Host");
     if (!host)
         return 0;
-    const char *scheme = sx__https(r) ? "https://" : "http://";
+    const char *scheme = http__https(r) ? "https://" : "http://";
     size_t slen = strlen(scheme);
     return strncmp(origin, scheme, slen) == 0 && strcmp(origin + slen, host) == 0;
 }
@@ -70,12 +71,19 @@ enum MHD_Result api_sx_client(http_req *r)
 {
     const char *have = sx__cookie(r);
     char id[33];
-    if (have)
+    if (have) {
         snprintf(id, sizeof id, "%s", have);
-    else
+    } else {
+        /* A new browser id (no cookie, or one this server did not sign). */
+        long long retry_ms = 0;
+        if (http__rate_take(r, HTTP_RL_CLIENT, NULL, 1, &retry_ms) != FP_OK)
+            return http__rate_limited(r, HTTP_RL_CLIENT, retry_ms);
         vault_random_token(id, 16);
-    char token[VAULT_MAC_HEX + 1];
+    }
+    char token[VAULT_MAC_HEX + 1], value[SVC_COOKIE_LEN + 1];
     fp_err rc = svc_client_token(r->srv->svc, id, token);
+    if (rc == FP_OK)
+        rc = svc_client_cookie(r->srv->svc, id, value);
     if (rc != FP_OK)
         return http__error(r, rc, NULL, NULL);
     const char *pub = r->srv->cfg->public_url;
@@ -84,7 +92,7 @@ enum MHD_Result api_sx_client(http_req *r)
                      pub ? json_string(pub) : json_null(), "letterboxd_url",
                      views_letterboxd_url()));
     char *cookie = fp_printf("%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000%s",
-                             CLIENT_COOKIE, id, sx__https(r) ? "; Secure" : "");
+                             CLIENT_COOKIE, value, http__https(r) ? "; Secure" : "");
     MHD_add_response_header(resp, "Set-Cookie", cookie);
     fp_free(cookie);
     return http__queue(r, 200, resp);
@@ -125,10 +133,38 @@ enum MHD_Result api_sx_create(http_req *r)
     if (!body)
         return res;
     json_decref(body);
+    long long retry_ms = 0;
+    if (http__rate_take(r, HTTP_RL_SESSION, sx__cookie(r), 1, &retry_ms) != FP_OK)
+        return http__rate_limited(r, HTTP_RL_SESSION, retry_ms);
     json_t *view = NULL;
-    fp_err rc = sess_create(r->srv->sessions, sx__cookie(r), &view);
-    if (rc == FP_RATE_LIMITED)
-        return http__error(r, rc, "too many open sessions for this browser", NULL);
+    long retry_s = 0;
+    fp_addr from = fp_addr_limit_key(http__client_addr(r));
+    if (sess_address_full(r->srv->sessions, from.b)) {
+        r->retry_after_s = 600;
+        char *m = fp_printf("this address has %ld live sessions, the most it may; an empty one "
+                            "ends after 10 minutes",
+                            r->srv->cfg->max_sessions_per_address);
+        res = http__error(r, FP_RATE_LIMITED, m, NULL);
+        fp_free(m);
+        return res;
+    }
+    fp_err rc = sess_create(r->srv->sessions, sx__cookie(r), from.b, &view, &retry_s);
+    if (rc == FP_RATE_LIMITED) {
+        r->retry_after_s = retry_s;
+        char *m = fp_printf("this browser has %ld sessions open, the most it may; the oldest "
+                            "frees its place in %ld s, or when it ends",
+                            r->srv->cfg->max_sessions_per_client, retry_s);
+        res = http__error(r, rc, m, NULL);
+        fp_free(m);
+        return res;
+    }
+    if (rc == FP_UNAVAILABLE) {
+        r->retry_after_s = retry_s;
+        return http__error(r, rc,
+                           "the server holds as many live sessions (or as much session "
+                           "memory) as it may; try again later",
+                           NULL);
+    }
     if (rc != FP_OK)
         return sx__answer(r, rc, view, 201, NULL);
     const char *id = json_string_value(json_object_get(view, "id"));
@@ -182,6 +218,14 @@ enum MHD_Result api_sx_add(http_req *r)
         fp_free(name);
         return res;
     }
+    /* Adding a person starts reading their list: a fetch unless it is stored. */
+    long long retry_ms = 0;
+    http_rl_class out_of = HTTP_RL_JOB;
+    if (http__rate_take_job(r, sx__cookie(r), (double)svc_fetch_cost(r->srv->svc, &p, 1),
+                            &retry_ms, &out_of) != FP_OK) {
+        fp_free(name);
+        return http__rate_limited(r, out_of, retry_ms);
+    }
     json_t *view = NULL;
     rc = sess_add(r->srv->sessions, r->params[0], &p, name, &view);
     fp_free(name);
@@ -223,6 +267,12 @@ enum MHD_Result api_sx_search(http_req *r)
     }
     int want = json_is_true(refresh);
     json_decref(body);
+    size_t cost = 0;
+    long long retry_ms = 0;
+    http_rl_class out_of = HTTP_RL_JOB;
+    if (sess_search_cost(r->srv->sessions, r->params[0], want, &cost) == FP_OK &&
+        http__rate_take_job(r, sx__cookie(r), (double)cost, &retry_ms, &out_of) != FP_OK)
+        return http__rate_limited(r, out_of, retry_ms);
     json_t *view = NULL;
     fp_err rc = sess_search(r->srv->sessions, r->params[0], want, &view);
     if (rc != FP_OK)
@@ -328,6 +378,8 @@ enum MHD_Result api_sx_films(http_req *r)
 typedef struct sx_sse {
     struct MHD_Connection *conn;
     sess_stream *st;
+    http_guard *guard;
+    guard_sse *slot; /* this address's stream count, given back at the end */
 } sx_sse;
 
 static void sx__wake(void *ud)
@@ -355,6 +407,7 @@ static void sx__free(void *cls)
 {
     sx_sse *c = cls;
     sess_stream_close(c->st);
+    guard_sse_leave(c->guard, c->slot);
     fp_free(c);
 }
 
@@ -368,13 +421,34 @@ enum MHD_Result api_sx_events(http_req *r)
         if (*end)
             last_id = -1;
     }
+    guard_sse *slot = guard_sse_enter(r->srv->guard, http__client_addr(r));
+    if (!slot) {
+        r->retry_after_s = 30;
+        char *m = fp_printf("this address already holds %ld live event streams, the most it may",
+                            r->srv->cfg->max_streams_per_address);
+        enum MHD_Result res = http__error(r, FP_RATE_LIMITED, m, NULL);
+        fp_free(m);
+        return res;
+    }
     sx_sse *c = fp_calloc(1, sizeof *c);
     c->conn = r->conn;
+    c->guard = r->srv->guard;
+    c->slot = slot;
     fp_err rc = sess_stream_open(r->srv->sessions, r->params[0], last_id, sx__wake, c, &c->st);
     if (rc != FP_OK) {
+        guard_sse_leave(c->guard, c->slot);
         fp_free(c);
-        return http__error(r, rc, rc == FP_NOT_FOUND ? "no such session (or it expired)" : NULL,
-                           NULL);
+        const char *m = rc == FP_NOT_FOUND ? "no such session (or it expired)" : NULL;
+        char *many = NULL;
+        if (rc == FP_RATE_LIMITED) {
+            r->retry_after_s = 30;
+            many = fp_printf("this session already has %ld live event streams, the most it may",
+                             r->srv->cfg->max_streams_per_session);
+            m = many;
+        }
+        enum MHD_Result res = http__error(r, rc, m, NULL);
+        fp_free(many);
+        return res;
     }
     struct MHD_Response *resp =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, sx__read, c, sx__free);

@@ -89,6 +89,13 @@ enum MHD_Result api_v1_jobs_create(http_req *r)
         }
     }
     char id[33];
+    size_t cost = svc_fetch_cost(svc, people, n);
+    long long retry_ms = 0;
+    http_rl_class out_of = HTTP_RL_JOB;
+    if (http__rate_take_job(r, NULL, (double)cost, &retry_ms, &out_of) != FP_OK) {
+        res = http__rate_limited(r, out_of, retry_ms);
+        goto out;
+    }
     fp_err rc = svc_job_start(svc, people, n, id);
     if (rc != FP_OK) {
         res = http__error(r, rc, NULL, NULL);
@@ -292,7 +299,9 @@ enum MHD_Result api_v1_imports(http_req *r)
         r->body_error = FP_INVALID;
     r->pp = NULL;
     if (r->body_error)
-        return http__error(r, r->body_error, "the upload could not be read", NULL);
+        return http__error(r, r->body_error,
+                           r->body_message ? r->body_message : "the upload could not be read",
+                           NULL);
     if (!r->upload_name && r->upload.len == 0)
         return http__error(r, FP_INVALID, "no 'file' field in the upload", NULL);
     svc_person person, *who = NULL;
@@ -307,7 +316,7 @@ enum MHD_Result api_v1_imports(http_req *r)
         }
         who = &person;
     }
-    svc_import_report rep;
+    svc_import_report rep; /* (its rate limit was taken before the body: server.c) */
     fp_err rc = svc_import(r->srv->svc, who, (const unsigned char *)r->upload.data, r->upload.len,
                            r->upload_name, &rep);
     enum MHD_Result res;
@@ -330,12 +339,11 @@ enum MHD_Result api_v1_imports(http_req *r)
                               "row_errors", errs, "row_errors_total",
                               (json_int_t)rep.detail.nerrors_total);
         res = http__json(r, 201, o);
-    } else if (rc == FP_BAD_FILE) {
-        res = http__error(r, rc, rep.detail.message, NULL);
     } else if (rc == FP_EMPTY_WATCHLIST) {
         res = http__error(r, rc, "the file holds no films", NULL);
     } else {
-        res = http__error(r, rc, NULL, NULL);
+        /* invalid_import_file, payload_too_large, too_many_new_films say why */
+        res = http__error(r, rc, rep.detail.message, NULL);
     }
     svc_import_report_free(&rep);
     return res;

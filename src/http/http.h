@@ -17,6 +17,9 @@
 
 typedef struct http_server http_server;
 
+/* Raises the soft limit on open files to the hard one (at most 2^20), so
+ * the connection pool can be sized from it. Call once at start. */
+void http_raise_fd_limit(void);
 /* Listens on cfg->listen (host:port, port 0 picks a free one). */
 fp_err http_server_start(const fp_config *cfg, service *svc, sessions *sess,
                          http_server **out) FP_WARN_UNUSED;

@@ -13,16 +13,25 @@
 #include "config.h"
 #include "core/buf.h"
 #include "core/error.h"
+#include "core/netaddr.h"
+#include "http/guard.h"
 #include "http/http.h"
+#include "ratelimit/ratelimit.h"
 #include "service.h"
 
 #define HTTP_MAX_JSON_DEPTH 16
+#define HTTP_MAX_FORM_FIELD 512 /* bytes of a multipart text field (username, source) */
 #define HTTP_MAX_PARAMS 2
+#define HTTP_MAX_UPLOADS 16 /* upload bodies received at once (503 beyond) */
+#define HTTP_DISCARD_MAX (1024u * 1024u) /* chunked body bytes dropped past the limit */
 
 typedef struct http_req http_req;
 typedef enum MHD_Result (*http_handler_fn)(http_req *r);
 
 typedef enum { HTTP_BODY_NONE, HTTP_BODY_JSON, HTTP_BODY_MULTIPART } http_body_kind;
+
+/* Route flags. */
+#define HTTP_OPS 1 /* /healthz, /metrics: answered from the reserve, any Host */
 
 typedef struct http_route {
     const char *method;
@@ -30,7 +39,18 @@ typedef struct http_route {
     http_handler_fn handler;
     http_body_kind body;
     int metric; /* metrics_route index, set at start-up */
+    int flags;
 } http_route;
+
+/* Rate-limit classes (policy.c), each with its own budget. */
+typedef enum {
+    HTTP_RL_FETCH,   /* a list fetched from a watchlist site */
+    HTTP_RL_IMPORT,  /* an export upload */
+    HTTP_RL_SESSION, /* a session created */
+    HTTP_RL_CLIENT,  /* a browser id (cookie) issued */
+    HTTP_RL_JOB,     /* a job (a search of stored lists too: jobs hold memory) */
+    HTTP_RL_NCLASSES
+} http_rl_class;
 
 struct http_server {
     const fp_config *cfg;
@@ -39,11 +59,31 @@ struct http_server {
     struct MHD_Daemon *daemon;
     int port;
     atomic_int active; /* requests between first callback and completion */
+    http_guard *guard;
+    long max_conns, per_address; /* as resolved at start */
+    fp_netlist *trusted;         /* trusted proxies */
+    char **hosts;                /* Host names allowed besides IP literals and localhost */
+    size_t nhosts;
+    const ratelimit_backend *rlb;
+    ratelimit *rl;
+    double rl_burst[HTTP_RL_NCLASSES], rl_per_s[HTTP_RL_NCLASSES];
+    atomic_ullong rl_refused[HTTP_RL_NCLASSES];
+    atomic_int uploads; /* upload bodies being received */
 };
 
 struct http_req {
     http_server *srv;
     struct MHD_Connection *conn;
+    guard_conn *gc;
+    fp_addr client; /* http__client_addr, once known */
+    int client_known;
+    long retry_after_s; /* Retry-After of a 429/503 answer; 0: 1 s */
+    int close;          /* answer with Connection: close */
+    char client_id[33]; /* browser id of a valid fp_client cookie ("" if none) */
+    int client_checked;
+    int counted_upload; /* holds one of srv->uploads */
+    guard_sse *upload_slot; /* this address's upload count (guard_upload_enter) */
+    size_t discarded;   /* body bytes dropped past the limit */
     const http_route *route;
     char method[8];
     char *path;
@@ -56,6 +96,7 @@ struct http_req {
     struct MHD_PostProcessor *pp;
     fp_buf upload;
     char *upload_name;
+    char *body_message; /* why body_error was set, when more can be said */
     char *form_user;
     char *form_source;
     /* answer */
@@ -68,6 +109,27 @@ struct http_req {
     void *async; /* route-specific state while suspended */
     void (*async_free)(void *);
 };
+
+/* ---- policy.c ---- */
+fp_err http__policy_init(http_server *srv) FP_WARN_UNUSED;
+void http__policy_free(http_server *srv);
+/* The client's address: the peer, or what a trusted proxy forwarded. */
+const fp_addr *http__client_addr(http_req *r);
+/* 1 when a trusted proxy says the client used HTTPS. */
+int http__https(http_req *r);
+/* 1 when the Host header names this server (see policy.c). */
+int http__host_allowed(const http_server *srv, const char *host);
+/* Takes cost tokens of class c for the client address and, when client_id
+ * is given, for that browser. FP_RATE_LIMITED with *retry_ms otherwise. */
+fp_err http__rate_take(http_req *r, http_rl_class c, const char *client_id, double cost,
+                       long long *retry_ms) FP_WARN_UNUSED;
+/* A job (class job, 1) that will fetch `fetches` lists (class fetch), both
+ * budgets taken together or neither; *refused says which one was out. */
+fp_err http__rate_take_job(http_req *r, const char *client_id, double fetches,
+                           long long *retry_ms, http_rl_class *refused) FP_WARN_UNUSED;
+/* The 429 answer for class c, with an honest Retry-After. */
+enum MHD_Result http__rate_limited(http_req *r, http_rl_class c, long long retry_ms);
+const char *http__rl_class_name(http_rl_class c);
 
 /* Queues resp with status and releases it (the answer of r). */
 enum MHD_Result http__queue(http_req *r, int status, struct MHD_Response *resp);

@@ -17,53 +17,56 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <limits.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/utf8.h"
 #include "http/http_internal.h"
 #include "metrics.h"
 #include "pick.h"
 
 static http_route http_routes[] = {
-    {"POST", "/api/scrape/", api_compat_scrape, HTTP_BODY_JSON, -1},
-    {"POST", "/api/scrape", api_compat_scrape, HTTP_BODY_JSON, -1},
-    {"POST", "/api/watchlist/remove", api_compat_remove, HTTP_BODY_JSON, -1},
-    {"POST", "/api/watchlist/remove/", api_compat_remove, HTTP_BODY_JSON, -1},
-    {"POST", "/api/v1/jobs", api_v1_jobs_create, HTTP_BODY_JSON, -1},
-    {"GET", "/api/v1/jobs/{id}", api_v1_job_get, HTTP_BODY_NONE, -1},
-    {"GET", "/api/v1/jobs/{id}/results", api_v1_job_results, HTTP_BODY_NONE, -1},
-    {"POST", "/api/v1/jobs/{id}/roll", api_v1_job_roll, HTTP_BODY_JSON, -1},
-    {"POST", "/api/v1/jobs/{id}/watched", api_v1_job_watched, HTTP_BODY_JSON, -1},
-    {"DELETE", "/api/v1/jobs/{id}/watched/{film}", api_v1_job_unwatched, HTTP_BODY_NONE, -1},
-    {"POST", "/api/v1/imports", api_v1_imports, HTTP_BODY_MULTIPART, -1},
-    {"GET", "/api/v1/profiles/check", api_v1_profile_check, HTTP_BODY_NONE, -1},
-    {"GET", "/api/v1/films/{id}/poster", api_v1_film_poster, HTTP_BODY_NONE, -1},
-    {"GET", "/healthz", api_ops_healthz, HTTP_BODY_NONE, -1},
-    {"GET", "/metrics", api_ops_metrics, HTTP_BODY_NONE, -1},
-    {"GET", "/openapi.json", api_ops_openapi, HTTP_BODY_NONE, -1},
-    {"GET", "/docs", api_ops_docs, HTTP_BODY_NONE, -1},
-    {"GET", "/docs/", api_ops_docs, HTTP_BODY_NONE, -1},
-    {"GET", "/docs/{file}", api_ops_docs_file, HTTP_BODY_NONE, -1},
-    {"GET", "/api/v1/client", api_sx_client, HTTP_BODY_NONE, -1},
-    {"POST", "/api/v1/sessions", api_sx_create, HTTP_BODY_JSON, -1},
-    {"GET", "/api/v1/sessions/{id}", api_sx_get, HTTP_BODY_NONE, -1},
-    {"POST", "/api/v1/sessions/{id}/participants", api_sx_add, HTTP_BODY_JSON, -1},
-    {"DELETE", "/api/v1/sessions/{id}/participants/{pid}", api_sx_remove, HTTP_BODY_NONE, -1},
-    {"POST", "/api/v1/sessions/{id}/search", api_sx_search, HTTP_BODY_JSON, -1},
-    {"POST", "/api/v1/sessions/{id}/veto", api_sx_veto, HTTP_BODY_JSON, -1},
-    {"POST", "/api/v1/sessions/{id}/roll", api_sx_roll, HTTP_BODY_JSON, -1},
-    {"POST", "/api/v1/sessions/{id}/watched", api_sx_watched, HTTP_BODY_JSON, -1},
-    {"DELETE", "/api/v1/sessions/{id}/watched/{film}", api_sx_unwatched, HTTP_BODY_NONE, -1},
-    {"GET", "/api/v1/sessions/{id}/films", api_sx_films, HTTP_BODY_NONE, -1},
-    {"GET", "/api/v1/sessions/{id}/events", api_sx_events, HTTP_BODY_NONE, -1},
-    {"GET", "/", api_web_index, HTTP_BODY_NONE, -1},
-    {"GET", "/s/{id}", api_web_index, HTTP_BODY_NONE, -1},
-    {"GET", "/assets/{file}", api_web_asset, HTTP_BODY_NONE, -1},
-    {"GET", "/favicon.svg", api_web_root_file, HTTP_BODY_NONE, -1},
-    {"GET", "/robots.txt", api_web_root_file, HTTP_BODY_NONE, -1},
+    {"POST", "/api/scrape/", api_compat_scrape, HTTP_BODY_JSON, -1, 0},
+    {"POST", "/api/scrape", api_compat_scrape, HTTP_BODY_JSON, -1, 0},
+    {"POST", "/api/watchlist/remove", api_compat_remove, HTTP_BODY_JSON, -1, 0},
+    {"POST", "/api/watchlist/remove/", api_compat_remove, HTTP_BODY_JSON, -1, 0},
+    {"POST", "/api/v1/jobs", api_v1_jobs_create, HTTP_BODY_JSON, -1, 0},
+    {"GET", "/api/v1/jobs/{id}", api_v1_job_get, HTTP_BODY_NONE, -1, 0},
+    {"GET", "/api/v1/jobs/{id}/results", api_v1_job_results, HTTP_BODY_NONE, -1, 0},
+    {"POST", "/api/v1/jobs/{id}/roll", api_v1_job_roll, HTTP_BODY_JSON, -1, 0},
+    {"POST", "/api/v1/jobs/{id}/watched", api_v1_job_watched, HTTP_BODY_JSON, -1, 0},
+    {"DELETE", "/api/v1/jobs/{id}/watched/{film}", api_v1_job_unwatched, HTTP_BODY_NONE, -1, 0},
+    {"POST", "/api/v1/imports", api_v1_imports, HTTP_BODY_MULTIPART, -1, 0},
+    {"GET", "/api/v1/profiles/check", api_v1_profile_check, HTTP_BODY_NONE, -1, 0},
+    {"GET", "/api/v1/films/{id}/poster", api_v1_film_poster, HTTP_BODY_NONE, -1, 0},
+    {"GET", "/healthz", api_ops_healthz, HTTP_BODY_NONE, -1, HTTP_OPS},
+    {"GET", "/metrics", api_ops_metrics, HTTP_BODY_NONE, -1, HTTP_OPS},
+    {"GET", "/openapi.json", api_ops_openapi, HTTP_BODY_NONE, -1, 0},
+    {"GET", "/docs", api_ops_docs, HTTP_BODY_NONE, -1, 0},
+    {"GET", "/docs/", api_ops_docs, HTTP_BODY_NONE, -1, 0},
+    {"GET", "/docs/{file}", api_ops_docs_file, HTTP_BODY_NONE, -1, 0},
+    {"GET", "/api/v1/client", api_sx_client, HTTP_BODY_NONE, -1, 0},
+    {"POST", "/api/v1/sessions", api_sx_create, HTTP_BODY_JSON, -1, 0},
+    {"GET", "/api/v1/sessions/{id}", api_sx_get, HTTP_BODY_NONE, -1, 0},
+    {"POST", "/api/v1/sessions/{id}/participants", api_sx_add, HTTP_BODY_JSON, -1, 0},
+    {"DELETE", "/api/v1/sessions/{id}/participants/{pid}", api_sx_remove, HTTP_BODY_NONE, -1, 0},
+    {"POST", "/api/v1/sessions/{id}/search", api_sx_search, HTTP_BODY_JSON, -1, 0},
+    {"POST", "/api/v1/sessions/{id}/veto", api_sx_veto, HTTP_BODY_JSON, -1, 0},
+    {"POST", "/api/v1/sessions/{id}/roll", api_sx_roll, HTTP_BODY_JSON, -1, 0},
+    {"POST", "/api/v1/sessions/{id}/watched", api_sx_watched, HTTP_BODY_JSON, -1, 0},
+    {"DELETE", "/api/v1/sessions/{id}/watched/{film}", api_sx_unwatched, HTTP_BODY_NONE, -1, 0},
+    {"GET", "/api/v1/sessions/{id}/films", api_sx_films, HTTP_BODY_NONE, -1, 0},
+    {"GET", "/api/v1/sessions/{id}/events", api_sx_events, HTTP_BODY_NONE, -1, 0},
+    {"GET", "/", api_web_index, HTTP_BODY_NONE, -1, 0},
+    {"GET", "/s/{id}", api_web_index, HTTP_BODY_NONE, -1, 0},
+    {"GET", "/assets/{file}", api_web_asset, HTTP_BODY_NONE, -1, 0},
+    {"GET", "/favicon.svg", api_web_root_file, HTTP_BODY_NONE, -1, 0},
+    {"GET", "/robots.txt", api_web_root_file, HTTP_BODY_NONE, -1, 0},
 };
 #define HTTP_NROUTES (sizeof http_routes / sizeof http_routes[0])
 static int http_metric_unmatched = -1;
@@ -133,6 +136,8 @@ enum MHD_Result http__queue(http_req *r, int status, struct MHD_Response *resp)
 {
     r->status = status;
     r->answered = 1;
+    if (r->close)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     return ok;
@@ -158,8 +163,11 @@ enum MHD_Result http__error(http_req *r, fp_err e, const char *message, json_t *
     }
     int status = fp_err_http_status(e);
     struct MHD_Response *resp = http__json_response(r, body);
-    if (status == 503 || status == 429)
-        MHD_add_response_header(resp, "Retry-After", "1");
+    if (status == 503 || status == 429) {
+        char secs[24];
+        snprintf(secs, sizeof secs, "%ld", r->retry_after_s > 0 ? r->retry_after_s : 1);
+        MHD_add_response_header(resp, "Retry-After", secs);
+    }
     if (e == FP_METHOD) {
         fp_buf allow;
         fp_buf_init(&allow, 256);
@@ -308,16 +316,21 @@ fp_err http__person(service *svc, const char *type, const char *input, int refre
     if (rc != FP_BAD_SOURCE && rc != FP_BAD_USERNAME)
         return rc;
     char *who = index == HTTP_NO_INDEX ? fp_strdup("") : fp_printf("participant %zu: ", index + 1);
+    char *shown = NULL;
     if (rc == FP_BAD_SOURCE && type &&
-        (strcasecmp(type, "kp") == 0 || strcasecmp(type, "kinopoisk") == 0))
+        (strcasecmp(type, "kp") == 0 || strcasecmp(type, "kinopoisk") == 0)) {
         *message = fp_printf("%sKinopoisk lists are not supported yet; use \"lb\" (Letterboxd)",
                              who);
-    else if (rc == FP_BAD_SOURCE)
-        *message = fp_printf("%sunknown source type '%.40s' (use \"lb\")", who, type ? type : "");
-    else
-        *message = fp_printf("%s'%.80s' is not a Letterboxd username or profile URL (like alice "
+    } else if (rc == FP_BAD_SOURCE) {
+        shown = fp_utf8_printable(type ? type : "", type ? strlen(type) : 0, 40);
+        *message = fp_printf("%sunknown source type '%s' (use \"lb\")", who, shown);
+    } else {
+        shown = fp_utf8_printable(input ? input : "", input ? strlen(input) : 0, 80);
+        *message = fp_printf("%s'%s' is not a Letterboxd username or profile URL (like alice "
                              "or https://letterboxd.com/alice/)",
-                             who, input ? input : "");
+                             who, shown);
+    }
+    fp_free(shown);
     fp_free(who);
     return rc;
 }
@@ -346,8 +359,11 @@ static enum MHD_Result http__post_iter(void *cls, enum MHD_ValueKind kind, const
     } else if (strcmp(key, "username") == 0 || strcmp(key, "source") == 0) {
         char **dst = key[0] == 'u' ? &r->form_user : &r->form_source;
         size_t have = *dst ? strlen(*dst) : 0;
-        if (have + size > 512) {
-            r->body_error = FP_TOO_LARGE;
+        if (have + size > HTTP_MAX_FORM_FIELD) {
+            r->body_error = FP_INVALID;
+            fp_free(r->body_message);
+            r->body_message = fp_printf("the '%s' field is longer than %d bytes", key,
+                                        HTTP_MAX_FORM_FIELD);
             return MHD_NO;
         }
         char *joined = fp_malloc(have + size + 1);
@@ -366,6 +382,9 @@ static enum MHD_Result http__post_iter(void *cls, enum MHD_ValueKind kind, const
 
 static void http__req_free(http_req *r)
 {
+    if (r->counted_upload)
+        atomic_fetch_sub(&r->srv->uploads, 1);
+    guard_upload_leave(r->srv->guard, r->upload_slot);
     if (r->pp)
         MHD_destroy_post_processor(r->pp);
     if (r->pending)
@@ -379,13 +398,74 @@ static void http__req_free(http_req *r)
     fp_free(r->upload_name);
     fp_free(r->form_user);
     fp_free(r->form_source);
+    fp_free(r->body_message);
     fp_free(r->path);
     fp_free(r);
 }
 
-static enum MHD_Result http__first_call(http_server *srv, http_req *r, const char *url,
-                                        const char *method)
+typedef struct http_hdr_count {
+    int content_length;
+    int transfer_encoding;
+    int host;
+} http_hdr_count;
+
+static enum MHD_Result http__count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                          const char *value)
 {
+    (void)kind;
+    (void)value;
+    http_hdr_count *n = cls;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+        n->content_length++;
+    else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+        n->transfer_encoding++;
+    else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
+        n->host++;
+    return MHD_YES;
+}
+
+/* HTTP that libmicrohttpd would take leniently (first Content-Length wins,
+ * a Transfer-Encoding it does not know is waited out, no Host is fine) is
+ * refused at once: these are the ways a request is smuggled past a proxy
+ * or made to hang. MHD_YES when the request may go on. */
+static enum MHD_Result http__strict(http_req *r, const char *version, int *refused)
+{
+    *refused = 1;
+    http_hdr_count n = {0, 0, 0};
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, http__count_header, &n);
+    if (n.host == 0 && version && strcmp(version, MHD_HTTP_VERSION_1_0) != 0)
+        return http__error(r, FP_INVALID, "an HTTP/1.1 request needs a Host header", NULL);
+    if (n.host > 1)
+        return http__error(r, FP_INVALID, "more than one Host header", NULL);
+    if (n.content_length > 1)
+        return http__error(r, FP_INVALID, "more than one Content-Length header", NULL);
+    const char *clen =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (clen && (!*clen || strspn(clen, "0123456789") != strlen(clen) || strlen(clen) > 18))
+        return http__error(r, FP_INVALID, "Content-Length is not a number of bytes", NULL);
+    if (n.transfer_encoding > 0) {
+        const char *te = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        if (n.transfer_encoding > 1 || !te || strcasecmp(te, "chunked") != 0)
+            return http__error(r, FP_NOT_IMPLEMENTED,
+                               "only Transfer-Encoding: chunked is supported for request bodies",
+                               NULL);
+        if (clen)
+            return http__error(r, FP_INVALID,
+                               "a request may not have both Content-Length and Transfer-Encoding",
+                               NULL);
+    }
+    *refused = 0;
+    return MHD_YES;
+}
+
+static enum MHD_Result http__first_call(http_server *srv, http_req *r, const char *url,
+                                        const char *method, const char *version)
+{
+    int refused = 0;
+    enum MHD_Result sres = http__strict(r, version, &refused);
+    if (refused)
+        return sres;
     int path_known = 0;
     for (size_t i = 0; i < HTTP_NROUTES && !r->route; i++) {
         if (!http__match(http_routes[i].pattern, url, r->params))
@@ -398,6 +478,21 @@ static enum MHD_Result http__first_call(http_server *srv, http_req *r, const cha
             for (int k = 0; k < HTTP_MAX_PARAMS; k++)
                 FP_FREE(r->params[k]);
     }
+    int ops = r->route && (r->route->flags & HTTP_OPS);
+    if (!ops && guard_busy(srv->guard)) {
+        /* Nearly full: the rest of the pool is for /healthz and /metrics. */
+        guard_count_busy_answer(srv->guard);
+        r->retry_after_s = 5;
+        r->close = 1;
+        return http__error(r, FP_UNAVAILABLE, "the server is at its connection limit; retry shortly",
+                           NULL);
+    }
+    if (!ops && !http__host_allowed(srv, MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                                     MHD_HTTP_HEADER_HOST)))
+        return http__error(r, FP_BAD_HOST,
+                           "the Host header does not name this server (set allowed-hosts or "
+                           "public-url to serve it under that name)",
+                           NULL);
     if (!r->route && path_known)
         return http__error(r, FP_METHOD, NULL, NULL);
     if (!r->route && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) &&
@@ -424,21 +519,48 @@ static enum MHD_Result http__first_call(http_server *srv, http_req *r, const cha
             return res;
         }
     }
-    if (r->route->body == HTTP_BODY_JSON && ctype &&
-        (strncasecmp(ctype, "application/json", 16) != 0 ||
+    /* Required even for an empty body: a cross-site form can POST without a
+     * preflight only as text/plain, urlencoded or multipart. */
+    if (r->route->body == HTTP_BODY_JSON &&
+        (!ctype || strncasecmp(ctype, "application/json", 16) != 0 ||
          (ctype[16] != '\0' && ctype[16] != ';' && ctype[16] != ' ')))
-        return http__error(r, FP_UNSUPPORTED_MEDIA, "send the body as application/json", NULL);
+        return http__error(r, FP_UNSUPPORTED_MEDIA,
+                           "send the body as application/json (with that Content-Type)", NULL);
     if (r->route->body == HTTP_BODY_MULTIPART) {
         if (!ctype || strncasecmp(ctype, "multipart/form-data", 19) != 0)
             return http__error(r, FP_UNSUPPORTED_MEDIA,
                                "upload the export as multipart/form-data with a 'file' field",
                                NULL);
+        /* The upload's budget is taken before its body is read: a refused
+         * upload costs the server nothing, and at most HTTP_MAX_UPLOADS
+         * bodies (up to max-upload-bytes each) are held at once. */
+        r->upload_slot = guard_upload_enter(srv->guard, http__client_addr(r));
+        if (!r->upload_slot) {
+            r->retry_after_s = 5;
+            return http__error(r, FP_RATE_LIMITED,
+                               "this address is already sending several uploads; retry shortly",
+                               NULL);
+        }
+        if (atomic_fetch_add(&srv->uploads, 1) >= HTTP_MAX_UPLOADS) {
+            atomic_fetch_sub(&srv->uploads, 1);
+            r->retry_after_s = 5;
+            return http__error(r, FP_UNAVAILABLE,
+                               "too many uploads are being received right now; retry shortly",
+                               NULL);
+        }
+        r->counted_upload = 1;
+        long long retry_ms = 0; /* the budget last: a refused upload spends none */
+        if (http__rate_take(r, HTTP_RL_IMPORT, NULL, 1, &retry_ms) != FP_OK)
+            return http__rate_limited(r, HTTP_RL_IMPORT, retry_ms);
         fp_buf_init(&r->upload, limit);
         r->pp = MHD_create_post_processor(r->conn, 64 * 1024, http__post_iter, r);
         if (!r->pp)
             return http__error(r, FP_INVALID, "malformed multipart/form-data header", NULL);
     }
     fp_buf_init(&r->body, r->route->body == HTTP_BODY_JSON ? limit : 0);
+    int chunked = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                              MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+    guard_headers_done(r->gc, chunked || (clen && strcmp(clen, "0") != 0));
     return MHD_YES;
 }
 
@@ -447,7 +569,6 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *conn, cons
                                     const char *upload_data, size_t *upload_data_size,
                                     void **con_cls)
 {
-    (void)version;
     http_server *srv = cls;
     http_req *r = *con_cls;
     if (!r) {
@@ -455,6 +576,7 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *conn, cons
         atomic_fetch_add(&srv->active, 1);
         r->srv = srv;
         r->conn = conn;
+        r->gc = guard_conn_of(conn);
         r->start_us = http__now_us();
         snprintf(r->method, sizeof r->method, "%s", method);
         r->path = fp_strndup(url, 2048);
@@ -464,7 +586,7 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *conn, cons
         pick_rng_bytes(&rng, rid, sizeof rid);
         sodium_bin2hex(r->id, sizeof r->id, rid, sizeof rid);
         *con_cls = r;
-        return http__first_call(srv, r, r->path, method);
+        return http__first_call(srv, r, r->path, method, version);
     }
     if (r->answered)
         return MHD_YES; /* an early error was queued; discard the rest */
@@ -478,8 +600,16 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *conn, cons
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (r->body_error)
+        if (r->body_error) {
+            /* The rest of a body already refused is read and dropped, but
+             * only up to HTTP_DISCARD_MAX bytes (see below). */
+            r->discarded += n;
+            if (r->discarded > HTTP_DISCARD_MAX) {
+                fp_log(FP_LOG_INFO, "body_dropped_too_long", "{s:s}", "request_id", r->id);
+                return MHD_NO;
+            }
             return MHD_YES;
+        }
         if (r->route->body == HTTP_BODY_MULTIPART) {
             if (MHD_post_process(r->pp, upload_data, n) != MHD_YES && !r->body_error)
                 r->body_error = FP_INVALID;
@@ -489,6 +619,12 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *conn, cons
         } else {
             r->body_error = FP_INVALID;
         }
+        /* A body past the limit (only a chunked one: Content-Length bodies
+         * are refused before they start). libmicrohttpd cannot answer in
+         * the middle of a body, so the rest is read and dropped and the
+         * final call answers 413; but only up to HTTP_DISCARD_MAX more
+         * bytes: a chunk the client says is 2^64 bytes long would otherwise
+         * be read for ever. Past that the connection is closed. */
         /* MHD cannot answer before the body is read: the rest is discarded
          * (never stored) and the final call answers. */
         return MHD_YES;
@@ -501,8 +637,9 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *conn, cons
         fp_free(msg);
         return res;
     }
-    if (r->body_error)
+    if (r->body_error && r->route->body != HTTP_BODY_MULTIPART) /* imports say it themselves */
         return http__error(r, r->body_error, "the request body could not be read", NULL);
+    guard_request_running(r->gc);
     return r->route->handler(r);
 }
 
@@ -522,6 +659,7 @@ static void http__completed(void *cls, struct MHD_Connection *conn, void **con_c
            r->status, "duration_us", (json_int_t)(secs * 1e6),
            "completed", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
     http_server *srv = r->srv;
+    guard_request_done(r->gc);
     http__req_free(r);
     *con_cls = NULL;
     atomic_fetch_sub(&srv->active, 1);
@@ -552,6 +690,54 @@ static fp_err http__parse_listen(const char *listen, struct sockaddr_in *sa)
     return FP_OK;
 }
 
+/* The connection pool from the file descriptor limit (raised by
+ * http_raise_fd_limit at start): what is left after HTTP_FD_SPARE for the
+ * database, the fetch client's connections, logs and libraries, at most
+ * HTTP_POOL_AUTO_MAX (each connection costs libmicrohttpd a 32 KiB buffer). */
+#define HTTP_FD_SPARE (128 + GUARD_SLACK)
+#define HTTP_POOL_AUTO_MAX 4096
+#define HTTP_POOL_MIN 32
+
+static void http__size_pool(const fp_config *cfg, long *pool, long *per_address)
+{
+    struct rlimit rl;
+    long fds = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        fds = rl.rlim_cur > (rlim_t)LONG_MAX ? LONG_MAX : (long)rl.rlim_cur;
+    else if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        fds = HTTP_POOL_AUTO_MAX + HTTP_FD_SPARE;
+    long fit = fds - HTTP_FD_SPARE;
+    long p = cfg->max_connections > 0 ? cfg->max_connections : fit;
+    if (cfg->max_connections <= 0 && p > HTTP_POOL_AUTO_MAX)
+        p = HTTP_POOL_AUTO_MAX;
+    if (p > fit) {
+        fp_log(FP_LOG_WARN, "max_connections_above_fd_limit", "{s:I,s:I}", "max_connections",
+               (json_int_t)p, "fd_limit", (json_int_t)fds);
+        p = fit;
+    }
+    if (p < HTTP_POOL_MIN)
+        p = HTTP_POOL_MIN;
+    *pool = p;
+    long per = cfg->max_connections_per_address > 0 ? cfg->max_connections_per_address : p / 8;
+    if (per < 16)
+        per = 16;
+    *per_address = per < p ? per : p;
+}
+
+void http_raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rlim_t before = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (rlim_t)1 << 20)
+        rl.rlim_cur = (rlim_t)1 << 20;
+    if (rl.rlim_cur > before && setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        fp_log(FP_LOG_INFO, "fd_limit_raised", "{s:I,s:I}", "from", (json_int_t)before, "to",
+               (json_int_t)rl.rlim_cur);
+}
+
 fp_err http_server_start(const fp_config *cfg, service *svc, sessions *sess, http_server **out)
 {
     *out = NULL;
@@ -571,19 +757,52 @@ fp_err http_server_start(const fp_config *cfg, service *svc, sessions *sess, htt
     h->cfg = cfg;
     h->svc = svc;
     h->sessions = sess;
+    fp_err rc = http__policy_init(h);
+    if (rc != FP_OK) {
+        http__policy_free(h);
+        fp_free(h);
+        return rc;
+    }
+    http__size_pool(cfg, &h->max_conns, &h->per_address);
+    long reserve = cfg->connections_reserve < h->max_conns / 2 ? cfg->connections_reserve
+                                                                : h->max_conns / 2;
+    guard_options go = {
+        .max_conns = h->max_conns,
+        .reserve = reserve,
+        .per_address = h->per_address,
+        .header_ms = cfg->header_timeout_s * 1000,
+        .body_ms = cfg->body_timeout_s * 1000,
+        .idle_ms = cfg->request_timeout_s * 1000,
+        .sse_per_address = cfg->max_streams_per_address,
+        .trusted = h->trusted,
+    };
+    rc = guard_new(&go, &h->guard);
+    if (rc != FP_OK) {
+        http__policy_free(h);
+        fp_free(h);
+        return rc;
+    }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ITC | MHD_USE_TURBO;
     h->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, http__access, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)cfg->request_timeout_s, MHD_OPTION_CONNECTION_LIMIT, 900u,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, 0u, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-        MHD_OPTION_NOTIFY_COMPLETED, http__completed, h, MHD_OPTION_END);
+        flags, 0, guard_accept, h->guard, http__access, h, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->request_timeout_s,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)(h->max_conns + GUARD_SLACK),
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        0u, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_COMPLETED, http__completed,
+        h, MHD_OPTION_NOTIFY_CONNECTION, guard_notify, h->guard, MHD_OPTION_END);
     if (!h->daemon) {
         fp_log(FP_LOG_ERROR, "listen_failed", "{s:s}", "listen", cfg->listen);
+        guard_free(&h->guard);
+        http__policy_free(h);
         fp_free(h);
         return FP_IO;
     }
+    fp_log(FP_LOG_INFO, "connection_limits", "{s:I,s:I,s:I,s:I,s:I}", "max_connections",
+           (json_int_t)h->max_conns, "reserve", (json_int_t)reserve, "per_address",
+           (json_int_t)h->per_address, "header_timeout_s", (json_int_t)cfg->header_timeout_s,
+           "body_timeout_s", (json_int_t)cfg->body_timeout_s);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
     h->port = info ? info->port : ntohs(sa.sin_port);
     *out = h;
@@ -611,6 +830,8 @@ void http_server_stop(http_server **hp, long grace_ms)
     MHD_stop_daemon(h->daemon);
     if (lsock != MHD_INVALID_SOCKET)
         close(lsock);
+    guard_free(&h->guard); /* every connection has closed */
+    http__policy_free(h);
     fp_free(h);
     *hp = NULL;
 }

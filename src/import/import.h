@@ -7,7 +7,8 @@
  * with their line number and reason, and the rest is imported. A file that is
  * not the format at all (no expected header, not a Letterboxd export zip) is
  * FP_BAD_FILE with a message in result->message; a file, or the zipped
- * watchlist.csv, over IMPORT_MAX_BYTES is FP_TOO_LARGE, also with a message.
+ * watchlist.csv, over IMPORT_MAX_BYTES, or one listing more than
+ * IMPORT_MAX_FILMS films, is FP_TOO_LARGE, also with a message.
  * A refused file leaves no films and no row errors in the result.
  *
  * Backends: letterboxd-csv (watchlist.csv, watched.csv, ratings.csv and list
@@ -26,6 +27,7 @@
 
 #define IMPORT_MAX_BYTES (32u * 1024u * 1024u) /* per uploaded file */
 #define IMPORT_MAX_ROW_ERRORS 1000             /* later ones are only counted */
+#define IMPORT_MAX_FILMS 100000u               /* films per file; one more refuses it */
 
 /* A row that could not be imported. title and year are what the row said
  * of its film, when it could be read (so people can tell which film it was):

@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "import/import.h"
 
 /* Records a row error at 1-based `line`, naming the row's film by title
@@ -26,18 +27,5 @@ void import__row_error(import_result *r, size_t line, const char *title, size_t 
  * r->message (replacing any earlier one) and returns rc. */
 fp_err import__refuse(import_result *r, fp_err rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-
-/* Length (1..4) of the well-formed UTF-8 sequence at s, or 0 when the bytes
- * there are not one (stray continuation byte, overlong form, surrogate,
- * above U+10FFFF, truncated). n > 0. */
-size_t import__utf8_seq(const unsigned char *s, size_t n);
-
-/* Offset of the first byte that is not well-formed UTF-8, n when all are. */
-size_t import__utf8_check(const unsigned char *s, size_t n);
-
-/* A copy of s[0..n) safe to show in a message: at most `max` bytes of the
- * input (cut on a character boundary, "..." appended when cut), invalid
- * UTF-8 and control characters replaced by U+FFFD. Caller frees. */
-char *import__printable(const void *s, size_t n, size_t max);
 
 #endif

@@ -17,6 +17,10 @@
  *   otherwise as written (no year in it), year = Year (empty -> 0), lb_uri =
  *   the URI when it looks like https://boxd.it/ID or a letterboxd.com/film/
  *   URL (else NULL, the row still counts), lb_slug from a /film/SLUG/ URL.
+ * - At most IMPORT_MAX_FILMS films: one more refuses the whole file
+ *   (FP_TOO_LARGE with a message), so that memory stays bounded by the row
+ *   count and not only by the bytes (a 16 MiB file of 2-byte rows would
+ *   otherwise become 8 million film records).
  * - A row that cannot be read is skipped and listed with the 1-based line its
  *   record starts on: wrong field count (empty trailing extra fields, as a
  *   spreadsheet's trailing comma leaves, are tolerated), missing Name, a Name
@@ -219,7 +223,7 @@ static fp_err lbcsv_refuse_header(lbcsv *c)
     fp_err rc = FP_OK;
     size_t shown = c->nfields < LBCSV_MAX_COLS ? c->nfields : LBCSV_MAX_COLS;
     for (size_t i = 0; i < shown && rc == FP_OK; i++) {
-        char *p = import__printable(c->hdr[i], c->hdr[i] ? strlen(c->hdr[i]) : 0, 40);
+        char *p = fp_utf8_printable(c->hdr[i], c->hdr[i] ? strlen(c->hdr[i]) : 0, 40);
         rc = fp_buf_appendf(&b, "%s\"%s\"", i ? ", " : "", p);
         fp_free(p);
     }
@@ -305,7 +309,7 @@ static bool lbcsv_year(const lbcsv_cell *cell, int *year, char **why)
     for (size_t i = 0; digits && i < ylen; i++)
         digits = y[i] >= '0' && y[i] <= '9';
     if (ylen > 0 && !digits) {
-        char *p = import__printable(y, ylen, 40);
+        char *p = fp_utf8_printable(y, ylen, 40);
         *why = fp_printf("Year '%s' is not a year", p);
         fp_free(p);
         return false;
@@ -361,7 +365,7 @@ static void lbcsv_take_row(lbcsv *c, size_t end_line)
         import__row_error(r, line, name, name_len, year, "Name contains a NUL byte");
         goto out;
     }
-    size_t bad = import__utf8_check((const unsigned char *)name, name_len);
+    size_t bad = fp_utf8_check((const unsigned char *)name, name_len);
     if (bad < name_len) {
         import__row_error(r, line, name, name_len, year,
                           "Name is not valid UTF-8 (byte 0x%02X at offset %zu); "
@@ -374,6 +378,14 @@ static void lbcsv_take_row(lbcsv *c, size_t end_line)
         goto out;
     }
 
+    if (r->films.len >= IMPORT_MAX_FILMS) {
+        /* Each row costs a film record and its strings, and a file of short
+         * rows holds millions of them: stop reading at once. */
+        c->fatal = import__refuse(r, FP_TOO_LARGE,
+                                  "the file lists more than %u films; an import takes at most %u",
+                                  IMPORT_MAX_FILMS, IMPORT_MAX_FILMS);
+        goto out;
+    }
     film *f = film_list_push(&r->films);
     f->title = fp_strndup(name, name_len);
     f->year = year;

@@ -21,6 +21,18 @@
  * the group marked watched, kept off that person's list on every later fetch
  * or import until they are put back. Same privacy as watchlists: the person
  * key and a sealed blob (film id and time packed into one number per film).
+ *
+ * Version 4: data_key, one row: the database's data key wrapped under the
+ * server key (vault.h, datakey.h), which every sealed row and person key
+ * derives from. Reverting it forgets that key: a database whose data key was
+ * not its server key (created by version 4, re-keyed or reset) can then no
+ * longer open its rows, and the next start refuses the server key.
+ *
+ * Version 5: films.orphaned_at, set by the catalogue sweep (service.c) when it
+ * first finds a film that no stored list references, cleared when a list
+ * uses the film again; a film orphaned longer than the grace period is
+ * deleted. NULL for every film until a sweep runs. Reverting it drops the
+ * marks only.
  */
 #include "store/store_sqlite.h"
 
@@ -65,10 +77,26 @@ static const char migration3_up[] =
 
 static const char migration3_down[] = "DROP TABLE watched;";
 
+static const char migration4_up[] =
+    "CREATE TABLE data_key ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  wrapped BLOB NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL"
+    ");";
+
+static const char migration4_down[] = "DROP TABLE data_key;";
+
+static const char migration5_up[] = "ALTER TABLE films ADD COLUMN orphaned_at INTEGER;";
+
+static const char migration5_down[] = "ALTER TABLE films DROP COLUMN orphaned_at;";
+
 const store_sqlite_migration store_sqlite__migrations[] = {
     {1, "catalogue_and_watchlists", migration1_up, migration1_down},
     {2, "film_posters", migration2_up, migration2_down},
     {3, "watched_sets", migration3_up, migration3_down},
+    {4, "wrapped_data_key", migration4_up, migration4_down},
+    {5, "film_orphan_marks", migration5_up, migration5_down},
 };
 
 const size_t store_sqlite__migrations_len =

@@ -49,3 +49,19 @@ void store_watchlist_free(store_watchlist *w)
     w->fetched_at = 0;
     w->version = 0;
 }
+
+void store_datakey_free(store_datakey *k)
+{
+    if (!k)
+        return;
+    FP_FREE(k->wrapped);
+    k->wrapped_len = 0;
+    k->created_at = k->updated_at = 0;
+}
+
+void store_sealed_rows_free(store_sealed_row *rows, size_t n)
+{
+    for (size_t i = 0; rows && i < n; i++)
+        fp_free(rows[i].sealed);
+    fp_free(rows);
+}

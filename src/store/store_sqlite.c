@@ -22,15 +22,31 @@
  * here can be rebuilt (watchlists refetched, catalogue re-resolved), so the
  * fsync per commit that FULL would cost is not worth it.
  *
+ * Files: the database, its -wal and its -shm are mode 0600. A missing file is
+ * created here with that mode before SQLite opens it (SQLite gives -wal and
+ * -shm the mode of the main file); existing files that grant anything to
+ * group or others are tightened (store_file_mode_tightened). An existing
+ * 0-byte file is refused (FP_EMPTY_DATABASE): SQLite would take it for a new
+ * empty database, so a file truncated by a bad copy or a full disk would
+ * silently start afresh. The first open of a WAL database writes its header,
+ * so only the file this process has just created is ever empty; an flock()
+ * held from creation until that header is written keeps a second process
+ * starting at the same moment from taking it for a truncated one.
+ *
  * Errors: not a database / corrupt -> FP_CORRUPT, cannot open or write the
- * file -> FP_IO, lock timeout -> FP_UNAVAILABLE, anything else FP_STORAGE;
- * each is logged once with SQLite's message, never with user data.
+ * file -> FP_IO, lock timeout -> FP_UNAVAILABLE, an empty file ->
+ * FP_EMPTY_DATABASE, anything else FP_STORAGE; each is logged once with
+ * SQLite's message, never with user data.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -63,6 +79,7 @@ enum sq_stmt_id {
     SQ_FILM_SET_YEAR,
     SQ_FILM_SET_POSTER,
     SQ_FILM_LOAD,
+    SQ_FILM_UNORPHAN,
     SQ_WL_GET,
     SQ_WL_UPSERT,
     SQ_WL_CREATE,
@@ -73,6 +90,18 @@ enum sq_stmt_id {
     SQ_WD_CREATE,
     SQ_WD_CAS,
     SQ_PING,
+    SQ_DK_GET,
+    SQ_DK_CREATE,
+    SQ_DK_CAS,
+    SQ_DK_REPLACE,
+    SQ_WL_PAGE,
+    SQ_WD_PAGE,
+    SQ_WL_CLEAR,
+    SQ_WD_CLEAR,
+    SQ_FILM_PAGE,
+    SQ_FILM_MARK,
+    SQ_FILM_UNMARK,
+    SQ_FILM_DELETE_ORPHAN,
     SQ__COUNT
 };
 
@@ -105,6 +134,9 @@ static const char *const sq_sql[SQ__COUNT] = {
     [SQ_FILM_SET_POSTER] = "UPDATE films SET poster = ?2, updated_at = ?3 "
                            "WHERE id = ?1 AND poster IS NOT ?2",
     [SQ_FILM_LOAD] = NULL, /* built by sq_load_sql(): SQ_LOAD_CHUNK parameters */
+    /* A list uses the film again: the sweep's mark goes (no write if none). */
+    [SQ_FILM_UNORPHAN] = "UPDATE films SET orphaned_at = NULL "
+                         "WHERE id = ?1 AND orphaned_at IS NOT NULL",
     [SQ_WL_GET] = "SELECT sealed, fetched_at, version FROM watchlists WHERE key = ?1",
     [SQ_WL_UPSERT] = "INSERT INTO watchlists (key, sealed, fetched_at, version) "
                      "VALUES (?1, ?2, ?3, 1) ON CONFLICT (key) DO UPDATE SET "
@@ -125,6 +157,26 @@ static const char *const sq_sql[SQ__COUNT] = {
     [SQ_WD_CAS] = "UPDATE watched SET sealed = ?2, updated_at = ?3, version = version + 1 "
                   "WHERE key = ?1 AND version = ?4 RETURNING version",
     [SQ_PING] = "SELECT 1",
+    [SQ_DK_GET] = "SELECT wrapped, created_at, updated_at FROM data_key WHERE id = 1",
+    [SQ_DK_CREATE] = "INSERT INTO data_key (id, wrapped, created_at, updated_at) "
+                     "VALUES (1, ?1, ?2, ?2) ON CONFLICT (id) DO NOTHING",
+    [SQ_DK_CAS] = "UPDATE data_key SET wrapped = ?1, updated_at = ?2 WHERE id = 1 AND wrapped = ?3",
+    [SQ_DK_REPLACE] = "INSERT OR REPLACE INTO data_key (id, wrapped, created_at, updated_at) "
+                      "VALUES (1, ?1, ?2, ?2)",
+    /* x'' sorts before every key: the first page. */
+    [SQ_WL_PAGE] = "SELECT key, sealed FROM watchlists WHERE key > ?1 ORDER BY key LIMIT ?2",
+    [SQ_WD_PAGE] = "SELECT key, sealed FROM watched WHERE key > ?1 ORDER BY key LIMIT ?2",
+    [SQ_WL_CLEAR] = "DELETE FROM watchlists",
+    [SQ_WD_CLEAR] = "DELETE FROM watched",
+    [SQ_FILM_PAGE] = "SELECT id, coalesce(orphaned_at, 0) FROM films WHERE id > ?1 "
+                     "ORDER BY id LIMIT ?2",
+    [SQ_FILM_MARK] = "UPDATE films SET orphaned_at = ?2 WHERE id = ?1 AND orphaned_at IS NULL",
+    [SQ_FILM_UNMARK] = "UPDATE films SET orphaned_at = NULL "
+                       "WHERE id = ?1 AND orphaned_at IS NOT NULL",
+    /* Without AUTOINCREMENT SQLite hands out max(id) + 1: keeping the highest
+     * row keeps every deleted id from coming back as another film. */
+    [SQ_FILM_DELETE_ORPHAN] = "DELETE FROM films WHERE id = ?1 AND orphaned_at IS NOT NULL "
+                              "AND orphaned_at <= ?2 AND id < (SELECT max(id) FROM films)",
 };
 
 typedef struct sq_conn {
@@ -146,6 +198,7 @@ struct store {
     size_t n_migs;
     int busy_timeout_ms;
     int crash_before_commit;
+    int file_fd; /* the database file, open since sq_prepare_file (or -1) */
 };
 
 /* ---- errors ------------------------------------------------------------ */
@@ -437,6 +490,79 @@ static const char *sq_url_path(const char *url)
     return url;
 }
 
+/* Takes group and other permissions off an open file (fd) or, fd < 0, off
+ * path when it exists; logs when it did. */
+static void sq_tighten_mode(int fd, const char *path)
+{
+    struct stat st;
+    int rc = fd >= 0 ? fstat(fd, &st) : stat(path, &st);
+    if (rc != 0 || !S_ISREG(st.st_mode) || !(st.st_mode & 077))
+        return;
+    mode_t to = st.st_mode & 0700;
+    char from_txt[8], to_txt[8];
+    snprintf(from_txt, sizeof from_txt, "%04o", (unsigned)(st.st_mode & 07777));
+    snprintf(to_txt, sizeof to_txt, "%04o", (unsigned)to);
+    if ((fd >= 0 ? fchmod(fd, to) : chmod(path, to)) == 0)
+        fp_log(FP_LOG_WARN, "store_file_mode_tightened", "{s:s,s:s,s:s}", "file", path, "from",
+               from_txt, "to", to_txt);
+    else
+        fp_log(FP_LOG_WARN, "store_file_mode_insecure", "{s:s,s:s,s:s}", "file", path, "mode",
+               from_txt, "error", strerror(errno));
+}
+
+/*
+ * What happens to the file before SQLite opens it (see the top of the file):
+ * creation with mode 0600, refusal of an empty file, tightened modes. *lock_fd
+ * is an fd holding an flock() on the database file (or -1) that the caller
+ * closes once the first connection has written the header; *created is 1
+ * when the file was made here. Paths SQLite
+ * will refuse anyway (missing directory, a directory) are left to it, so its
+ * errors stay what they were.
+ */
+static fp_err sq_prepare_file(const char *path, int *lock_fd, int *created)
+{
+    *lock_fd = -1;
+    *created = 0;
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        *created = 1;
+    } else if (errno == EEXIST) {
+        fd = open(path, O_RDWR | O_CLOEXEC);
+        if (fd < 0 && (errno == EACCES || errno == EROFS))
+            fd = open(path, O_RDONLY | O_CLOEXEC);
+    }
+    if (fd < 0)
+        return FP_OK;
+    /* Another process may have created the file a moment ago: wait until it
+     * has written the header (it holds this lock until then). */
+    while (flock(fd, LOCK_EX) != 0 && errno == EINTR)
+        ;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return FP_OK;
+    }
+    if (*created) {
+        fchmod(fd, S_IRUSR | S_IWUSR); /* the umask can only have removed bits */
+    } else if (st.st_size == 0) {
+        fp_log(FP_LOG_ERROR, "store_empty_file", "{s:s,s:s}", "file", path, "error",
+               "the database file is empty (0 bytes), probably truncated: restore it from a "
+               "backup, or delete it to start afresh");
+        close(fd);
+        return FP_EMPTY_DATABASE;
+    } else {
+        sq_tighten_mode(fd, path);
+    }
+    static const char *const sidecars[] = {"-wal", "-shm"};
+    for (size_t i = 0; i < 2; i++) {
+        char *side = fp_printf("%s%s", path, sidecars[i]);
+        sq_tighten_mode(-1, side);
+        fp_free(side);
+    }
+    *lock_fd = fd;
+    return FP_OK;
+}
+
 static void sq_close(store *s)
 {
     if (!s)
@@ -447,6 +573,8 @@ static void sq_close(store *s)
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->write_mu);
+    if (s->file_fd >= 0)
+        close(s->file_fd);
     fp_free(s->path);
     fp_free(s);
 }
@@ -456,6 +584,7 @@ static fp_err sq_open(const char *url, store **out)
     fp_err err = FP_OK;
     store *s = NULL;
     sq_conn *c = NULL;
+    int lock_fd = -1, created = 0;
     *out = NULL;
     if (!sq_accepts(url) || !*sq_url_path(url)) {
         fp_log(FP_LOG_ERROR, "store_bad_url", "{s:s}", "error", "no SQLite database path given");
@@ -467,6 +596,7 @@ static fp_err sq_open(const char *url, store **out)
         return FP_STORAGE;
     }
     s = fp_calloc(1, sizeof *s);
+    s->file_fd = -1;
     s->path = fp_strdup(sq_url_path(url));
     /* NOMUTEX: the pool hands each connection to one thread at a time. */
     s->open_flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
@@ -478,8 +608,27 @@ static fp_err sq_open(const char *url, store **out)
     pthread_cond_init(&s->cv, NULL);
     pthread_mutex_init(&s->write_mu, NULL);
 
+    if (strcmp(s->path, ":memory:") != 0) {
+        err = sq_prepare_file(s->path, &lock_fd, &created);
+        if (err != FP_OK)
+            goto out;
+    }
     /* Open one connection now so a bad path or file fails at start-up. */
     err = sq_conn_open(s, 1, &c);
+    if (err != FP_OK && created) {
+        /* Never leave behind an empty file that the next start would take
+         * for a truncated database. */
+        struct stat st;
+        if (stat(s->path, &st) == 0 && st.st_size == 0)
+            unlink(s->path);
+    }
+    if (lock_fd >= 0) { /* the header is written: the file is no longer empty */
+        flock(lock_fd, LOCK_UN);
+        /* Not closed before the connections are: closing any descriptor of
+         * the file would drop the POSIX locks SQLite holds on it. */
+        s->file_fd = lock_fd;
+        lock_fd = -1;
+    }
     if (err != FP_OK) {
         fp_log(FP_LOG_ERROR, "store_open_failed", "{s:s,s:s}", "file", s->path, "error",
                fp_err_message(err));
@@ -908,19 +1057,31 @@ static fp_err sq_insert_film(sq_conn *c, film *f, const char *key, const char *n
     return err;
 }
 
+static fp_err sq_unorphan(sq_conn *c, int64_t id)
+{
+    sqlite3_stmt *st;
+    fp_err err = sq_stmt(c, SQ_FILM_UNORPHAN, &st);
+    if (err != FP_OK)
+        return err;
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        err = sq_fail(c->db, rc, "film_update");
+    sq_done(st);
+    return err;
+}
+
 /*
  * Finds f's row (Letterboxd id, slug, boxd.it link, IMDb id, title + year,
- * then title alone) or inserts one, and sets f->id. A row reached through a
- * slug/link/IMDb id that carries a different Letterboxd id is another film.
+ * then title alone); row->id stays 0 when there is none. A row reached
+ * through a slug/link/IMDb id that carries a different Letterboxd id is
+ * another film: taken[i] says which of those ids such a row holds. *key and
+ * *norm (caller frees) are set when the title lookups ran.
  */
-static fp_err sq_resolve_one(sq_conn *c, film *f, int64_t now)
+static fp_err sq_find_row(sq_conn *c, const film *f, film *row, int taken[3], char **key,
+                          char **norm)
 {
     fp_err err = FP_OK;
-    film row = {0};
-    char *norm = NULL, *key = NULL;
-    /* An id held by a row that names another Letterboxd film is not copied
-     * to a new row (it would break UNIQUE, and one of the two is stale). */
-    int taken[3] = {0, 0, 0};
     const struct {
         enum sq_stmt_id stmt;
         const char *value;
@@ -929,49 +1090,162 @@ static fp_err sq_resolve_one(sq_conn *c, film *f, int64_t now)
         {SQ_FILM_BY_URI, f->lb_uri},
         {SQ_FILM_BY_IMDB, f->imdb_id},
     };
-
+    *key = *norm = NULL;
+    taken[0] = taken[1] = taken[2] = 0;
     if (f->lb_id > 0) {
-        err = sq_find_unique(c, SQ_FILM_BY_LB_ID, f->lb_id, NULL, &row);
-        if (err != FP_OK || row.id)
-            goto matched;
+        err = sq_find_unique(c, SQ_FILM_BY_LB_ID, f->lb_id, NULL, row);
+        if (err != FP_OK || row->id)
+            return err;
     }
     for (int i = 0; i < 3; i++) {
         if (!by_text[i].value || !*by_text[i].value)
             continue;
-        err = sq_find_unique(c, by_text[i].stmt, 0, by_text[i].value, &row);
-        if (err != FP_OK || (row.id && sq_lb_compatible(&row, f)))
-            goto matched;
-        if (row.id) {
+        err = sq_find_unique(c, by_text[i].stmt, 0, by_text[i].value, row);
+        if (err != FP_OK || (row->id && sq_lb_compatible(row, f)))
+            return err;
+        if (row->id) {
             taken[i] = 1;
-            film_clear(&row);
+            film_clear(row);
         }
     }
-    key = film_match_key(f->title, f->year);
-    err = sq_find_by_key(c, key, f, &row);
-    if (err != FP_OK || row.id)
-        goto matched;
-    norm = film_normalize_title(f->title);
-    err = sq_find_by_norm(c, norm, f, &row);
-    if (err != FP_OK || row.id)
-        goto matched;
-    err = sq_insert_film(c, f, key, norm, taken, now);
-    goto out;
+    *key = film_match_key(f->title, f->year);
+    err = sq_find_by_key(c, *key, f, row);
+    if (err != FP_OK || row->id)
+        return err;
+    *norm = film_normalize_title(f->title);
+    return sq_find_by_norm(c, *norm, f, row);
+}
 
-matched:
-    if (err == FP_OK) {
+/*
+ * Finds or inserts f's row and sets f->id. An insert past max_new new rows
+ * (*inserted counts them) is not made: FP_TOO_MANY_FILMS.
+ */
+static fp_err sq_resolve_one(sq_conn *c, film *f, int64_t now, size_t max_new, size_t *inserted)
+{
+    film row = {0};
+    char *norm = NULL, *key = NULL;
+    /* An id held by a row that names another Letterboxd film is not copied
+     * to a new row (it would break UNIQUE, and one of the two is stale). */
+    int taken[3];
+    fp_err err = sq_find_row(c, f, &row, taken, &key, &norm);
+    if (err == FP_OK && row.id) {
         f->id = row.id;
         err = sq_fill_in(c, &row, f, now);
+        if (err == FP_OK)
+            err = sq_unorphan(c, row.id);
+    } else if (err == FP_OK && *inserted >= max_new) {
+        err = FP_TOO_MANY_FILMS;
+    } else if (err == FP_OK) {
+        if (!norm)
+            norm = film_normalize_title(f->title);
+        err = sq_insert_film(c, f, key, norm, taken, now);
+        if (err == FP_OK)
+            (*inserted)++;
     }
-out:
     film_clear(&row);
     fp_free(key);
     fp_free(norm);
     return err;
 }
 
-static fp_err sq_films_resolve(store *s, film *films, size_t n)
+/* A set of 64-bit hashes (open addressing), for counting distinct films. */
+typedef struct sq_hashset {
+    uint64_t *slots; /* 0 = empty */
+    size_t cap, len;
+} sq_hashset;
+
+static uint64_t sq_hash(char tag, const char *s, int64_t v)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    h = (h ^ (unsigned char)tag) * 1099511628211ull;
+    if (s)
+        for (; *s; s++)
+            h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    else
+        for (int i = 0; i < 8; i++)
+            h = (h ^ (uint8_t)((uint64_t)v >> (8 * i))) * 1099511628211ull;
+    return h ? h : 1;
+}
+
+/* 1 when h was there already; adds it otherwise. */
+static int sq_hashset_add(sq_hashset *hs, uint64_t h)
+{
+    if (2 * (hs->len + 1) > hs->cap) {
+        size_t ncap = hs->cap ? 2 * hs->cap : 1024;
+        uint64_t *ns = fp_calloc(ncap, sizeof *ns);
+        for (size_t i = 0; i < hs->cap; i++)
+            if (hs->slots[i])
+                for (size_t k = hs->slots[i] & (ncap - 1);; k = (k + 1) & (ncap - 1))
+                    if (!ns[k]) {
+                        ns[k] = hs->slots[i];
+                        break;
+                    }
+        fp_free(hs->slots);
+        hs->slots = ns;
+        hs->cap = ncap;
+    }
+    for (size_t k = h & (hs->cap - 1);; k = (k + 1) & (hs->cap - 1)) {
+        if (hs->slots[k] == h)
+            return 1;
+        if (!hs->slots[k]) {
+            hs->slots[k] = h;
+            hs->len++;
+            return 0;
+        }
+    }
+}
+
+/*
+ * How many distinct films of the batch the catalogue lacks, reading only (no
+ * write lock): each film's row is looked up as films_resolve would, and one
+ * that has none counts unless an earlier one without a row shared one of its
+ * ids or its title + year (so a film listed twice counts once).
+ */
+static fp_err sq_count_new(store *s, const film *films, size_t n, size_t *count)
 {
     sq_conn *c = NULL;
+    sq_hashset seen = {0};
+    *count = 0;
+    fp_err err = sq_acquire(s, &c);
+    if (err != FP_OK)
+        return err;
+    /* One read transaction: one snapshot, and no lock taken per lookup. */
+    err = sq_exec(c, "BEGIN", "count_new");
+    for (size_t i = 0; i < n && err == FP_OK; i++) {
+        const film *f = &films[i];
+        film row = {0};
+        char *key = NULL, *norm = NULL;
+        int taken[3];
+        err = sq_find_row(c, f, &row, taken, &key, &norm);
+        if (err == FP_OK && !row.id) {
+            int dup = 0;
+            if (f->lb_id > 0)
+                dup |= sq_hashset_add(&seen, sq_hash('i', NULL, f->lb_id));
+            const char *text[3] = {f->lb_slug, f->lb_uri, f->imdb_id};
+            for (int t = 0; t < 3; t++)
+                if (text[t] && *text[t] && !taken[t])
+                    dup |= sq_hashset_add(&seen, sq_hash((char)('s' + t), text[t], 0));
+            if (key)
+                dup |= sq_hashset_add(&seen, sq_hash('k', key, 0));
+            if (!dup)
+                (*count)++;
+        }
+        film_clear(&row);
+        fp_free(key);
+        fp_free(norm);
+    }
+    sq_release(s, c); /* ends the read transaction */
+    fp_free(seen.slots);
+    return err;
+}
+
+static fp_err sq_films_resolve_limited(store *s, film *films, size_t n, size_t max_new,
+                                       size_t *new_films)
+{
+    sq_conn *c = NULL;
+    size_t inserted = 0;
+    if (new_films)
+        *new_films = 0;
     if (n == 0)
         return FP_OK;
     for (size_t i = 0; i < n; i++)
@@ -984,12 +1258,25 @@ static fp_err sq_films_resolve(store *s, film *films, size_t n)
         return err;
     int64_t now = (int64_t)time(NULL);
     for (size_t i = 0; i < n && err == FP_OK; i++)
-        err = sq_resolve_one(c, &films[i], now);
+        err = sq_resolve_one(c, &films[i], now, max_new, &inserted);
     err = sq_end_write(s, c, err);
     if (err != FP_OK) /* the rows were rolled back: their ids mean nothing */
         for (size_t i = 0; i < n; i++)
             films[i].id = 0;
+    if (err == FP_OK && new_films)
+        *new_films = inserted;
+    if (err == FP_TOO_MANY_FILMS && new_films) {
+        /* The write lock is released: count the rest by reading only. */
+        size_t count = 0;
+        *new_films = sq_count_new(s, films, n, &count) == FP_OK && count > max_new ? count
+                                                                                    : max_new + 1;
+    }
     return err;
+}
+
+static fp_err sq_films_resolve(store *s, film *films, size_t n)
+{
+    return sq_films_resolve_limited(s, films, n, SIZE_MAX, NULL);
 }
 
 static int sq_cmp_film_id(const void *a, const void *b)
@@ -1184,6 +1471,246 @@ static fp_err sq_ping(store *s)
     return err;
 }
 
+/* ---- the catalogue sweep --------------------------------------------------- */
+
+static fp_err sq_films_page(store *s, int64_t after_id, size_t limit, store_film_mark *out,
+                            size_t *n)
+{
+    sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    *n = 0;
+    if (limit == 0)
+        return FP_OK;
+    fp_err err = sq_acquire(s, &c);
+    if (err != FP_OK)
+        return err;
+    err = sq_stmt(c, SQ_FILM_PAGE, &st);
+    if (err == FP_OK) {
+        sqlite3_bind_int64(st, 1, after_id);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+        int rc = SQLITE_DONE;
+        while (*n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+            out[*n].id = sqlite3_column_int64(st, 0);
+            out[*n].orphaned_at = sqlite3_column_int64(st, 1);
+            (*n)++;
+        }
+        if (*n < limit && rc != SQLITE_DONE)
+            err = sq_fail(c->db, rc, "films_page");
+        sq_done(st);
+    }
+    sq_release(s, c);
+    if (err != FP_OK)
+        *n = 0;
+    return err;
+}
+
+/* Runs one statement per id (?1 = the id, ?2 = arg) in one write
+ * transaction; *changed counts the rows it changed. */
+static fp_err sq_each_id(store *s, enum sq_stmt_id id, const int64_t *ids, size_t n, int64_t arg,
+                         const char *op, size_t *changed)
+{
+    sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    size_t total = 0;
+    if (changed)
+        *changed = 0;
+    if (n == 0)
+        return FP_OK;
+    fp_err err = sq_begin_write(s, &c);
+    if (err != FP_OK)
+        return err;
+    err = sq_stmt(c, id, &st);
+    for (size_t i = 0; err == FP_OK && i < n; i++) {
+        sqlite3_bind_int64(st, 1, ids[i]);
+        if (sqlite3_bind_parameter_count(st) >= 2)
+            sqlite3_bind_int64(st, 2, arg);
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE)
+            err = sq_fail(c->db, rc, op);
+        else
+            total += (size_t)sqlite3_changes(c->db);
+        sqlite3_reset(st);
+    }
+    sq_done(st);
+    err = sq_end_write(s, c, err);
+    if (err == FP_OK && changed)
+        *changed = total;
+    return err;
+}
+
+static fp_err sq_films_mark(store *s, const int64_t *ids, size_t n, int64_t at)
+{
+    if (at < 0)
+        return FP_INVALID;
+    return sq_each_id(s, at ? SQ_FILM_MARK : SQ_FILM_UNMARK, ids, n, at, "films_mark", NULL);
+}
+
+static fp_err sq_films_delete_orphans(store *s, const int64_t *ids, size_t n,
+                                      int64_t orphaned_before, size_t *deleted)
+{
+    return sq_each_id(s, SQ_FILM_DELETE_ORPHAN, ids, n, orphaned_before, "films_delete",
+                      deleted);
+}
+
+/* ---- the data key -------------------------------------------------------- */
+
+static fp_err sq_datakey_get(store *s, store_datakey *out)
+{
+    sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    memset(out, 0, sizeof *out);
+    fp_err err = sq_acquire(s, &c);
+    if (err != FP_OK)
+        return err;
+    err = sq_stmt(c, SQ_DK_GET, &st);
+    if (err != FP_OK)
+        goto out;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        size_t len = (size_t)sqlite3_column_bytes(st, 0);
+        out->wrapped = fp_malloc(len ? len : 1);
+        if (len)
+            memcpy(out->wrapped, sqlite3_column_blob(st, 0), len);
+        out->wrapped_len = len;
+        out->created_at = sqlite3_column_int64(st, 1);
+        out->updated_at = sqlite3_column_int64(st, 2);
+    } else if (rc == SQLITE_DONE) {
+        err = FP_NOT_FOUND;
+    } else {
+        err = sq_fail(c->db, rc, "datakey_get");
+    }
+    sq_done(st);
+out:
+    sq_release(s, c);
+    return err;
+}
+
+static fp_err sq_datakey_put(store *s, const uint8_t *wrapped, size_t len, const uint8_t *expected,
+                             size_t expected_len)
+{
+    sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    if (!wrapped || !len)
+        return FP_INVALID;
+    fp_err err = sq_begin_write(s, &c);
+    if (err != FP_OK)
+        return err;
+    err = sq_stmt(c, expected ? SQ_DK_CAS : SQ_DK_CREATE, &st);
+    if (err != FP_OK)
+        goto out;
+    sqlite3_bind_blob(st, 1, wrapped, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)time(NULL));
+    if (expected)
+        sqlite3_bind_blob(st, 3, expected, (int)expected_len, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        err = sq_fail(c->db, rc, "datakey_put");
+    else if (sqlite3_changes(c->db) == 0)
+        err = FP_CONFLICT;
+    sq_done(st);
+out:
+    return sq_end_write(s, c, err);
+}
+
+/* Runs a cached statement that changes rows; *changed = how many. */
+static fp_err sq_run_changes(sq_conn *c, enum sq_stmt_id id, const char *op, size_t *changed)
+{
+    fp_err err = sq_run(c, id, op);
+    if (err == FP_OK && changed)
+        *changed = (size_t)sqlite3_changes(c->db);
+    return err;
+}
+
+static fp_err sq_datakey_reset(store *s, const uint8_t *wrapped, size_t len, size_t *watchlists,
+                               size_t *watched)
+{
+    sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    if (watchlists)
+        *watchlists = 0;
+    if (watched)
+        *watched = 0;
+    if (!wrapped || !len)
+        return FP_INVALID;
+    fp_err err = sq_begin_write(s, &c);
+    if (err != FP_OK)
+        return err;
+    err = sq_run_changes(c, SQ_WL_CLEAR, "datakey_reset", watchlists);
+    if (err == FP_OK)
+        err = sq_run_changes(c, SQ_WD_CLEAR, "datakey_reset", watched);
+    if (err == FP_OK)
+        err = sq_stmt(c, SQ_DK_REPLACE, &st);
+    if (err == FP_OK) {
+        sqlite3_bind_blob(st, 1, wrapped, (int)len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)time(NULL));
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE)
+            err = sq_fail(c->db, rc, "datakey_reset");
+        sq_done(st);
+    }
+    err = sq_end_write(s, c, err);
+    if (err != FP_OK) { /* rolled back: nothing was deleted */
+        if (watchlists)
+            *watchlists = 0;
+        if (watched)
+            *watched = 0;
+    }
+    return err;
+}
+
+/* ---- every sealed row, in pages ----------------------------------------- */
+
+static fp_err sq_sealed_page(store *s, store_sealed_kind kind, const uint8_t *after, size_t limit,
+                             store_sealed_row **rows, size_t *n)
+{
+    sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    store_sealed_row *out = NULL;
+    size_t len = 0;
+    *rows = NULL;
+    *n = 0;
+    if (kind != STORE_SEALED_WATCHLISTS && kind != STORE_SEALED_WATCHED)
+        return FP_INVALID;
+    if (limit == 0)
+        return FP_OK;
+    if (limit > 100000)
+        limit = 100000;
+    fp_err err = sq_acquire(s, &c);
+    if (err != FP_OK)
+        return err;
+    err = sq_stmt(c, kind == STORE_SEALED_WATCHLISTS ? SQ_WL_PAGE : SQ_WD_PAGE, &st);
+    if (err != FP_OK)
+        goto out;
+    sqlite3_bind_blob(st, 1, after ? (const void *)after : (const void *)"",
+                      after ? STORE_KEY_BYTES : 0, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+    out = fp_calloc(limit, sizeof *out);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && len < limit) {
+        if (sqlite3_column_bytes(st, 0) != STORE_KEY_BYTES)
+            continue; /* the table's CHECK makes this impossible */
+        store_sealed_row *r = &out[len++];
+        memcpy(r->key, sqlite3_column_blob(st, 0), STORE_KEY_BYTES);
+        size_t blen = (size_t)sqlite3_column_bytes(st, 1);
+        r->sealed = fp_malloc(blen ? blen : 1);
+        if (blen)
+            memcpy(r->sealed, sqlite3_column_blob(st, 1), blen);
+        r->sealed_len = blen;
+    }
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        err = sq_fail(c->db, rc, "sealed_page");
+    sq_done(st);
+out:
+    sq_release(s, c);
+    if (err != FP_OK || len == 0) {
+        store_sealed_rows_free(out, len);
+        return err;
+    }
+    *rows = out;
+    *n = len;
+    return FP_OK;
+}
+
 const store_backend store_backend_sqlite = {
     .name = "sqlite",
     .accepts = sq_accepts,
@@ -1192,6 +1719,10 @@ const store_backend store_backend_sqlite = {
     .migrate = sq_migrate,
     .migration_status = sq_migration_status,
     .films_resolve = sq_films_resolve,
+    .films_resolve_limited = sq_films_resolve_limited,
+    .films_page = sq_films_page,
+    .films_mark = sq_films_mark,
+    .films_delete_orphans = sq_films_delete_orphans,
     .films_load = sq_films_load,
     .watchlist_get = sq_watchlist_get,
     .watchlist_put = sq_watchlist_put,
@@ -1199,4 +1730,8 @@ const store_backend store_backend_sqlite = {
     .watched_get = sq_watched_get,
     .watched_put = sq_watched_put,
     .ping = sq_ping,
+    .datakey_get = sq_datakey_get,
+    .datakey_put = sq_datakey_put,
+    .datakey_reset = sq_datakey_reset,
+    .sealed_page = sq_sealed_page,
 };

@@ -137,6 +137,13 @@ export async function startServer(fake, env = {}) {
     FILMPICKER_LETTERBOXD_URL: fake.url,
     FILMPICKER_LETTERBOXD_IMAGE_URL: fake.url,
     FILMPICKER_WEB_DIR: WEB_DIST,
+    // One server serves many tests' browsers from 127.0.0.1 within a minute,
+    // more than any group; tests/abuse checks the rate limits at their defaults.
+    FILMPICKER_RATE_FETCH_BURST: '100000',
+    FILMPICKER_RATE_IMPORT_BURST: '100000',
+    FILMPICKER_RATE_SESSION_BURST: '100000',
+    FILMPICKER_RATE_CLIENT_BURST: '100000',
+    FILMPICKER_RATE_JOB_BURST: '100000',
     ...env,
   });
   p.spawn(exe, ['serve'], full);

@@ -270,6 +270,8 @@ class FilmPicker:
     fake: a started FakeBoxd whose url becomes FILMPICKER_LETTERBOXD_URL;
     letterboxd_url: the same given directly. Without either, the URL points
     at a closed local port, so nothing ever reaches the real site.
+    default_limits: keep the server's default rate limits (otherwise they
+    are set out of reach: functional tests are not a group on a sofa).
 
     Attributes once started: url, port, proc, tmpdir, db_path, secret_key,
     env (what the process got on top of the inherited environment),
@@ -277,7 +279,8 @@ class FilmPicker:
     """
 
     def __init__(self, env=None, args=None, fake=None, letterboxd_url=None,
-                 start_timeout=START_TIMEOUT):
+                 start_timeout=START_TIMEOUT, default_limits=False):
+        self.default_limits = default_limits
         self.extra_env = dict(env or {})
         self.args = list(args or [])
         if fake is not None and letterboxd_url is None:
@@ -326,6 +329,13 @@ class FilmPicker:
             # posters come from the fake site too: a test never leaves loopback
             "FILMPICKER_LETTERBOXD_IMAGE_URL": self.letterboxd_url,
         }
+        # Functional tests make more fetches, sessions and uploads from one
+        # address in a minute than any group; the rate limits themselves are
+        # tested at their defaults by tests/abuse (and by tests that set these).
+        # default_limits=True keeps the server's own defaults.
+        if not self.default_limits:
+            for cls in ("FETCH", "IMPORT", "SESSION", "CLIENT", "JOB"):
+                self.env["FILMPICKER_RATE_%s_BURST" % cls] = "100000"
         self.env.update({k: str(v) for k, v in self.extra_env.items()})
         # Hermetic: no FILMPICKER_* setting leaks in from the caller's shell.
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("FILMPICKER_")}

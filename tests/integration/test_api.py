@@ -1372,10 +1372,13 @@ class BadInputTest(ApiTestCase):
                                   code="unsupported_media_type")
         mp, ctype = multipart({"usernames": "alice"})
         self.post_raw("/api/scrape/", mp, ctype=ctype, expect=415, code="unsupported_media_type")
-        # application/json with a charset, and no Content-Type at all, are read as JSON
+        # application/json with a charset is read as JSON; no Content-Type at all is
+        # refused (a cross-site form could send that without a preflight)
         self.post_raw("/api/scrape/", b"{}", ctype="application/json; charset=utf-8",
                       expect=400, code="invalid_request")
-        self.post_raw("/api/scrape/", b"{}", ctype=None, expect=400, code="invalid_request")
+        for path in ("/api/scrape/", "/api/v1/jobs", "/api/watchlist/remove"):
+            with self.subTest(path=path, ctype=None):
+                self.post_raw(path, body, ctype=None, expect=415, code="unsupported_media_type")
 
     def test_illegal_usernames_are_refused_without_any_fetch(self):
         victim = self.user("victim_zq")

@@ -39,6 +39,7 @@ SESSION_TTL = 21600           # FilmPicker's default session-ttl
 MAX_PER_CLIENT = 5            # sessions one client may have open (ClientAndLimitsTest)
 STREAM_WAIT = 20.0            # seconds a test waits for an event at most
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
+COOKIE = re.compile(r"^[0-9a-f]{64}$")  # browser id and the server's tag
 XSS_TITLE = "<img src=x onerror=alert(1)>"
 NOT_FOUND_MSG = "No Letterboxd user called \u201c%s\u201d"
 NO_BODY = object()
@@ -71,7 +72,7 @@ class Client:
         self.id = self.cookie.split("=", 1)[1]
         self.token = data["csrf_token"]
         self.public_url = data["public_url"]
-        tc.assertRegex(self.id, HEX32)
+        tc.assertRegex(self.id, COOKIE)
 
     def headers(self):
         return {"Cookie": self.cookie, "X-CSRF-Token": self.token}
@@ -371,6 +372,7 @@ class ClientAndLimitsTest(SessionTestCase):
 
     ENV = {"FILMPICKER_MAX_PARTICIPANTS": "3",
            "FILMPICKER_PUBLIC_URL": "https://films.example.org/fp/",
+           "FILMPICKER_TRUSTED_PROXIES": "127.0.0.1",  # X-Forwarded-Proto is believed
            "FILMPICKER_MAX_SESSIONS_PER_CLIENT": str(MAX_PER_CLIENT)}
 
     def test_client_cookie_flags(self):
@@ -391,6 +393,15 @@ class ClientAndLimitsTest(SessionTestCase):
         # a malformed cookie is replaced
         fresh = Client(self, headers={"Cookie": "fp_client=../../etc"})
         self.assertNotEqual(fresh.id, c.id)
+        # so is one the server did not sign: a self-chosen id, or a real id with a forged tag
+        for forged in ("ab" * 32, c.id[:32] + "0" * 32, c.id[:32]):
+            with self.subTest(forged=forged):
+                other = Client(self, headers={"Cookie": "fp_client=" + forged})
+                self.assertNotEqual(other.id, forged)
+                self.assertNotEqual(other.id[:32], c.id[:32])
+                # and that cookie cannot change anything, whatever token goes with it
+                self.call("POST", "/api/v1/sessions", {}, expect=403, code="csrf_failed",
+                          headers={"Cookie": "fp_client=" + forged, "X-CSRF-Token": c.token})
 
     def test_csrf_is_required_on_every_state_change(self):
         a, b = Client(self), Client(self)
@@ -546,14 +557,18 @@ class ClientAndLimitsTest(SessionTestCase):
 
     def test_expiry_times(self):
         # session-ttl is at least 60 s: expiry itself is not waited for here
+        # a session nobody was added to lives 10 minutes (at most session-ttl);
+        # from its first participant on, session-ttl after each change
         c = Client(self)
         s = self.new_session(c)
         self.assertEqual(iso_seconds(s["expires_at"]) - iso_seconds(s["created_at"]),
-                         SESSION_TTL)
+                         min(SESSION_TTL, 600))
         time.sleep(1.1)
         later = self.add(c, s["id"], self.user("expa_zq"))
         self.assertEqual(later["created_at"], s["created_at"])
         self.assertGreater(iso_seconds(later["expires_at"]), iso_seconds(s["expires_at"]))
+        self.assertGreaterEqual(iso_seconds(later["expires_at"]) - iso_seconds(s["created_at"]),
+                                SESSION_TTL)
 
     def test_zz_privacy(self):
         files = read_db_files(self.fp.db_path)

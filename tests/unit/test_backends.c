@@ -2,7 +2,9 @@
  * Unit tests for the embedded backends behind the pluggable interfaces:
  * cache_inproc (get/set/del, expiry, replacement, eviction bound) and
  * queue_inproc (every job runs once, draining close, refusal after close),
- * and backend selection by URL.
+ * ratelimit_inproc (burst, refill, all-or-nothing, honest retry time, a
+ * bounded table), the cache's no-eviction mode for sessions, and backend
+ * selection by URL.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +23,7 @@
 #include "cache/cache.h"
 #include "core/mem.h"
 #include "queue/queue.h"
+#include "ratelimit/ratelimit.h"
 
 static void test_cache_roundtrip(void **state)
 {
@@ -104,6 +107,125 @@ static void test_cache_is_bounded(void **state)
     b->close(c);
 }
 
+
+static void test_cache_no_evict_refuses_and_keeps(void **state)
+{
+    (void)state;
+    const cache_backend *b = cache_backend_for("inproc?max-mb=16&evict=no");
+    assert_ptr_equal(b, &cache_backend_inproc);
+    assert_null(cache_backend_for("inproc?max-mb=0"));
+    assert_null(cache_backend_for("inproc?evict=maybe"));
+    cache *c = NULL;
+    assert_int_equal(b->open("inproc?max-mb=16&evict=no", &c), FP_OK);
+    /* 16 MiB over 16 shards: 1 MiB each. Fill far past it: every value
+     * that was stored stays, the rest are refused. */
+    size_t sz = 64 * 1024;
+    char *val = fp_calloc(1, sz);
+    int stored = 0, refused = 0;
+    for (int i = 0; i < 600; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "s%d", i);
+        fp_err rc = b->set(c, key, strlen(key), val, sz, 3600);
+        if (rc == FP_OK)
+            stored++;
+        else {
+            assert_int_equal(rc, FP_UNAVAILABLE);
+            refused++;
+        }
+    }
+    assert_true(stored > 0 && refused > 0);
+    int present = 0;
+    for (int i = 0; i < 600; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "s%d", i);
+        uint8_t *v = NULL;
+        size_t n = 0;
+        if (b->get(c, key, strlen(key), &v, &n) == FP_OK) {
+            present++;
+            fp_free(v);
+        }
+    }
+    assert_int_equal(present, stored); /* nothing stored was evicted */
+    fp_free(val);
+    b->close(c);
+}
+
+static rl_ask ask(const char *key, double burst, double per_s, double cost)
+{
+    rl_ask a;
+    memset(&a, 0, sizeof a);
+    a.klen = strlen(key);
+    memcpy(a.key, key, a.klen);
+    a.burst = burst;
+    a.per_s = per_s;
+    a.cost = cost;
+    return a;
+}
+
+static void test_ratelimit_buckets(void **state)
+{
+    (void)state;
+    const ratelimit_backend *b = ratelimit_backend_for("inproc");
+    assert_ptr_equal(b, &ratelimit_backend_inproc);
+    assert_null(ratelimit_backend_for("redis://x"));
+    ratelimit *rl = NULL;
+    assert_int_equal(b->open("inproc", &rl), FP_OK);
+    long long retry = 0, t = 1000000;
+    rl_ask a = ask("fetch:a", 10, 1, 1); /* 10 at once, then one a second */
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(b->take(rl, &a, 1, t, &retry, NULL), FP_OK);
+    assert_int_equal(b->take(rl, &a, 1, t, &retry, NULL), FP_RATE_LIMITED);
+    assert_int_equal(retry, 1000); /* one token comes back in a second */
+    assert_int_equal(b->take(rl, &a, 1, t + 999, &retry, NULL), FP_RATE_LIMITED);
+    assert_int_equal(retry, 1);
+    assert_int_equal(b->take(rl, &a, 1, t + 1000, &retry, NULL), FP_OK);
+    /* a cost of 3 waits for three tokens */
+    rl_ask a3 = ask("fetch:a", 10, 1, 3);
+    assert_int_equal(b->take(rl, &a3, 1, t + 1000, &retry, NULL), FP_RATE_LIMITED);
+    assert_int_equal(retry, 3000);
+    /* more than the whole burst: never */
+    rl_ask huge = ask("fetch:a", 10, 1, 11);
+    assert_int_equal(b->take(rl, &huge, 1, t + 3600000, &retry, NULL), FP_RATE_LIMITED);
+    assert_int_equal(retry, -1);
+    /* another key has its own bucket */
+    rl_ask other = ask("fetch:b", 10, 1, 1);
+    assert_int_equal(b->take(rl, &other, 1, t, &retry, NULL), FP_OK);
+    /* all or nothing: the address has room, the browser has none */
+    rl_ask pair[2] = {ask("s:addr", 4, 1, 1), ask("s:cookie", 2, 1, 1)};
+    assert_int_equal(b->take(rl, pair, 2, t, &retry, NULL), FP_OK);
+    assert_int_equal(b->take(rl, pair, 2, t, &retry, NULL), FP_OK);
+    assert_int_equal(b->take(rl, pair, 2, t, &retry, NULL), FP_RATE_LIMITED);
+    /* the refused request took nothing from the address: 2 left there */
+    rl_ask addr = ask("s:addr", 4, 1, 2);
+    assert_int_equal(b->take(rl, &addr, 1, t, &retry, NULL), FP_OK);
+    assert_int_equal(b->take(rl, &addr, 1, t, &retry, NULL), FP_RATE_LIMITED);
+    /* bad asks */
+    rl_ask bad = ask("x", 0, 1, 1);
+    assert_int_equal(b->take(rl, &bad, 1, t, &retry, NULL), FP_INVALID);
+    b->close(rl);
+}
+
+static void test_ratelimit_table_is_bounded(void **state)
+{
+    (void)state;
+    const ratelimit_backend *b = &ratelimit_backend_inproc;
+    ratelimit *rl = NULL;
+    assert_int_equal(b->open("inproc", &rl), FP_OK);
+    long long retry = 0;
+    /* 200,000 keys, each spending a token: the table forgets the oldest,
+     * and a key still in it keeps its state */
+    for (int i = 0; i < 200000; i++) {
+        char key[24];
+        snprintf(key, sizeof key, "k%d", i);
+        rl_ask a = ask(key, 2, 0.001, 1);
+        assert_int_equal(b->take(rl, &a, 1, 1000, &retry, NULL), FP_OK);
+    }
+    rl_ask recent = ask("k199999", 2, 0.001, 1);
+    assert_int_equal(b->take(rl, &recent, 1, 1000, &retry, NULL), FP_OK);
+    assert_int_equal(b->take(rl, &recent, 1, 1000, &retry, NULL), FP_RATE_LIMITED);
+    b->close(rl);
+}
+
 static atomic_int q_runs;
 static atomic_int q_seen[200];
 
@@ -149,6 +271,9 @@ int main(void)
         cmocka_unit_test(test_cache_roundtrip),
         cmocka_unit_test(test_cache_expiry),
         cmocka_unit_test(test_cache_is_bounded),
+        cmocka_unit_test(test_cache_no_evict_refuses_and_keeps),
+        cmocka_unit_test(test_ratelimit_buckets),
+        cmocka_unit_test(test_ratelimit_table_is_bounded),
         cmocka_unit_test(test_queue_runs_each_job_once_and_drains),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

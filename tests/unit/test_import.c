@@ -15,6 +15,7 @@
 #include <string.h>
 #include <zip.h>
 
+#include "core/buf.h"
 #include "core/mem.h"
 #include "import/import.h"
 
@@ -422,6 +423,38 @@ static void test_too_large(void **state)
     assert_int_equal(import_format_lb_zip.parse(big, len, &r), FP_TOO_LARGE);
     import_result_free(&r);
     fp_free(big);
+}
+
+/* At most IMPORT_MAX_FILMS films: one more refuses the file, whatever the
+ * rows hold (here the same short row again and again). */
+static void test_too_many_films(void **state)
+{
+    (void)state;
+    for (size_t extra = 0; extra < 2; extra++) {
+        size_t rows = IMPORT_MAX_FILMS + extra;
+        fp_buf b;
+        fp_buf_init(&b, (size_t)-1);
+        assert_int_equal(fp_buf_appendf(&b, "Name\n"), FP_OK);
+        for (size_t i = 0; i < rows; i++)
+            assert_int_equal(fp_buf_append(&b, "a\n", 2), FP_OK);
+        size_t len = 0;
+        char *csv = fp_buf_steal(&b, &len);
+        import_result r;
+        import_result_init(&r);
+        fp_err rc = import_parse((const unsigned char *)csv, len, "watchlist.csv", &r);
+        if (extra == 0) {
+            assert_int_equal(rc, FP_OK);
+            assert_int_equal(r.films.len, IMPORT_MAX_FILMS);
+        } else {
+            assert_int_equal(rc, FP_TOO_LARGE);
+            assert_string_equal(r.message, "the file lists more than 100000 films; an import "
+                                           "takes at most 100000");
+            assert_int_equal(r.films.len, 0);
+            assert_int_equal(r.nerrors, 0);
+        }
+        import_result_free(&r);
+        fp_free(csv);
+    }
 }
 
 /* ---- zip archives built in memory ---- */
@@ -833,6 +866,7 @@ int main(void)
         cmocka_unit_test(test_error_cap),
         cmocka_unit_test(test_every_row_broken),
         cmocka_unit_test(test_too_large),
+        cmocka_unit_test(test_too_many_films),
         cmocka_unit_test(test_zip_export),
         cmocka_unit_test(test_zip_nested_folder),
         cmocka_unit_test(test_zip_row_errors),

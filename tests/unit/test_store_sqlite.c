@@ -319,11 +319,83 @@ static void test_corrupt_files(void **state)
     assert_null(s);
     fp_free(path);
 
-    /* An empty file is a valid, empty database. */
+    /* An empty file that this process did not just create is refused: it is
+     * most likely a truncated database, and SQLite would start afresh. */
     path = fp_printf("%s/empty.db", dir);
     write_bytes(path, garbage, 0, 0);
-    s = open_migrated(path);
+    s = (store *)&s;
+    assert_int_equal(store_open(path, NULL, &s), FP_EMPTY_DATABASE);
+    assert_null(s);
+    struct stat est;
+    assert_int_equal(stat(path, &est), 0); /* left as it was, for the operator */
+    assert_int_equal(est.st_size, 0);
+    char *ewal = fp_printf("%s-wal", path);
+    assert_int_equal(access(ewal, F_OK), -1); /* SQLite never opened it */
+    fp_free(ewal);
+    fp_free(path);
+    remove_tree(dir);
+}
+
+/* ---- file modes ---------------------------------------------------------- */
+
+static mode_t file_mode(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return st.st_mode & 07777;
+}
+
+static void test_file_modes(void **state)
+{
+    (void)state;
+    char *dir = make_tmpdir();
+    char *path = fp_printf("%s/fresh.db", dir);
+    char *wal = fp_printf("%s-wal", path), *shm = fp_printf("%s-shm", path);
+    mode_t old_umask = umask(022); /* the usual umask would give 0644 */
+
+    /* A new database, written to: the file, its -wal and its -shm are 0600. */
+    store *s = open_migrated(path);
+    uint8_t key[STORE_KEY_BYTES];
+    fill_key(key, 1);
+    assert_int_equal(B->watchlist_put(s, key, (const uint8_t *)"x", 1, 1, -1, NULL), FP_OK);
+    assert_int_equal(file_mode(path), 0600);
+    assert_int_equal(file_mode(wal), 0600);
+    assert_int_equal(file_mode(shm), 0600);
     B->close(s);
+
+    /* Opened again: a new file we created is not "empty" to us. */
+    s = open_url(path);
+    B->close(s);
+
+    /* Wider modes left by an older build or a copy are tightened. */
+    assert_int_equal(chmod(path, 0644), 0);
+    s = open_url(path);
+    assert_int_equal(file_mode(path), 0600);
+    assert_int_equal(B->watchlist_put(s, key, (const uint8_t *)"y", 1, 2, -1, NULL), FP_OK);
+    assert_int_equal(file_mode(wal), 0600);
+    assert_int_equal(file_mode(shm), 0600);
+    B->close(s);
+    /* -wal and -shm left wide by someone else are tightened too (SQLite
+     * removes both on a clean close; make them exist). */
+    write_bytes(wal, (const uint8_t *)"", 0, 0);
+    write_bytes(shm, (const uint8_t *)"", 0, 0);
+    assert_int_equal(chmod(path, 0660), 0);
+    assert_int_equal(chmod(wal, 0666), 0);
+    assert_int_equal(chmod(shm, 0604), 0);
+    s = open_url(path);
+    assert_int_equal(file_mode(path), 0600);
+    assert_int_equal(file_mode(wal), 0600);
+    assert_int_equal(file_mode(shm), 0600);
+    store_watchlist w = {0};
+    assert_int_equal(B->watchlist_get(s, key, &w), FP_OK);
+    assert_int_equal(w.sealed_len, 1);
+    assert_memory_equal(w.sealed, "y", 1);
+    store_watchlist_free(&w);
+    B->close(s);
+
+    umask(old_umask);
+    fp_free(wal);
+    fp_free(shm);
     fp_free(path);
     remove_tree(dir);
 }
@@ -339,7 +411,7 @@ static void test_migrations_up_down_up(void **state)
     int cur = -1, latest = -1;
     assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
     assert_int_equal(cur, 0);
-    assert_int_equal(latest, 3);
+    assert_int_equal(latest, 5);
 
     /* Before migrating there is nothing to write to. */
     film f = {.title = fp_strdup("Alien"), .year = 1979};
@@ -348,20 +420,22 @@ static void test_migrations_up_down_up(void **state)
 
     assert_int_equal(B->migrate(s, -1), FP_OK);
     assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
-    assert_int_equal(cur, 3);
+    assert_int_equal(cur, 5);
     assert_int_equal(B->migrate(s, -1), FP_OK); /* idempotent */
-    assert_int_equal(raw_int(path, "SELECT count(*) FROM schema_migrations"), 3);
-    char *name = raw_text(path, "SELECT name FROM schema_migrations WHERE version = 1");
-    assert_string_equal(name, "catalogue_and_watchlists");
-    fp_free(name);
-    name = raw_text(path, "SELECT name FROM schema_migrations WHERE version = 2");
-    assert_string_equal(name, "film_posters");
-    fp_free(name);
-    name = raw_text(path, "SELECT name FROM schema_migrations WHERE version = 3");
-    assert_string_equal(name, "watched_sets");
-    fp_free(name);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM schema_migrations"), 5);
+    static const char *const names[] = {"catalogue_and_watchlists", "film_posters",
+                                        "watched_sets", "wrapped_data_key", "film_orphan_marks"};
+    for (int v = 1; v <= 5; v++) {
+        char *sql = fp_printf("SELECT name FROM schema_migrations WHERE version = %d", v);
+        char *name = raw_text(path, sql);
+        assert_string_equal(name, names[v - 1]);
+        fp_free(name);
+        fp_free(sql);
+    }
     assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'watched'"), 1);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'data_key'"), 1);
     assert_int_equal(raw_int(path, "SELECT count(*) FROM pragma_table_info('films') WHERE name = 'poster'"), 1);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM pragma_table_info('films') WHERE name = 'orphaned_at'"), 1);
     int64_t applied = raw_int(path, "SELECT applied_at FROM schema_migrations WHERE version = 1");
     assert_true(llabs(applied - (int64_t)time(NULL)) < 60);
     assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name IN "
@@ -369,36 +443,45 @@ static void test_migrations_up_down_up(void **state)
                      4);
     assert_int_equal(B->films_resolve(s, &f, 1), FP_OK);
     assert_int_equal(f.id, 1);
+    static const uint8_t wrapped[] = "a wrapped data key";
+    assert_int_equal(B->datakey_put(s, wrapped, sizeof wrapped, NULL, 0), FP_OK);
 
-    /* Down one step: the watched sets go; another: the poster column goes,
-     * the catalogue stays. */
+    /* Down one step: the orphan marks go; another: the data key goes; then
+     * the watched sets; then the poster column; the catalogue stays. */
+    assert_int_equal(B->migrate(s, 4), FP_OK);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM pragma_table_info('films') WHERE name = 'orphaned_at'"), 0);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM data_key"), 1);
+    assert_int_equal(B->migrate(s, 3), FP_OK);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'data_key'"), 0);
     assert_int_equal(B->migrate(s, 2), FP_OK);
     assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'watched'"), 0);
     assert_int_equal(B->migrate(s, 1), FP_OK);
     assert_int_equal(raw_int(path, "SELECT count(*) FROM pragma_table_info('films') WHERE name = 'poster'"), 0);
     assert_int_equal(raw_int(path, "SELECT count(*) FROM films"), 1);
-    assert_int_equal(B->migrate(s, 3), FP_OK);
+    assert_int_equal(B->migrate(s, 5), FP_OK);
     assert_int_equal(raw_int(path, "SELECT count(*) FROM films"), 1);
+    store_datakey dk = {0};
+    assert_int_equal(B->datakey_get(s, &dk), FP_NOT_FOUND); /* forgotten with version 4 */
 
     assert_int_equal(B->migrate(s, 0), FP_OK);
     assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
     assert_int_equal(cur, 0);
     assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name IN "
-                                   "('films','watchlists','watched')"),
+                                   "('films','watchlists','watched','data_key')"),
                      0);
     assert_int_equal(raw_int(path, "SELECT count(*) FROM schema_migrations"), 0);
 
     assert_int_equal(B->migrate(s, -1), FP_OK);
     assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
-    assert_int_equal(cur, 3);
+    assert_int_equal(cur, 5);
     f.id = 0;
     assert_int_equal(B->films_resolve(s, &f, 1), FP_OK);
     assert_int_equal(f.id, 1); /* a fresh table again */
 
-    assert_int_equal(B->migrate(s, 4), FP_INVALID);
+    assert_int_equal(B->migrate(s, 6), FP_INVALID);
     assert_int_equal(B->migrate(s, -2), FP_INVALID);
     assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
-    assert_int_equal(cur, 3);
+    assert_int_equal(cur, 5);
 
     film_clear(&f);
     B->close(s);
@@ -408,13 +491,13 @@ static void test_migrations_up_down_up(void **state)
 
 /* What a later release could add: Kinopoisk ids, reversibly. */
 static const store_sqlite_migration later_steps[] = {
-    {4, "films_kp_id",
+    {6, "films_kp_id",
      "ALTER TABLE films ADD COLUMN kp_id INTEGER;"
      "CREATE UNIQUE INDEX films_kp_id ON films (kp_id);",
      "DROP INDEX films_kp_id;"
      "ALTER TABLE films DROP COLUMN kp_id;"},
     /* Fails half-way: the table it created must not survive. */
-    {5, "broken", "CREATE TABLE half_done (x INTEGER); INSERT INTO no_such_table VALUES (1);",
+    {7, "broken", "CREATE TABLE half_done (x INTEGER); INSERT INTO no_such_table VALUES (1);",
      "DROP TABLE half_done;"},
 };
 
@@ -423,55 +506,55 @@ static void test_later_migrations(void **state)
     (void)state;
     char *dir = make_tmpdir();
     char *path = fp_printf("%s/m2.db", dir);
-    /* The built-in steps (1..3), then the later ones (4, 5). */
-    assert_int_equal(store_sqlite__migrations_len, 3);
-    store_sqlite_migration list[5];
-    memcpy(list, store_sqlite__migrations, 3 * sizeof list[0]);
-    memcpy(list + 3, later_steps, sizeof later_steps);
+    /* The built-in steps (1..5), then the later ones (6, 7). */
+    assert_int_equal(store_sqlite__migrations_len, 5);
+    store_sqlite_migration list[7];
+    memcpy(list, store_sqlite__migrations, 5 * sizeof list[0]);
+    memcpy(list + 5, later_steps, sizeof later_steps);
 
     store *s = open_migrated(path);
     fspec alien = {0, NULL, NULL, NULL, "Alien", 1979};
     int64_t id = resolve_spec(s, &alien);
 
-    store_sqlite__use_migrations(s, list, 4);
+    store_sqlite__use_migrations(s, list, 6);
     int cur = -1, latest = -1;
     assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
-    assert_int_equal(cur, 3);
-    assert_int_equal(latest, 4);
+    assert_int_equal(cur, 5);
+    assert_int_equal(latest, 6);
     assert_int_equal(B->migrate(s, -1), FP_OK);
     assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
-    assert_int_equal(cur, 4);
+    assert_int_equal(cur, 6);
     assert_int_equal(raw_int(path, "SELECT count(*) FROM pragma_table_info('films') WHERE name = 'kp_id'"), 1);
-    assert_int_equal(raw_int(path, "SELECT count(*) FROM schema_migrations"), 4);
-    assert_row(s, id, &alien, "after up to 4");
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM schema_migrations"), 6);
+    assert_row(s, id, &alien, "after up to 6");
     assert_int_equal(resolve_spec(s, &alien), id); /* statements survive the schema change */
 
-    assert_int_equal(B->migrate(s, 3), FP_OK);
+    assert_int_equal(B->migrate(s, 5), FP_OK);
     assert_int_equal(raw_int(path, "SELECT count(*) FROM pragma_table_info('films') WHERE name = 'kp_id'"), 0);
     assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'films_kp_id'"), 0);
-    assert_row(s, id, &alien, "after down to 3");
+    assert_row(s, id, &alien, "after down to 5");
 
-    /* Down to nothing and straight up to 4, one step at a time. */
+    /* Down to nothing and straight up to 6, one step at a time. */
     assert_int_equal(B->migrate(s, 0), FP_OK);
-    assert_int_equal(B->migrate(s, 4), FP_OK);
-    assert_int_equal(raw_int(path, "SELECT group_concat(version, '') FROM schema_migrations"), 1234);
+    assert_int_equal(B->migrate(s, 6), FP_OK);
+    assert_int_equal(raw_int(path, "SELECT group_concat(version, '') FROM schema_migrations"), 123456);
 
     /* A step that fails leaves the schema at the previous version. */
-    store_sqlite__use_migrations(s, list, 5);
+    store_sqlite__use_migrations(s, list, 7);
     assert_int_equal(B->migrate(s, -1), FP_STORAGE);
     assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
-    assert_int_equal(cur, 4);
-    assert_int_equal(latest, 5);
+    assert_int_equal(cur, 6);
+    assert_int_equal(latest, 7);
     assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'half_done'"), 0);
 
     /* An older build (the built-in steps) refuses a schema newer than it knows. */
     store_sqlite__use_migrations(s, NULL, 0);
     assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
-    assert_int_equal(cur, 4);
-    assert_int_equal(latest, 3);
+    assert_int_equal(cur, 6);
+    assert_int_equal(latest, 5);
     assert_int_equal(B->migrate(s, -1), FP_STORAGE);
     assert_int_equal(B->migration_status(s, &cur, &latest), FP_OK);
-    assert_int_equal(cur, 4);
+    assert_int_equal(cur, 6);
 
     /* A malformed list is refused before touching anything. */
     store_sqlite_migration gap[2] = {list[0], list[1]};
@@ -709,6 +792,126 @@ static void test_resolve_1000_timing(void **state)
     remove_tree(dir);
 }
 
+/* films_resolve_limited: at most max_new inserts; one more stores nothing and
+ * says how many distinct films were new. */
+static void test_resolve_limited(void **state)
+{
+    (void)state;
+    store *s = open_migrated(":memory:");
+    static const fspec known[] = {{0, NULL, "https://boxd.it/k1", NULL, "Known One", 2001},
+                                  {77, "known-two", NULL, NULL, "Known Two", 2002}};
+    for (size_t i = 0; i < 2; i++)
+        resolve_spec(s, &known[i]);
+    /* the two known (by link, by Letterboxd id, another title), three new:
+     * one listed twice (the same link), one by title and year twice */
+    static const fspec batch[] = {
+        {0, NULL, "https://boxd.it/k1", NULL, "Known One (renamed)", 0},
+        {77, NULL, NULL, NULL, "Known 2", 0},
+        {0, NULL, "https://boxd.it/n1", NULL, "New One", 2010},
+        {0, NULL, "https://boxd.it/n1", NULL, "New One again", 2010},
+        {0, NULL, NULL, NULL, "New Two", 2011},
+        {0, NULL, NULL, NULL, "new two", 2011},
+        {0, NULL, NULL, "tt0000003", "New Three", 2012},
+    };
+    enum { N = sizeof batch / sizeof batch[0] };
+    film f[N];
+    for (size_t cap = 0; cap <= 3; cap++) {
+        for (size_t i = 0; i < N; i++)
+            spec_to_film(&batch[i], &f[i]);
+        size_t nnew = 99;
+        fp_err rc = B->films_resolve_limited(s, f, N, cap, &nnew);
+        if (cap < 3) {
+            assert_int_equal(rc, FP_TOO_MANY_FILMS);
+            assert_int_equal(nnew, 3);
+            for (size_t i = 0; i < N; i++)
+                assert_int_equal(f[i].id, 0);
+            assert_int_equal(count_films(s, 20), 2); /* nothing stored */
+        } else {
+            assert_int_equal(rc, FP_OK);
+            assert_int_equal(nnew, 3);
+            assert_int_equal(count_films(s, 20), 5);
+            assert_int_equal(f[0].id, 1);
+            assert_int_equal(f[1].id, 2);
+            assert_int_equal(f[2].id, f[3].id);
+            assert_int_equal(f[4].id, f[5].id);
+        }
+        for (size_t i = 0; i < N; i++)
+            film_clear(&f[i]);
+    }
+    /* all known now: any cap will do, even 0 */
+    for (size_t i = 0; i < N; i++)
+        spec_to_film(&batch[i], &f[i]);
+    size_t nnew = 99;
+    assert_int_equal(B->films_resolve_limited(s, f, N, 0, &nnew), FP_OK);
+    assert_int_equal(nnew, 0);
+    for (size_t i = 0; i < N; i++)
+        film_clear(&f[i]);
+    assert_int_equal(B->films_resolve_limited(s, NULL, 0, 0, NULL), FP_OK);
+    B->close(s);
+}
+
+/* The sweep's side of the catalogue: pages of ids and marks, marking,
+ * deleting marked films (never the highest id), a resolve clearing a mark. */
+static void test_orphan_marks(void **state)
+{
+    (void)state;
+    store *s = open_migrated(":memory:");
+    enum { N = 12 };
+    int64_t ids[N];
+    for (int i = 0; i < N; i++) {
+        char title[32];
+        snprintf(title, sizeof title, "Film %d", i);
+        fspec sp = {0, NULL, NULL, NULL, title, 2000};
+        ids[i] = resolve_spec(s, &sp);
+    }
+    store_film_mark page[5];
+    size_t n = 0, seen = 0;
+    int64_t after = 0;
+    do { /* pages of 5, in id order, all unmarked */
+        assert_int_equal(B->films_page(s, after, 5, page, &n), FP_OK);
+        for (size_t i = 0; i < n; i++) {
+            assert_int_equal(page[i].id, ids[seen++]);
+            assert_int_equal(page[i].orphaned_at, 0);
+        }
+        if (n)
+            after = page[n - 1].id;
+    } while (n == 5);
+    assert_int_equal(seen, N);
+
+    /* mark 0..5 at 1000, then 0..2 again at 2000: the first mark stays */
+    assert_int_equal(B->films_mark(s, ids, 6, 1000), FP_OK);
+    assert_int_equal(B->films_mark(s, ids, 3, 2000), FP_OK);
+    assert_int_equal(B->films_page(s, 0, 5, page, &n), FP_OK);
+    assert_int_equal(page[0].orphaned_at, 1000);
+    assert_int_equal(B->films_mark(s, ids, 1, -1), FP_INVALID);
+    /* film 1 is used again: unmarked */
+    assert_int_equal(B->films_mark(s, &ids[1], 1, 0), FP_OK);
+    /* film 2 is resolved again (a list takes it): its mark goes too */
+    fspec again = {0, NULL, NULL, NULL, "Film 2", 2000};
+    assert_int_equal(resolve_spec(s, &again), ids[2]);
+    assert_int_equal(B->films_page(s, 0, 5, page, &n), FP_OK);
+    assert_int_equal(page[1].orphaned_at, 0);
+    assert_int_equal(page[2].orphaned_at, 0);
+
+    /* delete 0..11 marked at or before 999: none (marks are 1000) */
+    size_t deleted = 99;
+    assert_int_equal(B->films_delete_orphans(s, ids, N, 999, &deleted), FP_OK);
+    assert_int_equal(deleted, 0);
+    /* at or before 1000: the marked ones only (0, 3, 4, 5) */
+    assert_int_equal(B->films_delete_orphans(s, ids, N, 1000, &deleted), FP_OK);
+    assert_int_equal(deleted, 4);
+    assert_int_equal(count_films(s, N + 5), N - 4);
+    /* the highest id is never deleted, so no id is handed out twice */
+    assert_int_equal(B->films_mark(s, &ids[N - 1], 1, 5), FP_OK);
+    assert_int_equal(B->films_mark(s, &ids[N - 2], 1, 5), FP_OK);
+    assert_int_equal(B->films_delete_orphans(s, &ids[N - 2], 2, 10, &deleted), FP_OK);
+    assert_int_equal(deleted, 1);
+    fspec fresh = {0, NULL, NULL, NULL, "Brand new", 2024};
+    assert_true(resolve_spec(s, &fresh) > ids[N - 1]);
+    assert_int_equal(B->films_delete_orphans(s, NULL, 0, 10, NULL), FP_OK);
+    B->close(s);
+}
+
 static void test_films_load(void **state)
 {
     (void)state;
@@ -836,6 +1039,128 @@ static void test_watchlist_versions(void **state)
     assert_int_equal(B->watchlist_put(s, k1, (const uint8_t *)"back", 4, 9, -1, &v), FP_OK);
     assert_int_equal(v, 1);
     expect_watchlist(s, k2, "", 2, 2);
+    B->close(s);
+}
+
+/* The data key row: create once, compare-and-swap, reset. */
+static void test_datakey_rows(void **state)
+{
+    (void)state;
+    char *dir = make_tmpdir();
+    char *path = fp_printf("%s/dk.db", dir);
+    store *s = open_migrated(path);
+    store_datakey dk = {0};
+    assert_int_equal(B->datakey_get(s, &dk), FP_NOT_FOUND);
+    assert_null(dk.wrapped);
+    static const uint8_t a[] = "first wrapped key", b[] = "second wrapped key",
+                         c[] = "a fresh key after a reset";
+    assert_int_equal(B->datakey_put(s, a, sizeof a, NULL, 0), FP_OK);
+    /* only one first start: a second create loses */
+    assert_int_equal(B->datakey_put(s, b, sizeof b, NULL, 0), FP_CONFLICT);
+    assert_int_equal(B->datakey_get(s, &dk), FP_OK);
+    assert_int_equal(dk.wrapped_len, sizeof a);
+    assert_memory_equal(dk.wrapped, a, sizeof a);
+    assert_true(llabs(dk.created_at - (int64_t)time(NULL)) < 60);
+    assert_int_equal(dk.updated_at, dk.created_at);
+    store_datakey_free(&dk);
+    /* re-keying: only from the key that is there */
+    assert_int_equal(B->datakey_put(s, b, sizeof b, b, sizeof b), FP_CONFLICT);
+    assert_int_equal(B->datakey_put(s, b, sizeof b, a, sizeof a - 1), FP_CONFLICT);
+    assert_int_equal(B->datakey_put(s, b, sizeof b, a, sizeof a), FP_OK);
+    assert_int_equal(B->datakey_get(s, &dk), FP_OK);
+    assert_memory_equal(dk.wrapped, b, sizeof b);
+    store_datakey_free(&dk);
+    assert_int_equal(B->datakey_put(s, NULL, 0, NULL, 0), FP_INVALID);
+
+    /* a reset forgets every sealed row, keeps the catalogue */
+    fspec alien = {0, NULL, NULL, NULL, "Alien", 1979};
+    int64_t id = resolve_spec(s, &alien);
+    uint8_t k1[STORE_KEY_BYTES], k2[STORE_KEY_BYTES];
+    fill_key(k1, 1);
+    fill_key(k2, 2);
+    assert_int_equal(B->watchlist_put(s, k1, (const uint8_t *)"l1", 2, 1, -1, NULL), FP_OK);
+    assert_int_equal(B->watchlist_put(s, k2, (const uint8_t *)"l2", 2, 1, -1, NULL), FP_OK);
+    assert_int_equal(B->watched_put(s, k1, (const uint8_t *)"w1", 2, 1, -1, NULL), FP_OK);
+    size_t nl = 9, nw = 9;
+    assert_int_equal(B->datakey_reset(s, c, sizeof c, &nl, &nw), FP_OK);
+    assert_int_equal(nl, 2);
+    assert_int_equal(nw, 1);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM watchlists"), 0);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM watched"), 0);
+    assert_row(s, id, &alien, "after a reset");
+    assert_int_equal(B->datakey_get(s, &dk), FP_OK);
+    assert_memory_equal(dk.wrapped, c, sizeof c);
+    store_datakey_free(&dk);
+    /* and on a database without any key yet */
+    B->close(s);
+    char *path2 = fp_printf("%s/dk2.db", dir);
+    s = open_migrated(path2);
+    assert_int_equal(B->datakey_reset(s, a, sizeof a, NULL, NULL), FP_OK);
+    assert_int_equal(B->datakey_get(s, &dk), FP_OK);
+    assert_memory_equal(dk.wrapped, a, sizeof a);
+    store_datakey_free(&dk);
+    B->close(s);
+    fp_free(path2);
+    fp_free(path);
+    remove_tree(dir);
+}
+
+/* Every sealed row of a table, in key order, a page at a time. */
+static void test_sealed_pages(void **state)
+{
+    (void)state;
+    store *s = open_migrated(":memory:");
+    enum { N = 23 };
+    for (int i = 0; i < N; i++) {
+        uint8_t k[STORE_KEY_BYTES];
+        memset(k, 0, sizeof k);
+        k[0] = (uint8_t)(200 - i * 7); /* inserted out of key order */
+        char blob[16];
+        int len = snprintf(blob, sizeof blob, "list-%d", i);
+        assert_int_equal(B->watchlist_put(s, k, (const uint8_t *)blob, (size_t)len, 1, -1, NULL),
+                         FP_OK);
+        if (i % 3 == 0)
+            assert_int_equal(B->watched_put(s, k, (const uint8_t *)"w", 1, 1, -1, NULL), FP_OK);
+    }
+    static const size_t limits[] = {1, 5, 23, 100};
+    for (size_t li = 0; li < 4; li++) {
+        uint8_t after[STORE_KEY_BYTES];
+        int have_after = 0, seen = 0, last = -1;
+        for (;;) {
+            store_sealed_row *rows = NULL;
+            size_t n = 0;
+            assert_int_equal(B->sealed_page(s, STORE_SEALED_WATCHLISTS, have_after ? after : NULL,
+                                            limits[li], &rows, &n),
+                             FP_OK);
+            assert_true(n <= limits[li]);
+            for (size_t i = 0; i < n; i++) {
+                assert_true(rows[i].key[0] > last); /* ascending, no repeats */
+                last = rows[i].key[0];
+                int idx = (200 - last) / 7;
+                char want[16];
+                int len = snprintf(want, sizeof want, "list-%d", idx);
+                assert_int_equal(rows[i].sealed_len, (size_t)len);
+                assert_memory_equal(rows[i].sealed, want, (size_t)len);
+                seen++;
+            }
+            if (n)
+                memcpy(after, rows[n - 1].key, STORE_KEY_BYTES);
+            have_after = 1;
+            store_sealed_rows_free(rows, n);
+            if (n < limits[li])
+                break;
+        }
+        assert_int_equal(seen, N);
+    }
+    store_sealed_row *rows = NULL;
+    size_t n = 0;
+    assert_int_equal(B->sealed_page(s, STORE_SEALED_WATCHED, NULL, 100, &rows, &n), FP_OK);
+    assert_int_equal(n, (N + 2) / 3);
+    store_sealed_rows_free(rows, n);
+    assert_int_equal(B->sealed_page(s, STORE_SEALED_WATCHED, NULL, 0, &rows, &n), FP_OK);
+    assert_int_equal(n, 0);
+    assert_null(rows);
+    assert_int_equal(B->sealed_page(s, (store_sealed_kind)7, NULL, 5, &rows, &n), FP_INVALID);
     B->close(s);
 }
 
@@ -1220,14 +1545,19 @@ int main(void)
         cmocka_unit_test(test_url_forms_open_the_path),
         cmocka_unit_test(test_missing_directory_is_io),
         cmocka_unit_test(test_corrupt_files),
+        cmocka_unit_test(test_file_modes),
         cmocka_unit_test(test_migrations_up_down_up),
         cmocka_unit_test(test_later_migrations),
         cmocka_unit_test(test_resolve_rules),
         cmocka_unit_test(test_resolve_batch_semantics),
         cmocka_unit_test(test_resolve_1000_timing),
+        cmocka_unit_test(test_resolve_limited),
+        cmocka_unit_test(test_orphan_marks),
         cmocka_unit_test(test_films_load),
         cmocka_unit_test(test_watchlist_versions),
         cmocka_unit_test(test_watched_rows),
+        cmocka_unit_test(test_datakey_rows),
+        cmocka_unit_test(test_sealed_pages),
         cmocka_unit_test(test_replace_survives_crash),
         cmocka_unit_test(test_lock_timeout_is_unavailable),
         cmocka_unit_test(test_privacy_of_files),

@@ -610,6 +610,210 @@ static void test_key_file_bad(void **state)
     fp_free(dir);
 }
 
+/* ---- wrapped data keys ----------------------------------------------- */
+
+#define OTHER_HEX "8f0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+
+static vault_kek *open_kek(const char *hex)
+{
+    vault_kek *k = NULL;
+    assert_int_equal(vault_kek_open(hex, NULL, 0, &k), FP_OK);
+    assert_non_null(k);
+    assert_int_equal(vault_kek_created(k), 0);
+    return k;
+}
+
+/* 1 when a and b are vaults of the same data key: same person keys, and a
+ * list sealed by one opens with the other. */
+static int same_data_key(const vault *a, const vault *b)
+{
+    uint8_t pa[32], pb[32];
+    vault_person_key(a, "lb", "alice", pa);
+    vault_person_key(b, "lb", "alice", pb);
+    static const int64_t ids[] = {3, 5, 8};
+    uint8_t *blob = NULL;
+    size_t len = 0, n = 0;
+    int64_t *out = NULL;
+    assert_int_equal(vault_seal(a, pa, ids, 3, &blob, &len), FP_OK);
+    int same = memcmp(pa, pb, 32) == 0 && vault_unseal(b, pa, blob, len, &out, &n) == FP_OK &&
+               n == 3 && out[2] == 8;
+    char ma[VAULT_MAC_HEX + 1], mb[VAULT_MAC_HEX + 1];
+    vault_mac_hex(a, "0123456789abcdef0123456789abcdef", ma);
+    vault_mac_hex(b, "0123456789abcdef0123456789abcdef", mb);
+    same = same && strcmp(ma, mb) == 0;
+    fp_free(out);
+    fp_free(blob);
+    return same;
+}
+
+static void test_wrapped_key_construction(void **state)
+{
+    (void)state;
+    vault_kek *k = open_kek(MASTER_HEX);
+    vault *v = NULL;
+    uint8_t wrapped[VAULT_WRAPPED_BYTES];
+    assert_int_equal(vault_create(k, &v, wrapped), FP_OK);
+    assert_int_equal(wrapped[0], VAULT_WRAPPED_VERSION);
+
+    /* Rebuilt from vault.h: the wrapping key is kdf(1, "FPwrap01") of the
+     * server key, the AD the version byte and "FilmPicker data key". */
+    uint8_t master[32], wkey[32], dek[32], ad[1 + 19];
+    master_bytes(MASTER_HEX, master);
+    assert_int_equal(crypto_kdf_derive_from_key(wkey, 32, 1, "FPwrap01", master), 0);
+    ad[0] = 1;
+    memcpy(ad + 1, "FilmPicker data key", 19);
+    unsigned long long mlen = 0;
+    assert_int_equal(crypto_aead_xchacha20poly1305_ietf_decrypt(dek, &mlen, NULL, wrapped + 25,
+                                                                 48, ad, sizeof ad, wrapped + 1,
+                                                                 wkey),
+                     0);
+    assert_int_equal(mlen, 32);
+    /* ... and the sub-keys derive from that data key as vault_open's do
+     * from a server key. */
+    char dek_hex[65];
+    sodium_bin2hex(dek_hex, sizeof dek_hex, dek, 32);
+    vault *direct = open_test_vault(dek_hex);
+    assert_true(same_data_key(v, direct));
+    vault *server = open_test_vault(MASTER_HEX); /* not the server key's sub-keys */
+    assert_false(same_data_key(v, server));
+
+    /* Every new data key is another one. */
+    vault *v2 = NULL;
+    uint8_t wrapped2[VAULT_WRAPPED_BYTES];
+    assert_int_equal(vault_create(k, &v2, wrapped2), FP_OK);
+    assert_false(same_data_key(v, v2));
+    vault_free(&v);
+    vault_free(&v2);
+    vault_free(&direct);
+    vault_free(&server);
+    vault_kek_free(&k);
+    assert_null(k);
+    vault_kek_free(&k);
+}
+
+static void test_unwrap_and_mismatch(void **state)
+{
+    (void)state;
+    vault_kek *k = open_kek(MASTER_HEX), *other = open_kek(OTHER_HEX);
+    vault *v = NULL, *u = NULL;
+    uint8_t wrapped[VAULT_WRAPPED_BYTES];
+    assert_int_equal(vault_create(k, &v, wrapped), FP_OK);
+    assert_int_equal(vault_unwrap(k, wrapped, sizeof wrapped, &u), FP_OK);
+    assert_true(same_data_key(v, u));
+    vault_free(&u);
+
+    /* Another server key: a mismatch, never a vault of another key. */
+    u = (vault *)&u;
+    assert_int_equal(vault_unwrap(other, wrapped, sizeof wrapped, &u), FP_KEY_MISMATCH);
+    assert_null(u);
+    /* Any altered byte is a mismatch too (the tag fails). */
+    for (size_t i = 1; i < sizeof wrapped; i++) {
+        uint8_t bad[VAULT_WRAPPED_BYTES];
+        memcpy(bad, wrapped, sizeof bad);
+        bad[i] ^= 0x20;
+        assert_int_equal(vault_unwrap(k, bad, sizeof bad, &u), FP_KEY_MISMATCH);
+    }
+    /* Not a wrapped key at all: corrupt. */
+    uint8_t bad[VAULT_WRAPPED_BYTES + 1];
+    memcpy(bad, wrapped, sizeof wrapped);
+    bad[0] = 2;
+    assert_int_equal(vault_unwrap(k, bad, VAULT_WRAPPED_BYTES, &u), FP_CORRUPT);
+    memcpy(bad, wrapped, sizeof wrapped);
+    assert_int_equal(vault_unwrap(k, bad, VAULT_WRAPPED_BYTES - 1, &u), FP_CORRUPT);
+    assert_int_equal(vault_unwrap(k, bad, VAULT_WRAPPED_BYTES + 1, &u), FP_CORRUPT);
+    assert_int_equal(vault_unwrap(k, NULL, 0, &u), FP_CORRUPT);
+    assert_null(u);
+    vault_free(&v);
+    vault_kek_free(&k);
+    vault_kek_free(&other);
+}
+
+static void test_adopt_server_key(void **state)
+{
+    (void)state;
+    /* A database from before data keys: rows sealed by vault_open's sub-keys
+     * of the server key. Adopting it keeps every one of them readable. */
+    vault *old = open_test_vault(MASTER_HEX);
+    vault_kek *k = open_kek(MASTER_HEX);
+    vault *v = NULL, *u = NULL;
+    uint8_t wrapped[VAULT_WRAPPED_BYTES];
+    assert_int_equal(vault_adopt_server_key(k, &v, wrapped), FP_OK);
+    assert_true(same_data_key(old, v));
+    assert_int_equal(vault_unwrap(k, wrapped, sizeof wrapped, &u), FP_OK);
+    assert_true(same_data_key(old, u));
+    /* Wrapping is randomised: adopting again gives another blob, same key. */
+    vault *v2 = NULL;
+    uint8_t wrapped2[VAULT_WRAPPED_BYTES];
+    assert_int_equal(vault_adopt_server_key(k, &v2, wrapped2), FP_OK);
+    assert_memory_not_equal(wrapped, wrapped2, sizeof wrapped);
+    assert_true(same_data_key(v, v2));
+    vault_free(&old);
+    vault_free(&v);
+    vault_free(&v2);
+    vault_free(&u);
+    vault_kek_free(&k);
+}
+
+static void test_rewrap(void **state)
+{
+    (void)state;
+    vault_kek *k1 = open_kek(MASTER_HEX), *k2 = open_kek(OTHER_HEX);
+    vault *v = NULL, *u = NULL;
+    uint8_t w1[VAULT_WRAPPED_BYTES], w2[VAULT_WRAPPED_BYTES];
+    assert_int_equal(vault_create(k1, &v, w1), FP_OK);
+    assert_int_equal(vault_rewrap(k1, k2, w1, sizeof w1, w2), FP_OK);
+    /* The new server key opens the same data key; the old one no longer
+     * opens the new blob. */
+    assert_int_equal(vault_unwrap(k2, w2, sizeof w2, &u), FP_OK);
+    assert_true(same_data_key(v, u));
+    vault_free(&u);
+    assert_int_equal(vault_unwrap(k1, w2, sizeof w2, &u), FP_KEY_MISMATCH);
+    /* Re-keying needs the current key. */
+    uint8_t w3[VAULT_WRAPPED_BYTES];
+    assert_int_equal(vault_rewrap(k2, k1, w1, sizeof w1, w3), FP_KEY_MISMATCH);
+    vault_free(&v);
+    vault_kek_free(&k1);
+    vault_kek_free(&k2);
+}
+
+static void test_kek_key_file(void **state)
+{
+    (void)state;
+    char *dir = make_tmpdir();
+    char *path = fp_printf("%s/server.key", dir);
+    vault_kek *k = (vault_kek *)&k;
+    /* Without VAULT_KEK_CREATE a missing file stays missing. */
+    assert_int_equal(vault_kek_open(NULL, path, 0, &k), FP_NOT_FOUND);
+    assert_null(k);
+    assert_int_equal(access(path, F_OK), -1);
+    assert_int_equal(vault_kek_open(NULL, path, VAULT_KEK_CREATE, &k), FP_OK);
+    assert_int_equal(vault_kek_created(k), 1);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    vault *v = NULL, *u = NULL;
+    uint8_t wrapped[VAULT_WRAPPED_BYTES];
+    assert_int_equal(vault_create(k, &v, wrapped), FP_OK);
+    vault_kek_free(&k);
+    /* Read again (not created): the same key unwraps. */
+    assert_int_equal(vault_kek_open(NULL, path, VAULT_KEK_CREATE, &k), FP_OK);
+    assert_int_equal(vault_kek_created(k), 0);
+    assert_int_equal(vault_unwrap(k, wrapped, sizeof wrapped, &u), FP_OK);
+    assert_true(same_data_key(v, u));
+    vault_kek_free(&k);
+    /* The file's checks apply: a readable-by-others file is refused. */
+    assert_int_equal(chmod(path, 0644), 0);
+    assert_int_equal(vault_kek_open(NULL, path, 0, &k), FP_INVALID);
+    assert_int_equal(vault_kek_open("zz", NULL, 0, &k), FP_INVALID);
+    assert_int_equal(vault_kek_open(NULL, NULL, 0, &k), FP_INVALID);
+    assert_null(k);
+    vault_free(&v);
+    vault_free(&u);
+    fp_free(path);
+    remove_tree(dir);
+    fp_free(dir);
+}
+
 static void test_random_token(void **state)
 {
     (void)state;
@@ -654,6 +858,11 @@ int main(void)
         cmocka_unit_test(test_key_file_created_and_reused),
         cmocka_unit_test(test_key_file_permissions),
         cmocka_unit_test(test_key_file_bad),
+        cmocka_unit_test(test_wrapped_key_construction),
+        cmocka_unit_test(test_unwrap_and_mismatch),
+        cmocka_unit_test(test_adopt_server_key),
+        cmocka_unit_test(test_rewrap),
+        cmocka_unit_test(test_kek_key_file),
         cmocka_unit_test(test_random_token),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -74,6 +74,19 @@ describe('subscribe', () => {
     expect(es.url).toBe('/api/v1/sessions/x/events');
   });
 
+  it('does not say "reconnecting" when the server ends a stream of old age', () => {
+    const h = harness();
+    const es = h.sources[0]!;
+    es.open();
+    es.emit('reconnect', {}, '');
+    es.fail(0); // the planned end: EventSource reconnects by itself
+    expect(h.actions).toEqual([{ type: 'connection', connection: 'live' }]);
+    es.open();
+    // a later, unplanned drop is said again
+    es.fail(0);
+    expect(h.actions.at(-1)).toEqual({ type: 'connection', connection: 'reconnecting' });
+  });
+
   it('lets the browser reconnect by itself while it is trying', () => {
     const h = harness();
     h.sources[0]!.fail(0); // CONNECTING: EventSource retries with Last-Event-ID

@@ -4,7 +4,9 @@
 // connection (sending Last-Event-ID, so the server replays what we missed);
 // when the browser gives up (the answer was not an event stream, e.g. a 503
 // during a restart) we open a new one after a growing delay, and the server
-// starts that one with a fresh `session` event.
+// starts that one with a fresh `session` event. A stream the server ends of
+// old age (stream-max-life) says `reconnect` first: the reconnection that
+// follows is planned, so it does not show "reconnecting".
 
 import type { SessionAction } from './state/session';
 import { parseEvent } from './state/session';
@@ -41,6 +43,7 @@ export function subscribe(
   let timer: unknown = null;
   let failures = 0;
   let closed = false;
+  let planned = false;
 
   const open = (): void => {
     timer = null;
@@ -49,12 +52,13 @@ export function subscribe(
     es = source;
     source.onopen = () => {
       failures = 0;
+      planned = false;
       // A reconnection that missed nothing gets no event: say we are live.
       if (!closed && es === source) dispatch({ type: 'connection', connection: 'live' });
     };
     source.onerror = () => {
       if (closed || es !== source) return;
-      dispatch({ type: 'connection', connection: 'reconnecting' });
+      if (!planned || source.readyState === CLOSED) dispatch({ type: 'connection', connection: 'reconnecting' });
       if (source.readyState === CLOSED) {
         source.close();
         es = null;
@@ -64,6 +68,9 @@ export function subscribe(
         onGaveUp();
       }
     };
+    source.addEventListener('reconnect', () => {
+      if (!closed && es === source) planned = true;
+    });
     for (const type of SESSION_EVENT_TYPES) {
       source.addEventListener(type, (msg) => {
         if (closed || es !== source) return;

@@ -1,0 +1,51 @@
+/*
+ * ratelimit.h - token buckets, a pluggable backend chosen by URL:
+ * "inproc" (ratelimit_inproc.c, buckets in this process's memory) now; the
+ * Redis backend of the scale-out work shares them across API instances.
+ *
+ * A bucket holds up to `burst` tokens and gains `per_s` tokens a second; a
+ * request takes `cost` tokens. rl_take takes from several buckets at once
+ * (an address's and a browser's), all or none, so a refused request costs
+ * nothing. A bucket that has refilled to full carries no state and may be
+ * forgotten, which is what bounds the backend's memory.
+ */
+#ifndef FP_RATELIMIT_H
+#define FP_RATELIMIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+#define RL_KEY_MAX 48
+
+typedef struct ratelimit ratelimit;
+
+typedef struct rl_ask {
+    uint8_t key[RL_KEY_MAX]; /* class and who, as bytes */
+    size_t klen;
+    double burst;            /* > 0 */
+    double per_s;            /* > 0 */
+    double cost;             /* <= burst, else never granted */
+} rl_ask;
+
+typedef struct ratelimit_backend {
+    const char *name;
+    int (*accepts)(const char *url);
+    fp_err (*open)(const char *url, ratelimit **out);
+    void (*close)(ratelimit *rl);
+    /* Takes asks[i].cost from every bucket when each holds that many:
+     * FP_OK. Otherwise takes nothing and returns FP_RATE_LIMITED with
+     * *retry_ms set to when all of them will (rounded up) and, when
+     * limiting is not NULL, *limiting the index of the ask that waits
+     * longest. now_ms is a monotonic clock in milliseconds. */
+    fp_err (*take)(ratelimit *rl, const rl_ask *asks, size_t n, long long now_ms,
+                   long long *retry_ms, size_t *limiting);
+} ratelimit_backend;
+
+extern const ratelimit_backend ratelimit_backend_inproc;
+
+/* The backend for url, or NULL. */
+const ratelimit_backend *ratelimit_backend_for(const char *url);
+
+#endif
