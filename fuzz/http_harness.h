@@ -15,22 +15,22 @@
  * a searched session of theirs, an import id and a client cookie with its
  * CSRF token. A request names them with markers that are replaced before it
  * is sent: {sid} the session id, {job} the job id, {imp} the import id (32
- * hex digits each), {csrf} the CSRF token (64) of the client cookie
- * FZ_HTTP_CLIENT; a seed's Content-Length counts the body as sent, with the
- * values in place (fuzz/make_seeds.py). The fixtures are made again every
- * FZ_HTTP_EPOCH inputs (or 30 s, within the session TTL of 60 s), so that
- * what earlier inputs changed (a participant removed, a film marked watched)
- * does not close the deep states for good.
+ * hex digits each), {cookie} the server-issued fp_client cookie of the
+ * browser id FZ_HTTP_CLIENT and {csrf} its CSRF token (64 each); a seed's
+ * Content-Length counts the body as sent, with the values in place
+ * (fuzz/make_seeds.py). The fixtures are made again every FZ_HTTP_EPOCH
+ * inputs (or 30 s, within the session TTL of 60 s), so that what earlier
+ * inputs changed (a participant removed, a film marked watched) does not
+ * close the deep states for good. Rate limits are off and the session caps
+ * raised (every input comes from 127.0.0.1); the connection and body limits
+ * are the defaults, except a 1 MiB upload limit and a 5 s request timeout.
  *
  * The answer is checked: a 500 anywhere, or an answer of our handlers on an
  * /api/ path that is not JSON (or JSON with the internal_error code), is a
  * bug, since a client's mistake must never be a server error; the target
  * then prints the request and the answer and aborts. Answers that
  * libmicrohttpd makes itself (no X-Request-Id: a malformed request line, a
- * header too large) are its own and only held to the no-500 rule. One
- * internal_error is let through and counted (the count is printed at exit):
- * "encoding failed", a known bug being fixed (a '%.80s' cut of user text
- * that splits a UTF-8 character, which jansson then refuses to encode).
+ * header too large) are its own and only held to the no-500 rule.
  */
 #ifndef FP_FUZZ_HTTP_HARNESS_H
 #define FP_FUZZ_HTTP_HARNESS_H

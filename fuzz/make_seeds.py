@@ -3,7 +3,7 @@
 requests, one per route and a few framing oddities) and
 fuzz/corpus/http_multipart (bodies of POST /api/v1/imports with the boundary
 "fuzzboundary"). The JSON body seeds (fuzz/corpus/json_body) are plain files.
-Markers {sid} {job} {imp} {csrf} are replaced by the harness (http_harness.h).
+Markers {sid} {job} {imp} {csrf} {cookie} are replaced by the harness (http_harness.h).
 usage: fuzz/make_seeds.py   (writes its files into the two directories, others
 there, such as regression seeds, stay; the output is
 deterministic, so an unchanged script leaves git clean)"""
@@ -16,11 +16,11 @@ out = os.path.join(here, "corpus", "http")
 mp_out = os.path.join(here, "corpus", "http_multipart")
 os.makedirs(out, exist_ok=True)
 H = "Host: 127.0.0.1:8080\r\n"
-CK = "Cookie: fp_client=0123456789abcdef0123456789abcdef\r\n"
+CK = "Cookie: fp_client={cookie}\r\n"
 CS = "X-CSRF-Token: {csrf}\r\n"
 # The harness replaces the markers before sending: a Content-Length counts
 # the body as sent, with each marker as long as its value.
-MARK_LEN = {b"{sid}": 32, b"{job}": 32, b"{imp}": 32, b"{csrf}": 64}
+MARK_LEN = {b"{sid}": 32, b"{job}": 32, b"{imp}": 32, b"{csrf}": 64, b"{cookie}": 64}
 def sent_len(b):
     return len(b) + sum(b.count(m) * (n - len(m)) for m, n in MARK_LEN.items())
 def req(method, path, body=None, extra="", ctype="application/json"):
