@@ -213,6 +213,8 @@ void fz_http_init(void)
         {"FILMPICKER_RATE_SESSION_BURST", "0"},
         {"FILMPICKER_RATE_CLIENT_BURST", "0"},
         {"FILMPICKER_RATE_JOB_BURST", "0"},
+        /* the client is a trusted proxy: X-Forwarded-For and -Proto are read */
+        {"FILMPICKER_TRUSTED_PROXIES", "127.0.0.1"},
         {"FILMPICKER_SESSION_TTL", "60"},
         {"FILMPICKER_JOB_TTL", "60"},
         {"FILMPICKER_MAX_UPLOAD_BYTES", "1048576"},

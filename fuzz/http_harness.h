@@ -24,6 +24,8 @@
  * close the deep states for good. Rate limits are off and the session caps
  * raised (every input comes from 127.0.0.1); the connection and body limits
  * are the defaults, except a 1 MiB upload limit and a 5 s request timeout.
+ * 127.0.0.1 is a trusted proxy, so X-Forwarded-For and X-Forwarded-Proto in
+ * an input are read as from a reverse proxy.
  *
  * The answer is checked: a 500 anywhere, or an answer of our handlers on an
  * /api/ path that is not JSON (or JSON with the internal_error code), is a

@@ -85,6 +85,10 @@ seeds = {
  "http10_no_host": b"GET /api/v1/jobs/{job}/results HTTP/1.0\r\n\r\n",
  "absolute_form": req("GET", "http://127.0.0.1:8080/api/v1/jobs/{job}"),
  "keep_alive_close": req("GET", "/healthz", extra="Connection: close\r\n"),
+ # 127.0.0.1 is a trusted proxy in the harness: the forwarded client counts
+ "forwarded_client": req("GET", "/api/v1/client", extra="X-Forwarded-For: 203.0.113.7, [2001:db8::1]:443\r\nX-Forwarded-For: 198.51.100.2:8080\r\nX-Forwarded-Proto: https\r\n"),
+ "forwarded_session_create": req("POST", "/api/v1/sessions", "{}", extra=sx + "X-Forwarded-For: 2001:db8:1:2::7\r\nX-Forwarded-Proto: https\r\nOrigin: https://127.0.0.1:8080\r\n"),
+ "host_not_allowed": req("GET", "/api/v1/jobs/{job}", extra="Host: rebind.evil.example\r\n").replace(b"Host: 127.0.0.1:8080\r\n", b"", 1),
 }
 for k, v in seeds.items():
     with open(os.path.join(out, k), "wb") as f:

@@ -2,7 +2,7 @@
 # Runs each libFuzzer target for SECONDS (default 60) from its seed corpus,
 # then prints one line per target: edges covered, features, runs, runs/s.
 # usage: scripts/fuzz.sh [SECONDS] [TARGET...]
-#   TARGET: lb_parse import username json_body http http_multipart (default all)
+#   TARGET: lb_parse import username json_body utf8 http http_multipart (default all)
 # Builds build-fuzz/ with clang (-DFP_FUZZ=ON: the core library instrumented,
 # ASan + UBSan). Each run starts from the seeds alone; its corpus is left in
 # build-fuzz/fuzz-work/TARGET/ and any crash in build-fuzz/fuzz-crash/.
@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
 shift || true
-targets=${*:-lb_parse import username json_body http http_multipart}
+targets=${*:-lb_parse import username json_body utf8 http http_multipart}
 shared=$(cd .. && pwd)/shared/fixtures
 CC=clang cmake -S . -B build-fuzz -DFP_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-fuzz -j"$(nproc)" --target $(printf 'fuzz_%s ' $targets) >/dev/null
@@ -24,7 +24,7 @@ for t in $targets; do
   case $t in
     lb_parse) seeds="tests/data/letterboxd $shared/letterboxd"; opts=(-max_len=262144) ;;
     import) seeds="tests/data $shared/letterboxd"; opts=(-max_len=262144) ;;
-    username | json_body) seeds="fuzz/corpus/$t" ;;
+    username | json_body | utf8) seeds="fuzz/corpus/$t" ;;
     # The server keeps state between inputs (sessions, stored lists), so
     # libFuzzer's per-input leak check would only report it; the ctest
     # replay checks leaks at exit, after a clean shutdown.
