@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+/* Optional, as in libFuzzer: the HTTP targets start their server in it. */
+__attribute__((weak)) int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 static int replay_file(const char *path)
 {
@@ -74,6 +76,8 @@ static int replay_path(const char *path, int *count)
 int main(int argc, char **argv)
 {
     int rc = 0, count = 0;
+    if (LLVMFuzzerInitialize)
+        LLVMFuzzerInitialize(&argc, &argv);
     for (int i = 1; i < argc; i++)
         rc |= replay_path(argv[i], &count);
     printf("replayed %d inputs\n", count);

@@ -4,7 +4,7 @@
 set -euo pipefail
 root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
 banned='\b(sprintf|vsprintf|strcpy|strcat|strtok|atoi|atol|atof|sscanf|gets|strncpy|rand|srand)[[:space:]]*\('
-hits=$(grep -RnE "$banned" "$root/src" "$root/tools" "$root/bench" --include='*.c' --include='*.h' || true)
+hits=$(grep -RnE "$banned" "$root/src" "$root/tools" "$root/bench" "$root/fuzz" --include='*.c' --include='*.h' || true)
 if [ -n "$hits" ]; then
   echo "banned calls found (use snprintf, fp_buf, strtol/strtoll, randombytes):"
   echo "$hits"

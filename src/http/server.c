@@ -219,8 +219,13 @@ fp_err http__parse_body(http_req *r, json_t **out, char **message)
     json_error_t err;
     json_t *j = json_loadb(r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &err);
     if (!j) {
+        /* jansson's text quotes the input up to the byte it refused, which
+         * can be the first byte of a UTF-8 character (found by
+         * fuzz_json_body): shown through the one helper for outside text. */
+        char *text = fp_utf8_printable(err.text, strlen(err.text), sizeof err.text);
         *message = fp_printf("malformed JSON at line %d, column %d: %s", err.line, err.column,
-                             err.text);
+                             text);
+        fp_free(text);
         return FP_BAD_JSON;
     }
     if (!http__depth_ok(j, 1)) {
