@@ -42,7 +42,7 @@
 #include "core/mem.h"
 #include "core/netaddr.h"
 #include "http/http.h"
-#include "service.h"
+#include "app/service.h"
 #include "session.h"
 
 #define FZ_WAIT_MS 10        /* silence after an incomplete request: no answer is coming */

@@ -24,7 +24,7 @@
 
 #include "config.h"
 #include "core/error.h"
-#include "service.h"
+#include "app/service.h"
 
 typedef struct sessions sessions;
 

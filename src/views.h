@@ -11,7 +11,7 @@
 
 #include "core/error.h"
 #include "film.h"
-#include "service.h"
+#include "app/service.h"
 
 /* Film links ("url") are built on this Letterboxd base URL (the configured
  * letterboxd-url; a trailing '/' is dropped). Call once at start, before

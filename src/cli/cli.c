@@ -29,7 +29,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "http/http.h"
-#include "service.h"
+#include "app/service.h"
 
 typedef struct cli_args {
     fp_config cfg;

@@ -12,7 +12,7 @@
 
 #include "config.h"
 #include "core/error.h"
-#include "service.h"
+#include "app/service.h"
 #include "session.h"
 
 typedef struct http_server http_server;

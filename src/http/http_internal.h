@@ -17,7 +17,7 @@
 #include "http/guard.h"
 #include "http/http.h"
 #include "ratelimit/ratelimit.h"
-#include "service.h"
+#include "app/service.h"
 
 #define HTTP_MAX_JSON_DEPTH 16
 #define HTTP_MAX_FORM_FIELD 512 /* bytes of a multipart text field (username, source) */

@@ -1,0 +1,312 @@
+/*
+ * jobs.c - jobs: one search over a group's lists, each participant ready from
+ * storage or waiting for a fetch task; the job table, waiters with deadlines,
+ * the timer, the job memory cap.
+ */
+#include "app/app_internal.h"
+
+
+static size_t svc__job_bucket(const char *id)
+{
+    return (size_t)strtoul(id + 28, NULL, 16) % SVC_JOB_BUCKETS;
+}
+
+svc_job *svc__job_find(service *s, const char *id)
+{
+    if (!id || strlen(id) != 32 || strspn(id, "0123456789abcdef") != 32)
+        return NULL;
+    for (svc_job *j = s->jobs[svc__job_bucket(id)]; j; j = j->next)
+        if (strcmp(j->id, id) == 0)
+            return j;
+    return NULL;
+}
+
+/* Finished jobs hold their people's lists (as ids) for job-ttl. Past
+ * jobs-max-mb the oldest finished ones go first (never one younger than
+ * SVC_JOB_GRACE_MS; the job rate limit bounds how many of those one client
+ * makes; a poll then answers 404 "no such job (or it expired)"; the lists
+ * stay stored, so a new job is answered from storage). s->mu held. */
+static void svc__jobs_bound(service *s, const svc_job *keep)
+{
+    size_t cap = (size_t)s->cfg->jobs_max_mb * 1024u * 1024u;
+    long long young = svc__mono_ms() - SVC_JOB_GRACE_MS;
+    while (s->jobs_bytes > cap) {
+        svc_job **oldest = NULL;
+        for (size_t b = 0; b < SVC_JOB_BUCKETS; b++)
+            for (svc_job **pp = &s->jobs[b]; *pp; pp = &(*pp)->next)
+                if ((*pp)->finished_ms && (*pp)->finished_ms < young && *pp != keep &&
+                    (!oldest || (*pp)->finished_ms < (*oldest)->finished_ms))
+                    oldest = pp;
+        if (!oldest)
+            return;
+        svc_job *j = *oldest;
+        *oldest = j->next;
+        s->jobs_bytes -= j->bytes;
+        s->jobs_evicted++;
+        svc__job_free(j);
+    }
+}
+
+/* Called with s->mu held when a part reaches READY or FAILED. Moves the
+ * job's waiters to *fired when it finishes. */
+void svc__part_settled(service *s, svc_job *j, svc_waiter **fired)
+{
+    if (--j->pending > 0)
+        return;
+    j->finished_ms = svc__mono_ms();
+    s->jobs_active--;
+    j->bytes = sizeof *j + j->nparts * sizeof *j->parts;
+    for (size_t i = 0; i < j->nparts; i++)
+        j->bytes += j->parts[i].nids * sizeof *j->parts[i].ids;
+    s->jobs_bytes += j->bytes;
+    svc__jobs_bound(s, j);
+    for (svc_waiter **pp = &s->waiters; *pp;) {
+        svc_waiter *w = *pp;
+        if (w->job == j) {
+            *pp = w->next;
+            w->done = 1;
+            w->next = *fired;
+            *fired = w;
+        } else {
+            pp = &w->next;
+        }
+    }
+}
+
+void svc__fire(svc_waiter *w)
+{
+    while (w) {
+        svc_waiter *next = w->next;
+        w->fn(w->ud, w->done);
+        fp_free(w);
+        w = next;
+    }
+}
+
+fp_err svc_job_start(service *s, const svc_person *people, size_t n, char job_id[33])
+{
+    if (n == 0)
+        return FP_INVALID;
+    svc_job *j = fp_calloc(1, sizeof *j);
+    j->parts = fp_calloc(n, sizeof *j->parts);
+    j->nparts = j->pending = n;
+    j->created_at = svc__now();
+    vault_random_token(j->id, 16);
+
+    pthread_mutex_lock(&s->mu);
+    if (s->stopping || s->jobs_active >= (size_t)s->cfg->max_jobs) {
+        fp_err rc = s->stopping ? FP_UNAVAILABLE : FP_RATE_LIMITED;
+        pthread_mutex_unlock(&s->mu);
+        fp_free(j->parts);
+        fp_free(j);
+        return rc;
+    }
+    size_t b = svc__job_bucket(j->id);
+    j->next = s->jobs[b];
+    s->jobs[b] = j;
+    s->jobs_active++;
+    for (size_t i = 0; i < n; i++) {
+        j->parts[i].person = people[i];
+        j->parts[i].state = SVC_PART_QUEUED;
+    }
+    pthread_mutex_unlock(&s->mu);
+    snprintf(job_id, 33, "%s", j->id);
+
+    /* The job is reachable now but cannot finish before every part settles:
+     * pending counts all parts until each one below is settled. */
+    for (size_t i = 0; i < n; i++) {
+        const svc_person *p = &people[i];
+        svc_stored st = {0};
+        fp_err rc = (p->refresh && p->src) ? FP_NOT_FOUND : svc__load(s, p->key, &st);
+        if (rc == FP_OK || !p->src) {
+            int stale = rc == FP_OK && !svc__is_fresh(s, st.fetched_at);
+            svc_waiter *fired = NULL;
+            pthread_mutex_lock(&s->mu);
+            svc_part *part = &j->parts[i];
+            if (rc == FP_OK) {
+                part->state = SVC_PART_READY;
+                part->ids = st.ids;
+                part->nids = st.n;
+                part->fetched_at = st.fetched_at;
+                part->from_store = 1;
+                st.ids = NULL;
+            } else {
+                part->state = SVC_PART_FAILED;
+                part->error = rc;
+            }
+            svc__part_settled(s, j, &fired);
+            pthread_mutex_unlock(&s->mu);
+            svc__fire(fired);
+            if (stale && p->src)
+                svc__need_fetch(s, p, NULL, 0); /* background refresh */
+        } else if (rc == FP_NOT_FOUND) {
+            svc__need_fetch(s, p, j, i);
+        } else {
+            svc_waiter *fired = NULL;
+            pthread_mutex_lock(&s->mu);
+            j->parts[i].state = SVC_PART_FAILED;
+            j->parts[i].error = rc;
+            svc__part_settled(s, j, &fired);
+            pthread_mutex_unlock(&s->mu);
+            svc__fire(fired);
+        }
+        svc__stored_free(&st);
+    }
+    return FP_OK;
+}
+
+fp_err svc_job_view_get(service *s, const char *job_id, svc_job_view *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&s->mu);
+    svc_job *j = svc__job_find(s, job_id);
+    if (!j) {
+        pthread_mutex_unlock(&s->mu);
+        return FP_NOT_FOUND;
+    }
+    snprintf(out->id, sizeof out->id, "%s", j->id);
+    out->done = j->pending == 0;
+    out->created_at = j->created_at;
+    out->nparts = j->nparts;
+    out->parts = fp_calloc(j->nparts, sizeof *out->parts);
+    for (size_t i = 0; i < j->nparts; i++) {
+        const svc_part *p = &j->parts[i];
+        svc_part_view *v = &out->parts[i];
+        if (p->person.src)
+            snprintf(v->user, sizeof v->user, "%s", p->person.user);
+        else /* the import id is a bearer token: show only a prefix */
+            snprintf(v->user, sizeof v->user, "import:%.8s", p->person.user);
+        v->source = p->person.src ? p->person.src->name : "import";
+        v->state = p->state;
+        v->pages_done = p->pages_done;
+        v->pages_total = p->pages_total;
+        v->error = p->error;
+        v->warning = p->warning;
+        v->films = p->nids;
+        v->fetched_at = p->fetched_at;
+        v->from_store = p->from_store;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return FP_OK;
+}
+
+void svc_job_view_free(svc_job_view *v)
+{
+    FP_FREE(v->parts);
+    v->nparts = 0;
+}
+
+fp_err svc_job_wait(service *s, const char *job_id, long timeout_ms, svc_wait_fn fn, void *ud)
+{
+    pthread_mutex_lock(&s->mu);
+    svc_job *j = svc__job_find(s, job_id);
+    if (!j) {
+        pthread_mutex_unlock(&s->mu);
+        return FP_NOT_FOUND;
+    }
+    if (j->pending == 0) {
+        pthread_mutex_unlock(&s->mu);
+        fn(ud, 1);
+        return FP_OK;
+    }
+    svc_waiter *w = fp_calloc(1, sizeof *w);
+    w->job = j;
+    w->fn = fn;
+    w->ud = ud;
+    w->deadline_ms = svc__mono_ms() + timeout_ms;
+    w->next = s->waiters;
+    s->waiters = w;
+    pthread_cond_signal(&s->timer_cv);
+    pthread_mutex_unlock(&s->mu);
+    return FP_OK;
+}
+
+/* The people of a finished job (copied; *ready[i] = 1 for a READY part).
+ * FP_NOT_FOUND, FP_PENDING while it runs. Caller frees both. */
+fp_err svc__job_people(service *s, const char *job_id, svc_person **people, int **ready,
+                       size_t *n)
+{
+    *people = NULL;
+    *ready = NULL;
+    *n = 0;
+    pthread_mutex_lock(&s->mu);
+    svc_job *j = svc__job_find(s, job_id);
+    fp_err rc = !j ? FP_NOT_FOUND : j->pending > 0 ? FP_PENDING : FP_OK;
+    if (rc == FP_OK) {
+        *n = j->nparts;
+        *people = fp_calloc(j->nparts, sizeof **people);
+        *ready = fp_calloc(j->nparts, sizeof **ready);
+        for (size_t i = 0; i < j->nparts; i++) {
+            (*people)[i] = j->parts[i].person;
+            (*ready)[i] = j->parts[i].state == SVC_PART_READY;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* ---- timer: waiter deadlines and job expiry ---------------------------- */
+
+void svc__job_free(svc_job *j)
+{
+    for (size_t i = 0; i < j->nparts; i++)
+        fp_free(j->parts[i].ids);
+    fp_free(j->parts);
+    fp_free(j);
+}
+
+void *svc__timer(void *arg)
+{
+    service *s = arg;
+    pthread_mutex_lock(&s->mu);
+    while (!s->stopping) {
+        long long now = svc__mono_ms(), next = now + 1000;
+        svc_waiter *fired = NULL;
+        for (svc_waiter **pp = &s->waiters; *pp;) {
+            svc_waiter *w = *pp;
+            if (w->deadline_ms <= now) {
+                *pp = w->next;
+                w->next = fired;
+                fired = w;
+            } else {
+                if (w->deadline_ms < next)
+                    next = w->deadline_ms;
+                pp = &w->next;
+            }
+        }
+        long long ttl_ms = s->cfg->job_ttl_s * 1000LL;
+        for (size_t b = 0; b < SVC_JOB_BUCKETS; b++)
+            for (svc_job **pp = &s->jobs[b]; *pp;) {
+                svc_job *j = *pp;
+                if (j->finished_ms && now - j->finished_ms > ttl_ms) {
+                    *pp = j->next;
+                    s->jobs_bytes -= j->bytes;
+                    svc__job_free(j);
+                } else {
+                    pp = &j->next;
+                }
+            }
+        if (fired) {
+            pthread_mutex_unlock(&s->mu);
+            svc__fire(fired);
+            pthread_mutex_lock(&s->mu);
+            continue;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        long long wait = next - now;
+        ts.tv_sec += wait / 1000;
+        ts.tv_nsec += (wait % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->timer_cv, &s->mu, &ts);
+    }
+    /* Shutting down: release every waiter as timed out. */
+    svc_waiter *w = s->waiters;
+    s->waiters = NULL;
+    pthread_mutex_unlock(&s->mu);
+    svc__fire(w);
+    return NULL;
+}

@@ -1,0 +1,252 @@
+/*
+ * service.c - the application core's front door: opens the backends the
+ * configuration names (storage, cache, queue, fetch client, vault, posters),
+ * starts and stops the timer and sweeper threads, stats and health.
+ */
+#include "app/app_internal.h"
+
+long long svc__mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t svc__now(void)
+{
+    return (int64_t)time(NULL);
+}
+
+/* Whether svc_close has begun: long work (a sweep) checks it between steps. */
+int svc__stopping(service *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int stop = s->stopping;
+    pthread_mutex_unlock(&s->mu);
+    return stop;
+}
+
+/* ---- posters ---------------------------------------------------------- */
+
+/* The poster path of a catalogue film, fresh from storage (a page may have
+ * given a newer image since the film was cached). */
+static fp_err svc__poster_path(void *ud, int64_t film_id, char **path)
+{
+    service *s = ud;
+    film_list l;
+    film_list_init(&l);
+    fp_err rc = s->sb->films_load(s->st, &film_id, 1, &l);
+    if (rc == FP_OK) {
+        if (l.len == 1 && l.items[0].poster && film_poster_path_ok(l.items[0].poster)) {
+            *path = l.items[0].poster;
+            l.items[0].poster = NULL;
+        } else {
+            rc = FP_NOT_FOUND;
+        }
+    }
+    film_list_free(&l);
+    return rc;
+}
+
+void svc_poster(service *s, int64_t film_id, poster_done_fn done, void *ud)
+{
+    poster_get(s->posters, film_id, done, ud);
+}
+
+void svc_posters_abort(service *s)
+{
+    poster_proxy_abort(s->posters);
+}
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+fp_err svc_open(const fp_config *cfg, int with_workers, service **out)
+{
+    vault_kek *kek = NULL;
+    *out = NULL;
+    service *s = fp_calloc(1, sizeof *s);
+    s->cfg = cfg;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->timer_cv, NULL);
+    pthread_cond_init(&s->sweep_cv, NULL);
+    pthread_mutex_init(&s->film_mu, NULL);
+    pthread_mutex_init(&s->sweep_mu, NULL);
+    pthread_rwlock_init(&s->hot_lock, NULL);
+    pthread_rwlock_init(&s->who_lock, NULL);
+    fp_err rc = FP_CRYPTO;
+    if (sodium_init() < 0)
+        goto fail;
+    crypto_shorthash_keygen(s->who_hkey);
+    /* The server key first (a bad key fails before the database is touched),
+     * then the database, then the data key stored in it, which the vault's
+     * sub-keys derive from (datakey.h): a server key that does not open it
+     * stops the start here. */
+    rc = vault_kek_open(cfg->secret_key, cfg->secret_key_file, VAULT_KEK_CREATE, &kek);
+    if (rc != FP_OK) {
+        fp_log(FP_LOG_ERROR, "vault_open_failed", "{s:s}", "error", fp_err_code(rc));
+        goto fail;
+    }
+    rc = store_open(cfg->database, &s->sb, &s->st);
+    if (rc != FP_OK) {
+        fp_log(FP_LOG_ERROR, "store_open_failed", "{s:s,s:s}", "error", fp_err_code(rc),
+               "message", fp_err_message(rc));
+        goto fail;
+    }
+    rc = s->sb->migrate(s->st, -1);
+    if (rc != FP_OK) {
+        fp_log(FP_LOG_ERROR, "migrate_failed", "{s:s}", "error", fp_err_code(rc));
+        goto fail;
+    }
+    rc = datakey_open(kek, s->sb, s->st, cfg->database, &s->v, NULL);
+    vault_kek_free(&kek);
+    if (rc != FP_OK) {
+        fp_log(FP_LOG_ERROR, "vault_open_failed", "{s:s}", "error", fp_err_code(rc));
+        goto fail;
+    }
+    s->cb = cache_backend_for(cfg->cache);
+    if (!s->cb) {
+        fp_log(FP_LOG_ERROR, "unknown_cache_backend", "{s:s}", "cache", cfg->cache);
+        rc = FP_INVALID;
+        goto fail;
+    }
+    rc = s->cb->open(cfg->cache, &s->ca);
+    if (rc != FP_OK)
+        goto fail;
+    size_t blen = strlen(cfg->letterboxd_url);
+    while (blen > 0 && cfg->letterboxd_url[blen - 1] == '/')
+        blen--;
+    s->base_url = fp_strndup(cfg->letterboxd_url, blen);
+    views_set_letterboxd_url(s->base_url);
+    fetch_options fo = {
+        .max_per_host = cfg->host_concurrency,
+        .timeout_ms = cfg->fetch_timeout_ms,
+        .retries = cfg->fetch_retries,
+        .backoff_ms = cfg->fetch_backoff_ms,
+        .retry_after_max_ms = cfg->retry_after_max_ms,
+        .max_body = 8u * 1024u * 1024u,
+        .user_agent = cfg->user_agent,
+    };
+    rc = fetch_client_new(&fo, &s->fetch);
+    if (rc != FP_OK)
+        goto fail;
+    s->env = (source_env){s->fetch, s->base_url, cfg->max_pages};
+    poster_config pc = {
+        .image_base = cfg->letterboxd_image_url,
+        .fetch = s->fetch,
+        .cb = s->cb,
+        .ca = s->ca,
+        .lookup = svc__poster_path,
+        .lookup_ud = s,
+        .ttl_s = SVC_POSTER_TTL_S,
+        .missing_ttl_s = SVC_POSTER_MISSING_TTL_S,
+        .max_bytes = SVC_POSTER_MAX_BYTES,
+    };
+    rc = poster_proxy_new(&pc, &s->posters);
+    if (rc != FP_OK)
+        goto fail;
+    s->qb = queue_backend_for(cfg->queue);
+    if (!s->qb) {
+        fp_log(FP_LOG_ERROR, "unknown_queue_backend", "{s:s}", "queue", cfg->queue);
+        rc = FP_INVALID;
+        goto fail;
+    }
+    rc = s->qb->open(cfg->queue, with_workers ? cfg->workers : 1, svc__handle_job, s, &s->q);
+    if (rc != FP_OK)
+        goto fail;
+    if (pthread_create(&s->timer, NULL, svc__timer, s) != 0) {
+        rc = FP_INTERNAL;
+        goto fail;
+    }
+    s->timer_started = 1;
+    *out = s;
+    return FP_OK;
+fail:
+    vault_kek_free(&kek);
+    svc_close(&s);
+    return rc;
+}
+
+void svc_close(service **sp)
+{
+    service *s = *sp;
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    pthread_mutex_unlock(&s->mu);
+    fetch_client_drain(s->fetch); /* no retries from now on */
+    if (s->q)
+        s->qb->close(s->q); /* drains: running fetches finish and store, queued jobs end */
+    pthread_mutex_lock(&s->mu);
+    pthread_cond_broadcast(&s->timer_cv);
+    pthread_cond_broadcast(&s->sweep_cv);
+    pthread_mutex_unlock(&s->mu);
+    if (s->timer_started)
+        pthread_join(s->timer, NULL);
+    if (s->sweeper_started) /* a running sweep stops at its next page */
+        pthread_join(s->sweeper, NULL);
+    fetch_client_free(&s->fetch);
+    poster_proxy_free(&s->posters); /* no fetch is left to land */
+    for (size_t b = 0; b < SVC_JOB_BUCKETS; b++)
+        while (s->jobs[b]) {
+            svc_job *j = s->jobs[b];
+            s->jobs[b] = j->next;
+            svc__job_free(j);
+        }
+    while (s->tasks) { /* only tasks whose job never ran */
+        svc_task *t = s->tasks;
+        s->tasks = t->next;
+        while (t->listeners) {
+            svc_listener *l = t->listeners;
+            t->listeners = l->next;
+            fp_free(l);
+        }
+        fp_free(t);
+    }
+    for (size_t b = 0; b < SVC_FILM_BUCKETS; b++)
+        while (s->films[b]) {
+            svc_film_entry *e = s->films[b];
+            s->films[b] = e->next;
+            film_clear(&e->f);
+            fp_free(e);
+        }
+    if (s->ca)
+        s->cb->close(s->ca);
+    if (s->st)
+        s->sb->close(s->st);
+    vault_free(&s->v);
+    fp_free(s->base_url);
+    svc__hot_clear(s);
+    svc__combo_clear(s);
+    svc__who_clear(s);
+    pthread_rwlock_destroy(&s->who_lock);
+    pthread_rwlock_destroy(&s->hot_lock);
+    pthread_mutex_destroy(&s->film_mu);
+    pthread_mutex_destroy(&s->sweep_mu);
+    pthread_cond_destroy(&s->timer_cv);
+    pthread_cond_destroy(&s->sweep_cv);
+    pthread_mutex_destroy(&s->mu);
+    fp_free(s);
+    *sp = NULL;
+}
+
+void svc_get_stats(service *s, svc_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (s->q)
+        s->qb->stats(s->q, &out->jobs_queued, &out->jobs_running);
+    pthread_mutex_lock(&s->mu);
+    out->groups_active = s->jobs_active;
+    out->jobs_bytes = s->jobs_bytes;
+    out->jobs_evicted = s->jobs_evicted;
+    pthread_mutex_unlock(&s->mu);
+    fetch_stats fs;
+    fetch_get_stats(s->fetch, &fs);
+    out->fetch_requests = fs.requests;
+    out->fetch_retries = fs.retries;
+}
+
+fp_err svc_health(service *s)
+{
+    return s->sb->ping(s->st);
+}
