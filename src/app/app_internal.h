@@ -244,11 +244,23 @@ typedef struct svc_keyctx {
     store *st;
 } svc_keyctx;
 
+/* Monotonic milliseconds (deadlines, memo expiry): on the warm path, so inline. */
+static inline long long svc__mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wall-clock unix seconds (fetch times, watched marks). */
+static inline int64_t svc__now(void)
+{
+    return (int64_t)time(NULL);
+}
+
 /* ---- functions one file of the core calls in another ------------------- */
 
 /* service.c */
-long long svc__mono_ms(void);
-int64_t svc__now(void);
 int svc__stopping(service *s);
 
 /* lists.c */

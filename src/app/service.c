@@ -5,18 +5,6 @@
  */
 #include "app/app_internal.h"
 
-long long svc__mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t svc__now(void)
-{
-    return (int64_t)time(NULL);
-}
-
 /* Whether svc_close has begun: long work (a sweep) checks it between steps. */
 int svc__stopping(service *s)
 {
