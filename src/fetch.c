@@ -23,6 +23,13 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "state/state.h"
+
+/* How long a full shared host limit is left before asking again, and how
+ * long a slot outlives its request timeout when its holder dies without
+ * giving it back. */
+#define FETCH_SEM_RETRY_MS 5
+#define FETCH_SEM_MARGIN_MS 5000
 
 typedef struct fetch_req {
     struct fetch_req *next;
@@ -35,12 +42,16 @@ typedef struct fetch_req {
     fp_buf body;
     int attempts;
     long long due_ms;
+    int sem_held;       /* holds a slot of the shared host limit */
+    char sem_token[33]; /* its holder token */
 } fetch_req;
 
 typedef struct fetch_host {
     struct fetch_host *next;
     char *name;
     long active;
+    char *sem_name;         /* the shared limit's name, when there is one */
+    long long sem_retry_ms; /* full: not asked again before this */
 } fetch_host;
 
 struct fetch_client {
@@ -58,7 +69,9 @@ struct fetch_client {
     fetch_req *delayed;
     fetch_req *running; /* in the multi handle */
     fetch_host *hosts;
-    atomic_ullong n_requests, n_retries, n_in_flight, n_queued;
+    atomic_ullong n_requests, n_retries, n_in_flight, n_queued, n_sem_waits, n_sem_failures;
+    int sem_blocked; /* fetch thread: a host waits for a shared slot */
+    int sem_warned;  /* fetch thread: the shared limit's failure was logged */
 };
 
 static long long fetch__now_ms(void)
@@ -92,6 +105,8 @@ static fetch_host *fetch__host(fetch_client *c, const char *name)
             return h;
     fetch_host *h = fp_calloc(1, sizeof *h);
     h->name = fp_strdup(name);
+    if (c->opt.sem)
+        h->sem_name = fp_printf("%s%s", c->opt.sem_prefix ? c->opt.sem_prefix : "sem:host:", name);
     h->next = c->hosts;
     c->hosts = h;
     return h;
@@ -175,6 +190,56 @@ static fp_err fetch__start(fetch_client *c, fetch_req *r)
     return FP_OK;
 }
 
+/* The shared host limit: 1 when r may start (it holds a slot, or there is
+ * no shared limit, or it cannot be asked: then this client's own count
+ * still holds), 0 when every slot is held elsewhere. Fetch thread only. */
+static int fetch__sem_take(fetch_client *c, fetch_host *h, fetch_req *r)
+{
+    if (!c->opt.sem || r->sem_held)
+        return 1;
+    long long now = fetch__now_ms();
+    if (now < h->sem_retry_ms) {
+        c->sem_blocked = 1;
+        return 0;
+    }
+    if (!r->sem_token[0]) {
+        unsigned char raw[16];
+        randombytes_buf(raw, sizeof raw);
+        sodium_bin2hex(r->sem_token, sizeof r->sem_token, raw, sizeof raw);
+    }
+    fp_err rc = c->opt.sem->sem_take(c->opt.sem_state, h->sem_name, c->opt.max_per_host,
+                                     r->sem_token, c->opt.timeout_ms + FETCH_SEM_MARGIN_MS);
+    if (rc == FP_OK) {
+        r->sem_held = 1;
+        return 1;
+    }
+    if (rc == FP_CONFLICT) {
+        h->sem_retry_ms = now + FETCH_SEM_RETRY_MS;
+        c->sem_blocked = 1;
+        atomic_fetch_add(&c->n_sem_waits, 1);
+        return 0;
+    }
+    atomic_fetch_add(&c->n_sem_failures, 1);
+    if (!c->sem_warned) {
+        c->sem_warned = 1;
+        fp_log(FP_LOG_WARN, "fetch_host_limit_unshared", "{s:s,s:s}", "host", h->name, "error",
+               fp_err_code(rc));
+    }
+    return 1;
+}
+
+/* Gives r's shared slot back. Fetch thread only. */
+static void fetch__sem_drop(fetch_client *c, fetch_req *r)
+{
+    if (!r->sem_held)
+        return;
+    r->sem_held = 0;
+    fetch_host *h = fetch__host(c, r->host);
+    if (c->opt.sem->sem_drop(c->opt.sem_state, h->sem_name, r->sem_token) != FP_OK)
+        atomic_fetch_add(&c->n_sem_failures, 1); /* it expires by itself */
+    h->sem_retry_ms = 0; /* a slot is free now: ask again at once */
+}
+
 /* Starts queued requests whose host has a free slot, in FIFO order. */
 static void fetch__pump(fetch_client *c)
 {
@@ -182,7 +247,7 @@ static void fetch__pump(fetch_client *c)
     while (*pp) {
         fetch_req *r = *pp;
         fetch_host *h = fetch__host(c, r->host);
-        if (h->active >= c->opt.max_per_host) {
+        if (h->active >= c->opt.max_per_host || !fetch__sem_take(c, h, r)) {
             prev = r;
             pp = &r->next;
             continue;
@@ -194,6 +259,7 @@ static void fetch__pump(fetch_client *c)
         atomic_fetch_sub(&c->n_queued, 1);
         fp_err rc = fetch__start(c, r);
         if (rc != FP_OK) {
+            fetch__sem_drop(c, r);
             fetch__complete(r, rc, 0, -1, 0);
             continue;
         }
@@ -248,6 +314,7 @@ static void fetch__finished(fetch_client *c, CURL *e, CURLcode result)
     r->next = NULL;
     atomic_fetch_sub(&c->n_in_flight, 1);
     fetch__host(c, r->host)->active--;
+    fetch__sem_drop(c, r);
 
     fp_err err = FP_OK;
     long status = 0, retry_after = -1;
@@ -322,6 +389,7 @@ static void *fetch__thread(void *arg)
                 pp = &r->next;
             }
         }
+        c->sem_blocked = 0;
         fetch__pump(c);
 
         int running = 0;
@@ -342,12 +410,16 @@ static void *fetch__thread(void *arg)
             long long d = next_due - fetch__now_ms();
             wait = d < 0 ? 0 : (d < wait ? (int)d : wait);
         }
+        if (c->sem_blocked && wait > FETCH_SEM_RETRY_MS)
+            wait = FETCH_SEM_RETRY_MS;
         curl_multi_poll(c->multi, NULL, 0, wait, NULL);
     }
 
     /* Shutdown: everything still here completes with FP_UNAVAILABLE. */
-    for (fetch_req *r = c->running; r; r = r->next)
+    for (fetch_req *r = c->running; r; r = r->next) {
         curl_multi_remove_handle(c->multi, r->easy);
+        fetch__sem_drop(c, r);
+    }
     fetch__fail_list(c->running);
     c->running = NULL;
     fetch__fail_list(c->ready);
@@ -422,6 +494,7 @@ void fetch_client_free(fetch_client **cp)
     while (c->hosts) {
         fetch_host *h = c->hosts;
         c->hosts = h->next;
+        fp_free(h->sem_name);
         fp_free(h->name);
         fp_free(h);
     }
@@ -483,6 +556,8 @@ void fetch_get_stats(fetch_client *c, fetch_stats *out)
     out->retries = atomic_load(&c->n_retries);
     out->in_flight = atomic_load(&c->n_in_flight);
     out->queued = atomic_load(&c->n_queued);
+    out->sem_waits = atomic_load(&c->n_sem_waits);
+    out->sem_failures = atomic_load(&c->n_sem_failures);
 }
 
 /* ---- batches ---------------------------------------------------------- */

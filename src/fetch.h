@@ -29,6 +29,15 @@ typedef struct fetch_options {
     long retry_after_max_ms; /* cap on Retry-After */
     size_t max_body;         /* larger bodies fail with FP_TOO_LARGE */
     const char *user_agent;
+    /* The per-host limit shared with other processes (several workers):
+     * when sem is set, a request also needs one of max_per_host slots of the
+     * semaphore "<sem_prefix><host>" in sem_state before it is sent (taken on
+     * the fetch thread, never waiting: a full host is asked again every few
+     * milliseconds) and gives it back when its answer is in, or before it
+     * waits out a retry. NULL: this client's own count is the whole limit. */
+    const struct state_backend *sem;
+    struct state *sem_state;
+    const char *sem_prefix;
 } fetch_options;
 
 typedef struct fetch_response {
@@ -67,6 +76,8 @@ typedef struct fetch_stats {
     unsigned long long retries;
     unsigned long long in_flight;
     unsigned long long queued;
+    unsigned long long sem_waits;    /* starts put off because the shared host limit was full */
+    unsigned long long sem_failures; /* the shared limit could not be asked: local limit only */
 } fetch_stats;
 void fetch_get_stats(fetch_client *c, fetch_stats *out);
 
