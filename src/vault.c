@@ -618,6 +618,76 @@ out:
     return rc;
 }
 
+/* The additional data of a bytes blob: a domain byte no list blob's AD
+ * starts with (theirs is VAULT_BLOB_VERSION followed by a person key of
+ * fixed length), then the label. */
+#define VAULT_BYTES_DOMAIN 0xB5
+#define VAULT_LABEL_MAX 200
+
+static fp_err vault_bytes_ad(const char *label, uint8_t ad[1 + VAULT_LABEL_MAX], size_t *ad_len)
+{
+    size_t n = label ? strlen(label) : 0;
+    if (n > VAULT_LABEL_MAX)
+        return FP_INVALID;
+    ad[0] = VAULT_BYTES_DOMAIN;
+    memcpy(ad + 1, label, n);
+    *ad_len = 1 + n;
+    return FP_OK;
+}
+
+fp_err vault_seal_bytes(const vault *v, const char *label, const void *pt, size_t len,
+                        uint8_t **blob, size_t *blob_len)
+{
+    uint8_t ad[1 + VAULT_LABEL_MAX];
+    size_t ad_len = 0;
+    *blob = NULL;
+    *blob_len = 0;
+    fp_err rc = vault_bytes_ad(label, ad, &ad_len);
+    if (rc != FP_OK)
+        return rc;
+    uint8_t *b = fp_malloc(VAULT_BLOB_OVERHEAD + len);
+    b[0] = VAULT_BLOB_VERSION;
+    randombytes_buf(b + 1, VAULT_NONCE_BYTES);
+    unsigned long long clen = 0;
+    if (crypto_aead_xchacha20poly1305_ietf_encrypt(b + 1 + VAULT_NONCE_BYTES, &clen, pt, len, ad,
+                                                   ad_len, NULL, b + 1, v->seal_key) != 0 ||
+        clen != len + VAULT_TAG_BYTES) {
+        fp_free(b);
+        return FP_CRYPTO;
+    }
+    *blob = b;
+    *blob_len = VAULT_BLOB_OVERHEAD + len;
+    return FP_OK;
+}
+
+fp_err vault_unseal_bytes(const vault *v, const char *label, const uint8_t *blob, size_t blob_len,
+                          uint8_t **pt, size_t *len)
+{
+    uint8_t ad[1 + VAULT_LABEL_MAX];
+    size_t ad_len = 0;
+    *pt = NULL;
+    *len = 0;
+    fp_err rc = vault_bytes_ad(label, ad, &ad_len);
+    if (rc != FP_OK)
+        return rc;
+    if (!blob || blob_len < VAULT_BLOB_OVERHEAD || blob[0] != VAULT_BLOB_VERSION)
+        return FP_CORRUPT;
+    size_t n = blob_len - VAULT_BLOB_OVERHEAD;
+    uint8_t *out = fp_malloc(n + 1);
+    unsigned long long mlen = 0;
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, &mlen, NULL, blob + 1 + VAULT_NONCE_BYTES,
+                                                   blob_len - 1 - VAULT_NONCE_BYTES, ad, ad_len,
+                                                   blob + 1, v->seal_key) != 0 ||
+        mlen != n) {
+        fp_free(out);
+        return FP_CORRUPT;
+    }
+    out[n] = 0;
+    *pt = out;
+    *len = n;
+    return FP_OK;
+}
+
 fp_err vault_unseal(const vault *v, const uint8_t person_key[VAULT_KEY_BYTES], const uint8_t *blob,
                     size_t blob_len, int64_t **ids, size_t *n)
 {

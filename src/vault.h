@@ -113,6 +113,17 @@ fp_err vault_seal(const vault *v, const uint8_t person_key[VAULT_KEY_BYTES], con
 fp_err vault_unseal(const vault *v, const uint8_t person_key[VAULT_KEY_BYTES], const uint8_t *blob,
                     size_t blob_len, int64_t **ids, size_t *n) FP_WARN_UNUSED;
 
+/* Seals any bytes (a queued job naming a person, a shared job or session
+ * document) for `label`, which says what they are ("job", "sess:<id>"...):
+ * a blob sealed for one label does not open for another, nor as a list.
+ * Caller frees *blob. */
+fp_err vault_seal_bytes(const vault *v, const char *label, const void *pt, size_t len,
+                        uint8_t **blob, size_t *blob_len) FP_WARN_UNUSED;
+/* Caller frees *pt (NUL-terminated beyond *len). FP_CORRUPT when the blob
+ * fails authentication (wrong label, key or bytes). */
+fp_err vault_unseal_bytes(const vault *v, const char *label, const uint8_t *blob, size_t blob_len,
+                          uint8_t **pt, size_t *len) FP_WARN_UNUSED;
+
 #define VAULT_MAC_HEX 64
 /* HMAC-SHA-512-256 (crypto_auth, its own derived key) of msg as hex: the
  * CSRF token of a client id. */

@@ -4,6 +4,7 @@
  * vault.h the tests rebuild it independently with libsodium, so a change of
  * construction (context, sub-key id, associated data, layout) fails here.
  */
+#define _GNU_SOURCE /* memmem */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -282,6 +283,46 @@ static void test_seal_roundtrip(void **state)
     assert_int_equal(len, VAULT_BLOB_OVERHEAD + 3 + 100000);
     fp_free(blob);
     fp_free(many);
+    vault_free(&v);
+}
+
+/* Bytes sealed for a label open for that label only, never as a list, and
+ * never after a bit flip or with another key. */
+static void test_seal_bytes(void **state)
+{
+    (void)state;
+    vault *v = open_test_vault(MASTER_HEX);
+    static const char msg[] = "{\"src\":\"lb\",\"user\":\"alice\"}";
+    uint8_t *blob = NULL, *pt = NULL;
+    size_t len = 0, n = 0;
+    assert_int_equal(vault_seal_bytes(v, "job", msg, strlen(msg), &blob, &len), FP_OK);
+    assert_int_equal(len, VAULT_BLOB_OVERHEAD + strlen(msg));
+    assert_null(memmem(blob, len, "alice", 5));
+    assert_int_equal(vault_unseal_bytes(v, "job", blob, len, &pt, &n), FP_OK);
+    assert_int_equal(n, strlen(msg));
+    assert_string_equal((char *)pt, msg);
+    fp_free(pt);
+    assert_int_equal(vault_unseal_bytes(v, "sess:x", blob, len, &pt, &n), FP_CORRUPT);
+    assert_null(pt);
+    uint8_t pk[32];
+    vault_person_key(v, "lb", "alice", pk);
+    int64_t *ids = NULL;
+    assert_int_equal(vault_unseal(v, pk, blob, len, &ids, &n), FP_CORRUPT);
+    for (size_t i = 0; i < len; i++) {
+        blob[i] ^= 0x10;
+        assert_int_equal(vault_unseal_bytes(v, "job", blob, len, &pt, &n), FP_CORRUPT);
+        blob[i] ^= 0x10;
+    }
+    vault *other = open_test_vault("1111111111111111111111111111111111111111111111111111111111111111");
+    assert_int_equal(vault_unseal_bytes(other, "job", blob, len, &pt, &n), FP_CORRUPT);
+    vault_free(&other);
+    fp_free(blob);
+    /* Empty bytes seal too. */
+    assert_int_equal(vault_seal_bytes(v, "job", "", 0, &blob, &len), FP_OK);
+    assert_int_equal(vault_unseal_bytes(v, "job", blob, len, &pt, &n), FP_OK);
+    assert_int_equal(n, 0);
+    fp_free(pt);
+    fp_free(blob);
     vault_free(&v);
 }
 
@@ -852,6 +893,7 @@ int main(void)
         cmocka_unit_test(test_sealed_hostile),
         cmocka_unit_test(test_seal_roundtrip),
         cmocka_unit_test(test_seal_is_randomised),
+        cmocka_unit_test(test_seal_bytes),
         cmocka_unit_test(test_unseal_wrong_person_or_key),
         cmocka_unit_test(test_unseal_tampering),
         cmocka_unit_test(test_hex_keys),
