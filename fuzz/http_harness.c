@@ -225,7 +225,7 @@ void fz_http_init(void)
     if (config_from_env(&fz.cfg) != FP_OK)
         fz__die("bad settings");
     fp_log_set_level(FP_LOG_ERROR);
-    if (svc_open(&fz.cfg, 1, &fz.svc) != FP_OK)
+    if (svc_open(&fz.cfg, SVC_ROLE_SERVE, &fz.svc) != FP_OK)
         fz__die("svc_open failed");
     if (sessions_open(&fz.cfg, fz.svc, &fz.sess) != FP_OK)
         fz__die("sessions_open failed");

@@ -32,8 +32,15 @@ static const cfg_opt cfg_opts[] = {
      "HTTP API address, host:port"},
     {"database", "FILMPICKER_DATABASE", S(database), "filmpicker.db", 0, 0,
      "SQLite database path (or sqlite:PATH)"},
-    {"queue", "FILMPICKER_QUEUE", S(queue), "inproc", 0, 0, "job queue backend: inproc"},
-    {"cache", "FILMPICKER_CACHE", S(cache), "inproc", 0, 0, "cache backend: inproc"},
+    {"queue", "FILMPICKER_QUEUE", S(queue), "inproc", 0, 0,
+     "job queue backend: inproc, or amqp://user:password@host:port/ (RabbitMQ: fetches run "
+     "in `filmpicker worker` processes)"},
+    {"cache", "FILMPICKER_CACHE", S(cache), "inproc", 0, 0,
+     "cache backend: inproc, or redis://[:password@]host:port/db (shared by every instance; "
+     "also the shared state and rate-limit buckets unless those are set)"},
+    {"state", "FILMPICKER_STATE", S(state), NULL, 0, 0,
+     "shared-state backend (task documents, leases, the event bus): inproc or redis://...; "
+     "unset: the cache's Redis, else inproc"},
     {"letterboxd-url", "FILMPICKER_LETTERBOXD_URL", U(letterboxd_url), "https://letterboxd.com",
      0, 0, "Letterboxd base URL (point tests at a fake site)"},
     {"letterboxd-image-url", "FILMPICKER_LETTERBOXD_IMAGE_URL", U(letterboxd_image_url),
@@ -119,8 +126,8 @@ static const cfg_opt cfg_opts[] = {
     {"allowed-hosts", "FILMPICKER_ALLOWED_HOSTS", S(allowed_hosts), NULL, 0, 0,
      "comma-separated host names accepted in the Host header besides the listen address, "
      "the public-url host, localhost and IP addresses"},
-    {"ratelimit", "FILMPICKER_RATELIMIT", S(ratelimit), "inproc", 0, 0,
-     "rate-limit bucket backend: inproc"},
+    {"ratelimit", "FILMPICKER_RATELIMIT", S(ratelimit), NULL, 0, 0,
+     "rate-limit bucket backend: inproc or redis://...; unset: the cache's Redis, else inproc"},
     {"rate-fetch-burst", "FILMPICKER_RATE_FETCH_BURST", L(rate_fetch_burst), "20", 0, 1000000,
      "lists one client address may have fetched from a watchlist site at once (a browser: "
      "half); 0: no limit"},
@@ -293,4 +300,13 @@ void config_free(fp_config *c)
             char **s = (char **)((char *)c + cfg_opts[i].offset);
             FP_FREE(*s);
         }
+}
+
+const char *cfg_shared_url(const fp_config *c, const char *url)
+{
+    if (url && *url)
+        return url;
+    if (c->cache && (strncmp(c->cache, "redis://", 8) == 0 || strncmp(c->cache, "rediss://", 9) == 0))
+        return c->cache;
+    return "inproc";
 }

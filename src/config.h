@@ -14,7 +14,7 @@
 
 typedef struct fp_config {
     char *listen;             /* host:port of the HTTP API */
-    char *database;           /* SQLite path (or sqlite:PATH); later postgresql:// */
+    char *database;           /* SQLite path (or sqlite:PATH), or postgresql://... */
     char *queue;              /* job queue backend URL: "inproc" */
     char *cache;              /* cache backend URL: "inproc" */
     char *letterboxd_url;     /* base URL of Letterboxd (a fake site in tests) */
@@ -55,7 +55,8 @@ typedef struct fp_config {
     long stream_max_life_s;   /* an event stream ends after this; the client reconnects */
     char *trusted_proxies;    /* addresses/networks whose X-Forwarded-* is believed */
     char *allowed_hosts;      /* extra Host names accepted (besides listen, public-url) */
-    char *ratelimit;          /* rate-limit bucket backend URL: "inproc" */
+    char *state;              /* shared-state backend URL; NULL: follows the cache */
+    char *ratelimit;          /* rate-limit bucket backend URL; NULL: follows the cache */
     long rate_fetch_burst, rate_fetch_per_min;     /* lists fetched from a site */
     long rate_import_burst, rate_import_per_min;   /* export uploads */
     long rate_session_burst, rate_session_per_min; /* sessions created */
@@ -85,5 +86,9 @@ fp_err config_apply_flags(fp_config *c, int argc, char **argv, int first, char *
 /* Prints every setting: flag, variable, default, help. */
 void config_print_help(FILE *out);
 void config_free(fp_config *c);
+/* The backend URL of a piece of shared state (the state, the rate-limit
+ * buckets): url when set, else the cache's URL when the cache is Redis
+ * (several processes share one), else "inproc". Never NULL. */
+const char *cfg_shared_url(const fp_config *c, const char *url);
 
 #endif

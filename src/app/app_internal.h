@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sodium.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@
 #include "core/mem.h"
 #include "metrics.h"
 #include "queue/queue.h"
+#include "state/state.h"
 #include "store/store.h"
 #include "views.h"
 #include "watched.h"
@@ -65,6 +67,8 @@ typedef struct svc_task {
     int pages_done, pages_total;
     fp_err retrying; /* why the last failed page is being tried again, FP_OK once one was read */
     svc_listener *listeners;
+    long long since_ms;  /* wall clock: this process began waiting (a fetch ending before is not it) */
+    long long polled_ms; /* monotonic: its task document was last read by the timer */
 } svc_task;
 
 typedef struct svc_part {
@@ -152,6 +156,15 @@ struct service {
     cache *ca;
     const queue_backend *qb;
     queue *q;
+    int remote_queue;          /* the queue is a broker: fetches run in worker processes */
+    const state_backend *stb;  /* shared state (state.h): task documents, leases, the bus */
+    state *sts;
+    int shared_state;          /* stb is shared with other processes (not inproc) */
+    char instance[33];         /* this process, on the bus */
+    pthread_t bus;             /* svc__bus_main, when the state is shared */
+    int bus_started;
+    long long tasks_polled_ms; /* the timer's last svc__tasks_poll (under mu) */
+    atomic_ullong lease_waits, fetches_skipped, bus_send_failures, bus_read_failures;
     vault *v;
     fetch_client *fetch;
     poster_proxy *posters;
@@ -264,6 +277,7 @@ static inline int64_t svc__now(void)
 int svc__stopping(service *s);
 
 /* lists.c */
+void svc__list_changed(service *s, const uint8_t key[VAULT_KEY_BYTES]);
 void svc__stored_free(svc_stored *st);
 void svc__combo_clear(service *s);
 void svc__hot_clear(service *s);
@@ -288,10 +302,12 @@ fp_err svc__store_fresh(service *s, const uint8_t key[VAULT_KEY_BYTES], const in
 void svc__who_clear(service *s);
 
 /* tasks.c */
+queue_verdict svc__handle_job(void *ctx, queue_delivery *d);
+void *svc__bus_main(void *arg);
+void svc__tasks_poll(service *s);
 void svc__need_fetch(service *s, const svc_person *p, svc_job *j, size_t part);
 fp_err svc__fetch_and_store(service *s, const svc_person *p, source_progress_fn progress,
                             void *ud);
-void svc__handle_job(void *ctx, const char *payload, size_t len);
 
 /* jobs.c */
 svc_job *svc__job_find(service *s, const char *id);

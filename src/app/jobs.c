@@ -292,6 +292,13 @@ void *svc__timer(void *arg)
             pthread_mutex_lock(&s->mu);
             continue;
         }
+        if (s->tasks && now - s->tasks_polled_ms >= 1000) {
+            s->tasks_polled_ms = now; /* the task documents of old waits (tasks.c) */
+            pthread_mutex_unlock(&s->mu);
+            svc__tasks_poll(s);
+            pthread_mutex_lock(&s->mu);
+            continue;
+        }
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         long long wait = next - now;

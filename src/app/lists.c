@@ -79,6 +79,13 @@ static void svc__hot_drop(service *s, const uint8_t key[VAULT_KEY_BYTES])
     pthread_rwlock_unlock(&s->hot_lock);
 }
 
+/* Another process stored this person's list: the decoded copy and every
+ * group memo built on it are out of date here. */
+void svc__list_changed(service *s, const uint8_t key[VAULT_KEY_BYTES])
+{
+    svc__hot_drop(s, key);
+}
+
 static void svc__hot_put(service *s, const uint8_t key[VAULT_KEY_BYTES], const int64_t *ids,
                          size_t n, int64_t fetched_at, int64_t version)
 {

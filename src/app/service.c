@@ -48,7 +48,7 @@ void svc_posters_abort(service *s)
 
 /* ---- lifecycle --------------------------------------------------------- */
 
-fp_err svc_open(const fp_config *cfg, int with_workers, service **out)
+fp_err svc_open(const fp_config *cfg, svc_role role, service **out)
 {
     vault_kek *kek = NULL;
     *out = NULL;
@@ -91,6 +91,22 @@ fp_err svc_open(const fp_config *cfg, int with_workers, service **out)
         fp_log(FP_LOG_ERROR, "vault_open_failed", "{s:s}", "error", fp_err_code(rc));
         goto fail;
     }
+    /* The shared state follows the cache unless set: a Redis cache means
+     * several processes, so their state is shared through it too. */
+    const char *state_url = cfg_shared_url(cfg, cfg->state);
+    s->stb = state_backend_for(state_url);
+    if (!s->stb) {
+        fp_log(FP_LOG_ERROR, "unknown_state_backend", "{s:s}", "state", state_url);
+        rc = FP_INVALID;
+        goto fail;
+    }
+    rc = s->stb->open(state_url, &s->sts);
+    if (rc != FP_OK) {
+        fp_log(FP_LOG_ERROR, "state_open_failed", "{s:s}", "error", fp_err_code(rc));
+        goto fail;
+    }
+    s->shared_state = s->stb != &state_backend_inproc;
+    vault_random_token(s->instance, 16);
     s->cb = cache_backend_for(cfg->cache);
     if (!s->cb) {
         fp_log(FP_LOG_ERROR, "unknown_cache_backend", "{s:s}", "cache", cfg->cache);
@@ -113,6 +129,10 @@ fp_err svc_open(const fp_config *cfg, int with_workers, service **out)
         .retry_after_max_ms = cfg->retry_after_max_ms,
         .max_body = 8u * 1024u * 1024u,
         .user_agent = cfg->user_agent,
+        /* Several workers keep the per-host limit together. */
+        .sem = s->shared_state ? s->stb : NULL,
+        .sem_state = s->shared_state ? s->sts : NULL,
+        .sem_prefix = "sem:host:",
     };
     rc = fetch_client_new(&fo, &s->fetch);
     if (rc != FP_OK)
@@ -138,9 +158,36 @@ fp_err svc_open(const fp_config *cfg, int with_workers, service **out)
         rc = FP_INVALID;
         goto fail;
     }
-    rc = s->qb->open(cfg->queue, with_workers ? cfg->workers : 1, svc__handle_job, s, &s->q);
-    if (rc != FP_OK)
+    s->remote_queue = s->qb != &queue_backend_inproc;
+    if (s->remote_queue && !s->shared_state) {
+        /* Workers elsewhere could never tell this process that a fetch ended. */
+        fp_log(FP_LOG_ERROR, "queue_needs_shared_state", "{s:s}", "message",
+               "a broker queue needs shared state: set FILMPICKER_CACHE=redis://...");
+        rc = FP_INVALID;
         goto fail;
+    }
+    if (role == SVC_ROLE_WORKER && !s->remote_queue) {
+        fp_log(FP_LOG_ERROR, "worker_needs_broker", "{s:s}", "message",
+               "filmpicker worker consumes a broker queue: set FILMPICKER_QUEUE=amqp://...");
+        rc = FP_INVALID;
+        goto fail;
+    }
+    /* With a broker, only workers fetch; in process, serve runs the
+     * workers itself and a one-off command one. */
+    queue_opts qo = {.consumers = s->remote_queue ? (role == SVC_ROLE_WORKER ? cfg->workers : 0)
+                                                  : (role == SVC_ROLE_TOOL ? 1 : cfg->workers)};
+    rc = s->qb->open(cfg->queue, &qo, svc__handle_job, s, &s->q);
+    if (rc != FP_OK) {
+        fp_log(FP_LOG_ERROR, "queue_open_failed", "{s:s}", "error", fp_err_code(rc));
+        goto fail;
+    }
+    if (s->shared_state) {
+        if (pthread_create(&s->bus, NULL, svc__bus_main, s) != 0) {
+            rc = FP_INTERNAL;
+            goto fail;
+        }
+        s->bus_started = 1;
+    }
     if (pthread_create(&s->timer, NULL, svc__timer, s) != 0) {
         rc = FP_INTERNAL;
         goto fail;
@@ -171,10 +218,14 @@ void svc_close(service **sp)
     pthread_mutex_unlock(&s->mu);
     if (s->timer_started)
         pthread_join(s->timer, NULL);
+    if (s->bus_started) /* its read blocks at most half a second */
+        pthread_join(s->bus, NULL);
     if (s->sweeper_started) /* a running sweep stops at its next page */
         pthread_join(s->sweeper, NULL);
     fetch_client_free(&s->fetch);
     poster_proxy_free(&s->posters); /* no fetch is left to land */
+    if (s->sts)
+        s->stb->close(s->sts);
     for (size_t b = 0; b < SVC_JOB_BUCKETS; b++)
         while (s->jobs[b]) {
             svc_job *j = s->jobs[b];
@@ -222,7 +273,12 @@ void svc_get_stats(service *s, svc_stats *out)
 {
     memset(out, 0, sizeof *out);
     if (s->q)
-        s->qb->stats(s->q, &out->jobs_queued, &out->jobs_running);
+        s->qb->stats(s->q, &out->queue);
+    out->jobs_queued = (size_t)out->queue.queued;
+    out->jobs_running = (size_t)out->queue.running;
+    out->lease_waits = atomic_load(&s->lease_waits);
+    out->fetches_skipped = atomic_load(&s->fetches_skipped);
+    out->bus_failures = atomic_load(&s->bus_send_failures) + atomic_load(&s->bus_read_failures);
     pthread_mutex_lock(&s->mu);
     out->groups_active = s->jobs_active;
     out->jobs_bytes = s->jobs_bytes;
@@ -232,6 +288,7 @@ void svc_get_stats(service *s, svc_stats *out)
     fetch_get_stats(s->fetch, &fs);
     out->fetch_requests = fs.requests;
     out->fetch_retries = fs.retries;
+    out->host_limit_waits = fs.sem_waits;
 }
 
 fp_err svc_health(service *s)

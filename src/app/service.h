@@ -23,16 +23,27 @@
 #include "film.h"
 #include "import/import.h"
 #include "pick.h"
+#include "queue/queue.h"
 #include "poster.h"
 #include "source/source.h"
 #include "vault.h"
 
 typedef struct service service;
 
+/* What the process is for, which says who runs the fetches: with the
+ * in-process queue, serve runs cfg->workers fetch threads and a one-off
+ * command (pick, scrape, import...) one; with a broker queue neither fetches
+ * (they queue fetches and hear of their end through the shared state) and
+ * `filmpicker worker` runs cfg->workers consumers. */
+typedef enum svc_role {
+    SVC_ROLE_TOOL = 0,
+    SVC_ROLE_SERVE = 1,
+    SVC_ROLE_WORKER = 2,
+} svc_role;
+
 /* Opens every backend named by cfg and migrates storage to the latest
- * version. with_workers 0 starts a single fetch worker instead of
- * cfg->workers. */
-fp_err svc_open(const fp_config *cfg, int with_workers, service **out) FP_WARN_UNUSED;
+ * version. */
+fp_err svc_open(const fp_config *cfg, svc_role role, service **out) FP_WARN_UNUSED;
 /* Graceful: lets queued and running fetches finish, then frees everything. */
 void svc_close(service **s);
 
@@ -234,7 +245,12 @@ fp_err svc_person_films(service *s, const svc_person *p, film_list *out) FP_WARN
 /* ---- operations ------------------------------------------------------- */
 
 typedef struct svc_stats {
+    queue_stats queue;                /* the fetch job queue's own counters */
     size_t jobs_queued, jobs_running; /* fetch jobs in the queue */
+    unsigned long long lease_waits;      /* fetches that waited for another worker's lease */
+    unsigned long long fetches_skipped;  /* fetches found done by another worker meanwhile */
+    unsigned long long bus_failures;     /* shared-state events not sent or not read */
+    unsigned long long host_limit_waits; /* requests put off by the shared per-host limit */
     size_t groups_active;             /* unfinished group jobs */
     unsigned long long fetch_requests, fetch_retries;
     size_t jobs_bytes;                /* lists held by finished jobs */

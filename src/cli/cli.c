@@ -52,6 +52,7 @@ static void cli_usage(FILE *out)
           "commands:\n"
           "  serve                      run the HTTP API (FILMPICKER_LISTEN)\n"
           "  migrate up|down [N]|status apply, revert or show schema migrations\n"
+          "  worker                     run fetch jobs from the broker queue (the scaled set-up)\n"
           "  pick PROFILE...            the films everyone wants to see, ranked\n"
           "  scrape PROFILE             one person's watchlist\n"
           "  import FILE                import a Letterboxd export (.csv or .zip)\n"
@@ -110,6 +111,12 @@ static const char *const cli_help[][2] = {
               "seconds: opens every stored watchlist and watched set, marks the catalogue\n"
               "films none of them uses, and deletes those marked more than\n"
               "--catalogue-grace seconds ago (0: at once).\n"},
+    {"worker", "usage: filmpicker worker [SETTINGS]\n"
+               "Runs fetch jobs from the broker queue (FILMPICKER_QUEUE=amqp://...) on\n"
+               "--workers consumers until SIGTERM or SIGINT, then stops gracefully: running\n"
+               "fetches are stored and acknowledged, queued ones stay for other workers.\n"
+               "Needs the shared state (FILMPICKER_CACHE=redis://...) and the database the\n"
+               "API instances use. `serve` with a broker queue fetches nothing itself.\n"},
 };
 
 static int cli_print_help(const char *cmd)
@@ -132,7 +139,8 @@ static int cli_parse(int argc, char **argv, cli_args *a)
     a->limit = 50;
     if (config_from_env(&a->cfg) != FP_OK)
         return 2;
-    if (!getenv("FILMPICKER_LOG_LEVEL") && strcmp(argv[1], "serve") != 0)
+    if (!getenv("FILMPICKER_LOG_LEVEL") && strcmp(argv[1], "serve") != 0 &&
+        strcmp(argv[1], "worker") != 0)
         fp_log_set_level(FP_LOG_WARN); /* keep command output readable */
     char **rest = fp_calloc((size_t)argc, sizeof *rest);
     int nrest = 0;
@@ -150,7 +158,7 @@ static int cli_parse(int argc, char **argv, cli_args *a)
     int level_given = getenv("FILMPICKER_LOG_LEVEL") != NULL;
     for (int i = 2; i < argc; i++)
         level_given |= strncmp(argv[i], "--log-level", 11) == 0;
-    if (level_given || strcmp(argv[1], "serve") == 0)
+    if (level_given || strcmp(argv[1], "serve") == 0 || strcmp(argv[1], "worker") == 0)
         fp_log_set_level((fp_log_level)lvl);
     a->rest = fp_calloc((size_t)argc, sizeof *a->rest);
     for (int i = 0; i < nrest; i++) {
@@ -262,7 +270,7 @@ static int cli_serve(cli_args *a)
     signal(SIGPIPE, SIG_IGN);
 
     service *svc = NULL;
-    fp_err rc = svc_open(&a->cfg, 1, &svc);
+    fp_err rc = svc_open(&a->cfg, SVC_ROLE_SERVE, &svc);
     if (rc != FP_OK)
         return cli_start_fail(&a->cfg, rc);
     rc = svc_start_sweeper(svc);
@@ -292,6 +300,34 @@ static int cli_serve(cli_args *a)
     http_server_stop(&http, a->cfg.compat_wait_ms + 3000);
     svc_close(&svc); /* drains fetches, which still report to the sessions */
     sessions_free(&sess);
+    fp_log(FP_LOG_INFO, "stopped", NULL);
+    return 0;
+}
+
+/* ---- worker ------------------------------------------------------------- */
+
+static int cli_worker(cli_args *a)
+{
+    if (a->nrest) {
+        fprintf(stderr, "filmpicker worker: unexpected argument '%s'\n", a->rest[0]);
+        return 2;
+    }
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    service *svc = NULL;
+    fp_err rc = svc_open(&a->cfg, SVC_ROLE_WORKER, &svc);
+    if (rc != FP_OK)
+        return cli_start_fail(&a->cfg, rc);
+    fp_log(FP_LOG_INFO, "worker_started", "{s:i}", "consumers", (int)a->cfg.workers);
+    int sig = 0;
+    sigwait(&set, &sig);
+    fp_log(FP_LOG_INFO, "stopping", "{s:i}", "signal", sig);
+    svc_close(&svc); /* running fetches finish, are stored and acknowledged */
     fp_log(FP_LOG_INFO, "stopped", NULL);
     return 0;
 }
@@ -390,7 +426,7 @@ static int cli_pick(cli_args *a)
         return 2;
     }
     service *svc = NULL;
-    fp_err rc = svc_open(&a->cfg, 1, &svc);
+    fp_err rc = svc_open(&a->cfg, SVC_ROLE_SERVE, &svc);
     if (rc != FP_OK)
         return cli_start_fail(&a->cfg, rc);
     int status = 1;
@@ -522,7 +558,7 @@ static int cli_scrape(cli_args *a)
         return 2;
     }
     service *svc = NULL;
-    fp_err rc = svc_open(&a->cfg, 1, &svc);
+    fp_err rc = svc_open(&a->cfg, SVC_ROLE_SERVE, &svc);
     if (rc != FP_OK)
         return cli_start_fail(&a->cfg, rc);
     svc_person p;
@@ -596,7 +632,7 @@ static int cli_import(cli_args *a)
         return 1;
     }
     service *svc = NULL;
-    rc = svc_open(&a->cfg, 1, &svc);
+    rc = svc_open(&a->cfg, SVC_ROLE_SERVE, &svc);
     if (rc != FP_OK) {
         fp_free(data);
         return cli_start_fail(&a->cfg, rc);
@@ -688,7 +724,7 @@ static int cli_watched_set(cli_args *a, const char *cmd, int nargs, size_t help,
         fputs(cli_help[help][1], stderr);
         return 2;
     }
-    fp_err rc = svc_open(&a->cfg, 0, svc);
+    fp_err rc = svc_open(&a->cfg, SVC_ROLE_TOOL, svc);
     if (rc != FP_OK) {
         *svc = NULL;
         return cli_start_fail(&a->cfg, rc);
@@ -910,7 +946,7 @@ static int cli_sweep(cli_args *a)
         return 2;
     }
     service *svc = NULL;
-    fp_err rc = svc_open(&a->cfg, 0, &svc);
+    fp_err rc = svc_open(&a->cfg, SVC_ROLE_TOOL, &svc);
     if (rc != FP_OK)
         return cli_start_fail(&a->cfg, rc);
     svc_sweep_report r;
@@ -968,7 +1004,8 @@ int cli_main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(cli_args *);
-    } cmds[] = {{"serve", cli_serve},   {"migrate", cli_migrate}, {"pick", cli_pick},
+    } cmds[] = {{"serve", cli_serve},   {"worker", cli_worker},   {"migrate", cli_migrate},
+                {"pick", cli_pick},
                 {"scrape", cli_scrape}, {"import", cli_import},   {"watched", cli_watched},
                 {"unwatch", cli_unwatch}, {"key", cli_key},       {"sweep", cli_sweep}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {

@@ -250,13 +250,14 @@ fp_err http__policy_init(http_server *srv)
         }
         list += len + (list[len] == ',');
     }
-    srv->rlb = ratelimit_backend_for(cfg->ratelimit);
+    const char *rl_url = cfg_shared_url(cfg, cfg->ratelimit);
+    srv->rlb = ratelimit_backend_for(rl_url);
     if (!srv->rlb) {
         fp_log(FP_LOG_ERROR, "unknown_ratelimit_backend", "{s:s}", "ratelimit",
-               cfg->ratelimit ? cfg->ratelimit : "");
+               rl_url);
         return FP_INVALID;
     }
-    rc = srv->rlb->open(cfg->ratelimit, &srv->rl);
+    rc = srv->rlb->open(rl_url, &srv->rl);
     if (rc != FP_OK)
         return rc;
     const long burst[HTTP_RL_NCLASSES] = {cfg->rate_fetch_burst, cfg->rate_import_burst,
