@@ -945,9 +945,11 @@ static fp_err svc__fetch_and_store(service *s, const svc_person *p, source_progr
     return rc;
 }
 
-static void svc__handle_job(void *ctx, const char *payload, size_t len)
+static queue_verdict svc__handle_job(void *ctx, queue_delivery *d)
 {
     service *s = ctx;
+    const char *payload = d->payload;
+    size_t len = d->len;
     svc_person p;
     memset(&p, 0, sizeof p);
     json_error_t jerr;
@@ -957,7 +959,8 @@ static void svc__handle_job(void *ctx, const char *payload, size_t len)
         svc_person_parse(s, src, user, 1, &p) != FP_OK) {
         fp_log(FP_LOG_ERROR, "job_payload_invalid", NULL);
         json_decref(o);
-        return;
+        snprintf(d->reason, sizeof d->reason, "invalid payload");
+        return QUEUE_GIVE_UP;
     }
     json_decref(o);
 
@@ -1013,6 +1016,7 @@ static void svc__handle_job(void *ctx, const char *payload, size_t len)
     svc__stored_free(&st);
     svc__fire(fired);
     svc__announce(s, &changed);
+    return QUEUE_DONE; /* a failed fetch is settled above (stored copy or error) */
 }
 
 size_t svc_fetch_cost(service *s, const svc_person *people, size_t n)
@@ -2454,7 +2458,8 @@ fp_err svc_open(const fp_config *cfg, int with_workers, service **out)
         rc = FP_INVALID;
         goto fail;
     }
-    rc = s->qb->open(cfg->queue, with_workers ? cfg->workers : 1, svc__handle_job, s, &s->q);
+    queue_opts qo = {.consumers = with_workers ? cfg->workers : 1};
+    rc = s->qb->open(cfg->queue, &qo, svc__handle_job, s, &s->q);
     if (rc != FP_OK)
         goto fail;
     if (pthread_create(&s->timer, NULL, svc__timer, s) != 0) {
@@ -2537,8 +2542,12 @@ void svc_close(service **sp)
 void svc_get_stats(service *s, svc_stats *out)
 {
     memset(out, 0, sizeof *out);
-    if (s->q)
-        s->qb->stats(s->q, &out->jobs_queued, &out->jobs_running);
+    if (s->q) {
+        queue_stats qs;
+        s->qb->stats(s->q, &qs);
+        out->jobs_queued = (size_t)qs.queued;
+        out->jobs_running = (size_t)qs.running;
+    }
     pthread_mutex_lock(&s->mu);
     out->groups_active = s->jobs_active;
     out->jobs_bytes = s->jobs_bytes;
