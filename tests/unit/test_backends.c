@@ -1,7 +1,9 @@
 /*
  * Unit tests for the embedded backends behind the pluggable interfaces:
  * cache_inproc (get/set/del, expiry, replacement, eviction bound) and
- * queue_inproc (every job runs once, draining close, refusal after close),
+ * queue_inproc (every job runs once, draining close, refusal after close,
+ * the verdicts: retry with backoff and attempt numbers, give up, attempts
+ * exhausted, and the counters),
  * ratelimit_inproc (burst, refill, all-or-nothing, honest retry time, a
  * bounded table), the cache's no-eviction mode for sessions, and backend
  * selection by URL.
@@ -229,9 +231,13 @@ static void test_ratelimit_table_is_bounded(void **state)
 static atomic_int q_runs;
 static atomic_int q_seen[200];
 
-static void q_handler(void *ctx, const char *payload, size_t len)
+static queue_verdict q_handler(void *ctx, queue_delivery *d)
 {
     (void)ctx;
+    const char *payload = d->payload;
+    size_t len = d->len;
+    assert_int_equal(d->attempt, 1);
+    assert_int_equal(d->redelivered, 0);
     assert_true(len > 0);
     assert_int_equal(payload[len], '\0');
     int i = (int)strtol(payload, NULL, 10);
@@ -239,6 +245,7 @@ static void q_handler(void *ctx, const char *payload, size_t len)
     nanosleep(&ts, NULL);
     atomic_fetch_add(&q_seen[i], 1);
     atomic_fetch_add(&q_runs, 1);
+    return QUEUE_DONE;
 }
 
 static void test_queue_runs_each_job_once_and_drains(void **state)
@@ -246,23 +253,146 @@ static void test_queue_runs_each_job_once_and_drains(void **state)
     (void)state;
     const queue_backend *b = queue_backend_for("inproc");
     assert_non_null(b);
-    assert_null(queue_backend_for("amqp://x"));
+    assert_ptr_equal(queue_backend_for("amqp://x"), &queue_backend_amqp);
+    assert_ptr_equal(queue_backend_for("amqps://x"), &queue_backend_amqp);
+    assert_null(queue_backend_for("rabbitmq://x"));
     queue *q = NULL;
-    assert_int_equal(b->open("inproc", 0, q_handler, NULL, &q), FP_INVALID);
-    assert_int_equal(b->open("inproc", 3, q_handler, NULL, &q), FP_OK);
+    queue_opts none = {.consumers = 0}, three = {.consumers = 3};
+    assert_int_equal(b->open("inproc", &none, q_handler, NULL, &q), FP_INVALID);
+    assert_int_equal(b->open("inproc", &three, NULL, NULL, &q), FP_INVALID);
+    assert_int_equal(b->open("inproc", &three, q_handler, NULL, &q), FP_OK);
     atomic_store(&q_runs, 0);
     for (int i = 0; i < 200; i++) {
         char p[16];
         int len = snprintf(p, sizeof p, "%d", i);
         assert_int_equal(b->submit(q, p, (size_t)len), FP_OK);
     }
-    size_t queued = 0, running = 0;
-    b->stats(q, &queued, &running);
-    assert_true(queued + running <= 200);
+    queue_stats st;
+    b->stats(q, &st);
+    assert_true(st.queued + st.running <= 200);
+    assert_int_equal(st.published, 200);
     b->close(q); /* must finish all 200 before returning */
     assert_int_equal(atomic_load(&q_runs), 200);
     for (int i = 0; i < 200; i++)
         assert_int_equal(atomic_load(&q_seen[i]), 1);
+}
+
+/* The verdict test: payload "ok" is done at once, "flaky" asks to retry
+ * twice then is done, "poison" always asks to retry, "bad" gives up. */
+static pthread_mutex_t v_mu = PTHREAD_MUTEX_INITIALIZER;
+static int v_flaky_attempts[8], v_flaky_n, v_poison_n, v_bad_n, v_ok_n;
+static struct timespec v_flaky_at[8];
+
+static queue_verdict v_handler(void *ctx, queue_delivery *d)
+{
+    (void)ctx;
+    assert_int_equal(d->redelivered, 0);
+    queue_verdict v = QUEUE_DONE;
+    pthread_mutex_lock(&v_mu);
+    if (strcmp(d->payload, "flaky") == 0) {
+        assert_true(v_flaky_n < 8);
+        v_flaky_attempts[v_flaky_n] = d->attempt;
+        clock_gettime(CLOCK_MONOTONIC, &v_flaky_at[v_flaky_n]);
+        v_flaky_n++;
+        if (d->attempt < 3) {
+            snprintf(d->reason, sizeof d->reason, "try %d failed", d->attempt);
+            v = QUEUE_RETRY;
+        }
+    } else if (strcmp(d->payload, "poison") == 0) {
+        v_poison_n++;
+        assert_int_equal(d->attempt, v_poison_n);
+        snprintf(d->reason, sizeof d->reason, "always fails");
+        v = QUEUE_RETRY;
+    } else if (strcmp(d->payload, "bad") == 0) {
+        v_bad_n++;
+        v = QUEUE_GIVE_UP;
+    } else {
+        v_ok_n++;
+    }
+    pthread_mutex_unlock(&v_mu);
+    return v;
+}
+
+static long v_ms_between(const struct timespec *a, const struct timespec *b)
+{
+    return (long)((b->tv_sec - a->tv_sec) * 1000 + (b->tv_nsec - a->tv_nsec) / 1000000);
+}
+
+static void test_queue_verdicts(void **state)
+{
+    (void)state;
+    const queue_backend *b = queue_backend_for("inproc://");
+    assert_non_null(b);
+    queue *q = NULL;
+    queue_opts o = {.consumers = 2, .max_attempts = 4, .backoff_ms = 40, .backoff_max_ms = 60};
+    assert_int_equal(b->open("inproc", &o, v_handler, NULL, &q), FP_OK);
+    assert_int_equal(b->submit(q, "flaky", 5), FP_OK);
+    assert_int_equal(b->submit(q, "poison", 6), FP_OK);
+    assert_int_equal(b->submit(q, "bad", 3), FP_OK);
+    assert_int_equal(b->submit(q, "ok", 2), FP_OK);
+    /* Wait (bounded) until everything settled, without closing: close would
+     * run the retries without their backoff. */
+    queue_stats st;
+    for (int i = 0; i < 500; i++) {
+        b->stats(q, &st);
+        if (st.acked + st.dead_lettered == 4 && st.running == 0)
+            break;
+        struct timespec ts = {0, 10000000L};
+        nanosleep(&ts, NULL);
+    }
+    b->stats(q, &st);
+    assert_int_equal(st.acked, 2);         /* ok, flaky */
+    assert_int_equal(st.dead_lettered, 2); /* bad at once, poison after 4 runs */
+    assert_int_equal(st.retried, 2 + 3);   /* flaky twice, poison three times */
+    assert_int_equal(st.runs, 1 + 3 + 4 + 1);
+    assert_int_equal(st.queued, 0);
+    assert_int_equal(st.published, 4);
+    b->close(q);
+    assert_int_equal(v_flaky_n, 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(v_flaky_attempts[i], i + 1);
+    /* backoff: 40 ms after run 1, 60 ms (doubled, capped) after run 2 */
+    assert_true(v_ms_between(&v_flaky_at[0], &v_flaky_at[1]) >= 38);
+    assert_true(v_ms_between(&v_flaky_at[1], &v_flaky_at[2]) >= 58);
+    assert_int_equal(v_poison_n, 4);
+    assert_int_equal(v_bad_n, 1);
+    assert_int_equal(v_ok_n, 1);
+
+    queue_opts r;
+    queue_opts_resolve(NULL, &r);
+    assert_int_equal(r.max_attempts, 5);
+    assert_int_equal(queue_backoff_ms(&r, 1), 1000);
+    assert_int_equal(queue_backoff_ms(&r, 3), 4000);
+    assert_int_equal(queue_backoff_ms(&r, 40), 60000);
+}
+
+/* Close drains retries too: they run without waiting out their backoff. */
+static atomic_int d_runs;
+static queue_verdict d_handler(void *ctx, queue_delivery *d)
+{
+    (void)ctx;
+    atomic_fetch_add(&d_runs, 1);
+    return d->attempt < 2 ? QUEUE_RETRY : QUEUE_DONE;
+}
+
+static void test_queue_close_runs_pending_retries(void **state)
+{
+    (void)state;
+    const queue_backend *b = queue_backend_for("inproc");
+    queue *q = NULL;
+    queue_opts o = {.consumers = 1, .backoff_ms = 60000};
+    assert_int_equal(b->open("inproc", &o, d_handler, NULL, &q), FP_OK);
+    assert_int_equal(b->submit(q, "x", 1), FP_OK);
+    for (int i = 0; i < 500 && atomic_load(&d_runs) < 1; i++) {
+        struct timespec ts = {0, 2000000L};
+        nanosleep(&ts, NULL);
+    }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    b->close(q);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_int_equal(atomic_load(&d_runs), 2);
+    assert_true(v_ms_between(&t0, &t1) < 5000);
 }
 
 int main(void)
@@ -275,6 +405,8 @@ int main(void)
         cmocka_unit_test(test_ratelimit_buckets),
         cmocka_unit_test(test_ratelimit_table_is_bounded),
         cmocka_unit_test(test_queue_runs_each_job_once_and_drains),
+        cmocka_unit_test(test_queue_verdicts),
+        cmocka_unit_test(test_queue_close_runs_pending_retries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
