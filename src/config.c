@@ -33,7 +33,8 @@ static const cfg_opt cfg_opts[] = {
     {"database", "FILMPICKER_DATABASE", S(database), "filmpicker.db", 0, 0,
      "SQLite database path (or sqlite:PATH)"},
     {"queue", "FILMPICKER_QUEUE", S(queue), "inproc", 0, 0, "job queue backend: inproc"},
-    {"cache", "FILMPICKER_CACHE", S(cache), "inproc", 0, 0, "cache backend: inproc"},
+    {"cache", "FILMPICKER_CACHE", S(cache), "inproc", 0, 0,
+     "cache backend: inproc or redis://[:password@]host:port/db"},
     {"letterboxd-url", "FILMPICKER_LETTERBOXD_URL", U(letterboxd_url), "https://letterboxd.com",
      0, 0, "Letterboxd base URL (point tests at a fake site)"},
     {"letterboxd-image-url", "FILMPICKER_LETTERBOXD_IMAGE_URL", U(letterboxd_image_url),
@@ -120,7 +121,7 @@ static const cfg_opt cfg_opts[] = {
      "comma-separated host names accepted in the Host header besides the listen address, "
      "the public-url host, localhost and IP addresses"},
     {"ratelimit", "FILMPICKER_RATELIMIT", S(ratelimit), "inproc", 0, 0,
-     "rate-limit bucket backend: inproc"},
+     "rate-limit bucket backend: inproc or redis://[:password@]host:port/db"},
     {"rate-fetch-burst", "FILMPICKER_RATE_FETCH_BURST", L(rate_fetch_burst), "20", 0, 1000000,
      "lists one client address may have fetched from a watchlist site at once (a browser: "
      "half); 0: no limit"},
