@@ -20,8 +20,9 @@
  *   when the server comes back. An idle connection is checked before reuse
  *   (a closed socket is readable), so the first call after a restart of the
  *   server does not fail on a stale socket.
- * - When a connect fails, calls fail at once with FP_UNAVAILABLE for the
- *   next REDIS_RETRY_MS instead of each waiting on a connect of its own.
+ * - When a connect or a command fails (no answer), calls that would need a
+ *   new connection fail at once with FP_UNAVAILABLE for the next
+ *   REDIS_RETRY_MS instead of each waiting on a connect of its own.
  * - Blocking commands (XREAD BLOCK) run on connections counted apart from
  *   the ordinary pool (up to blocking-max), with a command timeout of
  *   block + timeout-ms, so long reads never starve ordinary commands.

@@ -13,7 +13,9 @@
  *                      FP_UNAVAILABLE, every call returns FP_UNAVAILABLE
  *                      within its timeouts; started again, the same handles
  *                      work again (the pool reconnects; the data written
- *                      before is there, appendonly), and a restart that no
+ *                      before is there, appendonly); a server that hangs
+ *                      (SIGSTOP) costs each call at most its timeouts and
+ *                      is used again after SIGCONT; and a restart that no
  *                      call saw does not fail the first call after it (idle
  *                      connections are checked before reuse).
  */
@@ -24,6 +26,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,9 +175,28 @@ static int fault_setup(void **ts)
     return 0;
 }
 
+/* The pid of the Redis under g_dir, or 0. */
+static pid_t redis_pid(void)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/redis/redis.pid", g_dir);
+    FILE *f = fopen(path, "r");
+    long pid = 0;
+    if (f) {
+        char line[32];
+        if (fgets(line, sizeof line, f))
+            pid = strtol(line, NULL, 10);
+        fclose(f);
+    }
+    return (pid_t)pid;
+}
+
 static int fault_teardown(void **ts)
 {
     (void)ts;
+    pid_t pid = redis_pid();
+    if (pid > 0)
+        kill(pid, SIGCONT); /* in case the hang phase failed half-way */
     int rc = services("stop");
     fp_free(g_url);
     g_url = NULL;
@@ -248,6 +270,27 @@ static void every_call(state *st, cache *c, ratelimit *rl, fp_err want, long lon
     }
 }
 
+/* Waits until each of the three handles answers again (each pool fails
+ * fast for REDIS_RETRY_MS after its own last failure). The ms it took. */
+static long long wait_back(state *st, cache *c, ratelimit *rl)
+{
+    long long t0 = now_ms();
+    for (;;) {
+        uint8_t *v = NULL;
+        size_t n = 0;
+        rl_ask a = {.key = "fault:w", .klen = 7, .burst = 1000, .per_s = 1000, .cost = 1};
+        long long retry = 0;
+        fp_err r1 = state_backend_redis.ping(st);
+        fp_err r2 = cache_backend_redis.get(c, "fault:w", 7, &v, &n);
+        fp_free(v);
+        fp_err r3 = ratelimit_backend_redis.take(rl, &a, 1, 0, &retry, NULL);
+        if (r1 == FP_OK && (r2 == FP_OK || r2 == FP_NOT_FOUND) && r3 == FP_OK)
+            return now_ms() - t0;
+        assert_true(now_ms() - t0 < 15000);
+        sleep_ms(50);
+    }
+}
+
 static void test_stop_and_start(void **ts)
 {
     (void)ts;
@@ -296,12 +339,8 @@ static void test_stop_and_start(void **ts)
 
     /* back: the same handles recover by themselves */
     assert_int_equal(services("start"), 0);
-    t0 = now_ms();
-    while (state_backend_redis.ping(st) != FP_OK) {
-        assert_true(now_ms() - t0 < 15000);
-        sleep_ms(50);
-    }
-    fprintf(stderr, "# back: first good ping %lld ms after start returned\n", now_ms() - t0);
+    fprintf(stderr, "# back: every handle answers %lld ms after start returned\n",
+            wait_back(st, c, rl));
     every_call(st, c, rl, FP_OK, &worst);
     uint8_t *v = NULL;
     size_t n = 0;
@@ -313,6 +352,22 @@ static void test_stop_and_start(void **ts)
     assert_int_equal(cache_backend_redis.get(c, "fault:c", 7, &v, &n), FP_OK);
     assert_memory_equal(v, "cached", 6);
     fp_free(v);
+
+    /* a server that hangs (SIGSTOP: connects are accepted by the kernel,
+     * nothing is answered): every call gives up within its timeouts */
+    pid_t pid = redis_pid();
+    assert_true(pid > 0);
+    assert_int_equal(kill(pid, SIGSTOP), 0);
+    worst = 0;
+    t0 = now_ms();
+    every_call(st, c, rl, FP_UNAVAILABLE, &worst);
+    fprintf(stderr, "# hung: 12 calls in %lld ms, slowest call %lld ms\n", now_ms() - t0, worst);
+    assert_int_equal(kill(pid, SIGCONT), 0);
+    assert_true(worst <= 1200 + 1000); /* stream_read: block 200 + timeout-ms, + slack */
+    fprintf(stderr, "# resumed: every handle answers %lld ms after SIGCONT\n",
+            wait_back(st, c, rl));
+    worst = 0;
+    every_call(st, c, rl, FP_OK, &worst);
 
     /* a restart between two calls: the idle connections are stale, yet the
      * first call after it works */
