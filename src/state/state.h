@@ -48,6 +48,7 @@
 #define STATE_ID_MAX 48    /* a stream id "ms-seq" with its NUL */
 #define STATE_TOKEN_MAX 64 /* bytes of a lease/semaphore token, without the NUL */
 #define STATE_VALUE_MAX (64u << 20) /* bytes of a document or event value */
+#define STATE_BLOCK_MAX_MS 3600000L /* the longest a stream_read waits */
 
 typedef struct state state;
 
@@ -127,11 +128,12 @@ typedef struct state_backend {
                          size_t len, size_t maxlen, long ttl_ms, char *id_out);
     /* Calls fn for up to max events with an id greater than `after`
      * ("0-0": from the oldest kept; "$": only events added from now on),
-     * oldest first. With block_ms > 0 and no such event yet, waits up to
-     * block_ms for one. *last (may be NULL, STATE_ID_MAX bytes) gets the id
-     * of the last event passed to fn, or `after` when none was (for "$":
-     * the stream's last id at the time of the call). FP_OK when nothing
-     * came. */
+     * oldest first, after any lock is released (fn may call the backend).
+     * With block_ms > 0 and no such event yet, waits up to block_ms (at
+     * most STATE_BLOCK_MAX_MS) for one. *last (may be NULL, STATE_ID_MAX
+     * bytes) gets the id of the last event passed to fn, or `after` when
+     * none was (for "$": the stream's last id at the time of the call).
+     * FP_OK when nothing came. */
     fp_err (*stream_read)(state *st, const char *name, const char *after, size_t max,
                           long block_ms, state_event_fn fn, void *ud, char *last);
     /* The id of the oldest event still kept ("0-0" when empty or absent),

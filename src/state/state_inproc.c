@@ -592,6 +592,8 @@ static fp_err si_stream_read(state *st, const char *name, const char *after, siz
     if (!state__name_ok(name) || max == 0 || !fn ||
         (!dollar && !state__id_parse(after, &ams, &aseq)))
         return FP_INVALID;
+    if (block_ms > STATE_BLOCK_MAX_MS)
+        block_ms = STATE_BLOCK_MAX_MS;
     if (max > SI_READ_MAX)
         max = SI_READ_MAX;
     si_event **got = NULL;

@@ -475,6 +475,8 @@ static fp_err sr_stream_read(state *st, const char *name, const char *after, siz
     if (!state__name_ok(name) || max == 0 || !fn ||
         (!dollar && (!state__id_parse(after, &ms, &seq) || strlen(after) >= STATE_ID_MAX)))
         return FP_INVALID;
+    if (block_ms > STATE_BLOCK_MAX_MS)
+        block_ms = STATE_BLOCK_MAX_MS;
     if (max > SR_READ_MAX)
         max = SR_READ_MAX;
     char from[STATE_ID_MAX];

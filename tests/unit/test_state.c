@@ -683,7 +683,28 @@ static void test_blocked_readers_do_not_starve(void **ts)
     assert_int_equal(g_b->doc_del(st, d), FP_OK);
 }
 
-/* A few numbers for docs/architecture.md: one thread, a tight loop. */
+typedef struct tp_ctx {
+    state *st;
+    char name[STATE_NAME_MAX + 1];
+    int rounds, ok;
+} tp_ctx;
+
+/* rounds x (doc_cas + sem_take + sem_drop) on names of its own */
+static void *tp_worker(void *arg)
+{
+    tp_ctx *c = arg;
+    uint64_t v = 0;
+    for (int i = 0; i < c->rounds; i++)
+        if (g_b->doc_cas(c->st, c->name, v, "x", 1, 60000, &v) == FP_OK &&
+            g_b->sem_take(c->st, c->name, 4, "tok", 60000) == FP_OK &&
+            g_b->sem_drop(c->st, c->name, "tok") == FP_OK)
+            c->ok++;
+    (void)g_b->doc_del(c->st, c->name);
+    return NULL;
+}
+
+/* A few numbers for docs/architecture.md: one thread, a tight loop; then
+ * four threads. */
 static void test_measure(void **ts)
 {
     state *st = *ts;
@@ -708,6 +729,26 @@ static void test_measure(void **ts)
     for (int i = 0; i < N; i++)
         assert_int_equal(g_b->lease_take(st, n, "tok", 60000), FP_OK);
     double t4 = now_us();
+    /* throughput: 4 threads, each its own semaphore and document */
+    enum { T = 4, M = 1000 };
+    tp_ctx tc[T];
+    pthread_t th[T];
+    double t5 = now_us();
+    for (int i = 0; i < T; i++) {
+        tc[i].st = st;
+        tc[i].rounds = M;
+        tc[i].ok = 0;
+        snprintf(tc[i].name, sizeof tc[i].name, "t:%s:tp%d", g_run, i);
+        assert_int_equal(pthread_create(&th[i], NULL, tp_worker, &tc[i]), 0);
+    }
+    for (int i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(tc[i].ok, M);
+    }
+    double t6 = now_us();
+    double secs = (t6 - t5) / 1e6;
+    fprintf(stderr, "# %s, %d threads x %d rounds of doc_cas+sem_take+sem_drop: %.0f calls/s\n",
+            g_b->name, T, M, 3.0 * T * M / secs);
     fprintf(stderr,
             "# %s, one thread, %d each: doc_cas %.1f us, sem_take+sem_drop %.1f us, "
             "stream_add %.1f us, lease_take (held) %.1f us\n",
