@@ -1,8 +1,8 @@
 /*
  * cache.h - a shared key/value cache with expiry, a pluggable backend chosen
  * by URL: "inproc" (cache_inproc.c, a bounded hash table in this process)
- * now; Redis can be added as another file so that every API instance shares
- * it. Values are opaque bytes; callers store only sealed watchlists and
+ * or "redis://..." (cache_redis.c, one Redis that every API instance
+ * shares). Values are opaque bytes; callers store only sealed watchlists and
  * other non-secret data there, never plain usernames.
  */
 #ifndef FP_CACHE_H
@@ -29,6 +29,7 @@ typedef struct cache_backend {
 } cache_backend;
 
 extern const cache_backend cache_backend_inproc;
+extern const cache_backend cache_backend_redis;
 
 /* The backend for url, or NULL. */
 const cache_backend *cache_backend_for(const char *url);

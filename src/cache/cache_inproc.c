@@ -266,7 +266,7 @@ const cache_backend cache_backend_inproc = {
 
 const cache_backend *cache_backend_for(const char *url)
 {
-    static const cache_backend *const all[] = {&cache_backend_inproc};
+    static const cache_backend *const all[] = {&cache_backend_inproc, &cache_backend_redis};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (all[i]->accepts(url))
             return all[i];

@@ -1,7 +1,8 @@
 /*
  * ratelimit.h - token buckets, a pluggable backend chosen by URL:
- * "inproc" (ratelimit_inproc.c, buckets in this process's memory) now; the
- * Redis backend of the scale-out work shares them across API instances.
+ * "inproc" (ratelimit_inproc.c, buckets in this process's memory) or
+ * "redis://..." (ratelimit_redis.c, buckets shared by every API instance;
+ * it reads the Redis server's clock and ignores now_ms).
  *
  * A bucket holds up to `burst` tokens and gains `per_s` tokens a second; a
  * request takes `cost` tokens. rl_take takes from several buckets at once
@@ -44,6 +45,7 @@ typedef struct ratelimit_backend {
 } ratelimit_backend;
 
 extern const ratelimit_backend ratelimit_backend_inproc;
+extern const ratelimit_backend ratelimit_backend_redis;
 
 /* The backend for url, or NULL. */
 const ratelimit_backend *ratelimit_backend_for(const char *url);

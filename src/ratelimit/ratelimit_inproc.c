@@ -229,7 +229,8 @@ const ratelimit_backend ratelimit_backend_inproc = {
 
 const ratelimit_backend *ratelimit_backend_for(const char *url)
 {
-    static const ratelimit_backend *const all[] = {&ratelimit_backend_inproc};
+    static const ratelimit_backend *const all[] = {&ratelimit_backend_inproc,
+                                                    &ratelimit_backend_redis};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (all[i]->accepts(url))
             return all[i];

@@ -27,7 +27,15 @@
  *
  * Every function may fail with FP_UNAVAILABLE when the backend's server is
  * away; the callers decide what still works without it (docs/architecture.md,
- * "When Redis is away"). All functions are thread-safe.
+ * "When Redis is away"). All functions are thread-safe. A name that is not
+ * 1..STATE_NAME_MAX printable ASCII bytes, a token that is not
+ * 1..STATE_TOKEN_MAX printable bytes without spaces, a ttl_ms or limit
+ * <= 0 where one is required, a value over STATE_VALUE_MAX, max == 0 or a
+ * malformed stream id: FP_INVALID, touching nothing.
+ *
+ * Expiry is measured by the backend's own clock (this process's monotonic
+ * clock; the Redis server's), never by the callers', so several processes
+ * agree on it.
  */
 #ifndef FP_STATE_H
 #define FP_STATE_H
@@ -39,6 +47,8 @@
 #define STATE_NAME_MAX 160 /* bytes of a name, without the NUL */
 #define STATE_ID_MAX 48    /* a stream id "ms-seq" with its NUL */
 #define STATE_TOKEN_MAX 64 /* bytes of a lease/semaphore token, without the NUL */
+#define STATE_VALUE_MAX (64u << 20) /* bytes of a document or event value */
+#define STATE_BLOCK_MAX_MS 3600000L /* the longest a stream_read waits */
 
 typedef struct state state;
 
@@ -62,7 +72,9 @@ typedef struct state_backend {
 
     /* ---- documents ------------------------------------------------------
      * A document's version is 1 after its first write and grows by one with
-     * every write; 0 means absent. */
+     * every write; 0 means absent. A document that expired or was deleted is
+     * absent: its next write is version 1 again, so a caller must not hold
+     * a version across the document's ttl (ABA). */
 
     /* FP_NOT_FOUND when absent or expired. Caller frees *val. */
     fp_err (*doc_get)(state *st, const char *name, uint8_t **val, size_t *len,
@@ -103,8 +115,11 @@ typedef struct state_backend {
     fp_err (*sem_count)(state *st, const char *name, long *held);
 
     /* ---- streams --------------------------------------------------------
-     * Each stream keeps about `maxlen` newest events (older ones are
-     * trimmed) and expires ttl_ms after its last append (0: never). */
+     * Each stream keeps about `maxlen` (>= 1) newest events: at least the
+     * newest maxlen, older ones trimmed (inproc: exactly; Redis: MAXLEN ~,
+     * whole nodes of up to 100 events at a time). A stream expires ttl_ms
+     * after its last append (0: never). Automatic ids are "<wall-clock
+     * ms>-<seq>", increasing even when the clock steps back. */
 
     /* Appends an event. id_in: an explicit id "ms-seq" greater than the
      * stream's last (FP_CONFLICT otherwise), or NULL for the next
@@ -113,11 +128,12 @@ typedef struct state_backend {
                          size_t len, size_t maxlen, long ttl_ms, char *id_out);
     /* Calls fn for up to max events with an id greater than `after`
      * ("0-0": from the oldest kept; "$": only events added from now on),
-     * oldest first. With block_ms > 0 and no such event yet, waits up to
-     * block_ms for one. *last (may be NULL, STATE_ID_MAX bytes) gets the id
-     * of the last event passed to fn, or `after` when none was (for "$":
-     * the stream's last id at the time of the call). FP_OK when nothing
-     * came. */
+     * oldest first, after any lock is released (fn may call the backend).
+     * With block_ms > 0 and no such event yet, waits up to block_ms (at
+     * most STATE_BLOCK_MAX_MS) for one. *last (may be NULL, STATE_ID_MAX
+     * bytes) gets the id of the last event passed to fn, or `after` when
+     * none was (for "$": the stream's last id at the time of the call).
+     * FP_OK when nothing came. */
     fp_err (*stream_read)(state *st, const char *name, const char *after, size_t max,
                           long block_ms, state_event_fn fn, void *ud, char *last);
     /* The id of the oldest event still kept ("0-0" when empty or absent),

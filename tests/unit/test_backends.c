@@ -7,6 +7,14 @@
  * ratelimit_inproc (burst, refill, all-or-nothing, honest retry time, a
  * bounded table), the cache's no-eviction mode for sessions, and backend
  * selection by URL.
+ *
+ * The cache and rate-limit contract tests (test_cache_roundtrip,
+ * test_cache_expiry, test_ratelimit_contract) run against either backend:
+ * `test_backends` runs everything on inproc; `test_backends redis` runs the
+ * contract tests on the real Redis of the CTest fixture "services"
+ * (FILMPICKER_CACHE in the file FP_SERVICES_ENV names; missing fails), plus
+ * the Redis layout of the buckets (their keys expire when full again).
+ * Keys carry a random run prefix so runs sharing a server do not meet.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,50 +34,95 @@
 #include "core/mem.h"
 #include "queue/queue.h"
 #include "ratelimit/ratelimit.h"
+#include "redis/redis.h"
+#include "svc_env.h"
+
+#include <sodium.h>
+
+static char *g_url; /* the backend under test: "inproc" or a redis:// URL */
+static char g_run[24];
+
+/* key + the run prefix, in buf */
+static size_t rk(char *buf, size_t size, const void *key, size_t klen)
+{
+    int n = snprintf(buf, size, "t:%s:", g_run);
+    memcpy(buf + n, key, klen);
+    return (size_t)n + klen;
+}
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void test_cache_roundtrip(void **state)
 {
     (void)state;
-    const cache_backend *b = cache_backend_for("inproc");
+    assert_ptr_equal(cache_backend_for("inproc"), &cache_backend_inproc);
+    assert_ptr_equal(cache_backend_for("redis://localhost"), &cache_backend_redis);
+    assert_null(cache_backend_for("memcached://localhost"));
+    const cache_backend *b = cache_backend_for(g_url);
     assert_non_null(b);
-    assert_null(cache_backend_for("redis://localhost"));
     cache *c = NULL;
-    assert_int_equal(b->open("inproc", &c), FP_OK);
+    assert_int_equal(b->open(g_url, &c), FP_OK);
     uint8_t *v = NULL;
     size_t n = 0;
-    assert_int_equal(b->get(c, "k", 1, &v, &n), FP_NOT_FOUND);
-    assert_int_equal(b->set(c, "k", 1, "hello", 5, 0), FP_OK);
-    assert_int_equal(b->get(c, "k", 1, &v, &n), FP_OK);
+    char k[64], k2[64];
+    size_t kl = rk(k, sizeof k, "k", 1);
+    assert_int_equal(b->get(c, k, kl, &v, &n), FP_NOT_FOUND);
+    assert_int_equal(b->set(c, k, kl, "hello", 5, 0), FP_OK);
+    assert_int_equal(b->get(c, k, kl, &v, &n), FP_OK);
     assert_int_equal(n, 5);
     assert_memory_equal(v, "hello", 5);
     fp_free(v);
-    assert_int_equal(b->set(c, "k", 1, "bye", 3, 0), FP_OK); /* replace */
-    assert_int_equal(b->get(c, "k", 1, &v, &n), FP_OK);
+    assert_int_equal(b->set(c, k, kl, "bye", 3, 0), FP_OK); /* replace */
+    assert_int_equal(b->get(c, k, kl, &v, &n), FP_OK);
     assert_int_equal(n, 3);
     assert_memory_equal(v, "bye", 3);
     fp_free(v);
-    /* binary keys that differ only after a NUL are distinct */
-    assert_int_equal(b->set(c, "a\0b", 3, "1", 1, 0), FP_OK);
-    assert_int_equal(b->get(c, "a\0c", 3, &v, &n), FP_NOT_FOUND);
-    assert_int_equal(b->del(c, "k", 1), FP_OK);
-    assert_int_equal(b->get(c, "k", 1, &v, &n), FP_NOT_FOUND);
-    assert_int_equal(b->del(c, "never", 5), FP_OK);
+    /* binary keys that differ only after a NUL are distinct; values too */
+    size_t al = rk(k2, sizeof k2, "a\0b", 3);
+    assert_int_equal(b->set(c, k2, al, "1\0" "2", 3, 60), FP_OK);
+    assert_int_equal(b->get(c, k2, al, &v, &n), FP_OK);
+    assert_int_equal(n, 3);
+    assert_memory_equal(v, "1\0" "2", 3);
+    fp_free(v);
+    k2[al - 1] = 'c';
+    assert_int_equal(b->get(c, k2, al, &v, &n), FP_NOT_FOUND);
+    /* an empty value is a value */
+    assert_int_equal(b->set(c, k2, al, "", 0, 60), FP_OK);
+    assert_int_equal(b->get(c, k2, al, &v, &n), FP_OK);
+    assert_int_equal(n, 0);
+    fp_free(v);
+    assert_int_equal(b->del(c, k, kl), FP_OK);
+    assert_int_equal(b->get(c, k, kl, &v, &n), FP_NOT_FOUND);
+    assert_int_equal(b->del(c, k2, al), FP_OK);
+    kl = rk(k, sizeof k, "never", 5);
+    assert_int_equal(b->del(c, k, kl), FP_OK);
     b->close(c);
 }
 
 static void test_cache_expiry(void **state)
 {
     (void)state;
-    const cache_backend *b = &cache_backend_inproc;
+    const cache_backend *b = cache_backend_for(g_url);
     cache *c = NULL;
-    assert_int_equal(b->open("inproc", &c), FP_OK);
-    assert_int_equal(b->set(c, "t", 1, "x", 1, 1), FP_OK);
+    assert_int_equal(b->open(g_url, &c), FP_OK);
+    char k[64], k2[64];
+    size_t kl = rk(k, sizeof k, "t", 1), kl2 = rk(k2, sizeof k2, "long", 4);
+    assert_int_equal(b->set(c, k, kl, "x", 1, 1), FP_OK);
+    assert_int_equal(b->set(c, k2, kl2, "y", 1, 60), FP_OK);
     uint8_t *v = NULL;
     size_t n = 0;
-    assert_int_equal(b->get(c, "t", 1, &v, &n), FP_OK);
+    assert_int_equal(b->get(c, k, kl, &v, &n), FP_OK);
     fp_free(v);
     sleep(2);
-    assert_int_equal(b->get(c, "t", 1, &v, &n), FP_NOT_FOUND);
+    assert_int_equal(b->get(c, k, kl, &v, &n), FP_NOT_FOUND);
+    assert_int_equal(b->get(c, k2, kl2, &v, &n), FP_OK);
+    fp_free(v);
+    assert_int_equal(b->del(c, k2, kl2), FP_OK);
     b->close(c);
 }
 
@@ -169,7 +222,7 @@ static void test_ratelimit_buckets(void **state)
     (void)state;
     const ratelimit_backend *b = ratelimit_backend_for("inproc");
     assert_ptr_equal(b, &ratelimit_backend_inproc);
-    assert_null(ratelimit_backend_for("redis://x"));
+    assert_ptr_equal(ratelimit_backend_for("redis://x"), &ratelimit_backend_redis);
     ratelimit *rl = NULL;
     assert_int_equal(b->open("inproc", &rl), FP_OK);
     long long retry = 0, t = 1000000;
@@ -205,6 +258,109 @@ static void test_ratelimit_buckets(void **state)
     rl_ask bad = ask("x", 0, 1, 1);
     assert_int_equal(b->take(rl, &bad, 1, t, &retry, NULL), FP_INVALID);
     b->close(rl);
+}
+
+/* The rate-limit contract on the real clock, so that it holds for the
+ * Redis backend too (which counts by the server's time, not now_ms). */
+static void test_ratelimit_contract(void **state)
+{
+    (void)state;
+    const ratelimit_backend *b = ratelimit_backend_for(g_url);
+    assert_non_null(b);
+    ratelimit *rl = NULL;
+    assert_int_equal(b->open(g_url, &rl), FP_OK);
+    long long retry = 0;
+    size_t lim = 99;
+    rl_ask a = ask("", 10, 1, 1); /* 10 at once, then one a second */
+    a.klen = rk((char *)a.key, sizeof a.key, "ra", 2);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(b->take(rl, &a, 1, mono_ms(), &retry, NULL), FP_OK);
+    assert_int_equal(b->take(rl, &a, 1, mono_ms(), &retry, &lim), FP_RATE_LIMITED);
+    assert_true(retry > 500 && retry <= 1000); /* about a second, rounded up */
+    assert_int_equal(lim, 0);
+    /* more than the whole burst: never */
+    rl_ask huge = a;
+    huge.cost = 11;
+    assert_int_equal(b->take(rl, &huge, 1, mono_ms(), &retry, NULL), FP_RATE_LIMITED);
+    assert_int_equal(retry, -1);
+    /* all or nothing; limiting names the ask that waits longest */
+    rl_ask pair[3] = {ask("", 4, 1, 1), ask("", 2, 1, 1), ask("", 100, 100, 1)};
+    pair[0].klen = rk((char *)pair[0].key, sizeof pair[0].key, "s:addr", 6);
+    pair[1].klen = rk((char *)pair[1].key, sizeof pair[1].key, "s:cookie", 8);
+    pair[2].klen = rk((char *)pair[2].key, sizeof pair[2].key, "s:wide", 6);
+    assert_int_equal(b->take(rl, pair, 3, mono_ms(), &retry, NULL), FP_OK);
+    assert_int_equal(b->take(rl, pair, 3, mono_ms(), &retry, NULL), FP_OK);
+    assert_int_equal(b->take(rl, pair, 3, mono_ms(), &retry, &lim), FP_RATE_LIMITED);
+    assert_int_equal(lim, 1);
+    assert_true(retry > 500 && retry <= 1000);
+    /* the refused request took nothing from the address: 2 left there */
+    rl_ask addr = pair[0];
+    addr.cost = 2;
+    assert_int_equal(b->take(rl, &addr, 1, mono_ms(), &retry, NULL), FP_OK);
+    assert_int_equal(b->take(rl, &addr, 1, mono_ms(), &retry, NULL), FP_RATE_LIMITED);
+    /* refill: 20 a second gives a token back in 50 ms */
+    rl_ask fast = ask("", 2, 20, 1);
+    fast.klen = rk((char *)fast.key, sizeof fast.key, "fast", 4);
+    assert_int_equal(b->take(rl, &fast, 1, mono_ms(), &retry, NULL), FP_OK);
+    assert_int_equal(b->take(rl, &fast, 1, mono_ms(), &retry, NULL), FP_OK);
+    assert_int_equal(b->take(rl, &fast, 1, mono_ms(), &retry, NULL), FP_RATE_LIMITED);
+    assert_true(retry > 0 && retry <= 50);
+    struct timespec ts = {0, 120 * 1000000L};
+    nanosleep(&ts, NULL);
+    assert_int_equal(b->take(rl, &fast, 1, mono_ms(), &retry, NULL), FP_OK);
+    /* a lowered budget caps the level at once: 9 left of 10, then the
+     * burst becomes 2: one take of 2, and the next waits */
+    rl_ask cap = ask("", 10, 1, 1);
+    cap.klen = rk((char *)cap.key, sizeof cap.key, "cap", 3);
+    assert_int_equal(b->take(rl, &cap, 1, mono_ms(), &retry, NULL), FP_OK);
+    cap.burst = 2;
+    cap.cost = 2;
+    assert_int_equal(b->take(rl, &cap, 1, mono_ms(), &retry, NULL), FP_OK);
+    assert_int_equal(b->take(rl, &cap, 1, mono_ms(), &retry, NULL), FP_RATE_LIMITED);
+    assert_true(retry > 1500 && retry <= 2000);
+    /* bad asks */
+    rl_ask bad = ask("x", 0, 1, 1);
+    assert_int_equal(b->take(rl, &bad, 1, mono_ms(), &retry, NULL), FP_INVALID);
+    rl_ask many[9];
+    for (int i = 0; i < 9; i++)
+        many[i] = ask("m", 1, 1, 1);
+    assert_int_equal(b->take(rl, many, 9, mono_ms(), &retry, NULL), FP_INVALID);
+    assert_int_equal(b->take(rl, many, 0, mono_ms(), &retry, NULL), FP_OK);
+    b->close(rl);
+}
+
+/* Redis only: a bucket's key lives as long as the bucket is not full. */
+static void test_ratelimit_redis_keys_expire(void **state)
+{
+    (void)state;
+    ratelimit *rl = NULL;
+    assert_int_equal(ratelimit_backend_redis.open(g_url, &rl), FP_OK);
+    rl_ask a = ask("", 10, 5, 4); /* 4 of 10 spent: full again in 0.8 s */
+    a.klen = rk((char *)a.key, sizeof a.key, "ttl", 3);
+    long long retry = 0;
+    assert_int_equal(ratelimit_backend_redis.take(rl, &a, 1, 0, &retry, NULL), FP_OK);
+    redis_pool *p = NULL;
+    assert_int_equal(redis_pool_open(g_url, &p), FP_OK);
+    redis_args args;
+    redis_args_init(&args);
+    redis_arg_str(&args, "PTTL");
+    redis_arg_key(&args, "fp:r:", a.key, a.klen);
+    redisReply *r = NULL;
+    assert_int_equal(redis_cmd(p, &args, &r), FP_OK);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    assert_true(r->integer > 600 && r->integer <= 802);
+    redis_reply_free(&r);
+    struct timespec ts = {0, 900 * 1000000L};
+    nanosleep(&ts, NULL);
+    assert_int_equal(redis_cmd(p, &args, &r), FP_OK);
+    assert_int_equal(r->integer, -2); /* gone: as good as a full bucket */
+    redis_reply_free(&r);
+    redis_pool_close(&p);
+    /* and a full bucket it is */
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(ratelimit_backend_redis.take(rl, &a, 1, 0, &retry, NULL), FP_OK);
+    assert_int_equal(ratelimit_backend_redis.take(rl, &a, 1, 0, &retry, NULL), FP_RATE_LIMITED);
+    ratelimit_backend_redis.close(rl);
 }
 
 static void test_ratelimit_table_is_bounded(void **state)
@@ -395,18 +551,43 @@ static void test_queue_close_runs_pending_retries(void **state)
     assert_true(v_ms_between(&t0, &t1) < 5000);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (sodium_init() < 0)
+        return 1;
+    snprintf(g_run, sizeof g_run, "%d-%08x", (int)getpid(), randombytes_random());
+    if (argc > 1 && strcmp(argv[1], "redis") == 0) {
+        const char *envf = getenv("FP_SERVICES_ENV");
+        g_url = svc_env_read(envf, "FILMPICKER_CACHE");
+        if (!g_url) {
+            fprintf(stderr, "no FILMPICKER_CACHE in %s (FP_SERVICES_ENV): the services "
+                            "fixture did not start Redis\n", envf ? envf : "(unset)");
+            return 1;
+        }
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_cache_roundtrip),
+            cmocka_unit_test(test_cache_expiry),
+            cmocka_unit_test(test_ratelimit_contract),
+            cmocka_unit_test(test_ratelimit_redis_keys_expire),
+        };
+        int rc = cmocka_run_group_tests_name("redis", tests, NULL, NULL);
+        fp_free(g_url);
+        return rc;
+    }
+    g_url = fp_strdup("inproc");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cache_roundtrip),
         cmocka_unit_test(test_cache_expiry),
         cmocka_unit_test(test_cache_is_bounded),
         cmocka_unit_test(test_cache_no_evict_refuses_and_keeps),
         cmocka_unit_test(test_ratelimit_buckets),
+        cmocka_unit_test(test_ratelimit_contract),
         cmocka_unit_test(test_ratelimit_table_is_bounded),
         cmocka_unit_test(test_queue_runs_each_job_once_and_drains),
         cmocka_unit_test(test_queue_verdicts),
         cmocka_unit_test(test_queue_close_runs_pending_retries),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests_name("inproc", tests, NULL, NULL);
+    fp_free(g_url);
+    return rc;
 }
