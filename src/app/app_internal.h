@@ -86,6 +86,7 @@ struct svc_job {
     svc_job *next;
     char id[33];
     int64_t created_at;
+    long long created_ms;  /* wall clock, for the fetches it waits for */
     long long finished_ms; /* monotonic; 0 while running */
     size_t nparts, pending;
     svc_part *parts;
@@ -265,6 +266,15 @@ static inline long long svc__mono_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Wall-clock milliseconds: times several processes compare (task
+ * documents, job documents). */
+static inline long long svc__wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Wall-clock unix seconds (fetch times, watched marks). */
 static inline int64_t svc__now(void)
 {
@@ -306,10 +316,16 @@ queue_verdict svc__handle_job(void *ctx, queue_delivery *d);
 void *svc__bus_main(void *arg);
 void svc__tasks_poll(service *s);
 void svc__need_fetch(service *s, const svc_person *p, svc_job *j, size_t part);
+int svc__task_attach(service *s, const svc_person *p, svc_job *j, size_t part, long long since_ms);
+fp_err svc__task_ended(service *s, const uint8_t key[VAULT_KEY_BYTES], long long since_ms,
+                       fp_err *result, int *pages_total);
 fp_err svc__fetch_and_store(service *s, const svc_person *p, source_progress_fn progress,
                             void *ud);
 
 /* jobs.c */
+void svc__job_publish(service *s, const char *id, int64_t created_at, long long created_ms,
+                      const svc_person *people, size_t n, const char *kinds, const fp_err *errors);
+void svc__job_ensure(service *s, const char *id);
 svc_job *svc__job_find(service *s, const char *id);
 void svc__part_settled(service *s, svc_job *j, svc_waiter **fired);
 void svc__fire(svc_waiter *w);

@@ -83,6 +83,184 @@ void svc__fire(svc_waiter *w)
     }
 }
 
+/* ---- jobs any instance can answer for ------------------------------------
+ * With shared state, the instance that starts a job writes its document
+ * "job:<id>" (sealed: it names the participants): who they are and what
+ * each part was at the start. Another instance asked about the job adopts
+ * it: it builds its own copy from the document, the stored lists and the
+ * task documents, and follows the fetches it waits for through the bus like
+ * the first one does. */
+
+#define SVC_JOB_DOC_PREFIX "job:"
+
+static void svc__job_doc_name(const char *id, char name[STATE_NAME_MAX + 1])
+{
+    snprintf(name, STATE_NAME_MAX + 1, "%s%s", SVC_JOB_DOC_PREFIX, id);
+}
+
+void svc__job_publish(service *s, const char *id, int64_t created_at, long long created_ms,
+                      const svc_person *people, size_t n, const char *kinds, const fp_err *errors)
+{
+    json_t *parts = json_array();
+    for (size_t i = 0; i < n; i++) {
+        char hex[2 * VAULT_KEY_BYTES + 1];
+        sodium_bin2hex(hex, sizeof hex, people[i].key, VAULT_KEY_BYTES);
+        char k[2] = {kinds[i] ? kinds[i] : 'x', 0};
+        json_t *o = json_pack("{s:s,s:s,s:s}", "u", people[i].user, "k", hex, "st", k);
+        json_object_set_new(o, "s", people[i].src ? json_string(people[i].src->type) : json_null());
+        if (kinds[i] == 'x')
+            json_object_set_new(o, "e", json_string(fp_err_code(errors[i])));
+        json_array_append_new(parts, o);
+    }
+    json_t *doc = json_pack("{s:I,s:I,s:o}", "c", (json_int_t)created_at, "m",
+                            (json_int_t)created_ms, "p", parts);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    char name[STATE_NAME_MAX + 1];
+    svc__job_doc_name(id, name);
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    fp_err rc = text ? vault_seal_bytes(s->v, name, text, strlen(text), &blob, &len) : FP_NOMEM;
+    if (text) {
+        sodium_memzero(text, strlen(text));
+        free(text);
+    }
+    if (rc == FP_OK) {
+        long ttl_ms = (s->cfg->job_ttl_s + 3600L) * 1000L; /* it may run an hour before it ends */
+        rc = s->stb->doc_cas(s->sts, name, 0, blob, len, ttl_ms, NULL);
+    }
+    fp_free(blob);
+    if (rc != FP_OK)
+        fp_log(FP_LOG_WARN, "job_unshared", "{s:s}", "error", fp_err_code(rc));
+}
+
+/* Builds this instance's copy of a job another instance started. */
+static fp_err svc__job_adopt(service *s, const char *id)
+{
+    char name[STATE_NAME_MAX + 1];
+    svc__job_doc_name(id, name);
+    uint8_t *blob = NULL, *pt = NULL;
+    size_t len = 0, pt_len = 0;
+    uint64_t ver = 0;
+    fp_err rc = s->stb->doc_get(s->sts, name, &blob, &len, &ver);
+    if (rc != FP_OK)
+        return rc;
+    rc = vault_unseal_bytes(s->v, name, blob, len, &pt, &pt_len);
+    fp_free(blob);
+    if (rc != FP_OK)
+        return rc;
+    json_error_t jerr;
+    json_t *doc = json_loadb((const char *)pt, pt_len, 0, &jerr);
+    sodium_memzero(pt, pt_len);
+    fp_free(pt);
+    json_t *parts = json_object_get(doc, "p");
+    size_t n = json_array_size(parts);
+    if (!doc || n == 0) {
+        json_decref(doc);
+        return FP_CORRUPT;
+    }
+    svc_job *j = fp_calloc(1, sizeof *j);
+    j->parts = fp_calloc(n, sizeof *j->parts);
+    j->nparts = j->pending = n;
+    j->created_at = (int64_t)json_integer_value(json_object_get(doc, "c"));
+    j->created_ms = (long long)json_integer_value(json_object_get(doc, "m"));
+    snprintf(j->id, sizeof j->id, "%s", id);
+    char *kinds = fp_calloc(n + 1, 1);
+    fp_err *errors = fp_calloc(n, sizeof *errors);
+    for (size_t i = 0; i < n && rc == FP_OK; i++) {
+        json_t *o = json_array_get(parts, i);
+        const char *src = json_string_value(json_object_get(o, "s"));
+        const char *user = json_string_value(json_object_get(o, "u"));
+        const char *kind = json_string_value(json_object_get(o, "st"));
+        const char *err = json_string_value(json_object_get(o, "e"));
+        svc_person *p = &j->parts[i].person;
+        if (!user || !kind)
+            rc = FP_CORRUPT;
+        else if (src)
+            rc = svc_person_parse(s, src, user, 0, p);
+        else
+            rc = svc_person_import(s, user, p);
+        kinds[i] = kind ? kind[0] : 'x';
+        errors[i] = err ? fp_err_from_code(err) : FP_INTERNAL;
+        j->parts[i].state = SVC_PART_QUEUED;
+    }
+    json_decref(doc);
+    if (rc != FP_OK) {
+        fp_free(kinds);
+        fp_free(errors);
+        fp_free(j->parts);
+        fp_free(j);
+        return FP_CORRUPT;
+    }
+
+    pthread_mutex_lock(&s->mu);
+    if (svc__job_find(s, id)) { /* adopted meanwhile by another request */
+        pthread_mutex_unlock(&s->mu);
+        fp_free(kinds);
+        fp_free(errors);
+        fp_free(j->parts);
+        fp_free(j);
+        return FP_OK;
+    }
+    size_t b = svc__job_bucket(j->id);
+    j->next = s->jobs[b];
+    s->jobs[b] = j;
+    s->jobs_active++;
+    pthread_mutex_unlock(&s->mu);
+
+    for (size_t i = 0; i < n; i++) {
+        svc_person p = j->parts[i].person;
+        fp_err result = FP_OK;
+        int pages = 0;
+        int waits = kinds[i] == 'w';
+        if (waits && svc__task_ended(s, p.key, j->created_ms, &result, &pages) != FP_OK) {
+            svc__task_attach(s, &p, j, i, j->created_ms); /* the bus (or the poll) settles it */
+            continue;
+        }
+        svc_stored st = {0};
+        fp_err load_rc = kinds[i] == 'x' ? errors[i] : svc__load(s, p.key, &st);
+        svc_waiter *fired = NULL;
+        pthread_mutex_lock(&s->mu);
+        svc_part *part = &j->parts[i];
+        if (load_rc == FP_OK) {
+            part->state = SVC_PART_READY;
+            part->ids = st.ids;
+            part->nids = st.n;
+            part->fetched_at = st.fetched_at;
+            part->from_store = !waits || result != FP_OK;
+            part->warning = waits ? result : FP_OK;
+            part->pages_done = part->pages_total = pages;
+            st.ids = NULL;
+        } else {
+            part->state = SVC_PART_FAILED;
+            part->error = waits && result != FP_OK ? result : load_rc;
+        }
+        svc__part_settled(s, j, &fired);
+        pthread_mutex_unlock(&s->mu);
+        svc__fire(fired);
+        svc__stored_free(&st);
+    }
+    fp_free(kinds);
+    fp_free(errors);
+    return FP_OK;
+}
+
+/* Makes sure this instance knows the job: with shared state, one another
+ * instance started is adopted. */
+void svc__job_ensure(service *s, const char *id)
+{
+    if (!s->shared_state || !id || strlen(id) != 32 || strspn(id, "0123456789abcdef") != 32)
+        return;
+    pthread_mutex_lock(&s->mu);
+    int known = svc__job_find(s, id) != NULL;
+    pthread_mutex_unlock(&s->mu);
+    if (!known) {
+        fp_err rc = svc__job_adopt(s, id);
+        if (rc != FP_OK && rc != FP_NOT_FOUND)
+            fp_log(FP_LOG_WARN, "job_adopt_failed", "{s:s}", "error", fp_err_code(rc));
+    }
+}
+
 fp_err svc_job_start(service *s, const svc_person *people, size_t n, char job_id[33])
 {
     if (n == 0)
@@ -91,6 +269,7 @@ fp_err svc_job_start(service *s, const svc_person *people, size_t n, char job_id
     j->parts = fp_calloc(n, sizeof *j->parts);
     j->nparts = j->pending = n;
     j->created_at = svc__now();
+    j->created_ms = svc__wall_ms();
     vault_random_token(j->id, 16);
 
     pthread_mutex_lock(&s->mu);
@@ -112,6 +291,11 @@ fp_err svc_job_start(service *s, const svc_person *people, size_t n, char job_id
     pthread_mutex_unlock(&s->mu);
     snprintf(job_id, 33, "%s", j->id);
 
+    /* What each part was at the start, for the job document other
+     * instances read: 'r' ready from storage, 'w' waits for a fetch, 'x'
+     * failed (with its error). */
+    char *kinds = fp_calloc(n + 1, 1);
+    fp_err *errors = fp_calloc(n, sizeof *errors);
     /* The job is reachable now but cannot finish before every part settles:
      * pending counts all parts until each one below is settled. */
     for (size_t i = 0; i < n; i++) {
@@ -130,9 +314,12 @@ fp_err svc_job_start(service *s, const svc_person *people, size_t n, char job_id
                 part->fetched_at = st.fetched_at;
                 part->from_store = 1;
                 st.ids = NULL;
+                kinds[i] = 'r';
             } else {
                 part->state = SVC_PART_FAILED;
                 part->error = rc;
+                kinds[i] = 'x';
+                errors[i] = rc;
             }
             svc__part_settled(s, j, &fired);
             pthread_mutex_unlock(&s->mu);
@@ -140,8 +327,11 @@ fp_err svc_job_start(service *s, const svc_person *people, size_t n, char job_id
             if (stale && p->src)
                 svc__need_fetch(s, p, NULL, 0); /* background refresh */
         } else if (rc == FP_NOT_FOUND) {
+            kinds[i] = 'w';
             svc__need_fetch(s, p, j, i);
         } else {
+            kinds[i] = 'x';
+            errors[i] = rc;
             svc_waiter *fired = NULL;
             pthread_mutex_lock(&s->mu);
             j->parts[i].state = SVC_PART_FAILED;
@@ -152,12 +342,17 @@ fp_err svc_job_start(service *s, const svc_person *people, size_t n, char job_id
         }
         svc__stored_free(&st);
     }
+    if (s->shared_state)
+        svc__job_publish(s, job_id, j->created_at, j->created_ms, people, n, kinds, errors);
+    fp_free(kinds);
+    fp_free(errors);
     return FP_OK;
 }
 
 fp_err svc_job_view_get(service *s, const char *job_id, svc_job_view *out)
 {
     memset(out, 0, sizeof *out);
+    svc__job_ensure(s, job_id);
     pthread_mutex_lock(&s->mu);
     svc_job *j = svc__job_find(s, job_id);
     if (!j) {
@@ -198,6 +393,7 @@ void svc_job_view_free(svc_job_view *v)
 
 fp_err svc_job_wait(service *s, const char *job_id, long timeout_ms, svc_wait_fn fn, void *ud)
 {
+    svc__job_ensure(s, job_id);
     pthread_mutex_lock(&s->mu);
     svc_job *j = svc__job_find(s, job_id);
     if (!j) {
@@ -229,6 +425,7 @@ fp_err svc__job_people(service *s, const char *job_id, svc_person **people, int 
     *people = NULL;
     *ready = NULL;
     *n = 0;
+    svc__job_ensure(s, job_id);
     pthread_mutex_lock(&s->mu);
     svc_job *j = svc__job_find(s, job_id);
     fp_err rc = !j ? FP_NOT_FOUND : j->pending > 0 ? FP_PENDING : FP_OK;

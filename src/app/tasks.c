@@ -51,13 +51,6 @@ typedef struct svc_taskdoc {
     long long ended_ms;   /* done: when */
 } svc_taskdoc;
 
-static long long svc__wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void svc__key_hex(const uint8_t key[VAULT_KEY_BYTES], char hex[2 * VAULT_KEY_BYTES + 1])
 {
     sodium_bin2hex(hex, 2 * VAULT_KEY_BYTES + 1, key, VAULT_KEY_BYTES);
@@ -377,10 +370,10 @@ static fp_err svc__task_queue(service *s, const svc_person *p)
     return rc == FP_CONFLICT ? FP_UNAVAILABLE : rc;
 }
 
-/* Attaches (job, part) to this process's wait for the person's fetch,
- * making sure the fetch is queued when this is the first wait. Called
- * without s->mu. */
-void svc__need_fetch(service *s, const svc_person *p, svc_job *j, size_t part)
+/* Attaches (job, part) (j may be NULL) to this process's wait for the
+ * person's fetch, which began at since_ms (wall clock) or now; 1 when the
+ * wait is new. Called without s->mu. */
+int svc__task_attach(service *s, const svc_person *p, svc_job *j, size_t part, long long since_ms)
 {
     int created = 0;
     pthread_mutex_lock(&s->mu);
@@ -388,11 +381,13 @@ void svc__need_fetch(service *s, const svc_person *p, svc_job *j, size_t part)
     if (!t) {
         t = fp_calloc(1, sizeof *t);
         t->person = *p;
-        t->since_ms = svc__wall_ms();
+        t->since_ms = since_ms ? since_ms : svc__wall_ms();
         t->polled_ms = svc__mono_ms();
         t->next = s->tasks;
         s->tasks = t;
         created = 1;
+    } else if (since_ms && since_ms < t->since_ms) {
+        t->since_ms = since_ms;
     }
     if (j) {
         svc_listener *l = fp_calloc(1, sizeof *l);
@@ -407,11 +402,36 @@ void svc__need_fetch(service *s, const svc_person *p, svc_job *j, size_t part)
         j->parts[part].warning = t->retrying;
     }
     pthread_mutex_unlock(&s->mu);
-    if (!created)
+    return created;
+}
+
+/* Attaches (job, part) to this process's wait for the person's fetch,
+ * making sure the fetch is queued when this is the first wait. Called
+ * without s->mu. */
+void svc__need_fetch(service *s, const svc_person *p, svc_job *j, size_t part)
+{
+    if (!svc__task_attach(s, p, j, part, 0))
         return;
     fp_err rc = svc__task_queue(s, p);
     if (rc != FP_OK)
         svc__task_settle(s, p->key, rc, 0); /* not queued: the stored copy or the error, now */
+}
+
+/* The end of the person's fetch begun at or after since_ms, when the task
+ * document already says so: FP_OK with its result in *result. */
+fp_err svc__task_ended(service *s, const uint8_t key[VAULT_KEY_BYTES], long long since_ms,
+                       fp_err *result, int *pages_total)
+{
+    svc_taskdoc d;
+    uint64_t ver = 0;
+    fp_err rc = svc__taskdoc_get(s, key, &d, &ver);
+    if (rc != FP_OK)
+        return rc;
+    if (d.state != 'd' || d.ended_ms < since_ms)
+        return FP_PENDING;
+    *result = d.result;
+    *pages_total = d.pages_total;
+    return FP_OK;
 }
 
 /* ---- running a fetch (a worker) ------------------------------------------ */
