@@ -423,9 +423,13 @@ static fp_err qa__connect(queue *q, qa_conn *k, const char *role, int *logged_do
     amqp_set_handshake_timeout(k->c, &tv);
     amqp_set_rpc_timeout(k->c, &tv);
     why = "login";
-    if (amqp_login(k->c, q->ci.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, q->ci.user,
-                   q->ci.password).reply_type != AMQP_RESPONSE_NORMAL)
+    amqp_rpc_reply_t lr = amqp_login(k->c, q->ci.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN,
+                                     q->ci.user, q->ci.password);
+    if (lr.reply_type != AMQP_RESPONSE_NORMAL) {
+        if (!*logged_down) /* e.g. ACCESS_REFUSED: a wrong password or vhost */
+            qa__reply_check(lr, role, "login");
         goto out;
+    }
     why = "channel";
     amqp_channel_open(k->c, 1);
     if (qa__reply_check(amqp_get_rpc_reply(k->c), role, "channel.open") != FP_OK)
