@@ -202,7 +202,8 @@ static fp_err redis__parse(redis_pool *p, const char *url)
         fp_log(FP_LOG_ERROR, "redis_tls_unsupported", "{s:s}", "reason",
                "rediss:// needs TLS, which this build's hiredis (0.14) lacks; use redis:// "
                "on a trusted network or a TLS tunnel (stunnel, spiped)");
-        goto fail_quiet;
+        why = NULL; /* said */
+        goto out;
     }
     if (strcmp(scheme, "redis") != 0) {
         why = "scheme is not redis";
@@ -248,16 +249,12 @@ static fp_err redis__parse(redis_pool *p, const char *url)
         why = "a fragment";
         goto out;
     }
-    if (curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OK) {
-        rc = redis__options(p, query);
-        goto out_nolog;
-    }
-    rc = FP_OK;
+    why = NULL; /* redis__options says what it refuses */
+    rc = curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OK ? redis__options(p, query)
+                                                                    : FP_OK;
 out:
-    if (rc != FP_OK)
+    if (rc != FP_OK && why)
         fp_log(FP_LOG_ERROR, "redis_bad_url", "{s:s}", "reason", why);
-out_nolog:
-fail_quiet:
     curl_free(scheme);
     curl_free(host);
     curl_free(port);
