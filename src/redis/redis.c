@@ -40,13 +40,13 @@ struct redis_pool {
     char *pass; /* NULL: no AUTH */
     long db;
     long connect_ms, timeout_ms;
-    int size, blocking_max;
+    long size, blocking_max; /* connections: ordinary, blocking */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
     redisContext **idle;
-    int nidle;
-    int busy, busy_blocking;
+    long nidle;
+    long busy, busy_blocking;
     long long down_until_ms; /* monotonic: fail fast until then */
     int up;                  /* -1 unknown, 0 down, 1 up */
     redis__known scripts[REDIS_SCRIPTS_MAX];
@@ -153,16 +153,15 @@ static int redis__num(const char *s, size_t len, long lo, long hi, long *out)
 /* The query's options: "name=value&...". */
 static fp_err redis__options(redis_pool *p, const char *q)
 {
-    static const struct {
+    const struct {
         const char *name;
         long lo, hi;
-        size_t off_long; /* into redis_pool, for the long options */
-        int is_int;
+        long *field;
     } opts[] = {
-        {"timeout-ms", 10, 600000, offsetof(redis_pool, timeout_ms), 0},
-        {"connect-timeout-ms", 10, 600000, offsetof(redis_pool, connect_ms), 0},
-        {"pool-size", 1, 1024, offsetof(redis_pool, size), 1},
-        {"blocking-max", 1, 4096, offsetof(redis_pool, blocking_max), 1},
+        {"timeout-ms", 10, 600000, &p->timeout_ms},
+        {"connect-timeout-ms", 10, 600000, &p->connect_ms},
+        {"pool-size", 1, 1024, &p->size},
+        {"blocking-max", 1, 4096, &p->blocking_max},
     };
     while (*q) {
         size_t len = strcspn(q, "&");
@@ -170,22 +169,13 @@ static fp_err redis__options(redis_pool *p, const char *q)
         size_t i = 0;
         for (; eq && i < sizeof opts / sizeof opts[0]; i++) {
             size_t nlen = strlen(opts[i].name);
-            long v;
             if ((size_t)(eq - q) == nlen && strncmp(q, opts[i].name, nlen) == 0 &&
-                redis__num(eq + 1, len - nlen - 1, opts[i].lo, opts[i].hi, &v)) {
-                char *field = (char *)p + opts[i].off_long;
-                if (opts[i].is_int) {
-                    int iv = (int)v;
-                    memcpy(field, &iv, sizeof iv);
-                } else {
-                    memcpy(field, &v, sizeof v);
-                }
+                redis__num(eq + 1, len - nlen - 1, opts[i].lo, opts[i].hi, opts[i].field))
                 break;
-            }
         }
         if (!eq || i == sizeof opts / sizeof opts[0]) {
-            fp_log(FP_LOG_ERROR, "redis_bad_url", "{s:s,s:s%}", "reason", "unknown option",
-                   "option", q, len);
+            fp_log(FP_LOG_ERROR, "redis_bad_url", "{s:s,s:s%}", "reason",
+                   "unknown option or value out of range", "option", q, len);
             return FP_INVALID;
         }
         q += len + (q[len] == '&');
@@ -212,7 +202,8 @@ static fp_err redis__parse(redis_pool *p, const char *url)
         fp_log(FP_LOG_ERROR, "redis_tls_unsupported", "{s:s}", "reason",
                "rediss:// needs TLS, which this build's hiredis (0.14) lacks; use redis:// "
                "on a trusted network or a TLS tunnel (stunnel, spiped)");
-        goto fail_quiet;
+        why = NULL; /* said */
+        goto out;
     }
     if (strcmp(scheme, "redis") != 0) {
         why = "scheme is not redis";
@@ -258,16 +249,12 @@ static fp_err redis__parse(redis_pool *p, const char *url)
         why = "a fragment";
         goto out;
     }
-    if (curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OK) {
-        rc = redis__options(p, query);
-        goto out_nolog;
-    }
-    rc = FP_OK;
+    why = NULL; /* redis__options says what it refuses */
+    rc = curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OK ? redis__options(p, query)
+                                                                    : FP_OK;
 out:
-    if (rc != FP_OK)
+    if (rc != FP_OK && why)
         fp_log(FP_LOG_ERROR, "redis_bad_url", "{s:s}", "reason", why);
-out_nolog:
-fail_quiet:
     curl_free(scheme);
     curl_free(host);
     curl_free(port);
@@ -679,7 +666,7 @@ void redis_pool_close(redis_pool **pp)
     redis_pool *p = *pp;
     if (!p)
         return;
-    for (int i = 0; i < p->nidle; i++)
+    for (long i = 0; i < p->nidle; i++)
         redisFree(p->idle[i]);
     fp_free(p->idle);
     fp_free(p->host);
