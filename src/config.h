@@ -39,6 +39,7 @@ typedef struct fp_config {
     long compat_wait_ms;      /* how long the first version's routes wait for fetches */
     long request_timeout_s;   /* idle HTTP connection timeout */
     long job_ttl_s;           /* finished jobs are kept this long */
+    long fetch_lease_ms;      /* a fetch's lease (tasks.c), renewed every third of it */
     long max_jobs;            /* unfinished jobs at once (429 beyond) */
     long session_ttl_s;       /* a session expires this long after its last change */
     long max_sessions_per_client; /* open sessions per browser (429 beyond) */

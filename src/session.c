@@ -25,6 +25,7 @@
 #include "core/mem.h"
 #include "film.h"
 #include "pick.h"
+#include "state/state.h"
 #include "vault.h"
 #include "views.h"
 
@@ -63,6 +64,7 @@ typedef struct sess_hub {
     size_t ring_n;    /* events held */
     size_t ring_head; /* index of the oldest */
     size_t ring_bytes;
+    long long last_id; /* the newest event its streams were sent (older ones are not sent again) */
     size_t doc_bytes; /* the stored document's size */
     sess_stream *streams;
     long nstreams;
@@ -102,6 +104,13 @@ struct sessions {
     service *svc;
     const cache_backend *cb;
     cache *ca;
+    /* Shared with other instances (a Redis state): documents by
+     * compare-and-set in the state, each event also a sealed document
+     * "sess:<id>:e:<n>" any instance replays, and a "sess" bus event that
+     * wakes the other instances' streams. NULL in the embedded default. */
+    const state_backend *stb;
+    state_handle *sts;
+    const char *instance;
     pthread_mutex_t mu;     /* session documents (read-modify-write) and jobs[] */
     pthread_mutex_t hub_mu; /* hubs and streams, and the two counts below */
     sess_hub *hubs[SESS_HUB_BUCKETS];
@@ -142,16 +151,56 @@ static void sess__key(const char *id, char out[40])
     snprintf(out, 40, "sess:%s", id);
 }
 
-static fp_err sess__load(sessions *ss, const char *id, json_t **state)
+/* Reads a stored value: from the cache in one process, sealed from the
+ * shared state otherwise (with its document version in *dv, may be NULL). */
+static fp_err sess__get_raw(sessions *ss, const char *key, uint8_t **val, size_t *len,
+                            uint64_t *dv)
+{
+    if (dv)
+        *dv = 0;
+    if (!ss->stb)
+        return ss->cb->get(ss->ca, key, strlen(key), val, len);
+    uint8_t *blob = NULL;
+    size_t blen = 0;
+    uint64_t ver = 0;
+    fp_err rc = ss->stb->doc_get(ss->sts, key, &blob, &blen, &ver);
+    if (rc != FP_OK)
+        return rc;
+    rc = svc_unseal(ss->svc, key, blob, blen, val, len);
+    fp_free(blob);
+    if (dv)
+        *dv = ver;
+    return rc;
+}
+
+/* Writes a value (expect: the document version read, 0 for a new one;
+ * ignored in one process): FP_CONFLICT when another instance wrote first. */
+static fp_err sess__put_raw(sessions *ss, const char *key, const char *val, size_t len,
+                            long ttl_s, uint64_t expect)
+{
+    if (!ss->stb)
+        return ss->cb->set(ss->ca, key, strlen(key), val, len, ttl_s);
+    uint8_t *blob = NULL;
+    size_t blen = 0;
+    fp_err rc = svc_seal(ss->svc, key, val, len, &blob, &blen);
+    if (rc == FP_OK)
+        rc = ss->stb->doc_cas(ss->sts, key, expect, blob, blen, ttl_s * 1000L, NULL);
+    fp_free(blob);
+    return rc;
+}
+
+static fp_err sess__load_v(sessions *ss, const char *id, json_t **state, uint64_t *dv)
 {
     *state = NULL;
+    if (dv)
+        *dv = 0;
     if (!sess__valid_id(id))
         return FP_NOT_FOUND;
     char key[40];
     sess__key(id, key);
     uint8_t *val = NULL;
     size_t len = 0;
-    fp_err rc = ss->cb->get(ss->ca, key, strlen(key), &val, &len);
+    fp_err rc = sess__get_raw(ss, key, &val, &len, dv);
     if (rc != FP_OK)
         return rc;
     json_error_t err;
@@ -160,11 +209,16 @@ static fp_err sess__load(sessions *ss, const char *id, json_t **state)
     return *state ? FP_OK : FP_CORRUPT;
 }
 
+static fp_err sess__load(sessions *ss, const char *id, json_t **state)
+{
+    return sess__load_v(ss, id, state, NULL);
+}
+
 /* Stores the document. A change that would take all sessions past
  * sessions-max-mb is refused (FP_UNAVAILABLE) and the stored document
  * stays as it was: a live session is never dropped to make room. The
  * session's hub (its registry entry) is created with its first save. */
-static fp_err sess__save(sessions *ss, json_t *state)
+static fp_err sess__save(sessions *ss, json_t *state, uint64_t expect)
 {
     const char *id = json_string_value(json_object_get(state, "id"));
     time_t now = time(NULL);
@@ -187,7 +241,7 @@ static fp_err sess__save(sessions *ss, json_t *state)
     pthread_mutex_unlock(&ss->hub_mu);
     char key[40];
     sess__key(id, key);
-    fp_err rc = ss->cb->set(ss->ca, key, strlen(key), text, len, ttl);
+    fp_err rc = sess__put_raw(ss, key, text, len, ttl, expect);
     free(text);
     if (rc == FP_OK) {
         pthread_mutex_lock(&ss->hub_mu);
@@ -379,12 +433,17 @@ static void sess__stream_push(sess_stream *st, const char *text, size_t len)
     }
 }
 
-/* Records an event in the hub's log and sends it to its streams. hub_mu held. */
-static void sess__hub_publish(sess_hub *h, size_t *bytes, size_t cap, long long id,
-                              const char *name, json_t *data)
+/* Records an event (its SSE text, taken) in the hub's log and sends it to
+ * its streams, unless they were sent a newer one (with several instances,
+ * a snapshot may have overtaken it). hub_mu held. */
+static void sess__hub_publish_text(sess_hub *h, size_t *bytes, size_t cap, long long id,
+                                   char *text, size_t len)
 {
-    size_t len = 0;
-    char *text = sess__sse(id, name, data, &len);
+    if (id <= h->last_id) {
+        fp_free(text);
+        return;
+    }
+    h->last_id = id;
     /* Oldest out first, by count and by bytes; a replay that reaches past
      * the ring gets a full "session" snapshot instead. */
     while (h->ring_n > 0 && (h->ring_n == SESS_RING || h->ring_bytes + len > SESS_RING_BYTES)) {
@@ -422,6 +481,123 @@ static void sess__hub_publish(sess_hub *h, size_t *bytes, size_t cap, long long 
         fp_free(text); /* not kept in the ring */
 }
 
+static void sess__hub_publish(sess_hub *h, size_t *bytes, size_t cap, long long id,
+                              const char *name, json_t *data)
+{
+    size_t len = 0;
+    char *text = sess__sse(id, name, data, &len);
+    sess__hub_publish_text(h, bytes, cap, id, text, len);
+}
+
+/* ---- events shared between instances ------------------------------------ */
+
+static void sess__event_key(const char *id, long long n, char out[STATE_NAME_MAX + 1])
+{
+    snprintf(out, STATE_NAME_MAX + 1, "sess:%s:e:%lld", id, n);
+}
+
+/* Stores each event as its own document for the other instances (to
+ * replay and to follow), then tells them on the bus. An event that could
+ * not be stored makes them send a snapshot instead. */
+static void sess__share_events(sessions *ss, const char *id, long long first, json_t *texts,
+                               long ttl_s)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(texts, i, t)
+    {
+        char key[STATE_NAME_MAX + 1];
+        sess__event_key(id, first + (long long)i, key);
+        if (sess__put_raw(ss, key, json_string_value(t), json_string_length(t), ttl_s, 0) != FP_OK)
+            fp_log(FP_LOG_WARN, "session_event_unshared", NULL);
+    }
+    long long last = first + (long long)json_array_size(texts) - 1;
+    json_t *o = json_pack("{s:s,s:s,s:I,s:s}", "k", "sess", "s", id, "v", (json_int_t)last, "o",
+                          ss->instance);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (text && svc_bus_send(ss->svc, text, strlen(text)) != FP_OK)
+        fp_log(FP_LOG_WARN, "session_bus_unsent", NULL);
+    free(text);
+}
+
+/* The events from..to of a session from the other instances' documents,
+ * as SSE texts; NULL when one is missing (then a snapshot goes instead). */
+static json_t *sess__shared_events(sessions *ss, const char *id, long long from, long long to)
+{
+    if (to < from || to - from >= SESS_RING)
+        return NULL;
+    json_t *out = json_array();
+    for (long long n = from; n <= to; n++) {
+        char key[STATE_NAME_MAX + 1];
+        sess__event_key(id, n, key);
+        uint8_t *val = NULL;
+        size_t len = 0;
+        if (sess__get_raw(ss, key, &val, &len, NULL) != FP_OK) {
+            json_decref(out);
+            return NULL;
+        }
+        json_array_append_new(out, json_stringn((const char *)val, len));
+        fp_free(val);
+    }
+    return out;
+}
+
+static json_t *sess__view(sessions *ss, json_t *state);
+
+/* A "sess" bus event: another instance changed a session; this one's
+ * streams of it get the events they have not had (or a snapshot). On the
+ * service's bus thread. */
+static void sess__bus(void *ud, const char *json, size_t len)
+{
+    sessions *ss = ud;
+    json_error_t jerr;
+    json_t *o = json_loadb(json, len, 0, &jerr);
+    const char *id = json_string_value(json_object_get(o, "s"));
+    const char *origin = json_string_value(json_object_get(o, "o"));
+    long long v = (long long)json_integer_value(json_object_get(o, "v"));
+    if (!id || !sess__valid_id(id) || !origin || strcmp(origin, ss->instance) == 0) {
+        json_decref(o);
+        return; /* this instance's own events went out when they were made */
+    }
+    char sid[33];
+    snprintf(sid, sizeof sid, "%s", id);
+    json_decref(o);
+    pthread_mutex_lock(&ss->hub_mu);
+    sess_hub *h = sess__hub(ss, sid, 0);
+    long long from = h && h->streams ? h->last_id + 1 : v + 1;
+    pthread_mutex_unlock(&ss->hub_mu);
+    if (from > v)
+        return; /* nobody follows it here, or they have it */
+    json_t *texts = sess__shared_events(ss, sid, from, v);
+    json_t *state = NULL, *snapshot = NULL;
+    long long version = v;
+    if (!texts && sess__load(ss, sid, &state) == FP_OK) {
+        version = (long long)json_integer_value(json_object_get(state, "version"));
+        snapshot = sess__view(ss, state);
+    }
+    size_t cap = (size_t)ss->cfg->sessions_max_mb * 1024u * 1024u;
+    pthread_mutex_lock(&ss->hub_mu);
+    h = sess__hub(ss, sid, 0);
+    if (h && texts) {
+        size_t i;
+        json_t *t;
+        json_array_foreach(texts, i, t)
+        {
+            size_t tl = json_string_length(t);
+            char *copy = fp_malloc(tl + 1);
+            memcpy(copy, json_string_value(t), tl + 1);
+            sess__hub_publish_text(h, &ss->bytes, cap, from + (long long)i, copy, tl);
+        }
+    } else if (h && snapshot) {
+        sess__hub_publish(h, &ss->bytes, cap, version, "session", snapshot);
+    }
+    pthread_mutex_unlock(&ss->hub_mu);
+    json_decref(texts);
+    json_decref(snapshot);
+    json_decref(state);
+}
+
 /* ---- updates ----------------------------------------------------------- */
 
 typedef struct sess_events {
@@ -444,16 +620,31 @@ static fp_err sess__update(sessions *ss, const char *id, sess_edit_fn fn, void *
     sess_events ev = {json_array()};
     json_t *state = NULL;
     pthread_mutex_lock(&ss->mu);
-    fp_err rc = sess__load(ss, id, &state);
-    if (rc == FP_OK)
-        rc = fn(ss, state, ud, &ev);
+    fp_err rc = FP_CONFLICT;
+    /* One process: ss->mu makes the read-modify-write safe. Several: a
+     * write another instance made in between is a conflict, and the edit
+     * runs again on its result. */
+    for (int attempt = 0; attempt < 8 && rc == FP_CONFLICT; attempt++) {
+        json_decref(state);
+        state = NULL;
+        json_array_clear(ev.list);
+        uint64_t dv = 0;
+        rc = sess__load_v(ss, id, &state, &dv);
+        if (rc == FP_OK)
+            rc = fn(ss, state, ud, &ev);
+        if (rc != FP_OK || json_array_size(ev.list) == 0)
+            break;
+        json_int_t version = json_integer_value(json_object_get(state, "version"));
+        json_object_set_new(state, "version",
+                            json_integer(version + (json_int_t)json_array_size(ev.list)));
+        rc = sess__save(ss, state, dv);
+    }
+    if (rc == FP_CONFLICT)
+        rc = FP_UNAVAILABLE; /* others kept writing: the client tries again */
     if (rc == FP_OK && json_array_size(ev.list) > 0) {
         json_int_t version = json_integer_value(json_object_get(state, "version"));
-        json_int_t first = version + 1;
-        version += (json_int_t)json_array_size(ev.list);
-        json_object_set_new(state, "version", json_integer(version));
-        rc = sess__save(ss, state);
-        if (rc == FP_OK) {
+        json_int_t first = version - (json_int_t)json_array_size(ev.list) + 1;
+        {
             /* Snapshots carry the final version; views are made before
              * hub_mu is taken (they read the catalogue). */
             json_t *snapshot = NULL;
@@ -464,6 +655,7 @@ static fp_err sess__update(sessions *ss, const char *id, sess_edit_fn fn, void *
                 if (!snapshot && strcmp(json_string_value(json_array_get(e, 0)), "session") == 0)
                     snapshot = sess__view(ss, state);
             }
+            json_t *texts = ss->stb ? json_array() : NULL;
             pthread_mutex_lock(&ss->hub_mu);
             sess_hub *h = sess__hub(ss, id, 1);
             json_array_foreach(ev.list, i, e)
@@ -474,13 +666,20 @@ static fp_err sess__update(sessions *ss, const char *id, sess_edit_fn fn, void *
                     data = json_incref(snapshot);
                 else
                     json_incref(data);
-                sess__hub_publish(h, &ss->bytes,
-                                  (size_t)ss->cfg->sessions_max_mb * 1024u * 1024u,
-                                  first + (json_int_t)i, name, data);
+                size_t len = 0;
+                char *text = sess__sse(first + (json_int_t)i, name, data, &len);
+                if (texts)
+                    json_array_append_new(texts, json_stringn(text, len));
+                sess__hub_publish_text(h, &ss->bytes,
+                                       (size_t)ss->cfg->sessions_max_mb * 1024u * 1024u,
+                                       first + (json_int_t)i, text, len);
                 json_decref(data);
             }
             pthread_mutex_unlock(&ss->hub_mu);
             json_decref(snapshot);
+            if (texts)
+                sess__share_events(ss, id, first, texts, sess__ttl(ss, state));
+            json_decref(texts);
         }
     }
     if (rc == FP_OK && out)
@@ -525,7 +724,7 @@ static fp_err sess__client_slot(sessions *ss, const char *client_id, const char 
         size_t vl = 0;
         /* a session counts for session-ttl after its creation, while it exists */
         if (other && json_integer_value(json_array_get(e, 1)) > now - ss->cfg->session_ttl_s &&
-            ss->cb->get(ss->ca, sk, strlen(sk), &v, &vl) == FP_OK)
+            sess__get_raw(ss, sk, &v, &vl, NULL) == FP_OK)
             json_array_append(live, e);
         fp_free(v);
     }
@@ -589,7 +788,7 @@ fp_err sess_create(sessions *ss, const char *client_id, const uint8_t addr[16], 
         rc = sess__client_slot(ss, client_id, id, retry_s);
     }
     if (rc == FP_OK)
-        rc = sess__save(ss, state);
+        rc = sess__save(ss, state, 0);
     if (rc == FP_OK && addr) {
         pthread_mutex_lock(&ss->hub_mu);
         sess_hub *h = sess__hub(ss, id, 1);
@@ -807,6 +1006,20 @@ static void sess__map_job(sessions *ss, const char *job, const char *sid)
     ss->njobs++;
 }
 
+/* With several instances, the one that started a job may not be the one
+ * that sees it end (it stopped, or this one adopted the job): the session
+ * follows the job here too, so whichever instance hears of a change brings
+ * the session in step (the compare-and-set keeps it to once). Under mu. */
+static void sess__follow(sessions *ss, const char *job, const char *sid)
+{
+    if (!ss->stb || !job || !sid)
+        return;
+    for (size_t i = ss->njobs; i-- > 0;)
+        if (strcmp(ss->jobs[i].job, job) == 0)
+            return;
+    sess__map_job(ss, job, sid);
+}
+
 /* Display order of the common films: normalised title, then year, then id. */
 typedef struct sess_sorted {
     char *key;
@@ -1021,6 +1234,8 @@ static void sess__sync_prefetch(sessions *ss, json_t *state, sess_events *ev)
             json_object_del(p, "_pjob"); /* expired */
             continue;
         }
+        if (!v.done)
+            sess__follow(ss, job, json_string_value(json_object_get(state, "id")));
         int changed = 0;
         if (!searching && v.nparts == 1) /* while searching, the search job speaks */
             changed = sess__part_update(p, &v.parts[0]);
@@ -1047,6 +1262,8 @@ static fp_err sess__sync(sessions *ss, json_t *state, sess_events *ev)
         return FP_OK;
     svc_job_view v;
     fp_err rc = svc_job_view_get(ss->svc, job, &v);
+    if (rc == FP_OK && !v.done)
+        sess__follow(ss, job, json_string_value(json_object_get(state, "id")));
     if (rc == FP_NOT_FOUND) {
         /* The search job is gone (expired, or dropped under memory
          * pressure): back to gathering, so the group can search again
@@ -1538,6 +1755,13 @@ fp_err sess_stream_open(sessions *ss, const char *id, long long last_event_id, s
 {
     *out = NULL;
     json_t *state = NULL;
+    if (ss->stb) {
+        /* The instance that ran the session's jobs may be gone: bring the
+         * session in step with them here (and follow them from now on). */
+        fp_err sync_rc = sess__update(ss, id, sess__edit_sync, NULL, NULL);
+        if (sync_rc != FP_OK && sync_rc != FP_NOT_FOUND)
+            fp_log(FP_LOG_WARN, "session_sync_failed", "{s:s}", "error", fp_err_code(sync_rc));
+    }
     pthread_mutex_lock(&ss->mu);
     fp_err rc = sess__load(ss, id, &state);
     if (rc != FP_OK) {
@@ -1546,6 +1770,10 @@ fp_err sess_stream_open(sessions *ss, const char *id, long long last_event_id, s
     }
     long long version = (long long)json_integer_value(json_object_get(state, "version"));
     json_t *snapshot = sess__view(ss, state); /* before hub_mu: it reads the catalogue */
+    /* Events this instance's ring may not hold (they were made elsewhere). */
+    json_t *shared = NULL;
+    if (ss->stb && last_event_id >= 0 && last_event_id < version)
+        shared = sess__shared_events(ss, id, last_event_id + 1, version);
     sess_stream *st = fp_calloc(1, sizeof *st);
     st->ss = ss;
     st->wake = wake;
@@ -1558,6 +1786,7 @@ fp_err sess_stream_open(sessions *ss, const char *id, long long last_event_id, s
         pthread_mutex_unlock(&ss->mu);
         json_decref(state);
         json_decref(snapshot);
+        json_decref(shared);
         fp_buf_free(&st->out);
         fp_free(st);
         return h ? FP_RATE_LIMITED : FP_UNAVAILABLE;
@@ -1572,15 +1801,26 @@ fp_err sess_stream_open(sessions *ss, const char *id, long long last_event_id, s
         long long oldest = h->ring_n ? h->ring[h->ring_head].id : version + 1;
         if (last_event_id == version) {
             replayed = 1; /* up to date */
-        } else if (oldest <= last_event_id + 1) {
+        } else if (!ss->stb && oldest <= last_event_id + 1) {
+            /* One process: the ring holds every event it made. (With
+             * several, it lacks those made elsewhere while nobody here
+             * followed the session: their shared copies replay instead.) */
             for (size_t i = 0; i < h->ring_n; i++) {
                 sess_event *e = &h->ring[(h->ring_head + i) % SESS_RING];
                 if (e->id > last_event_id)
                     sess__stream_push(st, e->text, e->len);
             }
             replayed = 1;
+        } else if (shared) {
+            size_t i;
+            json_t *t;
+            json_array_foreach(shared, i, t)
+                sess__stream_push(st, json_string_value(t), json_string_length(t));
+            replayed = 1;
         }
     }
+    if (h->last_id < version)
+        h->last_id = version; /* what this stream was given; newer events follow */
     if (!replayed) {
         size_t len = 0;
         char *text = sess__sse(version, "session", snapshot, &len);
@@ -1594,6 +1834,7 @@ fp_err sess_stream_open(sessions *ss, const char *id, long long last_event_id, s
     pthread_mutex_unlock(&ss->mu);
     json_decref(state);
     json_decref(snapshot);
+    json_decref(shared);
     *out = st;
     return FP_OK;
 }
@@ -1739,6 +1980,8 @@ fp_err sessions_open(const fp_config *cfg, service *svc, sessions **out)
     }
     ss->ticker_started = 1;
     svc_set_job_listener(svc, sess__job_changed, ss);
+    if (svc_shared(svc, &ss->stb, &ss->sts, &ss->instance))
+        svc_set_session_bus(svc, sess__bus, ss);
     *out = ss;
     return FP_OK;
 }

@@ -159,7 +159,7 @@ struct service {
     queue *q;
     int remote_queue;          /* the queue is a broker: fetches run in worker processes */
     const state_backend *stb;  /* shared state (state.h): task documents, leases, the bus */
-    state *sts;
+    state_handle *sts;
     int shared_state;          /* stb is shared with other processes (not inproc) */
     char instance[33];         /* this process, on the bus */
     pthread_t bus;             /* svc__bus_main, when the state is shared */
@@ -188,6 +188,8 @@ struct service {
     pthread_mutex_t sweep_mu; /* one sweep at a time in this process */
     int stopping;
     svc_job_fn job_listener; /* set once before serving */
+    svc_bus_fn session_bus;  /* set once before serving */
+    void *session_bus_ud;
     void *job_listener_ud;
 
     pthread_rwlock_t hot_lock; /* hot lists and combos */

@@ -295,3 +295,32 @@ fp_err svc_health(service *s)
 {
     return s->sb->ping(s->st);
 }
+
+int svc_shared(service *s, const struct state_backend **b, struct state **st, const char **instance)
+{
+    if (b)
+        *b = s->stb;
+    if (st)
+        *st = s->sts;
+    if (instance)
+        *instance = s->instance;
+    return s->shared_state;
+}
+
+fp_err svc_seal(service *s, const char *label, const void *pt, size_t len, uint8_t **blob,
+                size_t *blob_len)
+{
+    return vault_seal_bytes(s->v, label, pt, len, blob, blob_len);
+}
+
+fp_err svc_unseal(service *s, const char *label, const uint8_t *blob, size_t len, uint8_t **pt,
+                  size_t *pt_len)
+{
+    return vault_unseal_bytes(s->v, label, blob, len, pt, pt_len);
+}
+
+void svc_set_session_bus(service *s, svc_bus_fn fn, void *ud)
+{
+    s->session_bus = fn;
+    s->session_bus_ud = ud;
+}

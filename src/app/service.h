@@ -244,6 +244,27 @@ fp_err svc_person_films(service *s, const svc_person *p, film_list *out) FP_WARN
 
 /* ---- operations ------------------------------------------------------- */
 
+/* ---- shared state, for the sessions -------------------------------------- */
+
+/* 1 when this process shares its state with others (a Redis cache or
+ * state): then *b, *st (may be NULL) get the shared-state backend the
+ * service opened and *instance this process's id on the bus. 0 in the
+ * embedded default. */
+int svc_shared(service *s, const struct state_backend **b, struct state **st,
+               const char **instance);
+/* Seals bytes with the database's data key for label (vault_seal_bytes). */
+fp_err svc_seal(service *s, const char *label, const void *pt, size_t len, uint8_t **blob,
+                size_t *blob_len) FP_WARN_UNUSED;
+fp_err svc_unseal(service *s, const char *label, const uint8_t *blob, size_t len, uint8_t **pt,
+                  size_t *pt_len) FP_WARN_UNUSED;
+/* Sends a JSON object to every process (with "k" its kind and "o" the
+ * sender); FP_OK, or why not. */
+fp_err svc_bus_send(service *s, const char *json, size_t len) FP_WARN_UNUSED;
+/* Events of kind "sess" from the bus (from any process, this one
+ * included), on the bus thread: set once before serving. */
+typedef void (*svc_bus_fn)(void *ud, const char *json, size_t len);
+void svc_set_session_bus(service *s, svc_bus_fn fn, void *ud);
+
 typedef struct svc_stats {
     queue_stats queue;                /* the fetch job queue's own counters */
     size_t jobs_queued, jobs_running; /* fetch jobs in the queue */

@@ -30,10 +30,8 @@
 #define SVC_LEASE_PREFIX "lease:fetch:"
 #define SVC_TASK_TTL_MS (6L * 3600 * 1000) /* a task document outlives any job */
 #define SVC_TASK_STALE_MS (10L * 60 * 1000) /* queued or fetching this long without news: lost */
-#define SVC_LEASE_MS 30000L                /* a fetch's lease, renewed while pages come */
-#define SVC_LEASE_RENEW_MS 10000L
 #define SVC_LEASE_POLL_MS 100L             /* a worker waiting for another's lease */
-#define SVC_LEASE_WAIT_MAX_MS 120000L      /* ...gives up (retry later) after this */
+#define SVC_LEASE_WAIT_MARGIN_MS 10000L    /* ...gives up (retry later) after two leases and this */
 #define SVC_BUS "bus"
 #define SVC_BUS_MAXLEN 100000
 #define SVC_BUS_BLOCK_MS 500L
@@ -461,9 +459,10 @@ static void svc__run_progress(void *ud, int done, int total, fp_err retrying)
         atomic_fetch_add(&r->s->bus_send_failures, 1);
     svc__task_progress(r->s, r->key, &r->doc); /* this process's waits at once */
     long long now = svc__mono_ms();
-    if (now - r->renewed_ms >= SVC_LEASE_RENEW_MS) {
+    if (now - r->renewed_ms >= r->s->cfg->fetch_lease_ms / 3) {
         r->renewed_ms = now;
-        if (r->s->stb->lease_renew(r->s->sts, r->lease, r->token, SVC_LEASE_MS) != FP_OK)
+        if (r->s->stb->lease_renew(r->s->sts, r->lease, r->token, r->s->cfg->fetch_lease_ms) !=
+            FP_OK)
             fp_log(FP_LOG_WARN, "fetch_lease_lost", NULL); /* the commit is idempotent */
     }
 }
@@ -508,7 +507,7 @@ static fp_err svc__lease_wait(service *s, svc_run *r)
     long long start = svc__mono_ms();
     int waited = 0;
     for (;;) {
-        fp_err rc = s->stb->lease_take(s->sts, r->lease, r->token, SVC_LEASE_MS);
+        fp_err rc = s->stb->lease_take(s->sts, r->lease, r->token, s->cfg->fetch_lease_ms);
         if (rc != FP_CONFLICT) {
             if (waited)
                 atomic_fetch_add(&s->lease_waits, 1);
@@ -516,7 +515,7 @@ static fp_err svc__lease_wait(service *s, svc_run *r)
             return rc;
         }
         waited = 1;
-        if (svc__stopping(s) || svc__mono_ms() - start > SVC_LEASE_WAIT_MAX_MS)
+        if (svc__stopping(s) || svc__mono_ms() - start > 2 * s->cfg->fetch_lease_ms + SVC_LEASE_WAIT_MARGIN_MS)
             return FP_UNAVAILABLE;
         struct timespec ts = {0, SVC_LEASE_POLL_MS * 1000000L};
         nanosleep(&ts, NULL);
@@ -639,9 +638,19 @@ static int svc__bus_event(void *ud, const state_event *ev)
         if (d.state == 'd' && d.result == FP_OK && origin && strcmp(origin, s->instance) != 0)
             svc__list_changed(s, key);
         svc__task_news(s, key, &d);
+    } else if (kind && strcmp(kind, "sess") == 0 && s->session_bus) {
+        s->session_bus(s->session_bus_ud, (const char *)ev->val, ev->len);
     }
     json_decref(o);
     return 0;
+}
+
+fp_err svc_bus_send(service *s, const char *json, size_t len)
+{
+    fp_err rc = s->stb->stream_add(s->sts, SVC_BUS, NULL, json, len, SVC_BUS_MAXLEN, 0, NULL);
+    if (rc != FP_OK)
+        atomic_fetch_add(&s->bus_send_failures, 1);
+    return rc;
 }
 
 void *svc__bus_main(void *arg)

@@ -50,7 +50,7 @@
 #define STATE_VALUE_MAX (64u << 20) /* bytes of a document or event value */
 #define STATE_BLOCK_MAX_MS 3600000L /* the longest a stream_read waits */
 
-typedef struct state state;
+typedef struct state state_handle;
 
 /* One event read from a stream; the pointers live until the callback returns. */
 typedef struct state_event {
@@ -65,10 +65,10 @@ typedef int (*state_event_fn)(void *ud, const state_event *ev);
 typedef struct state_backend {
     const char *name;
     int (*accepts)(const char *url);
-    fp_err (*open)(const char *url, state **out);
-    void (*close)(state *st);
+    fp_err (*open)(const char *url, state_handle **out);
+    void (*close)(state_handle *st);
     /* FP_OK when the server answers now. */
-    fp_err (*ping)(state *st);
+    fp_err (*ping)(state_handle *st);
 
     /* ---- documents ------------------------------------------------------
      * A document's version is 1 after its first write and grows by one with
@@ -77,16 +77,16 @@ typedef struct state_backend {
      * a version across the document's ttl (ABA). */
 
     /* FP_NOT_FOUND when absent or expired. Caller frees *val. */
-    fp_err (*doc_get)(state *st, const char *name, uint8_t **val, size_t *len,
+    fp_err (*doc_get)(state_handle *st, const char *name, uint8_t **val, size_t *len,
                       uint64_t *version);
     /* Writes val when the stored version is `expect` (0: only if absent),
      * setting the expiry to ttl_ms from now (> 0) and *version (may be NULL)
      * to the new version. FP_CONFLICT, writing nothing, when the version
      * differs. */
-    fp_err (*doc_cas)(state *st, const char *name, uint64_t expect, const void *val, size_t len,
+    fp_err (*doc_cas)(state_handle *st, const char *name, uint64_t expect, const void *val, size_t len,
                       long ttl_ms, uint64_t *version);
     /* Deletes it whatever its version; FP_OK also when absent. */
-    fp_err (*doc_del)(state *st, const char *name);
+    fp_err (*doc_del)(state_handle *st, const char *name);
 
     /* ---- leases ---------------------------------------------------------
      * token identifies the holder (random, STATE_TOKEN_MAX at most). */
@@ -94,11 +94,11 @@ typedef struct state_backend {
     /* FP_OK when the lease was free, expired, or already held with this
      * token (then its expiry is renewed); FP_CONFLICT when another token
      * holds it. ttl_ms > 0. */
-    fp_err (*lease_take)(state *st, const char *name, const char *token, long ttl_ms);
+    fp_err (*lease_take)(state_handle *st, const char *name, const char *token, long ttl_ms);
     /* Extends a lease this token holds: FP_CONFLICT when it was lost. */
-    fp_err (*lease_renew)(state *st, const char *name, const char *token, long ttl_ms);
+    fp_err (*lease_renew)(state_handle *st, const char *name, const char *token, long ttl_ms);
     /* Releases it if this token holds it (FP_OK either way). */
-    fp_err (*lease_drop)(state *st, const char *name, const char *token);
+    fp_err (*lease_drop)(state_handle *st, const char *name, const char *token);
 
     /* ---- counting semaphores -------------------------------------------- */
 
@@ -106,13 +106,13 @@ typedef struct state_backend {
      * unless renewed: FP_OK, or FP_CONFLICT when all slots are held (expired
      * holds do not count). Never waits. A token already holding a slot gets
      * it renewed. */
-    fp_err (*sem_take)(state *st, const char *name, long limit, const char *token, long ttl_ms);
+    fp_err (*sem_take)(state_handle *st, const char *name, long limit, const char *token, long ttl_ms);
     /* Extends every slot of name held by token: FP_CONFLICT when none is. */
-    fp_err (*sem_renew)(state *st, const char *name, const char *token, long ttl_ms);
+    fp_err (*sem_renew)(state_handle *st, const char *name, const char *token, long ttl_ms);
     /* Gives the slot back (FP_OK also when not held). */
-    fp_err (*sem_drop)(state *st, const char *name, const char *token);
+    fp_err (*sem_drop)(state_handle *st, const char *name, const char *token);
     /* Slots held now (expired ones not counted). */
-    fp_err (*sem_count)(state *st, const char *name, long *held);
+    fp_err (*sem_count)(state_handle *st, const char *name, long *held);
 
     /* ---- streams --------------------------------------------------------
      * Each stream keeps about `maxlen` (>= 1) newest events: at least the
@@ -124,7 +124,7 @@ typedef struct state_backend {
     /* Appends an event. id_in: an explicit id "ms-seq" greater than the
      * stream's last (FP_CONFLICT otherwise), or NULL for the next
      * automatic one. id_out (may be NULL, STATE_ID_MAX bytes) gets the id. */
-    fp_err (*stream_add)(state *st, const char *name, const char *id_in, const void *val,
+    fp_err (*stream_add)(state_handle *st, const char *name, const char *id_in, const void *val,
                          size_t len, size_t maxlen, long ttl_ms, char *id_out);
     /* Calls fn for up to max events with an id greater than `after`
      * ("0-0": from the oldest kept; "$": only events added from now on),
@@ -134,11 +134,11 @@ typedef struct state_backend {
      * bytes) gets the id of the last event passed to fn, or `after` when
      * none was (for "$": the stream's last id at the time of the call).
      * FP_OK when nothing came. */
-    fp_err (*stream_read)(state *st, const char *name, const char *after, size_t max,
+    fp_err (*stream_read)(state_handle *st, const char *name, const char *after, size_t max,
                           long block_ms, state_event_fn fn, void *ud, char *last);
     /* The id of the oldest event still kept ("0-0" when empty or absent),
      * so a reader can tell whether a replay after `after` is complete. */
-    fp_err (*stream_first)(state *st, const char *name, char id_out[STATE_ID_MAX]);
+    fp_err (*stream_first)(state_handle *st, const char *name, char id_out[STATE_ID_MAX]);
 } state_backend;
 
 extern const state_backend state_backend_inproc;

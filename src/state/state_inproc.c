@@ -105,7 +105,7 @@ static int si_accepts(const char *url)
     return url && (strcmp(url, "inproc") == 0 || strcmp(url, "inproc://") == 0);
 }
 
-static uint64_t si_hash(const state *st, int kind, const char *name, size_t nlen)
+static uint64_t si_hash(const state_handle *st, int kind, const char *name, size_t nlen)
 {
     unsigned char buf[1 + STATE_NAME_MAX];
     buf[0] = (unsigned char)kind;
@@ -201,7 +201,7 @@ static void si_maintain(si_shard *s, long long now)
 
 /* The live entry of (kind, name), or NULL; with create, a new empty one.
  * Locks the shard (*shard), which the caller unlocks. */
-static si_entry *si_lookup(state *st, int kind, const char *name, int create, si_shard **shard)
+static si_entry *si_lookup(state_handle *st, int kind, const char *name, int create, si_shard **shard)
 {
     size_t nlen = strlen(name);
     uint64_t h = si_hash(st, kind, name, nlen);
@@ -248,14 +248,14 @@ static void si_remove(si_shard *s, si_entry *e)
         }
 }
 
-static fp_err si_open(const char *url, state **out)
+static fp_err si_open(const char *url, state_handle **out)
 {
     *out = NULL;
     if (!si_accepts(url))
         return FP_INVALID;
     if (sodium_init() < 0)
         return FP_CRYPTO;
-    state *st = fp_calloc(1, sizeof *st);
+    state_handle *st = fp_calloc(1, sizeof *st);
     crypto_shorthash_keygen(st->hkey);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -272,7 +272,7 @@ static fp_err si_open(const char *url, state **out)
     return FP_OK;
 }
 
-static void si_close(state *st)
+static void si_close(state_handle *st)
 {
     if (!st)
         return;
@@ -294,7 +294,7 @@ static void si_close(state *st)
     fp_free(st);
 }
 
-static fp_err si_ping(state *st)
+static fp_err si_ping(state_handle *st)
 {
     (void)st;
     return FP_OK;
@@ -302,7 +302,7 @@ static fp_err si_ping(state *st)
 
 /* ---- documents ------------------------------------------------------------ */
 
-static fp_err si_doc_get(state *st, const char *name, uint8_t **val, size_t *len,
+static fp_err si_doc_get(state_handle *st, const char *name, uint8_t **val, size_t *len,
                          uint64_t *version)
 {
     *val = NULL;
@@ -326,7 +326,7 @@ static fp_err si_doc_get(state *st, const char *name, uint8_t **val, size_t *len
     return rc;
 }
 
-static fp_err si_doc_cas(state *st, const char *name, uint64_t expect, const void *val,
+static fp_err si_doc_cas(state_handle *st, const char *name, uint64_t expect, const void *val,
                          size_t len, long ttl_ms, uint64_t *version)
 {
     if (!state__name_ok(name) || ttl_ms <= 0 || len > STATE_VALUE_MAX || (len && !val))
@@ -354,7 +354,7 @@ static fp_err si_doc_cas(state *st, const char *name, uint64_t expect, const voi
     return rc;
 }
 
-static fp_err si_doc_del(state *st, const char *name)
+static fp_err si_doc_del(state_handle *st, const char *name)
 {
     if (!state__name_ok(name))
         return FP_INVALID;
@@ -368,7 +368,7 @@ static fp_err si_doc_del(state *st, const char *name)
 
 /* ---- leases --------------------------------------------------------------- */
 
-static fp_err si_lease_take(state *st, const char *name, const char *token, long ttl_ms)
+static fp_err si_lease_take(state_handle *st, const char *name, const char *token, long ttl_ms)
 {
     if (!state__name_ok(name) || !state__token_ok(token) || ttl_ms <= 0)
         return FP_INVALID;
@@ -384,7 +384,7 @@ static fp_err si_lease_take(state *st, const char *name, const char *token, long
     return rc;
 }
 
-static fp_err si_lease_renew(state *st, const char *name, const char *token, long ttl_ms)
+static fp_err si_lease_renew(state_handle *st, const char *name, const char *token, long ttl_ms)
 {
     if (!state__name_ok(name) || !state__token_ok(token) || ttl_ms <= 0)
         return FP_INVALID;
@@ -399,7 +399,7 @@ static fp_err si_lease_renew(state *st, const char *name, const char *token, lon
     return rc;
 }
 
-static fp_err si_lease_drop(state *st, const char *name, const char *token)
+static fp_err si_lease_drop(state_handle *st, const char *name, const char *token)
 {
     if (!state__name_ok(name) || !state__token_ok(token))
         return FP_INVALID;
@@ -421,7 +421,7 @@ static si_holder *si_holder_of(si_entry *e, const char *token)
     return NULL;
 }
 
-static fp_err si_sem_take(state *st, const char *name, long limit, const char *token,
+static fp_err si_sem_take(state_handle *st, const char *name, long limit, const char *token,
                           long ttl_ms)
 {
     if (!state__name_ok(name) || !state__token_ok(token) || ttl_ms <= 0 || limit <= 0)
@@ -452,7 +452,7 @@ out:
     return rc;
 }
 
-static fp_err si_sem_renew(state *st, const char *name, const char *token, long ttl_ms)
+static fp_err si_sem_renew(state_handle *st, const char *name, const char *token, long ttl_ms)
 {
     if (!state__name_ok(name) || !state__token_ok(token) || ttl_ms <= 0)
         return FP_INVALID;
@@ -470,7 +470,7 @@ static fp_err si_sem_renew(state *st, const char *name, const char *token, long 
     return rc;
 }
 
-static fp_err si_sem_drop(state *st, const char *name, const char *token)
+static fp_err si_sem_drop(state_handle *st, const char *name, const char *token)
 {
     if (!state__name_ok(name) || !state__token_ok(token))
         return FP_INVALID;
@@ -486,7 +486,7 @@ static fp_err si_sem_drop(state *st, const char *name, const char *token)
     return FP_OK;
 }
 
-static fp_err si_sem_count(state *st, const char *name, long *held)
+static fp_err si_sem_count(state_handle *st, const char *name, long *held)
 {
     *held = 0;
     if (!state__name_ok(name))
@@ -511,7 +511,7 @@ static int si_id_gt(uint64_t am, uint64_t as, uint64_t bm, uint64_t bs)
     return am > bm || (am == bm && as > bs);
 }
 
-static fp_err si_stream_add(state *st, const char *name, const char *id_in, const void *val,
+static fp_err si_stream_add(state_handle *st, const char *name, const char *id_in, const void *val,
                             size_t len, size_t maxlen, long ttl_ms, char *id_out)
 {
     uint64_t ms = 0, seq = 0;
@@ -584,7 +584,7 @@ static size_t si_first_after(const si_entry *e, uint64_t ms, uint64_t seq)
     return lo;
 }
 
-static fp_err si_stream_read(state *st, const char *name, const char *after, size_t max,
+static fp_err si_stream_read(state_handle *st, const char *name, const char *after, size_t max,
                              long block_ms, state_event_fn fn, void *ud, char *last)
 {
     uint64_t ams = 0, aseq = 0;
@@ -654,7 +654,7 @@ static fp_err si_stream_read(state *st, const char *name, const char *after, siz
     return FP_OK;
 }
 
-static fp_err si_stream_first(state *st, const char *name, char id_out[STATE_ID_MAX])
+static fp_err si_stream_first(state_handle *st, const char *name, char id_out[STATE_ID_MAX])
 {
     si_id_format(id_out, 0, 0);
     if (!state__name_ok(name))

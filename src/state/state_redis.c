@@ -116,20 +116,20 @@ static int sr_accepts(const char *url)
     return redis_accepts(url);
 }
 
-static fp_err sr_open(const char *url, state **out)
+static fp_err sr_open(const char *url, state_handle **out)
 {
     *out = NULL;
     redis_pool *p = NULL;
     fp_err rc = redis_pool_open(url, &p);
     if (rc != FP_OK)
         return rc;
-    state *st = fp_calloc(1, sizeof *st);
+    state_handle *st = fp_calloc(1, sizeof *st);
     st->pool = p;
     *out = st;
     return FP_OK;
 }
 
-static void sr_close(state *st)
+static void sr_close(state_handle *st)
 {
     if (!st)
         return;
@@ -137,7 +137,7 @@ static void sr_close(state *st)
     fp_free(st);
 }
 
-static fp_err sr_ping(state *st)
+static fp_err sr_ping(state_handle *st)
 {
     return redis_ping(st->pool);
 }
@@ -152,7 +152,7 @@ static int sr_int(const redisReply *r, long long *v)
 }
 
 /* Runs a script whose reply is an integer. */
-static fp_err sr_eval_int(state *st, const redis_script *s, const redis_args *a, long long *v)
+static fp_err sr_eval_int(state_handle *st, const redis_script *s, const redis_args *a, long long *v)
 {
     redisReply *r = NULL;
     fp_err rc = redis_eval(st->pool, s, 1, a, &r);
@@ -166,7 +166,7 @@ static fp_err sr_eval_int(state *st, const redis_script *s, const redis_args *a,
 
 /* ---- documents ------------------------------------------------------------ */
 
-static fp_err sr_doc_get(state *st, const char *name, uint8_t **val, size_t *len,
+static fp_err sr_doc_get(state_handle *st, const char *name, uint8_t **val, size_t *len,
                          uint64_t *version)
 {
     *val = NULL;
@@ -208,7 +208,7 @@ out:
     return rc;
 }
 
-static fp_err sr_doc_cas(state *st, const char *name, uint64_t expect, const void *val,
+static fp_err sr_doc_cas(state_handle *st, const char *name, uint64_t expect, const void *val,
                          size_t len, long ttl_ms, uint64_t *version)
 {
     if (!state__name_ok(name) || ttl_ms <= 0 || len > STATE_VALUE_MAX || (len && !val))
@@ -242,7 +242,7 @@ out:
 }
 
 /* A command on one key whose integer reply does not matter (DEL, ZREM). */
-static fp_err sr_simple(state *st, const char *cmd, const char *prefix, const char *name,
+static fp_err sr_simple(state_handle *st, const char *cmd, const char *prefix, const char *name,
                         const char *member)
 {
     redis_args a;
@@ -261,7 +261,7 @@ static fp_err sr_simple(state *st, const char *cmd, const char *prefix, const ch
     return rc;
 }
 
-static fp_err sr_doc_del(state *st, const char *name)
+static fp_err sr_doc_del(state_handle *st, const char *name)
 {
     if (!state__name_ok(name))
         return FP_INVALID;
@@ -270,7 +270,7 @@ static fp_err sr_doc_del(state *st, const char *name)
 
 /* ---- leases --------------------------------------------------------------- */
 
-static fp_err sr_lease_renew(state *st, const char *name, const char *token, long ttl_ms)
+static fp_err sr_lease_renew(state_handle *st, const char *name, const char *token, long ttl_ms)
 {
     if (!state__name_ok(name) || !state__token_ok(token) || ttl_ms <= 0)
         return FP_INVALID;
@@ -284,7 +284,7 @@ static fp_err sr_lease_renew(state *st, const char *name, const char *token, lon
     return rc == FP_OK && !v ? FP_CONFLICT : rc;
 }
 
-static fp_err sr_lease_take(state *st, const char *name, const char *token, long ttl_ms)
+static fp_err sr_lease_take(state_handle *st, const char *name, const char *token, long ttl_ms)
 {
     if (!state__name_ok(name) || !state__token_ok(token) || ttl_ms <= 0)
         return FP_INVALID;
@@ -316,7 +316,7 @@ out:
     return rc;
 }
 
-static fp_err sr_lease_drop(state *st, const char *name, const char *token)
+static fp_err sr_lease_drop(state_handle *st, const char *name, const char *token)
 {
     if (!state__name_ok(name) || !state__token_ok(token))
         return FP_INVALID;
@@ -330,7 +330,7 @@ static fp_err sr_lease_drop(state *st, const char *name, const char *token)
 
 /* ---- semaphores ----------------------------------------------------------- */
 
-static fp_err sr_sem_take(state *st, const char *name, long limit, const char *token,
+static fp_err sr_sem_take(state_handle *st, const char *name, long limit, const char *token,
                           long ttl_ms)
 {
     if (!state__name_ok(name) || !state__token_ok(token) || ttl_ms <= 0 || limit <= 0)
@@ -346,7 +346,7 @@ static fp_err sr_sem_take(state *st, const char *name, long limit, const char *t
     return rc == FP_OK && !v ? FP_CONFLICT : rc;
 }
 
-static fp_err sr_sem_renew(state *st, const char *name, const char *token, long ttl_ms)
+static fp_err sr_sem_renew(state_handle *st, const char *name, const char *token, long ttl_ms)
 {
     if (!state__name_ok(name) || !state__token_ok(token) || ttl_ms <= 0)
         return FP_INVALID;
@@ -360,14 +360,14 @@ static fp_err sr_sem_renew(state *st, const char *name, const char *token, long 
     return rc == FP_OK && !v ? FP_CONFLICT : rc;
 }
 
-static fp_err sr_sem_drop(state *st, const char *name, const char *token)
+static fp_err sr_sem_drop(state_handle *st, const char *name, const char *token)
 {
     if (!state__name_ok(name) || !state__token_ok(token))
         return FP_INVALID;
     return sr_simple(st, "ZREM", "fp:s:m:", name, token);
 }
 
-static fp_err sr_sem_count(state *st, const char *name, long *held)
+static fp_err sr_sem_count(state_handle *st, const char *name, long *held)
 {
     *held = 0;
     if (!state__name_ok(name))
@@ -395,7 +395,7 @@ static int sr_id(const redisReply *r, char out[STATE_ID_MAX])
     return state__id_parse(out, &ms, &seq);
 }
 
-static fp_err sr_stream_add(state *st, const char *name, const char *id_in, const void *val,
+static fp_err sr_stream_add(state_handle *st, const char *name, const char *id_in, const void *val,
                             size_t len, size_t maxlen, long ttl_ms, char *id_out)
 {
     uint64_t ms, seq;
@@ -433,7 +433,7 @@ out:
 }
 
 /* The id of the stream's newest (rev) or oldest entry, "0-0" when none. */
-static fp_err sr_edge(state *st, const char *name, int newest, char out[STATE_ID_MAX])
+static fp_err sr_edge(state_handle *st, const char *name, int newest, char out[STATE_ID_MAX])
 {
     memcpy(out, "0-0", 4);
     redis_args a;
@@ -467,7 +467,7 @@ out:
     return rc;
 }
 
-static fp_err sr_stream_read(state *st, const char *name, const char *after, size_t max,
+static fp_err sr_stream_read(state_handle *st, const char *name, const char *after, size_t max,
                              long block_ms, state_event_fn fn, void *ud, char *last)
 {
     uint64_t ms, seq;
@@ -551,7 +551,7 @@ out:
     return rc;
 }
 
-static fp_err sr_stream_first(state *st, const char *name, char id_out[STATE_ID_MAX])
+static fp_err sr_stream_first(state_handle *st, const char *name, char id_out[STATE_ID_MAX])
 {
     memcpy(id_out, "0-0", 4);
     if (!state__name_ok(name))

@@ -105,7 +105,7 @@ static void test_server_away_fails_fast(void **ts)
 {
     (void)ts;
     const char *url = "redis://127.0.0.1:1/0";
-    state *st = NULL;
+    state_handle *st = NULL;
     cache *c = NULL;
     ratelimit *rl = NULL;
     assert_int_equal(state_backend_redis.open(url, &st), FP_OK);
@@ -204,7 +204,7 @@ static int fault_teardown(void **ts)
 }
 
 typedef struct blocked {
-    state *st;
+    state_handle *st;
     fp_err rc;
     long long took_ms;
     atomic_int started;
@@ -230,7 +230,7 @@ static void *blocked_reader(void *arg)
 }
 
 /* One of each kind of call; every result must be `want`. */
-static void every_call(state *st, cache *c, ratelimit *rl, fp_err want, long long *worst_ms)
+static void every_call(state_handle *st, cache *c, ratelimit *rl, fp_err want, long long *worst_ms)
 {
     const state_backend *b = &state_backend_redis;
     uint8_t *v = NULL;
@@ -272,7 +272,7 @@ static void every_call(state *st, cache *c, ratelimit *rl, fp_err want, long lon
 
 /* Waits until each of the three handles answers again (each pool fails
  * fast for REDIS_RETRY_MS after its own last failure). The ms it took. */
-static long long wait_back(state *st, cache *c, ratelimit *rl)
+static long long wait_back(state_handle *st, cache *c, ratelimit *rl)
 {
     long long t0 = now_ms();
     for (;;) {
@@ -294,7 +294,7 @@ static long long wait_back(state *st, cache *c, ratelimit *rl)
 static void test_stop_and_start(void **ts)
 {
     (void)ts;
-    state *st = NULL;
+    state_handle *st = NULL;
     cache *c = NULL;
     ratelimit *rl = NULL;
     /* short timeouts so "bounded by the timeouts" is quick to check */

@@ -65,7 +65,7 @@ static const char *nm(char buf[STATE_NAME_MAX + 1], const char *what)
 
 static int setup(void **ts)
 {
-    state *st = NULL;
+    state_handle *st = NULL;
     if (g_b->open(g_url, &st) != FP_OK)
         return -1;
     *ts = st;
@@ -89,7 +89,7 @@ static void test_backend_for_and_ids(void **ts)
     assert_ptr_equal(state_backend_for("rediss://127.0.0.1:6379/0"), &state_backend_redis);
     assert_null(state_backend_for("memcached://x"));
     assert_null(state_backend_for(NULL));
-    state *st = NULL;
+    state_handle *st = NULL;
     assert_int_equal(state_backend_redis.open("rediss://127.0.0.1:6379/0", &st), FP_INVALID);
     assert_null(st);
     assert_int_equal(state_backend_redis.open("redis://127.0.0.1:6379/x", &st), FP_INVALID);
@@ -108,7 +108,7 @@ static void test_backend_for_and_ids(void **ts)
 
 static void test_arguments_checked(void **ts)
 {
-    state *st = *ts;
+    state_handle *st = *ts;
     char n[STATE_NAME_MAX + 1], big[STATE_NAME_MAX + 2];
     memset(big, 'a', sizeof big - 1);
     big[sizeof big - 1] = '\0';
@@ -132,7 +132,7 @@ static void test_arguments_checked(void **ts)
 
 static void test_doc_cas_versions(void **ts)
 {
-    state *st = *ts;
+    state_handle *st = *ts;
     char n[STATE_NAME_MAX + 1];
     nm(n, "doc");
     uint8_t *val = NULL;
@@ -172,7 +172,7 @@ static void test_doc_cas_versions(void **ts)
 }
 
 typedef struct cas_ctx {
-    state *st;
+    state_handle *st;
     const char *name;
     int rounds;
     atomic_int conflicts;
@@ -243,7 +243,7 @@ static void test_doc_cas_concurrent_no_lost_update(void **ts)
 
 static void test_doc_expiry(void **ts)
 {
-    state *st = *ts;
+    state_handle *st = *ts;
     char n[STATE_NAME_MAX + 1];
     nm(n, "short");
     uint64_t v = 0;
@@ -272,7 +272,7 @@ static void test_doc_expiry(void **ts)
 
 static void test_lease(void **ts)
 {
-    state *st = *ts;
+    state_handle *st = *ts;
     char n[STATE_NAME_MAX + 1];
     nm(n, "lease");
     assert_int_equal(g_b->lease_renew(st, n, "A", 1000), FP_CONFLICT); /* not held */
@@ -313,7 +313,7 @@ static void test_lease(void **ts)
 
 static void test_sem_limit_and_expiry(void **ts)
 {
-    state *st = *ts;
+    state_handle *st = *ts;
     char n[STATE_NAME_MAX + 1];
     nm(n, "sem");
     long held = -1;
@@ -355,7 +355,7 @@ static void test_sem_limit_and_expiry(void **ts)
 }
 
 typedef struct sem_ctx {
-    state *st;
+    state_handle *st;
     const char *name;
     long limit;
     atomic_int inside, peak, grants, errors, next_id;
@@ -439,7 +439,7 @@ static int count_fn(void *ud, const state_event *ev)
 
 static void test_stream_add_read_replay(void **ts)
 {
-    state *st = *ts;
+    state_handle *st = *ts;
     char n[STATE_NAME_MAX + 1], ids[5][STATE_ID_MAX], last[STATE_ID_MAX], first[STATE_ID_MAX];
     nm(n, "stream");
     assert_int_equal(g_b->stream_first(st, n, first), FP_OK);
@@ -502,7 +502,7 @@ static void test_stream_add_read_replay(void **ts)
 
 static void test_stream_explicit_ids(void **ts)
 {
-    state *st = *ts;
+    state_handle *st = *ts;
     char n[STATE_NAME_MAX + 1], id[STATE_ID_MAX];
     nm(n, "explicit");
     assert_int_equal(g_b->stream_add(st, n, "0-0", "a", 1, 100, 60000, id), FP_CONFLICT);
@@ -527,7 +527,7 @@ static void test_stream_explicit_ids(void **ts)
 
 static void test_stream_trim_and_expiry(void **ts)
 {
-    state *st = *ts;
+    state_handle *st = *ts;
     char n[STATE_NAME_MAX + 1], first_id[STATE_ID_MAX], id[STATE_ID_MAX], last[STATE_ID_MAX];
     char newest[10][STATE_ID_MAX];
     nm(n, "trim");
@@ -571,7 +571,7 @@ static void test_stream_trim_and_expiry(void **ts)
 }
 
 typedef struct reader_ctx {
-    state *st;
+    state_handle *st;
     const char *name;
     char after[STATE_ID_MAX];
     long block_ms;
@@ -595,7 +595,7 @@ static void *reader(void *arg)
 
 static void test_stream_blocking_read(void **ts)
 {
-    state *st = *ts;
+    state_handle *st = *ts;
     char n[STATE_NAME_MAX + 1], id[STATE_ID_MAX];
     nm(n, "block");
     assert_int_equal(g_b->stream_add(st, n, NULL, "old", 3, 100, 60000, id), FP_OK);
@@ -647,7 +647,7 @@ static void test_stream_blocking_read(void **ts)
 static void test_blocked_readers_do_not_starve(void **ts)
 {
     enum { READERS = 24 };
-    state *st = *ts;
+    state_handle *st = *ts;
     char n[STATE_NAME_MAX + 1], d[STATE_NAME_MAX + 1], id[STATE_ID_MAX];
     nm(n, "many");
     nm(d, "many-doc");
@@ -684,7 +684,7 @@ static void test_blocked_readers_do_not_starve(void **ts)
 }
 
 typedef struct tp_ctx {
-    state *st;
+    state_handle *st;
     char name[STATE_NAME_MAX + 1];
     int rounds, ok;
 } tp_ctx;
@@ -707,7 +707,7 @@ static void *tp_worker(void *arg)
  * four threads. */
 static void test_measure(void **ts)
 {
-    state *st = *ts;
+    state_handle *st = *ts;
     char n[STATE_NAME_MAX + 1], s[STATE_NAME_MAX + 1], x[STATE_NAME_MAX + 1];
     nm(n, "bench-doc");
     nm(s, "bench-sem");
