@@ -8,6 +8,8 @@
 #   scripts/services.sh stop DIR [NAME...]    stop (all, or the named ones)
 #   scripts/services.sh env DIR               print the exports again
 #   scripts/services.sh status DIR            say which are running
+#   scripts/services.sh rabbitmqctl DIR ARG... rabbitmqctl on DIR's node
+#                                             (e.g. list_queues name messages)
 #
 # NAME is postgres, redis or rabbitmq. The first start of DIR picks the
 # ports and passwords and keeps them in DIR/ports.env, so a service stopped
@@ -30,7 +32,7 @@ say() { echo "services: $*" >&2; }
 die() { say "$*"; exit 1; }
 
 usage() {
-  sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -273,6 +275,12 @@ rmq_running() { pid_alive "$DIR/rabbitmq/rabbitmq.pid"; }
 # ---------------------------------------------------------------------------
 [ $# -ge 2 ] || usage
 cmd=$1; DIR=$2; shift 2
+if [ "$cmd" = rabbitmqctl ]; then
+  [ -f "$DIR/ports.env" ] || die "$DIR was never started"
+  prepare_dir
+  rmq_env "$RMQBIN/rabbitmqctl" -q -n "$RMQ_NODE@localhost" "$@"
+  exit $?
+fi
 names=("$@"); [ ${#names[@]} -gt 0 ] || names=("${ALL[@]}")
 for n in "${names[@]}"; do
   case $n in postgres|redis|rabbitmq) ;; *) die "unknown service '$n' (postgres, redis, rabbitmq)";; esac

@@ -25,11 +25,13 @@
 #include "core/mem.h"
 #include "state/state.h"
 
-/* How long a full shared host limit is left before asking again, and how
- * long a slot outlives its request timeout when its holder dies without
- * giving it back. */
+/* How long a full shared host limit is left before asking again; how long a
+ * slot lasts unless renewed, and how often the fetch thread renews the slots
+ * of its running requests: a worker that dies frees its slots within
+ * FETCH_SEM_TTL_MS. */
 #define FETCH_SEM_RETRY_MS 5
-#define FETCH_SEM_MARGIN_MS 5000
+#define FETCH_SEM_TTL_MS 4000
+#define FETCH_SEM_RENEW_MS 1000
 
 typedef struct fetch_req {
     struct fetch_req *next;
@@ -71,6 +73,7 @@ struct fetch_client {
     fetch_host *hosts;
     atomic_ullong n_requests, n_retries, n_in_flight, n_queued, n_sem_waits, n_sem_failures;
     int sem_blocked; /* fetch thread: a host waits for a shared slot */
+    long long sem_renewed_ms; /* fetch thread: the last renewal of the running slots */
     int sem_warned;  /* fetch thread: the shared limit's failure was logged */
 };
 
@@ -208,7 +211,7 @@ static int fetch__sem_take(fetch_client *c, fetch_host *h, fetch_req *r)
         sodium_bin2hex(r->sem_token, sizeof r->sem_token, raw, sizeof raw);
     }
     fp_err rc = c->opt.sem->sem_take(c->opt.sem_state, h->sem_name, c->opt.max_per_host,
-                                     r->sem_token, c->opt.timeout_ms + FETCH_SEM_MARGIN_MS);
+                                     r->sem_token, FETCH_SEM_TTL_MS);
     if (rc == FP_OK) {
         r->sem_held = 1;
         return 1;
@@ -238,6 +241,20 @@ static void fetch__sem_drop(fetch_client *c, fetch_req *r)
     if (c->opt.sem->sem_drop(c->opt.sem_state, h->sem_name, r->sem_token) != FP_OK)
         atomic_fetch_add(&c->n_sem_failures, 1); /* it expires by itself */
     h->sem_retry_ms = 0; /* a slot is free now: ask again at once */
+}
+
+/* Keeps the shared slots of the running requests. Fetch thread only. */
+static void fetch__sem_renew(fetch_client *c)
+{
+    long long now = fetch__now_ms();
+    if (!c->opt.sem || now - c->sem_renewed_ms < FETCH_SEM_RENEW_MS)
+        return;
+    c->sem_renewed_ms = now;
+    for (fetch_req *r = c->running; r; r = r->next)
+        if (r->sem_held &&
+            c->opt.sem->sem_renew(c->opt.sem_state, fetch__host(c, r->host)->sem_name,
+                                  r->sem_token, FETCH_SEM_TTL_MS) != FP_OK)
+            atomic_fetch_add(&c->n_sem_failures, 1);
 }
 
 /* Starts queued requests whose host has a free slot, in FIFO order. */
@@ -390,6 +407,7 @@ static void *fetch__thread(void *arg)
             }
         }
         c->sem_blocked = 0;
+        fetch__sem_renew(c);
         fetch__pump(c);
 
         int running = 0;
@@ -412,6 +430,8 @@ static void *fetch__thread(void *arg)
         }
         if (c->sem_blocked && wait > FETCH_SEM_RETRY_MS)
             wait = FETCH_SEM_RETRY_MS;
+        if (c->opt.sem && c->running && wait > FETCH_SEM_RENEW_MS)
+            wait = FETCH_SEM_RENEW_MS;
         curl_multi_poll(c->multi, NULL, 0, wait, NULL);
     }
 

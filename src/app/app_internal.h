@@ -54,6 +54,7 @@
 #define SVC_SWEEP_FILMS 500 /* catalogue films per page, and per write transaction */
 
 typedef struct svc_job svc_job;
+typedef struct svc_run svc_run; /* a fetch running in this process (tasks.c) */
 
 typedef struct svc_listener {
     struct svc_listener *next;
@@ -165,6 +166,7 @@ struct service {
     pthread_t bus;             /* svc__bus_main, when the state is shared */
     int bus_started;
     long long tasks_polled_ms; /* the timer's last svc__tasks_poll (under mu) */
+    svc_run *runs;             /* fetches running here, their leases renewed by the timer */
     atomic_ullong lease_waits, fetches_skipped, bus_send_failures, bus_read_failures;
     vault *v;
     fetch_client *fetch;
@@ -317,6 +319,7 @@ void svc__who_clear(service *s);
 queue_verdict svc__handle_job(void *ctx, queue_delivery *d);
 void *svc__bus_main(void *arg);
 void svc__tasks_poll(service *s);
+void svc__leases_renew(service *s);
 void svc__need_fetch(service *s, const svc_person *p, svc_job *j, size_t part);
 int svc__task_attach(service *s, const svc_person *p, svc_job *j, size_t part, long long since_ms);
 fp_err svc__task_ended(service *s, const uint8_t key[VAULT_KEY_BYTES], long long since_ms,

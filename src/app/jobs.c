@@ -489,10 +489,11 @@ void *svc__timer(void *arg)
             pthread_mutex_lock(&s->mu);
             continue;
         }
-        if (s->tasks && now - s->tasks_polled_ms >= 1000) {
-            s->tasks_polled_ms = now; /* the task documents of old waits (tasks.c) */
+        if ((s->tasks || s->runs) && now - s->tasks_polled_ms >= 1000) {
+            s->tasks_polled_ms = now; /* the task documents of old waits, the leases (tasks.c) */
             pthread_mutex_unlock(&s->mu);
             svc__tasks_poll(s);
+            svc__leases_renew(s);
             pthread_mutex_lock(&s->mu);
             continue;
         }

@@ -434,14 +434,57 @@ fp_err svc__task_ended(service *s, const uint8_t key[VAULT_KEY_BYTES], long long
 
 /* ---- running a fetch (a worker) ------------------------------------------ */
 
-typedef struct svc_run {
+struct svc_run {
+    struct svc_run *next; /* s->runs, under s->mu */
     service *s;
     const uint8_t *key;
     svc_taskdoc doc;
     char lease[STATE_NAME_MAX + 1];
     char token[33];
-    long long renewed_ms;
-} svc_run;
+    long long renewed_ms; /* under s->mu once registered */
+};
+
+static void svc__run_register(service *s, svc_run *r)
+{
+    pthread_mutex_lock(&s->mu);
+    r->renewed_ms = svc__mono_ms();
+    r->next = s->runs;
+    s->runs = r;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void svc__run_unregister(service *s, svc_run *r)
+{
+    pthread_mutex_lock(&s->mu);
+    for (svc_run **pp = &s->runs; *pp; pp = &(*pp)->next)
+        if (*pp == r) {
+            *pp = r->next;
+            break;
+        }
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* The timer's: renews the leases of the fetches running here every third
+ * of a lease, however long a page takes. */
+void svc__leases_renew(service *s)
+{
+    enum { MAX = 64 };
+    char names[MAX][STATE_NAME_MAX + 1], tokens[MAX][33];
+    size_t n = 0;
+    long long now = svc__mono_ms();
+    pthread_mutex_lock(&s->mu);
+    for (svc_run *r = s->runs; r && n < MAX; r = r->next)
+        if (now - r->renewed_ms >= s->cfg->fetch_lease_ms / 3) {
+            r->renewed_ms = now;
+            memcpy(names[n], r->lease, sizeof names[n]);
+            memcpy(tokens[n], r->token, sizeof tokens[n]);
+            n++;
+        }
+    pthread_mutex_unlock(&s->mu);
+    for (size_t i = 0; i < n; i++)
+        if (s->stb->lease_renew(s->sts, names[i], tokens[i], s->cfg->fetch_lease_ms) != FP_OK)
+            fp_log(FP_LOG_WARN, "fetch_lease_lost", NULL); /* the commit is idempotent */
+}
 
 /* A page was read, or one failed and is tried again. */
 static void svc__run_progress(void *ud, int done, int total, fp_err retrying)
@@ -458,13 +501,6 @@ static void svc__run_progress(void *ud, int done, int total, fp_err retrying)
     if (svc__taskdoc_set(r->s, r->key, &r->doc) != FP_OK)
         atomic_fetch_add(&r->s->bus_send_failures, 1);
     svc__task_progress(r->s, r->key, &r->doc); /* this process's waits at once */
-    long long now = svc__mono_ms();
-    if (now - r->renewed_ms >= r->s->cfg->fetch_lease_ms / 3) {
-        r->renewed_ms = now;
-        if (r->s->stb->lease_renew(r->s->sts, r->lease, r->token, r->s->cfg->fetch_lease_ms) !=
-            FP_OK)
-            fp_log(FP_LOG_WARN, "fetch_lease_lost", NULL); /* the commit is idempotent */
-    }
 }
 
 /* Fetches one person's list and stores it. Runs on a worker (or the CLI). */
@@ -511,7 +547,8 @@ static fp_err svc__lease_wait(service *s, svc_run *r)
         if (rc != FP_CONFLICT) {
             if (waited)
                 atomic_fetch_add(&s->lease_waits, 1);
-            r->renewed_ms = svc__mono_ms();
+            if (rc == FP_OK)
+                svc__run_register(s, r);
             return rc;
         }
         waited = 1;
@@ -612,6 +649,7 @@ queue_verdict svc__handle_job(void *ctx, queue_delivery *d)
                  fp_err_code(svc__retry_later(rc) ? rc : set_rc));
     }
 out:
+    svc__run_unregister(s, &run);
     if (s->stb->lease_drop(s->sts, run.lease, run.token) != FP_OK)
         fp_log(FP_LOG_WARN, "fetch_lease_unreleased", NULL); /* it expires by itself */
     return verdict;

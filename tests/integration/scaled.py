@@ -118,6 +118,7 @@ class Worker:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=10)
+        self.stop(raise_on_error=False)
 
     def stop(self, raise_on_error=True):
         if self.proc is None:
@@ -135,6 +136,7 @@ class Worker:
                                        % self.log()[-4000:])
         self._err.close()
         self.proc = None
+        self._tmp.cleanup()
         if raise_on_error and rc not in (0, -signal.SIGKILL):
             raise RuntimeError("filmpicker worker exited with %s\n%s" % (rc, self.log()[-4000:]))
         return rc
@@ -197,6 +199,15 @@ class Stack:
                 errors.append(str(e))
         self.workers, self.apis = [], []
         self._tmp.cleanup()
+        # The broker keeps durable queues: remove this stack's.
+        if self.services.dir:
+            try:
+                for line in self.services.rabbitmqctl("list_queues", "name").splitlines():
+                    name = line.strip()
+                    if name == self.queue_name or name.startswith(self.queue_name + "."):
+                        self.services.rabbitmqctl("delete_queue", name)
+            except Exception as e:  # noqa: BLE001
+                errors.append("queues not removed: %s" % e)
         if errors:
             sys.stderr.write("stack stop: %s\n" % "; ".join(errors))
 
