@@ -2401,7 +2401,9 @@ fp_err svc_open(const fp_config *cfg, int with_workers, service **out)
         fp_log(FP_LOG_ERROR, "migrate_failed", "{s:s}", "error", fp_err_code(rc));
         goto fail;
     }
-    rc = datakey_open(kek, s->sb, s->st, cfg->database, &s->v, NULL);
+    char *shown = store_url_redacted(cfg->database); /* logged: never the password */
+    rc = datakey_open(kek, s->sb, s->st, shown, &s->v, NULL);
+    fp_free(shown);
     vault_kek_free(&kek);
     if (rc != FP_OK) {
         fp_log(FP_LOG_ERROR, "vault_open_failed", "{s:s}", "error", fp_err_code(rc));
@@ -2548,6 +2550,13 @@ void svc_get_stats(service *s, svc_stats *out)
     fetch_get_stats(s->fetch, &fs);
     out->fetch_requests = fs.requests;
     out->fetch_retries = fs.retries;
+    if (s->sb && s->st && s->sb->pool_stats) {
+        store_pool_stats ps;
+        s->sb->pool_stats(s->st, &ps);
+        out->db_pool_in_use = ps.in_use;
+        out->db_pool_open = ps.open;
+        out->db_pool_max = ps.max;
+    }
 }
 
 fp_err svc_health(service *s)
@@ -2561,6 +2570,7 @@ typedef struct svc_keyctx {
     vault_kek *cur, *next;
     const store_backend *sb;
     store *st;
+    char *shown; /* the database URL without its password, for logs */
 } svc_keyctx;
 
 static void svc__keyctx_close(svc_keyctx *c)
@@ -2569,6 +2579,7 @@ static void svc__keyctx_close(svc_keyctx *c)
         c->sb->close(c->st);
     vault_kek_free(&c->cur);
     vault_kek_free(&c->next);
+    fp_free(c->shown);
     memset(c, 0, sizeof *c);
 }
 
@@ -2577,6 +2588,7 @@ static void svc__keyctx_close(svc_keyctx *c)
 static fp_err svc__keyctx_open(const fp_config *cfg, int kek_flags, svc_keyctx *c)
 {
     memset(c, 0, sizeof *c);
+    c->shown = store_url_redacted(cfg->database);
     fp_err rc = vault_kek_open(cfg->secret_key, cfg->secret_key_file, kek_flags, &c->cur);
     if (rc == FP_OK)
         rc = store_open(cfg->database, &c->sb, &c->st);
@@ -2617,13 +2629,13 @@ fp_err svc_key_rotate(const fp_config *cfg, const char *new_key_file, int *creat
     /* The current key must open the database before a new key file is
      * made: a refused re-keying leaves nothing behind. */
     if (rc == FP_OK)
-        rc = datakey_open(c.cur, c.sb, c.st, cfg->database, &v, NULL);
+        rc = datakey_open(c.cur, c.sb, c.st, c.shown, &v, NULL);
     vault_free(&v);
     if (rc == FP_OK)
         rc = vault_kek_open(NULL, new_key_file, VAULT_KEK_CREATE, &c.next);
     if (rc == FP_OK) {
         *created = vault_kek_created(c.next);
-        rc = datakey_rotate(c.cur, c.next, c.sb, c.st, cfg->database);
+        rc = datakey_rotate(c.cur, c.next, c.sb, c.st, c.shown);
     }
     svc__keyctx_close(&c);
     return rc;
@@ -2636,7 +2648,7 @@ fp_err svc_key_reset(const fp_config *cfg, size_t *watchlists, size_t *watched)
     fp_err rc = svc__keyctx_open(cfg, VAULT_KEK_CREATE, &c);
     if (rc != FP_OK)
         return rc;
-    rc = datakey_reset(c.cur, c.sb, c.st, cfg->database, watchlists, watched);
+    rc = datakey_reset(c.cur, c.sb, c.st, c.shown, watchlists, watched);
     svc__keyctx_close(&c);
     return rc;
 }
