@@ -31,7 +31,7 @@ static const cfg_opt cfg_opts[] = {
     {"listen", "FILMPICKER_LISTEN", S(listen), "127.0.0.1:8080", 0, 0,
      "HTTP API address, host:port"},
     {"database", "FILMPICKER_DATABASE", S(database), "filmpicker.db", 0, 0,
-     "SQLite database path (or sqlite:PATH)"},
+     "SQLite database path (or sqlite:PATH), or postgresql://USER:PASSWORD@HOST:PORT/DB (options pool_size=N, schema=NAME)"},
     {"queue", "FILMPICKER_QUEUE", S(queue), "inproc", 0, 0,
      "job queue backend: inproc, or amqp://user:password@host:port/ (RabbitMQ: fetches run "
      "in `filmpicker worker` processes)"},

@@ -155,6 +155,16 @@ fp_err metrics_render(fp_buf *out, const metrics_gauges *g)
          "# HELP filmpicker_fetch_retries_total Retried requests to watchlist sites.\n"
          "# TYPE filmpicker_fetch_retries_total counter\nfilmpicker_fetch_retries_total %.0f\n",
          g->jobs_queued, g->jobs_running, g->groups_active, g->fetch_requests, g->fetch_retries);
+    EMIT("# HELP filmpicker_db_pool_connections_in_use Storage connections handed out right now.\n"
+         "# TYPE filmpicker_db_pool_connections_in_use gauge\n"
+         "filmpicker_db_pool_connections_in_use %.0f\n"
+         "# HELP filmpicker_db_pool_connections_open Storage connections open (in use or idle).\n"
+         "# TYPE filmpicker_db_pool_connections_open gauge\n"
+         "filmpicker_db_pool_connections_open %.0f\n"
+         "# HELP filmpicker_db_pool_connections_max Size of the storage connection pool.\n"
+         "# TYPE filmpicker_db_pool_connections_max gauge\n"
+         "filmpicker_db_pool_connections_max %.0f\n",
+         g->db_pool_in_use, g->db_pool_open, g->db_pool_max);
 #undef EMIT
     return rc;
 }

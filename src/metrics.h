@@ -31,6 +31,7 @@ void metrics_catalogue_sweep(int ok, size_t deleted);
 typedef struct metrics_gauges {
     double jobs_queued, jobs_running, groups_active;
     double fetch_requests, fetch_retries;
+    double db_pool_in_use, db_pool_open, db_pool_max;
 } metrics_gauges;
 
 /* Appends the whole exposition to out. */

@@ -10,6 +10,7 @@ static void svc__keyctx_close(svc_keyctx *c)
         c->sb->close(c->st);
     vault_kek_free(&c->cur);
     vault_kek_free(&c->next);
+    fp_free(c->shown);
     memset(c, 0, sizeof *c);
 }
 
@@ -18,6 +19,7 @@ static void svc__keyctx_close(svc_keyctx *c)
 static fp_err svc__keyctx_open(const fp_config *cfg, int kek_flags, svc_keyctx *c)
 {
     memset(c, 0, sizeof *c);
+    c->shown = store_url_redacted(cfg->database);
     fp_err rc = vault_kek_open(cfg->secret_key, cfg->secret_key_file, kek_flags, &c->cur);
     if (rc == FP_OK)
         rc = store_open(cfg->database, &c->sb, &c->st);
@@ -58,13 +60,13 @@ fp_err svc_key_rotate(const fp_config *cfg, const char *new_key_file, int *creat
     /* The current key must open the database before a new key file is
      * made: a refused re-keying leaves nothing behind. */
     if (rc == FP_OK)
-        rc = datakey_open(c.cur, c.sb, c.st, cfg->database, &v, NULL);
+        rc = datakey_open(c.cur, c.sb, c.st, c.shown, &v, NULL);
     vault_free(&v);
     if (rc == FP_OK)
         rc = vault_kek_open(NULL, new_key_file, VAULT_KEK_CREATE, &c.next);
     if (rc == FP_OK) {
         *created = vault_kek_created(c.next);
-        rc = datakey_rotate(c.cur, c.next, c.sb, c.st, cfg->database);
+        rc = datakey_rotate(c.cur, c.next, c.sb, c.st, c.shown);
     }
     svc__keyctx_close(&c);
     return rc;
@@ -77,7 +79,7 @@ fp_err svc_key_reset(const fp_config *cfg, size_t *watchlists, size_t *watched)
     fp_err rc = svc__keyctx_open(cfg, VAULT_KEK_CREATE, &c);
     if (rc != FP_OK)
         return rc;
-    rc = datakey_reset(c.cur, c.sb, c.st, cfg->database, watchlists, watched);
+    rc = datakey_reset(c.cur, c.sb, c.st, c.shown, watchlists, watched);
     svc__keyctx_close(&c);
     return rc;
 }

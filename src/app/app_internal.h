@@ -260,6 +260,7 @@ typedef struct svc_keyctx {
     vault_kek *cur, *next;
     const store_backend *sb;
     store *st;
+    char *shown; /* the database URL without its password, for logs */
 } svc_keyctx;
 
 /* Monotonic milliseconds (deadlines, memo expiry): on the warm path, so inline. */

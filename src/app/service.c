@@ -85,7 +85,9 @@ fp_err svc_open(const fp_config *cfg, svc_role role, service **out)
         fp_log(FP_LOG_ERROR, "migrate_failed", "{s:s}", "error", fp_err_code(rc));
         goto fail;
     }
-    rc = datakey_open(kek, s->sb, s->st, cfg->database, &s->v, NULL);
+    char *shown = store_url_redacted(cfg->database); /* logged: never the password */
+    rc = datakey_open(kek, s->sb, s->st, shown, &s->v, NULL);
+    fp_free(shown);
     vault_kek_free(&kek);
     if (rc != FP_OK) {
         fp_log(FP_LOG_ERROR, "vault_open_failed", "{s:s}", "error", fp_err_code(rc));
@@ -289,6 +291,13 @@ void svc_get_stats(service *s, svc_stats *out)
     out->fetch_requests = fs.requests;
     out->fetch_retries = fs.retries;
     out->host_limit_waits = fs.sem_waits;
+    if (s->sb && s->st && s->sb->pool_stats) {
+        store_pool_stats ps;
+        s->sb->pool_stats(s->st, &ps);
+        out->db_pool_in_use = ps.in_use;
+        out->db_pool_open = ps.open;
+        out->db_pool_max = ps.max;
+    }
 }
 
 fp_err svc_health(service *s)

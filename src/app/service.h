@@ -276,6 +276,7 @@ typedef struct svc_stats {
     unsigned long long fetch_requests, fetch_retries;
     size_t jobs_bytes;                /* lists held by finished jobs */
     unsigned long long jobs_evicted;  /* finished jobs dropped before job-ttl (jobs-max-mb) */
+    size_t db_pool_in_use, db_pool_open, db_pool_max; /* storage connections */
 } svc_stats;
 void svc_get_stats(service *s, svc_stats *out);
 /* FP_OK when storage answers. */

@@ -30,6 +30,7 @@
 #include "core/mem.h"
 #include "http/http.h"
 #include "app/service.h"
+#include "store/store.h"
 
 typedef struct cli_args {
     fp_config cfg;
@@ -44,6 +45,7 @@ typedef struct cli_args {
     const char *user; /* import --user */
     const char *new_key_file; /* key rotate --new-key-file */
     int yes;                  /* key reset --yes */
+    char *db_shown;           /* cfg.database without its password, for messages */
 } cli_args;
 
 static void cli_usage(FILE *out)
@@ -205,6 +207,7 @@ static int cli_parse(int argc, char **argv, cli_args *a)
         }
     }
     fp_free(rest);
+    a->db_shown = store_url_redacted(a->cfg.database);
     return 0;
 }
 
@@ -212,6 +215,7 @@ static void cli_args_free(cli_args *a)
 {
     config_free(&a->cfg);
     fp_free(a->rest);
+    fp_free(a->db_shown);
 }
 
 static int cli_fail(fp_err rc, const char *what)
@@ -225,14 +229,15 @@ static int cli_fail(fp_err rc, const char *what)
  * have a remedy. Returns the exit status (1). */
 static int cli_open_fail(const fp_config *cfg, fp_err rc, const char *what)
 {
-    const char *db = cfg->database ? cfg->database : "";
+    char *db = store_url_redacted(cfg->database); /* a URL may hold a password */
+    int status = 1;
     switch (rc) {
     case FP_EMPTY_DATABASE:
         fprintf(stderr,
                 "filmpicker: %s: the database %s is an empty file (0 bytes), probably "
                 "truncated: restore it from a backup, or delete it to start afresh (%s)\n",
                 what, db, fp_err_code(rc));
-        return 1;
+        break;
     case FP_KEY_MISMATCH:
         fprintf(stderr,
                 "filmpicker: %s: the server key does not open the data stored in the "
@@ -242,10 +247,13 @@ static int cli_open_fail(const fp_config *cfg, fp_err rc, const char *what)
                 "forget the stored lists and keep the film catalogue; with the old key, `filmpicker "
                 "key rotate --new-key-file PATH` re-keys the database (%s)\n",
                 what, db, fp_err_code(rc));
-        return 1;
+        break;
     default:
-        return cli_fail(rc, what);
+        status = cli_fail(rc, what);
+        break;
     }
+    fp_free(db);
+    return status;
 }
 
 static int cli_start_fail(const fp_config *cfg, fp_err rc)
@@ -293,7 +301,7 @@ static int cli_serve(cli_args *a)
         return cli_fail(rc, "cannot listen");
     }
     fp_log(FP_LOG_INFO, "listening", "{s:s,s:i,s:s,s:i}", "listen", a->cfg.listen, "port",
-           http_server_port(http), "database", a->cfg.database, "workers", (int)a->cfg.workers);
+           http_server_port(http), "database", a->db_shown, "workers", (int)a->cfg.workers);
     int sig = 0;
     sigwait(&set, &sig);
     fp_log(FP_LOG_INFO, "stopping", "{s:i}", "signal", sig);
@@ -846,7 +854,7 @@ static int cli_key_status(cli_args *a)
     if (rc != FP_OK)
         return cli_key_fail(&a->cfg, rc, "key status");
     if (a->json) {
-        json_t *o = json_pack("{s:s,s:b,s:b,s:I,s:I}", "database", a->cfg.database, "stored",
+        json_t *o = json_pack("{s:s,s:b,s:b,s:I,s:I}", "database", a->db_shown, "stored",
                               ki.stored, "opens", ki.opens, "watchlists",
                               (json_int_t)ki.watchlists, "watched", (json_int_t)ki.watched);
         json_object_set_new(o, "created_at", ki.stored ? json_integer(ki.created_at) : json_null());
@@ -859,7 +867,7 @@ static int cli_key_status(cli_args *a)
         char created[32], updated[32];
         cli_time(ki.created_at, created, sizeof created);
         cli_time(ki.updated_at, updated, sizeof updated);
-        printf("database: %s\n", a->cfg.database);
+        printf("database: %s\n", a->db_shown);
         if (ki.stored)
             printf("data key: stored (made %s%s%s), %s the server key\n", created,
                    ki.updated_at != ki.created_at ? ", re-keyed " : "",
@@ -878,7 +886,7 @@ static int cli_key_status(cli_args *a)
     }
     if (!ki.opens) {
         fprintf(stderr, "filmpicker key status: the server key does not open the data stored in "
-                        "the database %s (see `filmpicker key --help`)\n", a->cfg.database);
+                        "the database %s (see `filmpicker key --help`)\n", a->db_shown);
         return 1;
     }
     return 0;
@@ -900,7 +908,7 @@ static int cli_key_rotate(cli_args *a)
            "stays readable.\nStart FilmPicker with that key from now on "
            "(FILMPICKER_SECRET_KEY_FILE=%s, or its 64 hex digits in FILMPICKER_SECRET_KEY); "
            "the old key no longer opens this database.\n",
-           a->cfg.database, a->new_key_file, a->new_key_file);
+           a->db_shown, a->new_key_file, a->new_key_file);
     return 0;
 }
 
@@ -914,7 +922,7 @@ static int cli_key_reset(cli_args *a)
                     "filmpicker key reset: this deletes every stored watchlist and watched set "
                     "of %s, keeps the film catalogue and writes a new server key to %s (there "
                     "is none). Stop the server first, then run again with --yes.\n",
-                    a->cfg.database, a->cfg.secret_key_file);
+                    a->db_shown, a->cfg.secret_key_file);
             return 2;
         }
         if (rc != FP_OK)
@@ -923,7 +931,7 @@ static int cli_key_reset(cli_args *a)
                 "filmpicker key reset: this deletes every stored watchlist and watched set of "
                 "%s (%zu watchlists, %zu watched sets; the server key %s them) and keeps the "
                 "film catalogue. Stop the server first, then run again with --yes.\n",
-                a->cfg.database, ki.watchlists, ki.watched,
+                a->db_shown, ki.watchlists, ki.watched,
                 ki.opens ? "OPENS" : "does not open");
         return 2;
     }
@@ -933,7 +941,7 @@ static int cli_key_reset(cli_args *a)
         return cli_key_fail(&a->cfg, rc, "key reset");
     printf("started afresh: deleted %zu watchlist%s and %zu watched set%s from %s; the film "
            "catalogue stays; the configured server key now opens the database.\n",
-           nl, nl == 1 ? "" : "s", nw, nw == 1 ? "" : "s", a->cfg.database);
+           nl, nl == 1 ? "" : "s", nw, nw == 1 ? "" : "s", a->db_shown);
     return 0;
 }
 

@@ -106,7 +106,8 @@ enum MHD_Result api_ops_metrics(http_req *r)
     svc_get_stats(r->srv->svc, &st);
     metrics_gauges g = {(double)st.jobs_queued, (double)st.jobs_running,
                         (double)st.groups_active, (double)st.fetch_requests,
-                        (double)st.fetch_retries};
+                        (double)st.fetch_retries, (double)st.db_pool_in_use,
+                        (double)st.db_pool_open, (double)st.db_pool_max};
     fp_buf out;
     fp_buf_init(&out, 4u * 1024u * 1024u);
     fp_err rc = metrics_render(&out, &g);

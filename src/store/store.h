@@ -1,7 +1,7 @@
 /*
  * store.h - persistent storage, a pluggable backend chosen by the database
  * URL alone: a file path or "sqlite:PATH" opens SQLite (store_sqlite.c);
- * "postgresql://..." will open PostgreSQL.
+ * "postgresql://..." or "postgres://..." opens PostgreSQL (store_pg.c).
  *
  * Backends never see a username or a film list in plain text: watchlists
  * arrive as a 32-byte keyed hash and a sealed (encrypted, authenticated) blob
@@ -58,6 +58,13 @@ typedef struct store_datakey {
     int64_t created_at; /* unix seconds: first stored, or the last reset */
     int64_t updated_at; /* unix seconds: the last re-keying (or created_at) */
 } store_datakey;
+
+/* Connections of a backend's pool (store_backend.pool_stats). */
+typedef struct store_pool_stats {
+    size_t in_use; /* handed out to a caller right now */
+    size_t open;   /* open (in use or idle) */
+    size_t max;    /* the pool's size */
+} store_pool_stats;
 
 typedef struct store_backend {
     const char *name;
@@ -150,15 +157,25 @@ typedef struct store_backend {
      * allocated (NULL when *n is 0); free with store_sealed_rows_free. */
     fp_err (*sealed_page)(store *s, store_sealed_kind kind, const uint8_t *after, size_t limit,
                           store_sealed_row **rows, size_t *n);
+
+    /* The connection pool's use right now, for /metrics. */
+    void (*pool_stats)(store *s, store_pool_stats *out);
 } store_backend;
 
 extern const store_backend store_backend_sqlite;
+extern const store_backend store_backend_postgresql;
 
 /* The backend for url, or NULL. */
 const store_backend *store_backend_for(const char *url);
 
 /* Convenience: pick the backend by URL and open. *backend is set on success. */
 fp_err store_open(const char *url, const store_backend **backend, store **out) FP_WARN_UNUSED;
+
+/* A copy of a database URL that is safe to log or print: the password of a
+ * "scheme://user:password@host" URL and any "password=" query parameter are
+ * replaced by "***"; a file path comes back as it is. NULL gives "". Caller
+ * frees. */
+char *store_url_redacted(const char *url);
 
 void store_watchlist_free(store_watchlist *w);
 void store_datakey_free(store_datakey *k);

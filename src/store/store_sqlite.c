@@ -1711,6 +1711,15 @@ out:
     return FP_OK;
 }
 
+static void sq_pool_stats(store *s, store_pool_stats *out)
+{
+    pthread_mutex_lock(&s->mu);
+    out->open = (size_t)s->n_open;
+    out->in_use = (size_t)(s->n_open - s->n_idle);
+    out->max = (size_t)s->pool_max;
+    pthread_mutex_unlock(&s->mu);
+}
+
 const store_backend store_backend_sqlite = {
     .name = "sqlite",
     .accepts = sq_accepts,
@@ -1734,4 +1743,5 @@ const store_backend store_backend_sqlite = {
     .datakey_put = sq_datakey_put,
     .datakey_reset = sq_datakey_reset,
     .sealed_page = sq_sealed_page,
+    .pool_stats = sq_pool_stats,
 };

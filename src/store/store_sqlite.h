@@ -9,19 +9,11 @@
 #include <stddef.h>
 
 #include "store/store.h"
+#include "store/store_migration.h"
 
-/*
- * One reversible schema step. Migration i (0-based) of a list must have
- * version i+1; up moves the schema from version-1 to version, down back.
- * Both are SQL scripts (several statements) run inside one transaction
- * together with the schema_migrations bookkeeping.
- */
-typedef struct store_sqlite_migration {
-    int version;
-    const char *name;
-    const char *up;
-    const char *down;
-} store_sqlite_migration;
+/* One reversible schema step (store_migration.h); the SQLite name is kept
+ * for the callers that already use it. */
+typedef store_migration store_sqlite_migration;
 
 /* The built-in migrations, in order. */
 extern const store_sqlite_migration store_sqlite__migrations[];

@@ -13,7 +13,10 @@ learns the port from --port-file. Flags map to command-line options:
 latency_ms=200 -> --latency-ms 200, gzip=True -> --gzip, False/None -> left out.
 
 FilmPicker(env=..., args=..., fake=...) starts `build/filmpicker serve` with
-a fresh database in a temporary directory, a random 64-hex-digit secret key,
+a fresh database (a file in a temporary directory; with
+FP_TEST_BACKEND=postgresql a schema of its own on the PostgreSQL named in
+$FP_SERVICES_ENV, dropped when the server stops: see PgSchema), a random
+64-hex-digit secret key,
 FILMPICKER_LETTERBOXD_URL pointing at the fake site, and waits until
 GET /healthz answers 200. Its stderr goes to a file that is printed when
 something fails.
@@ -37,6 +40,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
+import shutil
 
 START_TIMEOUT = 10.0     # seconds until a server must be listening
 STOP_TIMEOUT = 10.0      # seconds between SIGTERM and SIGKILL
@@ -46,6 +50,97 @@ LOG_TAIL = 4000          # characters of a log shown in a failure message
 # Where nothing listens (the discard port): the default Letterboxd URL of a
 # FilmPicker started without a fake, so no test can reach the real site.
 UNREACHABLE_URL = "http://127.0.0.1:9"
+
+
+PG_BIN = "/usr/lib/postgresql/15/bin"   # scripts/services.sh installs it there
+
+
+def test_backend():
+    """The storage backend the tests run on: "sqlite" (the default) or
+    "postgresql" (FP_TEST_BACKEND=postgresql, set by the scaled CTest runs)."""
+    backend = os.environ.get("FP_TEST_BACKEND", "sqlite")
+    if backend not in ("sqlite", "postgresql"):
+        raise ValueError("FP_TEST_BACKEND must be sqlite or postgresql: %r" % backend)
+    return backend
+
+
+def services_database():
+    """FILMPICKER_DATABASE of the services started by scripts/services.sh (the
+    CTest fixture "services" writes their exports to $FP_SERVICES_ENV).
+    Raises when there is none: a PostgreSQL test never passes without one."""
+    path = os.environ.get("FP_SERVICES_ENV", "")
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("export FILMPICKER_DATABASE="):
+                    return line.strip().split("=", 1)[1]
+    except OSError as e:
+        raise RuntimeError("no services env file (FP_SERVICES_ENV=%r): %s" % (path, e))
+    raise RuntimeError("no FILMPICKER_DATABASE in %s" % path)
+
+
+def redact_url(url):
+    """The database URL as FilmPicker prints it: the password as ***."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def _pg_tool(name):
+    path = os.path.join(PG_BIN, name)
+    return path if os.access(path, os.X_OK) else (shutil.which(name) or name)
+
+
+class PgSchema:
+    """A schema of its own on a PostgreSQL server (default: the services'),
+    so that tests running at once never see each other's rows. url is the
+    FILMPICKER_DATABASE for it (the base URL plus schema=NAME, which
+    FilmPicker's migrations create); drop() removes it with its tables."""
+
+    def __init__(self, base=None):
+        self.base = base or services_database()
+        self.name = "fpt_" + secrets.token_hex(6)
+        sep = "&" if "?" in self.base else "?"
+        self.url = self.base + sep + "schema=" + self.name
+        self.shown = redact_url(self.url)
+
+    def _run(self, args, sql=None, in_schema=True, timeout=60):
+        env = dict(os.environ)
+        env["PGCONNECT_TIMEOUT"] = "10"
+        if in_schema:
+            env["PGOPTIONS"] = "-c search_path=%s -c client_min_messages=warning" % self.name
+        cmd = [_pg_tool(args[0])] + args[1:] + ["--dbname=" + self.base]
+        if sql is not None:
+            cmd += ["-X", "-q", "-t", "-A", "-F", "\x1f", "-v", "ON_ERROR_STOP=1", "-c", sql]
+        r = subprocess.run(cmd, env=env, capture_output=True, timeout=timeout)
+        if r.returncode != 0:
+            raise AssertionError("%s failed: %s" % (" ".join(args), r.stderr.decode("utf-8", "replace")))
+        return r.stdout
+
+    def rows(self, sql):
+        """The rows of a query in the schema, each a tuple of strings."""
+        out = self._run(["psql"], sql).decode("utf-8")
+        return [tuple(line.split("\x1f")) for line in out.splitlines() if line]
+
+    def value(self, sql):
+        rows = self.rows(sql)
+        return rows[0][0] if rows else None
+
+    def size(self):
+        """Bytes of the schema's tables, with their indexes and TOAST."""
+        return int(self._run(["psql"], "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) "
+                             "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                             "WHERE n.nspname = '%s' AND c.relkind = 'r'" % self.name,
+                             in_schema=False).strip() or 0)
+
+    def dump(self):
+        """Everything stored in the schema, as pg_dump writes it (bytes)."""
+        return self._run(["pg_dump", "--data-only", "--schema=" + self.name], in_schema=False)
+
+    def drop(self):
+        self._run(["psql"], "DROP SCHEMA IF EXISTS %s CASCADE" % self.name, in_schema=False)
 
 
 def build_dir():
@@ -273,14 +368,19 @@ class FilmPicker:
     default_limits: keep the server's default rate limits (otherwise they
     are set out of reach: functional tests are not a group on a sofa).
 
-    Attributes once started: url, port, proc, tmpdir, db_path, secret_key,
-    env (what the process got on top of the inherited environment),
-    stderr_path, stdout_path.
+    database: the FILMPICKER_DATABASE to use (kept as it is); by default a new
+    SQLite file, or a new PgSchema under FP_TEST_BACKEND=postgresql.
+
+    Attributes once started: url, port, proc, tmpdir, db_path (the SQLite
+    file, None on PostgreSQL), pg (the PgSchema, or None), database,
+    secret_key, env (what the process got on top of the inherited
+    environment), stderr_path, stdout_path.
     """
 
     def __init__(self, env=None, args=None, fake=None, letterboxd_url=None,
-                 start_timeout=START_TIMEOUT, default_limits=False):
+                 start_timeout=START_TIMEOUT, default_limits=False, database=None):
         self.default_limits = default_limits
+        self.database = database  # FILMPICKER_DATABASE; None: a fresh one
         self.extra_env = dict(env or {})
         self.args = list(args or [])
         if fake is not None and letterboxd_url is None:
@@ -292,6 +392,7 @@ class FilmPicker:
         self.url = None
         self.tmpdir = None
         self.db_path = None
+        self.pg = None  # the PgSchema made for this server, dropped at stop
         self.secret_key = None
         self.env = None
         self.stderr_path = None
@@ -318,12 +419,17 @@ class FilmPicker:
         self._tmp = tempfile.TemporaryDirectory(prefix="filmpicker-")
         self.tmpdir = self._tmp.name
         self.db_path = os.path.join(self.tmpdir, "filmpicker.db")
+        if (self.database is None and "FILMPICKER_DATABASE" not in self.extra_env
+                and test_backend() == "postgresql"):
+            self.pg = PgSchema()
+            self.database = self.pg.url
+            self.db_path = None
         self.secret_key = secrets.token_hex(32)
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.env = {
             "FILMPICKER_LISTEN": "127.0.0.1:%d" % self.port,
-            "FILMPICKER_DATABASE": self.db_path,
+            "FILMPICKER_DATABASE": self.database or self.db_path,
             "FILMPICKER_SECRET_KEY": self.secret_key,
             "FILMPICKER_LETTERBOXD_URL": self.letterboxd_url,
             # posters come from the fake site too: a test never leaves loopback
@@ -388,6 +494,9 @@ class FilmPicker:
             self._stderr_final = _tail(self.stderr_path)
             self._tmp.cleanup()
             self._tmp = None
+        if self.pg:
+            pg, self.pg = self.pg, None
+            pg.drop()
 
     def stderr_text(self):
         """The last LOG_TAIL characters of the server's stderr."""

@@ -4,7 +4,12 @@ files and their modes, an empty (truncated) database file, the server key
 that must match the stored data (mismatch, re-key, start afresh, and the
 upgrade of a database written before wrapped data keys), the cap on new
 catalogue films per import, and the sweep of catalogue films no stored list
-references any more."""
+references any more.
+
+With FP_TEST_BACKEND=postgresql (the scaled CTest run) the same tests run
+on PostgreSQL, each database a schema of its own (harness.PgSchema); the
+ones about SQLite files (modes, an empty file, the legacy SQLite database)
+are not part of that run."""
 import io
 import json
 import os
@@ -60,13 +65,28 @@ def mode(path):
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
-def db_count(path, sql):
-    """One number from the database, read through a read-only connection."""
-    con = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+PG = harness.test_backend() == "postgresql"
+SCHEMAS = {}  # FILMPICKER_DATABASE -> its harness.PgSchema
+HEX_WRAPPED = "encode(wrapped, 'hex')" if PG else "hex(wrapped)"
+
+
+def db_rows(db, sql):
+    """The rows of a query, read behind FilmPicker's back (read-only)."""
+    if db in SCHEMAS:
+        return SCHEMAS[db].rows(sql)
+    con = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
     try:
-        return con.execute(sql).fetchone()[0]
+        return con.execute(sql).fetchall()
     finally:
         con.close()
+
+
+def db_count(db, sql):
+    """One value from the database (a number when it is one)."""
+    value = db_rows(db, sql)[0][0]
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
+    return value
 
 
 class Place:
@@ -75,7 +95,11 @@ class Place:
     def __init__(self):
         self.tmp = tempfile.TemporaryDirectory(prefix="fp-storage-")
         self.dir = self.tmp.name
-        self.db = os.path.join(self.dir, "fp.db")
+        self.pg = harness.PgSchema() if PG else None
+        self.db = self.pg.url if PG else os.path.join(self.dir, "fp.db")
+        self.shown = self.pg.shown if PG else self.db  # as FilmPicker prints it
+        if PG:
+            SCHEMAS[self.db] = self.pg
         self.key = secrets.token_hex(32)
 
     def env(self, key=None, **extra):
@@ -85,6 +109,9 @@ class Place:
 
     def close(self):
         self.tmp.cleanup()
+        if self.pg:
+            SCHEMAS.pop(self.db, None)
+            self.pg.drop()
 
 
 class StorageCase(unittest.TestCase):
@@ -154,7 +181,7 @@ class KeyCase(StorageCase):
                                 FILMPICKER_LETTERBOXD_URL=fake.url), timeout=30)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("filmpicker: cannot start: the server key does not open the data stored "
-                      "in the database %s" % self.place.db, r.stderr)
+                      "in the database %s" % self.place.shown, r.stderr)
         self.assertIn("filmpicker key reset --yes", r.stderr)
         self.assertIn("filmpicker key rotate --new-key-file PATH", r.stderr)
         self.assertIn("(key_mismatch)", r.stderr)
@@ -206,13 +233,13 @@ class TestServerKey(KeyCase):
             self.assertEqual(r.returncode, 1)
             self.assertIn("(key_mismatch)", r.stderr)
             self.assertFalse(os.path.exists(new_file))
-            before = db_count(self.place.db, "SELECT hex(wrapped) FROM data_key")
+            before = db_count(self.place.db, "SELECT %s FROM data_key" % HEX_WRAPPED)
             r = run(["key", "rotate", "--new-key-file", new_file], self.place.env())
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertIn("a new server key was written to %s (mode 0600)" % new_file, r.stdout)
             self.assertIn("every stored list stays readable", r.stdout)
             self.assertEqual(oct(mode(new_file)), oct(0o600))
-            self.assertNotEqual(db_count(self.place.db, "SELECT hex(wrapped) FROM data_key"),
+            self.assertNotEqual(db_count(self.place.db, "SELECT %s FROM data_key" % HEX_WRAPPED),
                                 before)
             self.assertEqual(self.rows(), self.counts)  # only the wrapped key changed
             # the old key no longer opens it
@@ -365,6 +392,8 @@ class TestImportCap(StorageCase):
         return db_count(self.place.db, "SELECT count(*) FROM films")
 
     def disk(self):
+        if PG:
+            return self.place.pg.size()
         return sum(os.path.getsize(self.place.db + x) for x in ("", "-wal", "-shm")
                    if os.path.exists(self.place.db + x))
 
@@ -434,11 +463,7 @@ class TestCatalogueSweep(StorageCase):
     longer than catalogue-grace; films a list or a watched set uses stay."""
 
     def titles(self):
-        con = sqlite3.connect("file:%s?mode=ro" % self.place.db, uri=True)
-        try:
-            return {t for (t,) in con.execute("SELECT title FROM films")}
-        finally:
-            con.close()
+        return {t for (t,) in db_rows(self.place.db, "SELECT title FROM films")}
 
     def sweep(self, grace):
         r = run(["sweep", "--json"], self.place.env(FILMPICKER_CATALOGUE_GRACE=grace,
@@ -576,6 +601,9 @@ class TestDatabaseFiles(StorageCase):
             self.assertEqual(status, 200)
         self.assertGreater(os.path.getsize(self.place.db), 0)
 
+
+if PG:  # about SQLite files: not part of the PostgreSQL run
+    del TestDatabaseFiles, TestLegacyDatabase
 
 if __name__ == "__main__":
     unittest.main()
