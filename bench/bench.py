@@ -9,7 +9,13 @@ and wrk. Prints the figures the README reports; nothing here asserts a time.
   bench/bench.py scrapy   the same pages crawled by Scrapy at 16 (Debian's
                           python3-scrapy), for comparison
   bench/bench.py memory   resident memory at idle and during the warm run
-  bench/bench.py all
+  bench/bench.py cold-scaled
+                          16 x 1000 films, 100 ms per page, host limit 8 shared
+                          by 2 workers (RabbitMQ, Redis, PostgreSQL of its own)
+  bench/bench.py warm-scaled
+                          W1 on PostgreSQL + Redis with 1 and 2 API instances,
+                          beside the bare libmicrohttpd ceiling
+  bench/bench.py all      (the scaled ones are not part of all)
 """
 import json
 import os
@@ -233,8 +239,130 @@ def scrapy():
              max(stats["peak_concurrency"].values())))
 
 
+SCALED_USERS = ["u%02d_n1000" % i for i in range(16)]
+
+
+def _scaled_services():
+    """Servers of its own for the scaled benchmarks (scripts/services.sh)."""
+    import scaled
+    return scaled, scaled.Services(os.path.join(os.environ["FP_BUILD_DIR"],
+                                                "services-bench")).start()
+
+
+def cold_scaled():
+    """16 people x 1000 films (36 pages each, 576 pages), 100 ms a page, two
+    workers sharing host limit 8: the bound is 16 x 36 / 8 x 0.1 s = 7.2 s."""
+    scaled, services = _scaled_services()
+    try:
+        with harness.FakeBoxd(size=1000, common=100, per_page=28, latency_ms=100) as fake:
+            stack = scaled.Stack(services, fake, extra={
+                "FILMPICKER_LOG_LEVEL": "warn", "FILMPICKER_HOST_CONCURRENCY": "8",
+                "FILMPICKER_COMPAT_WAIT_MS": "120000",
+                "FILMPICKER_DATABASE": services.env["FILMPICKER_DATABASE"] + "?schema=bench_%d"
+                % os.getpid()})
+            try:
+                api = stack.api()
+                stack.worker()
+                stack.worker()
+                fake.reset()
+                t0 = time.monotonic()
+                status, body = api.json("POST", "/api/scrape/",
+                                        json.loads(scrape_body(SCALED_USERS)), timeout=180)
+                took = time.monotonic() - t0
+                assert status == 200, (status, body)
+                stats = fake.stats()
+            finally:
+                stack.stop()
+    finally:
+        services.stop()
+    pages = stats["pages"]
+    print("cold-scaled: 16 x 1000 films, 2 workers, shared host limit 8: %.3f s end to end "
+          "(bound 7.2 s, goal <= 7.6 s), %d distinct pages, %d requests, each page once: %s, "
+          "peak per host %d" % (took, len(pages), stats["requests_total"],
+                                "yes" if all(c == 1 for c in pages.values()) else "NO",
+                                max(stats["peak_concurrency"].values())))
+
+
+def _wrk_many(urls, script):
+    """wrk against several instances at once (the 16 connections split
+    between them); the sum of their requests/s."""
+    threads_out = [None] * len(urls)
+
+    def run(i, url):
+        conns = max(1, 16 // len(urls))
+        cmd = ["wrk", "-t1", "-c%d" % conns, "-d%ds" % WRK_SECONDS, "--latency", "-s", script, url]
+        threads_out[i] = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    ts = [threading.Thread(target=run, args=(i, u)) for i, u in enumerate(urls)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    total = 0.0
+    non2xx = 0
+    for out in threads_out:
+        total += float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+        non2xx += int(m.group(1)) if m else 0
+    return total, non2xx
+
+
+def warm_scaled():
+    """W1 (the warm 4-person POST /api/scrape/) on PostgreSQL + Redis, one
+    and two API instances, beside the bare server, rounds alternating."""
+    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
+    scaled, services = _scaled_services()
+    port = harness.free_port()
+    bare = subprocess.Popen([os.path.join(os.environ["FP_BUILD_DIR"], "bench", "bare_mhd"),
+                             str(port)], stdout=subprocess.PIPE)
+    lua = _lua(USERS)
+    res = {"one": [], "two": [], "bare": []}
+    try:
+        harness.wait_until(lambda: _listening(port), what="bare_mhd listening")
+        with harness.FakeBoxd(size=1000, common=100, per_page=28) as fake:
+            stack = scaled.Stack(services, fake, extra={
+                "FILMPICKER_LOG_LEVEL": "warn",
+                "FILMPICKER_DATABASE": services.env["FILMPICKER_DATABASE"] + "?schema=benchw_%d"
+                % os.getpid()})
+            try:
+                a = stack.api()
+                b = stack.api()
+                stack.worker()
+                status, body = a.json("POST", "/api/scrape/", json.loads(scrape_body(USERS)),
+                                      timeout=60)
+                assert status == 200, (status, body)
+                time.sleep(0.5)
+                for i in range(rounds):
+                    res["one"].append(_wrk_many([a.url + "/api/scrape/"], lua))
+                    res["two"].append(_wrk_many([a.url + "/api/scrape/", b.url + "/api/scrape/"],
+                                                lua))
+                    res["bare"].append(_wrk_many(["http://127.0.0.1:%d/api/scrape/" % port], lua))
+                    print("warm-scaled round %d: 1 instance %.0f req/s (non-2xx %d), 2 instances "
+                          "%.0f req/s (non-2xx %d), bare %.0f req/s"
+                          % (i + 1, res["one"][-1][0], res["one"][-1][1], res["two"][-1][0],
+                             res["two"][-1][1], res["bare"][-1][0]))
+            finally:
+                stack.stop()
+    finally:
+        os.unlink(lua)
+        bare.terminate()
+        bare.wait(timeout=10)
+        services.stop()
+
+    def med(xs):
+        return sorted(xs)[len(xs) // 2]
+    one, two, m = (med([r[0] for r in res[k]]) for k in ("one", "two", "bare"))
+    print("warm-scaled: median 1 instance %.0f req/s (ratio to bare %.2f), 2 instances %.0f "
+          "req/s (ratio %.2f), bare %.0f req/s" % (one, one / m, two, two / m, m))
+
+
 def main():
     what = sys.argv[1] if len(sys.argv) > 1 else "all"
+    if what == "cold-scaled":
+        cold_scaled()
+        return
+    if what == "warm-scaled":
+        warm_scaled()
+        return
     if what == "warm-ab":
         warm_ab(os.path.abspath(sys.argv[2]))
         return

@@ -620,11 +620,14 @@ static fp_err sess__update(sessions *ss, const char *id, sess_edit_fn fn, void *
     sess_events ev = {json_array()};
     json_t *state = NULL;
     pthread_mutex_lock(&ss->mu);
-    fp_err rc = FP_CONFLICT;
+    fp_err rc = FP_OK;
     /* One process: ss->mu makes the read-modify-write safe. Several: a
-     * write another instance made in between is a conflict, and the edit
-     * runs again on its result. */
-    for (int attempt = 0; attempt < 8 && rc == FP_CONFLICT; attempt++) {
+     * write another instance made in between makes the save a conflict,
+     * and the edit runs again on its result. (An edit's own FP_CONFLICT is
+     * the client's 409 and is answered as it is.) */
+    int lost_race = 1;
+    for (int attempt = 0; attempt < 8 && lost_race; attempt++) {
+        lost_race = 0;
         json_decref(state);
         state = NULL;
         json_array_clear(ev.list);
@@ -638,8 +641,9 @@ static fp_err sess__update(sessions *ss, const char *id, sess_edit_fn fn, void *
         json_object_set_new(state, "version",
                             json_integer(version + (json_int_t)json_array_size(ev.list)));
         rc = sess__save(ss, state, dv);
+        lost_race = rc == FP_CONFLICT;
     }
-    if (rc == FP_CONFLICT)
+    if (lost_race)
         rc = FP_UNAVAILABLE; /* others kept writing: the client tries again */
     if (rc == FP_OK && json_array_size(ev.list) > 0) {
         json_int_t version = json_integer_value(json_object_get(state, "version"));

@@ -68,7 +68,7 @@ typedef struct svc_task {
     int pages_done, pages_total;
     fp_err retrying; /* why the last failed page is being tried again, FP_OK once one was read */
     svc_listener *listeners;
-    long long since_ms;  /* wall clock: this process began waiting (a fetch ending before is not it) */
+    long long since_ms;  /* wall clock: this process began waiting (an older end is not it) */
     long long polled_ms; /* monotonic: its task document was last read by the timer */
 } svc_task;
 

@@ -161,7 +161,8 @@ static fp_err svc__taskdoc_put(service *s, const uint8_t key[VAULT_KEY_BYTES], c
 /* Moves the document to `next` whatever it holds now (a worker's writes:
  * only the lease holder writes while it fetches, so a conflict is a reader
  * that raced and the next try wins). */
-static fp_err svc__taskdoc_set(service *s, const uint8_t key[VAULT_KEY_BYTES], const svc_taskdoc *next)
+static fp_err svc__taskdoc_set(service *s, const uint8_t key[VAULT_KEY_BYTES],
+                               const svc_taskdoc *next)
 {
     fp_err rc = FP_CONFLICT;
     for (int i = 0; i < SVC_CAS_TRIES && rc == FP_CONFLICT; i++) {
@@ -541,6 +542,7 @@ static int svc__retry_later(fp_err rc)
 static fp_err svc__lease_wait(service *s, svc_run *r)
 {
     long long start = svc__mono_ms();
+    long long give_up = 2LL * s->cfg->fetch_lease_ms + SVC_LEASE_WAIT_MARGIN_MS;
     int waited = 0;
     for (;;) {
         fp_err rc = s->stb->lease_take(s->sts, r->lease, r->token, s->cfg->fetch_lease_ms);
@@ -552,7 +554,7 @@ static fp_err svc__lease_wait(service *s, svc_run *r)
             return rc;
         }
         waited = 1;
-        if (svc__stopping(s) || svc__mono_ms() - start > 2 * s->cfg->fetch_lease_ms + SVC_LEASE_WAIT_MARGIN_MS)
+        if (svc__stopping(s) || svc__mono_ms() - start > give_up)
             return FP_UNAVAILABLE;
         struct timespec ts = {0, SVC_LEASE_POLL_MS * 1000000L};
         nanosleep(&ts, NULL);
