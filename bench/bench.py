@@ -257,6 +257,7 @@ def cold_scaled():
         with harness.FakeBoxd(size=1000, common=100, per_page=28, latency_ms=100) as fake:
             stack = scaled.Stack(services, fake, extra={
                 "FILMPICKER_LOG_LEVEL": "warn", "FILMPICKER_HOST_CONCURRENCY": "8",
+                "FILMPICKER_WORKERS": os.environ.get("BENCH_WORKERS", "8"),
                 "FILMPICKER_COMPAT_WAIT_MS": "120000",
                 "FILMPICKER_DATABASE": services.env["FILMPICKER_DATABASE"] + "?schema=bench_%d"
                 % os.getpid()})

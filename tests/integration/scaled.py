@@ -92,6 +92,7 @@ class Worker:
         exe = os.path.join(harness.build_dir(), "filmpicker")
         full = {k: v for k, v in os.environ.items() if not k.startswith("FILMPICKER_")}
         full.update(self.env)
+        full["FILMPICKER_LOG_LEVEL"] = "info"  # its "worker_started" line says it is ready
         self._err = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen([exe, "worker"], stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=self._err, env=full,
