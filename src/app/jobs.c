@@ -21,6 +21,31 @@ svc_job *svc__job_find(service *s, const char *id)
     return NULL;
 }
 
+/* A job of n parts, not yet in the table. */
+static svc_job *svc__job_new(size_t n)
+{
+    svc_job *j = fp_calloc(1, sizeof *j);
+    j->parts = fp_calloc(n, sizeof *j->parts);
+    j->nparts = j->pending = n;
+    return j;
+}
+
+/* A job that never reached the table. */
+static void svc__job_discard(svc_job *j)
+{
+    fp_free(j->parts);
+    fp_free(j);
+}
+
+/* Puts j in the job table. s->mu held. */
+static void svc__job_insert(service *s, svc_job *j)
+{
+    size_t b = svc__job_bucket(j->id);
+    j->next = s->jobs[b];
+    s->jobs[b] = j;
+    s->jobs_active++;
+}
+
 /* Finished jobs hold their people's lists (as ids) for job-ttl. Past
  * jobs-max-mb the oldest finished ones go first (never one younger than
  * SVC_JOB_GRACE_MS; the job rate limit bounds how many of those one client
@@ -159,9 +184,7 @@ static fp_err svc__job_adopt(service *s, const char *id)
         json_decref(doc);
         return FP_CORRUPT;
     }
-    svc_job *j = fp_calloc(1, sizeof *j);
-    j->parts = fp_calloc(n, sizeof *j->parts);
-    j->nparts = j->pending = n;
+    svc_job *j = svc__job_new(n);
     j->created_at = (int64_t)json_integer_value(json_object_get(doc, "c"));
     j->created_ms = (long long)json_integer_value(json_object_get(doc, "m"));
     snprintf(j->id, sizeof j->id, "%s", id);
@@ -188,8 +211,7 @@ static fp_err svc__job_adopt(service *s, const char *id)
     if (rc != FP_OK) {
         fp_free(kinds);
         fp_free(errors);
-        fp_free(j->parts);
-        fp_free(j);
+        svc__job_discard(j);
         return FP_CORRUPT;
     }
 
@@ -198,14 +220,10 @@ static fp_err svc__job_adopt(service *s, const char *id)
         pthread_mutex_unlock(&s->mu);
         fp_free(kinds);
         fp_free(errors);
-        fp_free(j->parts);
-        fp_free(j);
+        svc__job_discard(j);
         return FP_OK;
     }
-    size_t b = svc__job_bucket(j->id);
-    j->next = s->jobs[b];
-    s->jobs[b] = j;
-    s->jobs_active++;
+    svc__job_insert(s, j);
     pthread_mutex_unlock(&s->mu);
 
     for (size_t i = 0; i < n; i++) {
@@ -265,9 +283,7 @@ fp_err svc_job_start(service *s, const svc_person *people, size_t n, char job_id
 {
     if (n == 0)
         return FP_INVALID;
-    svc_job *j = fp_calloc(1, sizeof *j);
-    j->parts = fp_calloc(n, sizeof *j->parts);
-    j->nparts = j->pending = n;
+    svc_job *j = svc__job_new(n);
     j->created_at = svc__now();
     j->created_ms = svc__wall_ms();
     vault_random_token(j->id, 16);
@@ -276,14 +292,10 @@ fp_err svc_job_start(service *s, const svc_person *people, size_t n, char job_id
     if (s->stopping || s->jobs_active >= (size_t)s->cfg->max_jobs) {
         fp_err rc = s->stopping ? FP_UNAVAILABLE : FP_RATE_LIMITED;
         pthread_mutex_unlock(&s->mu);
-        fp_free(j->parts);
-        fp_free(j);
+        svc__job_discard(j);
         return rc;
     }
-    size_t b = svc__job_bucket(j->id);
-    j->next = s->jobs[b];
-    s->jobs[b] = j;
-    s->jobs_active++;
+    svc__job_insert(s, j);
     for (size_t i = 0; i < n; i++) {
         j->parts[i].person = people[i];
         j->parts[i].state = SVC_PART_QUEUED;

@@ -729,6 +729,14 @@ void svc__tasks_poll(service *s)
         svc_taskdoc d;
         uint64_t ver = 0;
         fp_err rc = svc__taskdoc_get(s, keys[i], &d, &ver);
+        if (rc == FP_OK && d.state != 'd' && svc__wall_ms() - d.updated_ms >= SVC_TASK_STALE_MS) {
+            /* Queued or fetching without news for this long: it was lost
+             * (dead-lettered, or every worker is stuck). The waits here end
+             * with the stored copy, or the error. */
+            fp_log(FP_LOG_WARN, "task_stale", NULL);
+            svc__task_settle(s, keys[i], FP_UNAVAILABLE, 0);
+            continue;
+        }
         if (rc == FP_OK) {
             svc__task_news(s, keys[i], &d);
             continue;

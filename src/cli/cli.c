@@ -263,19 +263,25 @@ static int cli_start_fail(const fp_config *cfg, fp_err rc)
 
 /* ---- serve -------------------------------------------------------------- */
 
+/* Blocks the stop signals (SIGTERM, SIGINT: in *set) in every thread the
+ * process starts from now on, so that main alone waits for them. */
+static void cli_block_stop_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
 static int cli_serve(cli_args *a)
 {
     if (a->nrest) {
         fprintf(stderr, "filmpicker serve: unexpected argument '%s'\n", a->rest[0]);
         return 2;
     }
-    /* Block the stop signals in every thread; main waits for them. */
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    cli_block_stop_signals(&set);
 
     service *svc = NULL;
     fp_err rc = svc_open(&a->cfg, SVC_ROLE_SERVE, &svc);
@@ -321,11 +327,7 @@ static int cli_worker(cli_args *a)
         return 2;
     }
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    cli_block_stop_signals(&set);
 
     service *svc = NULL;
     fp_err rc = svc_open(&a->cfg, SVC_ROLE_WORKER, &svc);
