@@ -13,10 +13,12 @@ once; the per-host limit holds across both workers.
 """
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
 import unittest
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -148,6 +150,43 @@ class JobsAcrossInstancesTest(ScaledTestCase):
         pages = self.pages_of(user)
         self.assertEqual(len(pages), 22, pages)
         self.assertEqual(set(pages.values()), {1}, "each page fetched once: %r" % pages)
+
+
+class TwoWorkersOnePersonTest(ScaledTestCase):
+    """Two fetch jobs for one person reach both workers at once (the task
+    document that stops a second queueing is deleted in between, as if
+    Redis had lost it): the lease makes one of them fetch and the other
+    find the work done."""
+
+    fake_flags = {"latency_ms": 150}
+
+    def redis(self, *args):
+        u = urllib.parse.urlsplit(self.stack.env["FILMPICKER_CACHE"])
+        env = dict(os.environ, REDISCLI_AUTH=urllib.parse.unquote(u.password or ""))
+        out = subprocess.run(["redis-cli", "-h", u.hostname, "-p", str(u.port), "-n",
+                              u.path.strip("/") or "0"] + list(args),
+                             check=True, capture_output=True, text=True, timeout=30, env=env)
+        return out.stdout.split()
+
+    def test_two_workers_asked_for_the_same_person_at_once_fetch_it_once(self):
+        user = "twin_n500"
+        before = set(self.redis("--scan", "--pattern", "fp:s:d:task:*"))
+        st, first = self.a.json("POST", "/api/v1/jobs", {"participants": [{"profile": user}]})
+        self.assertEqual(st, 202, first)
+        tasks = sorted(set(self.redis("--scan", "--pattern", "fp:s:d:task:*")) - before)
+        self.assertEqual(len(tasks), 1, tasks)
+        self.redis("DEL", tasks[0])
+        st, second = self.b.json("POST", "/api/v1/jobs", {"participants": [{"profile": user}]})
+        self.assertEqual(st, 202, second)
+        for fp, job in ((self.a, first), (self.b, second)):
+            done = self.wait_job(fp, job["id"])
+            self.assertEqual((done["participants"][0]["status"], done["participants"][0]["films"]),
+                             ("ready", 500), done)
+        pages = self.pages_of(user)
+        self.assertEqual(len(pages), 18, pages)
+        self.assertEqual(set(pages.values()), {1}, "each page fetched once: %r" % pages)
+        fetches = self.w1.log().count('"watchlist_fetch"') + self.w2.log().count('"watchlist_fetch"')
+        self.assertEqual(fetches, 1, "one worker fetched, the other found it done")
 
 
 class HostLimitAcrossWorkersTest(ScaledTestCase):
