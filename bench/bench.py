@@ -290,8 +290,11 @@ def _wrk_many(urls, script):
     threads_out = [None] * len(urls)
 
     def run(i, url):
+        # Two client threads and 16 connections in all, however many instances.
         conns = max(1, 16 // len(urls))
-        cmd = ["wrk", "-t1", "-c%d" % conns, "-d%ds" % WRK_SECONDS, "--latency", "-s", script, url]
+        threads = max(1, 2 // len(urls))
+        cmd = ["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % WRK_SECONDS, "--latency", "-s",
+               script, url]
         threads_out[i] = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     ts = [threading.Thread(target=run, args=(i, u)) for i, u in enumerate(urls)]
     for t in ts:
