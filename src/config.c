@@ -41,6 +41,9 @@ static const cfg_opt cfg_opts[] = {
     {"state", "FILMPICKER_STATE", S(state), NULL, 0, 0,
      "shared-state backend (task documents, leases, the event bus): inproc or redis://...; "
      "unset: the cache's Redis, else inproc"},
+    {"metrics-listen", "FILMPICKER_METRICS_LISTEN", S(metrics_listen), NULL, 0, 0,
+     "worker only: host:port where `filmpicker worker` answers GET /metrics, /readyz and "
+     "/healthz (for Prometheus and probes); unset: no listener (serve answers them on listen)"},
     {"letterboxd-url", "FILMPICKER_LETTERBOXD_URL", U(letterboxd_url), "https://letterboxd.com",
      0, 0, "Letterboxd base URL (point tests at a fake site)"},
     {"letterboxd-image-url", "FILMPICKER_LETTERBOXD_IMAGE_URL", U(letterboxd_image_url),
