@@ -202,6 +202,7 @@ void svc_ready(service *s, const svc_ready_extra *extra, size_t nextra, svc_read
             } else { /* not answered in time, or the previous check still runs */
                 c->status = FP_UNAVAILABLE;
                 c->timed_out = 1;
+                c->busy = !started[i];
                 c->ms = started[i] ? (double)SVC_READY_TIMEOUT_MS : 0;
             }
         }

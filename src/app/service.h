@@ -297,6 +297,7 @@ typedef struct svc_check {
     int required;        /* requests need it: down makes the process not ready */
     fp_err status;       /* FP_OK: up */
     int timed_out;       /* no answer within SVC_READY_TIMEOUT_MS (status FP_UNAVAILABLE) */
+    int busy;            /* ... because the previous call's check still runs (not started) */
     double ms;           /* how long it took */
     int is_queue;        /* queue_health below is filled */
     queue_health queue;

@@ -47,6 +47,8 @@ static fp_err ops__ping_ratelimit(void *ud)
 
 static const char *ops__check_message(const svc_check *c)
 {
+    if (c->busy)
+        return "the previous check has not answered yet";
     if (c->timed_out)
         return "no answer within the readiness bound";
     if (c->is_queue)

@@ -12,6 +12,7 @@
  * 405 with the API's JSON error body.
  */
 #include <arpa/inet.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +37,11 @@ static enum MHD_Result ops__send(struct MHD_Connection *conn, int status, char *
         MHD_create_response_from_buffer_with_free_callback(len, text, release);
     MHD_add_response_header(resp, "Content-Type", ctype);
     MHD_add_response_header(resp, "Cache-Control", "no-store");
+    unsigned char rid[8];
+    char id[17];
+    randombytes_buf(rid, sizeof rid);
+    sodium_bin2hex(id, sizeof id, rid, sizeof rid);
+    MHD_add_response_header(resp, "X-Request-Id", id);
     http__security_headers(resp, NULL);
     if (retry)
         MHD_add_response_header(resp, "Retry-After", HTTP_READY_RETRY_AFTER);
