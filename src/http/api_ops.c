@@ -170,8 +170,15 @@ fp_err http__metrics_text(service *svc, http_server *srv, fp_buf *out)
                         (double)st.groups_active, (double)st.fetch_requests,
                         (double)st.fetch_retries, (double)st.db_pool_in_use,
                         (double)st.db_pool_open, (double)st.db_pool_max};
-    metrics_scaled m = {st.queue,        st.cache_hits,       st.cache_misses, st.lease_waits,
-                        st.fetches_skipped, st.host_limit_waits, st.bus_failures};
+    metrics_scaled m = {
+        .queue = st.queue,
+        .cache_hits = st.cache_hits,
+        .cache_misses = st.cache_misses,
+        .lease_waits = st.lease_waits,
+        .fetches_skipped = st.fetches_skipped,
+        .host_limit_waits = st.host_limit_waits,
+        .bus_failures = st.bus_failures,
+    };
     fp_err rc = metrics_render(out, &g);
     if (rc == FP_OK)
         rc = metrics_render_scaled(out, &m);
