@@ -9,14 +9,17 @@ Redis, RabbitMQ), which it stops and starts:
   the Redis-backed checks down (cache, state, and the API's rate-limit
   buckets), the database and the queue still up; Redis started again: 200
   by itself, no restart;
+- Redis hung (SIGSTOP): /readyz still answers within the bound, 503;
 - RabbitMQ stopped: the queue check is down (the API's publisher, the
   worker's consumers), then up again by itself;
 - after a cold job, the API instance shows the publish side of the queue
   (published, confirm time) and a cache read, the worker the consume side
-  (runs, acks, job time); every answer is valid against the spec.
+  (runs, acks, job time); every answer is valid against the spec;
+- after all that, both stop cleanly (exit 0).
 """
 import os
 import re
+import signal
 import sys
 import time
 import unittest
@@ -65,6 +68,15 @@ class ReadyzScaledTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
+        failed = None
+        # after the outages, both still stop cleanly (exit 0: under ASan, no
+        # leak or error, readiness threads left by a hung server included)
+        for proc in (getattr(cls, "worker", None), getattr(cls, "api", None)):
+            try:
+                if proc:
+                    proc.stop()
+            except Exception as e:  # noqa: BLE001 - report it after cleaning up
+                failed = failed or e
         try:
             if getattr(cls, "stack", None):
                 cls.stack.stop()
@@ -74,6 +86,8 @@ class ReadyzScaledTest(unittest.TestCase):
                 cls.pg.drop()
         finally:
             cls.services.stop()
+        if failed:
+            raise failed
 
     def setUp(self):
         # every test starts from a system that is all up
@@ -204,6 +218,27 @@ class ReadyzScaledTest(unittest.TestCase):
             self.services.start("redis")
         data = self.wait_ready(self.api.url, True, BACK_WITHIN)
         self.assertTrue(all(v["status"] == "up" for v in data["checks"].values()), data)
+        self.wait_ready(self.worker_url, True, BACK_WITHIN)
+
+    def test_redis_hung_answers_within_the_bound(self):
+        # SIGSTOP: connections stay open and nothing answers (a hung host),
+        # the case where only the readiness bound keeps /readyz short
+        with open(os.path.join(services_dir(), "redis", "redis.pid")) as f:
+            pid = int(f.read().strip())
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            for base in (self.api.url, self.worker_url, self.api.url):
+                st, data = self.readyz(base)  # asserts it took < 2.5 s
+                self.assertEqual(st, 503, data)
+                c = data["checks"]["state"]
+                self.assertEqual((c["status"], c["error"]), ("down", "service_unavailable"), c)
+                self.assertIn(c["message"], ("no answer within the readiness bound",
+                                             "the previous check has not answered yet",
+                                             "not answering"))
+                self.assertEqual(data["checks"]["database"]["status"], "up", data)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        self.wait_ready(self.api.url, True, BACK_WITHIN)
         self.wait_ready(self.worker_url, True, BACK_WITHIN)
 
     def test_rabbitmq_down_then_back(self):
