@@ -41,6 +41,9 @@ static const cfg_opt cfg_opts[] = {
     {"state", "FILMPICKER_STATE", S(state), NULL, 0, 0,
      "shared-state backend (task documents, leases, the event bus): inproc or redis://...; "
      "unset: the cache's Redis, else inproc"},
+    {"metrics-listen", "FILMPICKER_METRICS_LISTEN", S(metrics_listen), NULL, 0, 0,
+     "worker only: host:port where `filmpicker worker` answers GET /metrics, /readyz and "
+     "/healthz (for Prometheus and probes); unset: no listener (serve answers them on listen)"},
     {"letterboxd-url", "FILMPICKER_LETTERBOXD_URL", U(letterboxd_url), "https://letterboxd.com",
      0, 0, "Letterboxd base URL (point tests at a fake site)"},
     {"letterboxd-image-url", "FILMPICKER_LETTERBOXD_IMAGE_URL", U(letterboxd_image_url),
@@ -107,8 +110,8 @@ static const cfg_opt cfg_opts[] = {
     {"max-connections", "FILMPICKER_MAX_CONNECTIONS", L(max_connections), "0", 0, 1000000,
      "HTTP connections at once; 0: the file descriptor limit less 192, at most 4096"},
     {"connections-reserve", "FILMPICKER_CONNECTIONS_RESERVE", L(connections_reserve), "16", 1,
-     100000, "connections kept for /healthz and /metrics: past max-connections less this, "
-     "other requests get 503 and idle connections are cut"},
+     100000, "connections kept for /healthz, /readyz and /metrics: past max-connections less "
+     "this, other requests get 503 and idle connections are cut"},
     {"max-connections-per-address", "FILMPICKER_MAX_CONNECTIONS_PER_ADDRESS",
      L(max_connections_per_address), "0", 0, 1000000,
      "connections one client address (IPv6: one /64) may hold; 0: an eighth of "

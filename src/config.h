@@ -14,6 +14,7 @@
 
 typedef struct fp_config {
     char *listen;             /* host:port of the HTTP API */
+    char *metrics_listen;     /* worker: host:port of /metrics, /readyz, /healthz; NULL: none */
     char *database;           /* SQLite path (or sqlite:PATH), or postgresql://... */
     char *queue;              /* job queue backend URL: "inproc" */
     char *cache;              /* cache backend URL: "inproc" */

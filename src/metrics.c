@@ -144,7 +144,8 @@ fp_err metrics_render(fp_buf *out, const metrics_gauges *g)
          "filmpicker_catalogue_films_deleted_total %llu\n",
          atomic_load(&metrics_sweeps[1]), atomic_load(&metrics_sweeps[0]),
          atomic_load(&metrics_swept));
-    EMIT("# HELP filmpicker_jobs_queued Fetch jobs waiting in the queue.\n"
+    EMIT("# HELP filmpicker_jobs_queued Fetch jobs waiting in the queue: its depth (on RabbitMQ "
+         "the broker's count of ready messages, read every second).\n"
          "# TYPE filmpicker_jobs_queued gauge\nfilmpicker_jobs_queued %.0f\n"
          "# HELP filmpicker_jobs_running Fetch jobs being worked on.\n"
          "# TYPE filmpicker_jobs_running gauge\nfilmpicker_jobs_running %.0f\n"
@@ -167,4 +168,84 @@ fp_err metrics_render(fp_buf *out, const metrics_gauges *g)
          g->db_pool_in_use, g->db_pool_open, g->db_pool_max);
 #undef EMIT
     return rc;
+}
+
+/* Counters of this process since it started (the queue's `queued` is the
+ * broker's count). Latencies are a pair of counters, seconds and runs, so
+ * that rate(seconds) / rate(runs) is the mean over any window. */
+fp_err metrics_render_scaled(fp_buf *out, const metrics_scaled *m)
+{
+    const queue_stats *q = &m->queue;
+    return fp_buf_appendf(
+        out,
+        "# HELP filmpicker_queue_published_total Fetch jobs submitted and confirmed by the "
+        "queue (on RabbitMQ: publisher confirms).\n"
+        "# TYPE filmpicker_queue_published_total counter\n"
+        "filmpicker_queue_published_total %llu\n"
+        "# HELP filmpicker_queue_publish_failed_total Fetch jobs the queue did not confirm in "
+        "time (the broker away): their fetch failed with 503.\n"
+        "# TYPE filmpicker_queue_publish_failed_total counter\n"
+        "filmpicker_queue_publish_failed_total %llu\n"
+        "# HELP filmpicker_queue_confirm_seconds_total Time from submit to the broker's "
+        "confirm, summed over filmpicker_queue_published_total.\n"
+        "# TYPE filmpicker_queue_confirm_seconds_total counter\n"
+        "filmpicker_queue_confirm_seconds_total %.6f\n"
+        "# HELP filmpicker_queue_confirm_seconds_max Longest submit-to-confirm time since "
+        "start.\n"
+        "# TYPE filmpicker_queue_confirm_seconds_max gauge\n"
+        "filmpicker_queue_confirm_seconds_max %.6f\n"
+        "# HELP filmpicker_queue_job_runs_total Fetch job runs finished by this process's "
+        "consumers, any verdict.\n"
+        "# TYPE filmpicker_queue_job_runs_total counter\n"
+        "filmpicker_queue_job_runs_total %llu\n"
+        "# HELP filmpicker_queue_job_seconds_total Time in the job handler summed over "
+        "filmpicker_queue_job_runs_total (mean job latency: the rate of this over the rate "
+        "of runs).\n"
+        "# TYPE filmpicker_queue_job_seconds_total counter\n"
+        "filmpicker_queue_job_seconds_total %.6f\n"
+        "# HELP filmpicker_queue_acked_total Job runs that ended done and were acknowledged.\n"
+        "# TYPE filmpicker_queue_acked_total counter\n"
+        "filmpicker_queue_acked_total %llu\n"
+        "# HELP filmpicker_queue_retried_total Job runs that failed and were scheduled again "
+        "after a backoff.\n"
+        "# TYPE filmpicker_queue_retried_total counter\n"
+        "filmpicker_queue_retried_total %llu\n"
+        "# HELP filmpicker_queue_redelivered_total Deliveries the broker flagged redelivered "
+        "(a consumer died or lost its connection mid-job).\n"
+        "# TYPE filmpicker_queue_redelivered_total counter\n"
+        "filmpicker_queue_redelivered_total %llu\n"
+        "# HELP filmpicker_queue_dead_lettered_total Jobs given up or out of attempts (on "
+        "RabbitMQ: moved to the dead-letter queue with their reason).\n"
+        "# TYPE filmpicker_queue_dead_lettered_total counter\n"
+        "filmpicker_queue_dead_lettered_total %llu\n"
+        "# HELP filmpicker_cache_hits_total Stored-list reads the cache answered (the hit "
+        "ratio is computed in PromQL: hits / (hits + misses)).\n"
+        "# TYPE filmpicker_cache_hits_total counter\n"
+        "filmpicker_cache_hits_total %llu\n"
+        "# HELP filmpicker_cache_misses_total Stored-list reads the cache did not answer "
+        "(absent, unreadable, or the cache away): the database did.\n"
+        "# TYPE filmpicker_cache_misses_total counter\n"
+        "filmpicker_cache_misses_total %llu\n"
+        "# HELP filmpicker_lease_waits_total Fetches that waited for another worker's lease on "
+        "the same person.\n"
+        "# TYPE filmpicker_lease_waits_total counter\n"
+        "filmpicker_lease_waits_total %llu\n"
+        "# HELP filmpicker_fetches_skipped_total Fetches not made because another worker had "
+        "stored the list meanwhile.\n"
+        "# TYPE filmpicker_fetches_skipped_total counter\n"
+        "filmpicker_fetches_skipped_total %llu\n"
+        "# HELP filmpicker_host_limit_waits_total Requests to a watchlist site put off because "
+        "the shared per-host limit was full.\n"
+        "# TYPE filmpicker_host_limit_waits_total counter\n"
+        "filmpicker_host_limit_waits_total %llu\n"
+        "# HELP filmpicker_bus_failures_total Shared-state bus events not sent or not read "
+        "(Redis away).\n"
+        "# TYPE filmpicker_bus_failures_total counter\n"
+        "filmpicker_bus_failures_total %llu\n",
+        (unsigned long long)q->published, (unsigned long long)q->publish_failed,
+        (double)q->confirm_us_sum / 1e6, (double)q->confirm_us_max / 1e6,
+        (unsigned long long)q->runs, (double)q->run_us_sum / 1e6, (unsigned long long)q->acked,
+        (unsigned long long)q->retried, (unsigned long long)q->redelivered,
+        (unsigned long long)q->dead_lettered, m->cache_hits, m->cache_misses, m->lease_waits,
+        m->fetches_skipped, m->host_limit_waits, m->bus_failures);
 }

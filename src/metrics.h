@@ -12,6 +12,7 @@
 
 #include "core/buf.h"
 #include "core/error.h"
+#include "queue/queue.h"
 
 #define METRICS_MAX_ROUTES 64
 
@@ -36,5 +37,16 @@ typedef struct metrics_gauges {
 
 /* Appends the whole exposition to out. */
 fp_err metrics_render(fp_buf *out, const metrics_gauges *g) FP_WARN_UNUSED;
+
+/* The job queue and the shared state as this process sees them
+ * (svc_get_stats). */
+typedef struct metrics_scaled {
+    queue_stats queue;
+    unsigned long long cache_hits, cache_misses;
+    unsigned long long lease_waits, fetches_skipped, host_limit_waits, bus_failures;
+} metrics_scaled;
+
+/* Appends the queue, cache and shared-state metrics to out. */
+fp_err metrics_render_scaled(fp_buf *out, const metrics_scaled *m) FP_WARN_UNUSED;
 
 #endif

@@ -168,6 +168,10 @@ struct service {
     long long tasks_polled_ms; /* the timer's last svc__tasks_poll (under mu) */
     svc_run *runs;             /* fetches running here, their leases renewed by the timer */
     atomic_ullong lease_waits, fetches_skipped, bus_send_failures, bus_read_failures;
+    atomic_ullong cache_hits, cache_misses; /* svc__load's reads of the cache */
+    pthread_cond_t ready_cv;                /* with mu: a readiness check thread ended */
+    int ready_busy[SVC_READY_MAX];          /* under mu: that check's thread still runs */
+    int ready_threads;                      /* under mu: check threads running */
     vault *v;
     fetch_client *fetch;
     poster_proxy *posters;

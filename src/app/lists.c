@@ -249,6 +249,7 @@ fp_err svc__load(service *s, const uint8_t key[VAULT_KEY_BYTES], svc_stored *out
         rc = vault_unseal(s->v, key, val + 16, vlen - 16, &out->ids, &out->n);
         fp_free(val);
         if (rc == FP_OK) {
+            atomic_fetch_add_explicit(&s->cache_hits, 1, memory_order_relaxed);
             svc__hot_put(s, key, out->ids, out->n, out->fetched_at, out->version);
             return FP_OK;
         }
@@ -256,6 +257,8 @@ fp_err svc__load(service *s, const uint8_t key[VAULT_KEY_BYTES], svc_stored *out
     } else {
         fp_free(val);
     }
+    /* Absent, unreadable or the cache away: the database answers. */
+    atomic_fetch_add_explicit(&s->cache_misses, 1, memory_order_relaxed);
     store_watchlist w = {0};
     rc = s->sb->watchlist_get(s->st, key, &w);
     if (rc != FP_OK)

@@ -1,7 +1,8 @@
 /*
  * service.c - the application core's front door: opens the backends the
  * configuration names (storage, cache, queue, fetch client, vault, posters),
- * starts and stops the timer and sweeper threads, stats and health.
+ * starts and stops the timer and sweeper threads, stats and health
+ * (readiness is ready.c).
  */
 #include "app/app_internal.h"
 
@@ -57,6 +58,7 @@ fp_err svc_open(const fp_config *cfg, svc_role role, service **out)
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->timer_cv, NULL);
     pthread_cond_init(&s->sweep_cv, NULL);
+    pthread_cond_init(&s->ready_cv, NULL);
     pthread_mutex_init(&s->film_mu, NULL);
     pthread_mutex_init(&s->sweep_mu, NULL);
     pthread_rwlock_init(&s->hot_lock, NULL);
@@ -211,6 +213,7 @@ void svc_close(service **sp)
     pthread_mutex_lock(&s->mu);
     s->stopping = 1;
     pthread_mutex_unlock(&s->mu);
+    svc_ready_drain(s); /* readiness checks still running use the backends */
     fetch_client_drain(s->fetch); /* no retries from now on */
     if (s->q)
         s->qb->close(s->q); /* drains: running fetches finish and store, queued jobs end */
@@ -266,6 +269,7 @@ void svc_close(service **sp)
     pthread_mutex_destroy(&s->sweep_mu);
     pthread_cond_destroy(&s->timer_cv);
     pthread_cond_destroy(&s->sweep_cv);
+    pthread_cond_destroy(&s->ready_cv);
     pthread_mutex_destroy(&s->mu);
     fp_free(s);
     *sp = NULL;
@@ -281,6 +285,8 @@ void svc_get_stats(service *s, svc_stats *out)
     out->lease_waits = atomic_load(&s->lease_waits);
     out->fetches_skipped = atomic_load(&s->fetches_skipped);
     out->bus_failures = atomic_load(&s->bus_send_failures) + atomic_load(&s->bus_read_failures);
+    out->cache_hits = atomic_load(&s->cache_hits);
+    out->cache_misses = atomic_load(&s->cache_misses);
     pthread_mutex_lock(&s->mu);
     out->groups_active = s->jobs_active;
     out->jobs_bytes = s->jobs_bytes;

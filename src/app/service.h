@@ -272,6 +272,8 @@ typedef struct svc_stats {
     unsigned long long fetches_skipped;  /* fetches found done by another worker meanwhile */
     unsigned long long bus_failures;     /* shared-state events not sent or not read */
     unsigned long long host_limit_waits; /* requests put off by the shared per-host limit */
+    unsigned long long cache_hits;       /* stored-list reads the cache answered */
+    unsigned long long cache_misses;     /* ... it did not (absent, unreadable, or away) */
     size_t groups_active;             /* unfinished group jobs */
     unsigned long long fetch_requests, fetch_retries;
     size_t jobs_bytes;                /* lists held by finished jobs */
@@ -281,6 +283,54 @@ typedef struct svc_stats {
 void svc_get_stats(service *s, svc_stats *out);
 /* FP_OK when storage answers. */
 fp_err svc_health(service *s) FP_WARN_UNUSED;
+
+/* ---- readiness (GET /readyz) -------------------------------------------- */
+
+#define SVC_READY_MAX 8          /* checks in one report */
+#define SVC_READY_TIMEOUT_MS 1000 /* the longest one check is waited for */
+
+/* One dependency as svc_ready found it. */
+typedef struct svc_check {
+    const char *name;    /* "database", "cache", "state", "queue", or an extra's name */
+    const char *backend; /* the backend's name: "sqlite", "postgresql", "inproc", "redis",
+                            "amqp" (never a URL) */
+    int required;        /* requests need it: down makes the process not ready */
+    fp_err status;       /* FP_OK: up */
+    int timed_out;       /* no answer within SVC_READY_TIMEOUT_MS (status FP_UNAVAILABLE) */
+    int busy;            /* ... because the previous call's check still runs (not started) */
+    double ms;           /* how long it took */
+    int is_queue;        /* queue_health below is filled */
+    queue_health queue;
+} svc_check;
+
+typedef struct svc_ready_report {
+    int ready; /* every required check is up */
+    size_t n;
+    svc_check checks[SVC_READY_MAX];
+} svc_ready_report;
+
+/* A check the caller owns (the HTTP server's rate-limit buckets): fn(ud)
+ * answers FP_OK when up. fn and ud must stay valid until svc_ready_drain. */
+typedef struct svc_ready_extra {
+    const char *name, *backend;
+    int required;
+    fp_err (*fn)(void *ud);
+    void *ud;
+} svc_ready_extra;
+
+/* Checks every dependency at once, each on a thread of its own, and waits
+ * for them at most SVC_READY_TIMEOUT_MS: the database (ping), the cache
+ * (ping), the shared state (ping; required when it is shared), the queue
+ * (its connections as its threads know them, no network), then the
+ * extras. A check that does not answer in time is reported down
+ * (timed_out) and left to finish on its thread; while it runs, the same
+ * check of a later call is reported down at once instead of starting
+ * another (so a hanging server never piles up threads). Thread-safe. */
+void svc_ready(service *s, const svc_ready_extra *extra, size_t nextra, svc_ready_report *out);
+/* Waits until no check started by svc_ready runs any more (each ends within
+ * its backend's own timeouts). svc_close calls it; so does whoever frees
+ * what an extra check uses. */
+void svc_ready_drain(service *s);
 
 /* ---- the catalogue sweep ------------------------------------------------ */
 

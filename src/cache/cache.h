@@ -26,6 +26,8 @@ typedef struct cache_backend {
     fp_err (*set)(cache *c, const void *key, size_t klen, const void *val, size_t vlen,
                   long ttl_s);
     fp_err (*del)(cache *c, const void *key, size_t klen);
+    /* FP_OK when the backend answers now (inproc: always), for /readyz. */
+    fp_err (*ping)(cache *c);
 } cache_backend;
 
 extern const cache_backend cache_backend_inproc;

@@ -129,6 +129,11 @@ static fp_err cr_del(cache *c, const void *key, size_t klen)
     return rc;
 }
 
+static fp_err cr_ping(cache *c)
+{
+    return redis_ping(c->pool);
+}
+
 const cache_backend cache_backend_redis = {
     .name = "redis",
     .accepts = cr_accepts,
@@ -137,4 +142,5 @@ const cache_backend cache_backend_redis = {
     .get = cr_get,
     .set = cr_set,
     .del = cr_del,
+    .ping = cr_ping,
 };

@@ -118,7 +118,9 @@ static const char *const cli_help[][2] = {
                "--workers consumers until SIGTERM or SIGINT, then stops gracefully: running\n"
                "fetches are stored and acknowledged, queued ones stay for other workers.\n"
                "Needs the shared state (FILMPICKER_CACHE=redis://...) and the database the\n"
-               "API instances use. `serve` with a broker queue fetches nothing itself.\n"},
+               "API instances use. `serve` with a broker queue fetches nothing itself.\n"
+               "--metrics-listen HOST:PORT also answers GET /metrics, /readyz and /healthz\n"
+               "there (Prometheus scrapes workers too).\n"},
 };
 
 static int cli_print_help(const char *cmd)
@@ -333,10 +335,21 @@ static int cli_worker(cli_args *a)
     fp_err rc = svc_open(&a->cfg, SVC_ROLE_WORKER, &svc);
     if (rc != FP_OK)
         return cli_start_fail(&a->cfg, rc);
+    http_ops *ops = NULL;
+    if (a->cfg.metrics_listen && *a->cfg.metrics_listen) {
+        rc = http_ops_start(a->cfg.metrics_listen, svc, &ops);
+        if (rc != FP_OK) {
+            svc_close(&svc);
+            return cli_fail(rc, "cannot listen for metrics");
+        }
+        fp_log(FP_LOG_INFO, "metrics_listening", "{s:s,s:i}", "metrics_listen",
+               a->cfg.metrics_listen, "port", http_ops_port(ops));
+    }
     fp_log(FP_LOG_INFO, "worker_started", "{s:i}", "consumers", (int)a->cfg.workers);
     int sig = 0;
     sigwait(&set, &sig);
     fp_log(FP_LOG_INFO, "stopping", "{s:i}", "signal", sig);
+    http_ops_stop(&ops);
     svc_close(&svc); /* running fetches finish, are stored and acknowledged */
     fp_log(FP_LOG_INFO, "stopped", NULL);
     return 0;

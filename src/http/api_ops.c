@@ -1,7 +1,9 @@
 /*
- * api_ops.c - operations and documentation routes: /healthz, /metrics,
- * /openapi.json (compiled in), /docs (Swagger UI from swagger-ui-dist,
- * installed from npm at build time and served from static_dir; never a CDN).
+ * api_ops.c - operations and documentation routes: /healthz, /readyz,
+ * /metrics, /openapi.json (compiled in), /docs (Swagger UI from
+ * swagger-ui-dist, installed from npm at build time and served from
+ * static_dir; never a CDN). The readiness body and the metrics text are
+ * also what a worker's ops listener (ops_server.c) answers.
  */
 #include <fcntl.h>
 #include <string.h>
@@ -35,6 +37,66 @@ enum MHD_Result api_ops_healthz(http_req *r)
     if (rc != FP_OK)
         return http__error(r, FP_UNAVAILABLE, "storage is not answering", NULL);
     return http__json(r, 200, json_pack("{s:s,s:s}", "status", "ok", "version", FP_VERSION));
+}
+
+static fp_err ops__ping_ratelimit(void *ud)
+{
+    http_server *srv = ud;
+    return srv->rlb->ping(srv->rl);
+}
+
+static const char *ops__check_message(const svc_check *c)
+{
+    if (c->busy)
+        return "the previous check has not answered yet";
+    if (c->timed_out)
+        return "no answer within the readiness bound";
+    if (c->is_queue)
+        return c->queue.publisher_up ? "no consumer is connected to the broker"
+                                     : "no connection to the broker";
+    return "not answering";
+}
+
+json_t *http__ready_body(service *svc, http_server *srv, int *ready)
+{
+    svc_ready_extra extra[1];
+    size_t nextra = 0;
+    if (srv && srv->rl)
+        extra[nextra++] = (svc_ready_extra){"ratelimit", srv->rlb->name, 0, ops__ping_ratelimit,
+                                            srv};
+    svc_ready_report rep;
+    svc_ready(svc, extra, nextra, &rep);
+    json_t *checks = json_object();
+    for (size_t i = 0; i < rep.n; i++) {
+        const svc_check *c = &rep.checks[i];
+        json_t *o = json_pack("{s:s,s:s,s:b,s:f}", "status", c->status == FP_OK ? "up" : "down",
+                              "backend", c->backend, "required", c->required, "ms",
+                              (double)(long long)(c->ms * 1000.0 + 0.5) / 1000.0);
+        if (c->status != FP_OK) {
+            json_object_set_new(o, "error", json_string(fp_err_code(c->status)));
+            json_object_set_new(o, "message", json_string(ops__check_message(c)));
+        }
+        if (c->is_queue) {
+            json_object_set_new(o, "publisher",
+                                json_string(c->queue.publisher_up ? "up" : "down"));
+            json_object_set_new(o, "consumers", json_integer(c->queue.consumers));
+            json_object_set_new(o, "consumers_up", json_integer(c->queue.consumers_up));
+        }
+        json_object_set_new(checks, c->name, o);
+    }
+    *ready = rep.ready;
+    return json_pack("{s:s,s:s,s:o}", "status", rep.ready ? "ready" : "not_ready", "version",
+                     FP_VERSION, "checks", checks);
+}
+
+enum MHD_Result api_ops_readyz(http_req *r)
+{
+    int ready = 0;
+    json_t *body = http__ready_body(r->srv->svc, r->srv, &ready);
+    struct MHD_Response *resp = http__json_response(r, body); /* no-store */
+    if (!ready)
+        MHD_add_response_header(resp, "Retry-After", HTTP_READY_RETRY_AFTER);
+    return http__queue(r, ready ? 200 : 503, resp);
 }
 
 /* The limits of docs/operations.md "Limits and abuse": connections, rate
@@ -100,19 +162,36 @@ static fp_err ops__limits_metrics(http_server *srv, fp_buf *out)
     return rc;
 }
 
-enum MHD_Result api_ops_metrics(http_req *r)
+fp_err http__metrics_text(service *svc, http_server *srv, fp_buf *out)
 {
     svc_stats st;
-    svc_get_stats(r->srv->svc, &st);
+    svc_get_stats(svc, &st);
     metrics_gauges g = {(double)st.jobs_queued, (double)st.jobs_running,
                         (double)st.groups_active, (double)st.fetch_requests,
                         (double)st.fetch_retries, (double)st.db_pool_in_use,
                         (double)st.db_pool_open, (double)st.db_pool_max};
+    metrics_scaled m = {
+        .queue = st.queue,
+        .cache_hits = st.cache_hits,
+        .cache_misses = st.cache_misses,
+        .lease_waits = st.lease_waits,
+        .fetches_skipped = st.fetches_skipped,
+        .host_limit_waits = st.host_limit_waits,
+        .bus_failures = st.bus_failures,
+    };
+    fp_err rc = metrics_render(out, &g);
+    if (rc == FP_OK)
+        rc = metrics_render_scaled(out, &m);
+    if (rc == FP_OK && srv)
+        rc = ops__limits_metrics(srv, out);
+    return rc;
+}
+
+enum MHD_Result api_ops_metrics(http_req *r)
+{
     fp_buf out;
     fp_buf_init(&out, 4u * 1024u * 1024u);
-    fp_err rc = metrics_render(&out, &g);
-    if (rc == FP_OK)
-        rc = ops__limits_metrics(r->srv, &out);
+    fp_err rc = http__metrics_text(r->srv->svc, r->srv, &out);
     if (rc != FP_OK) {
         fp_buf_free(&out);
         return http__error(r, rc, NULL, NULL);

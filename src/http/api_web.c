@@ -3,7 +3,7 @@
  * "/" and "/s/{id}" give index.html (no-cache), "/assets/{file}" the
  * content-hashed bundles (cached for a year, immutable), a few fixed root
  * files. Any other page a browser may open (a path outside /api/, /docs,
- * /healthz, /metrics and /assets/ that does not name a file, or /s/ with an
+ * /healthz, /readyz, /metrics and /assets/ that does not name a file, or /s/ with an
  * id that is not 32 hex digits) is answered 404 with index.html, so the app
  * shows its own "page not found"; without a built app it is the JSON 404.
  * A file's precompressed .br or .gz twin (written by the build) is sent when
@@ -119,7 +119,8 @@ static enum MHD_Result web__send(http_req *r, const char *rel, int immutable, in
 
 int api_web_is_page(const char *path)
 {
-    static const char *const not_pages[] = {"/api", "/docs", "/healthz", "/metrics", "/assets"};
+    static const char *const not_pages[] = {"/api", "/docs", "/healthz", "/readyz", "/metrics",
+                                            "/assets"};
     for (size_t i = 0; i < sizeof not_pages / sizeof not_pages[0]; i++) {
         size_t n = strlen(not_pages[i]);
         if (strncmp(path, not_pages[i], n) == 0 && (path[n] == '\0' || path[n] == '/'))

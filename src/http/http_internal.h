@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stddef.h>
 
@@ -31,7 +32,9 @@ typedef enum MHD_Result (*http_handler_fn)(http_req *r);
 typedef enum { HTTP_BODY_NONE, HTTP_BODY_JSON, HTTP_BODY_MULTIPART } http_body_kind;
 
 /* Route flags. */
-#define HTTP_OPS 1 /* /healthz, /metrics: answered from the reserve, any Host */
+#define HTTP_OPS 1 /* /healthz, /readyz, /metrics: answered from the reserve, any Host */
+
+#define HTTP_READY_RETRY_AFTER "5" /* seconds, on a 503 from /readyz */
 
 typedef struct http_route {
     const char *method;
@@ -109,6 +112,18 @@ struct http_req {
     void *async; /* route-specific state while suspended */
     void (*async_free)(void *);
 };
+
+/* ---- api_ops.c, shared with ops_server.c (srv NULL: a process without
+ * the API server: no rate-limit check, no connection metrics) ---- */
+/* The /readyz body ({"status","version","checks"}); *ready 1 when every
+ * required check is up (200), else 0 (503). */
+json_t *http__ready_body(service *svc, http_server *srv, int *ready);
+/* The /metrics text. */
+fp_err http__metrics_text(service *svc, http_server *srv, fp_buf *out) FP_WARN_UNUSED;
+
+/* ---- server.c ---- */
+/* host:port (IPv4 or localhost; port 0: any free one) into *sa. */
+fp_err http__parse_listen(const char *listen, struct sockaddr_in *sa) FP_WARN_UNUSED;
 
 /* ---- policy.c ---- */
 fp_err http__policy_init(http_server *srv) FP_WARN_UNUSED;
@@ -199,6 +214,7 @@ enum MHD_Result api_web_root_file(http_req *r);
 int api_web_is_page(const char *path);
 enum MHD_Result api_web_not_found(http_req *r);
 enum MHD_Result api_ops_healthz(http_req *r);
+enum MHD_Result api_ops_readyz(http_req *r);
 enum MHD_Result api_ops_metrics(http_req *r);
 enum MHD_Result api_ops_openapi(http_req *r);
 enum MHD_Result api_ops_docs(http_req *r);

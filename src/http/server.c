@@ -45,6 +45,7 @@ static http_route http_routes[] = {
     {"GET", "/api/v1/profiles/check", api_v1_profile_check, HTTP_BODY_NONE, -1, 0},
     {"GET", "/api/v1/films/{id}/poster", api_v1_film_poster, HTTP_BODY_NONE, -1, 0},
     {"GET", "/healthz", api_ops_healthz, HTTP_BODY_NONE, -1, HTTP_OPS},
+    {"GET", "/readyz", api_ops_readyz, HTTP_BODY_NONE, -1, HTTP_OPS},
     {"GET", "/metrics", api_ops_metrics, HTTP_BODY_NONE, -1, HTTP_OPS},
     {"GET", "/openapi.json", api_ops_openapi, HTTP_BODY_NONE, -1, 0},
     {"GET", "/docs", api_ops_docs, HTTP_BODY_NONE, -1, 0},
@@ -118,7 +119,8 @@ void http__security_headers(struct MHD_Response *resp, const char *csp)
 
 struct MHD_Response *http__json_response(http_req *r, json_t *body)
 {
-    char *text = json_dumps(body, JSON_COMPACT);
+    /* Reals (the ms of /readyz) as their shortest decimal, not %.17g. */
+    char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(12));
     json_decref(body);
     if (!text)
         text = strdup("{\"error\":{\"code\":\"internal_error\",\"message\":\"encoding failed\"}}");
@@ -460,7 +462,7 @@ static enum MHD_Result http__first_call(http_server *srv, http_req *r, const cha
     }
     int ops = r->route && (r->route->flags & HTTP_OPS);
     if (!ops && guard_busy(srv->guard)) {
-        /* Nearly full: the rest of the pool is for /healthz and /metrics. */
+        /* Nearly full: the rest of the pool is for /healthz, /readyz and /metrics. */
         guard_count_busy_answer(srv->guard);
         r->retry_after_s = 5;
         r->close = 1;
@@ -645,7 +647,7 @@ static void http__completed(void *cls, struct MHD_Connection *conn, void **con_c
     atomic_fetch_sub(&srv->active, 1);
 }
 
-static fp_err http__parse_listen(const char *listen, struct sockaddr_in *sa)
+fp_err http__parse_listen(const char *listen, struct sockaddr_in *sa)
 {
     memset(sa, 0, sizeof *sa);
     sa->sin_family = AF_INET;
@@ -811,6 +813,7 @@ void http_server_stop(http_server **hp, long grace_ms)
     if (lsock != MHD_INVALID_SOCKET)
         close(lsock);
     guard_free(&h->guard); /* every connection has closed */
+    svc_ready_drain(h->svc); /* a readiness check may still ping the rate-limit buckets */
     http__policy_free(h);
     fp_free(h);
     *hp = NULL;

@@ -92,6 +92,13 @@ typedef struct queue_stats {
     uint64_t confirm_us_max;
 } queue_stats;
 
+/* What a queue's own threads know of their connections now. */
+typedef struct queue_health {
+    int publisher_up;  /* submits can go out: the publisher's connection is open (inproc: 1) */
+    long consumers;    /* consumer threads in this process */
+    long consumers_up; /* of them, connected and consuming (inproc: all) */
+} queue_health;
+
 typedef struct queue_backend {
     const char *name;
     int (*accepts)(const char *url);
@@ -101,6 +108,10 @@ typedef struct queue_backend {
                    queue **out);
     fp_err (*submit)(queue *q, const char *payload, size_t len);
     void (*stats)(queue *q, queue_stats *out);
+    /* Fills *out without waiting on the network (for /readyz): FP_OK when
+     * submits can go out and, with consumers, at least one is connected;
+     * FP_UNAVAILABLE otherwise. */
+    fp_err (*health)(queue *q, queue_health *out);
     /* Stops taking jobs and frees q. inproc runs every job it accepted
      * first (retries without their backoff); amqp lets running handlers
      * finish and answer, and leaves the rest on the broker. */

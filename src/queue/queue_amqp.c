@@ -147,6 +147,7 @@ struct queue {
     qa_pub *out_head, *out_tail; /* waiting to be published */
     qa_pub *in_head, *in_tail;   /* published, waiting for a confirm (by seq) */
     int pub_up;                  /* the publisher has a connection */
+    long cons_up;                /* consumers connected and consuming */
     long long pub_down_since_ms; /* when it lost it (or open, if it never had one) */
     unsigned long long msg_counter;
     queue_stats st; /* st.queued is the broker's count */
@@ -1043,6 +1044,14 @@ fail:
     return FP_UNAVAILABLE;
 }
 
+/* Counts a consumer connection that came up (+1) or went down (-1). */
+static void qa__cons_up(queue *q, long delta)
+{
+    pthread_mutex_lock(&q->mu);
+    q->cons_up += delta;
+    pthread_mutex_unlock(&q->mu);
+}
+
 static void *qa__consumer(void *arg)
 {
     qa_consumer *cs = arg;
@@ -1066,6 +1075,7 @@ static void *qa__consumer(void *arg)
                 continue;
             }
             backoff = QA_BACKOFF_MIN_MS;
+            qa__cons_up(q, 1);
         }
         if (cs->head) {
             qa_msg *m = cs->head;
@@ -1079,11 +1089,14 @@ static void *qa__consumer(void *arg)
             qa__cons_pump(cs, QA_CONSUMER_TICK_MS);
         }
         if (cs->k.broken) {
+            qa__cons_up(q, -1);
             qa__cons_drop(cs); /* their delivery tags die with the channel */
             qa__disconnect(&cs->k);
         }
     }
     /* Closing the channel hands the deliveries not run back to the broker. */
+    if (cs->k.c)
+        qa__cons_up(q, -1);
     qa__cons_drop(cs);
     qa__disconnect(&cs->k);
     return NULL;
@@ -1145,6 +1158,17 @@ static void qa_stats(queue *q, queue_stats *out)
     pthread_mutex_unlock(&q->mu);
 }
 
+static fp_err qa_health(queue *q, queue_health *out)
+{
+    pthread_mutex_lock(&q->mu);
+    out->publisher_up = q->pub_up;
+    out->consumers = q->ncons;
+    out->consumers_up = q->cons_up;
+    pthread_mutex_unlock(&q->mu);
+    return out->publisher_up && (out->consumers == 0 || out->consumers_up > 0) ? FP_OK
+                                                                                : FP_UNAVAILABLE;
+}
+
 static void qa_close(queue *q)
 {
     if (!q)
@@ -1182,5 +1206,6 @@ const queue_backend queue_backend_amqp = {
     .open = qa_open,
     .submit = qa_submit,
     .stats = qa_stats,
+    .health = qa_health,
     .close = qa_close,
 };

@@ -231,6 +231,14 @@ static void qi_stats(queue *q, queue_stats *out)
     pthread_mutex_unlock(&q->mu);
 }
 
+static fp_err qi_health(queue *q, queue_health *out)
+{
+    out->publisher_up = 1;
+    out->consumers = q->nthreads;
+    out->consumers_up = q->nthreads;
+    return FP_OK;
+}
+
 static void qi_close(queue *q)
 {
     if (!q)
@@ -256,5 +264,6 @@ const queue_backend queue_backend_inproc = {
     .open = qi_open,
     .submit = qi_submit,
     .stats = qi_stats,
+    .health = qi_health,
     .close = qi_close,
 };

@@ -42,6 +42,8 @@ typedef struct ratelimit_backend {
      * longest. now_ms is a monotonic clock in milliseconds. */
     fp_err (*take)(ratelimit *rl, const rl_ask *asks, size_t n, long long now_ms,
                    long long *retry_ms, size_t *limiting);
+    /* FP_OK when the backend answers now (inproc: always), for /readyz. */
+    fp_err (*ping)(ratelimit *rl);
 } ratelimit_backend;
 
 extern const ratelimit_backend ratelimit_backend_inproc;

@@ -219,12 +219,19 @@ static fp_err rli_take(ratelimit *rl, const rl_ask *asks, size_t n, long long no
     return FP_OK;
 }
 
+static fp_err rli_ping(ratelimit *rl)
+{
+    (void)rl;
+    return FP_OK;
+}
+
 const ratelimit_backend ratelimit_backend_inproc = {
     .name = "inproc",
     .accepts = rli_accepts,
     .open = rli_open,
     .close = rli_close,
     .take = rli_take,
+    .ping = rli_ping,
 };
 
 const ratelimit_backend *ratelimit_backend_for(const char *url)

@@ -140,10 +140,16 @@ out:
     return rc;
 }
 
+static fp_err rlr_ping(ratelimit *rl)
+{
+    return redis_ping(rl->pool);
+}
+
 const ratelimit_backend ratelimit_backend_redis = {
     .name = "redis",
     .accepts = rlr_accepts,
     .open = rlr_open,
     .close = rlr_close,
     .take = rlr_take,
+    .ping = rlr_ping,
 };

@@ -293,6 +293,10 @@ static void test_publish_consume_ack(void **state)
     assert_int_equal(st.published, T_N);
     assert_int_equal(st.publish_failed, 0);
     assert_true(st.confirm_us_sum > 0 && st.confirm_us_max > 0);
+    queue_health h = {0};
+    assert_int_equal(b->health(pub, &h), FP_OK); /* confirmed: the publisher is connected */
+    assert_int_equal(h.publisher_up, 1);
+    assert_int_equal(h.consumers, 0);
     b->close(pub);
     assert_int_equal(t_count_settles(name, T_N), T_N); /* all confirmed are on the broker */
 
@@ -300,6 +304,11 @@ static void test_publish_consume_ack(void **state)
     queue_opts co = {.consumers = 2, .prefetch = 16};
     assert_int_equal(b->open(url, &co, t_count_handler, NULL, &cons), FP_OK);
     assert_true(t_wait_stats(b, cons, t_all_acked, 30000));
+    /* every job acked: both consumers came up (each gets some with prefetch 16,
+     * or at least one did; the count never exceeds the threads) */
+    assert_int_equal(b->health(cons, &h), FP_OK);
+    assert_int_equal(h.consumers, 2);
+    assert_true(h.consumers_up >= 1 && h.consumers_up <= 2);
     b->stats(cons, &st);
     assert_int_equal(st.acked, T_N);
     assert_int_equal(st.redelivered, 0);
@@ -636,6 +645,13 @@ static void test_broker_restart(void **state)
     long long t0 = t_now_ms();
     assert_int_equal(b->submit(pub, "lost", 4), FP_UNAVAILABLE);
     assert_true(t_now_ms() - t0 < 1500);
+    /* /readyz's view: the publisher knows it lost its connection */
+    queue_health h = {0};
+    fp_err hrc = FP_OK;
+    for (int w = 0; w < 100 && (hrc = b->health(pub, &h)) == FP_OK; w++)
+        t_sleep_ms(50);
+    assert_int_equal(hrc, FP_UNAVAILABLE);
+    assert_int_equal(h.publisher_up, 0);
 
     assert_int_equal(t_services("start"), 0);
     atomic_store(&r_gate, 1); /* its ack fails: the broker hands job 0 out again */
@@ -647,7 +663,12 @@ static void test_broker_restart(void **state)
             t_sleep_ms(300);
     }
     assert_int_equal(rc, FP_OK);
+    assert_int_equal(b->health(pub, &h), FP_OK); /* up again by itself */
     assert_true(t_wait_stats(b, cons, t_all_restart_seen, 60000));
+    for (int w = 0; w < 200 && b->health(cons, &h) != FP_OK; w++)
+        t_sleep_ms(50);
+    assert_int_equal(b->health(cons, &h), FP_OK);
+    assert_int_equal(h.consumers_up, 1);
     t_sleep_ms(300);
     b->close(cons);
     b->close(pub);

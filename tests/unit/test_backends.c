@@ -67,6 +67,7 @@ static void test_cache_roundtrip(void **state)
     assert_non_null(b);
     cache *c = NULL;
     assert_int_equal(b->open(g_url, &c), FP_OK);
+    assert_int_equal(b->ping(c), FP_OK); /* inproc always; the Redis run: its PING */
     uint8_t *v = NULL;
     size_t n = 0;
     char k[64], k2[64];
@@ -269,6 +270,7 @@ static void test_ratelimit_contract(void **state)
     assert_non_null(b);
     ratelimit *rl = NULL;
     assert_int_equal(b->open(g_url, &rl), FP_OK);
+    assert_int_equal(b->ping(rl), FP_OK);
     long long retry = 0;
     size_t lim = 99;
     rl_ask a = ask("", 10, 1, 1); /* 10 at once, then one a second */
@@ -417,6 +419,11 @@ static void test_queue_runs_each_job_once_and_drains(void **state)
     assert_int_equal(b->open("inproc", &none, q_handler, NULL, &q), FP_INVALID);
     assert_int_equal(b->open("inproc", &three, NULL, NULL, &q), FP_INVALID);
     assert_int_equal(b->open("inproc", &three, q_handler, NULL, &q), FP_OK);
+    queue_health h = {0};
+    assert_int_equal(b->health(q, &h), FP_OK); /* in process: always up, every thread */
+    assert_int_equal(h.publisher_up, 1);
+    assert_int_equal(h.consumers, 3);
+    assert_int_equal(h.consumers_up, 3);
     atomic_store(&q_runs, 0);
     for (int i = 0; i < 200; i++) {
         char p[16];
