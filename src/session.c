@@ -64,7 +64,7 @@ typedef struct sess_hub {
     size_t ring_n;    /* events held */
     size_t ring_head; /* index of the oldest */
     size_t ring_bytes;
-    long long last_id; /* the newest event its streams were sent (older ones are not sent again) */
+    long long last_id; /* the newest event in its ring (the ring stays in order) */
     size_t doc_bytes; /* the stored document's size */
     sess_stream *streams;
     long nstreams;
@@ -90,6 +90,7 @@ struct sess_stream {
     size_t held; /* unread bytes counted in ss->stream_bytes */
     int closed;
     int armed;
+    long long last_id; /* the newest event it was given (a snapshot's version counts) */
     sess_wake_fn wake;
     void *ud;
 };
@@ -439,6 +440,14 @@ static void sess__stream_push(sess_stream *st, const char *text, size_t len)
 static void sess__hub_publish_text(sess_hub *h, size_t *bytes, size_t cap, long long id,
                                    char *text, size_t len)
 {
+    /* Each stream gets what is newer than what it has (with several
+     * instances a snapshot may have overtaken an event); the ring keeps
+     * events in order for replays. */
+    for (sess_stream *st = h->streams; st; st = st->next)
+        if (id > st->last_id) {
+            st->last_id = id;
+            sess__stream_push(st, text, len);
+        }
     if (id <= h->last_id) {
         fp_free(text);
         return;
@@ -475,8 +484,6 @@ static void sess__hub_publish_text(sess_hub *h, size_t *bytes, size_t cap, long 
         h->ring_n--;
     }
     h->touched = time(NULL);
-    for (sess_stream *st = h->streams; st; st = st->next)
-        sess__stream_push(st, text, len);
     if (h->ring_n == 0 || h->ring[(h->ring_head + h->ring_n - 1) % SESS_RING].text != text)
         fp_free(text); /* not kept in the ring */
 }
@@ -556,16 +563,20 @@ static void sess__bus(void *ud, const char *json, size_t len)
     const char *id = json_string_value(json_object_get(o, "s"));
     const char *origin = json_string_value(json_object_get(o, "o"));
     long long v = (long long)json_integer_value(json_object_get(o, "v"));
-    if (!id || !sess__valid_id(id) || !origin || strcmp(origin, ss->instance) == 0) {
+    (void)origin; /* with shared state this instance's own events come this way too */
+    if (!id || !sess__valid_id(id)) {
         json_decref(o);
-        return; /* this instance's own events went out when they were made */
+        return;
     }
     char sid[33];
     snprintf(sid, sizeof sid, "%s", id);
     json_decref(o);
     pthread_mutex_lock(&ss->hub_mu);
     sess_hub *h = sess__hub(ss, sid, 0);
-    long long from = h && h->streams ? h->last_id + 1 : v + 1;
+    long long from = v + 1;
+    for (sess_stream *st = h ? h->streams : NULL; st; st = st->next)
+        if (!st->closed && st->last_id + 1 < from)
+            from = st->last_id + 1;
     pthread_mutex_unlock(&ss->hub_mu);
     if (from > v)
         return; /* nobody follows it here, or they have it */
@@ -672,11 +683,17 @@ static fp_err sess__update(sessions *ss, const char *id, sess_edit_fn fn, void *
                     json_incref(data);
                 size_t len = 0;
                 char *text = sess__sse(first + (json_int_t)i, name, data, &len);
-                if (texts)
+                if (texts) {
+                    /* Shared: every instance's streams, this one's too, get
+                     * it from the bus in the order the versions were
+                     * written (sess__bus). */
                     json_array_append_new(texts, json_stringn(text, len));
-                sess__hub_publish_text(h, &ss->bytes,
-                                       (size_t)ss->cfg->sessions_max_mb * 1024u * 1024u,
-                                       first + (json_int_t)i, text, len);
+                    fp_free(text);
+                } else {
+                    sess__hub_publish_text(h, &ss->bytes,
+                                           (size_t)ss->cfg->sessions_max_mb * 1024u * 1024u,
+                                           first + (json_int_t)i, text, len);
+                }
                 json_decref(data);
             }
             pthread_mutex_unlock(&ss->hub_mu);
@@ -1823,8 +1840,9 @@ fp_err sess_stream_open(sessions *ss, const char *id, long long last_event_id, s
             replayed = 1;
         }
     }
-    if (h->last_id < version)
-        h->last_id = version; /* what this stream was given; newer events follow */
+    st->last_id = version; /* what this stream was given; newer events follow */
+    if (!ss->stb && h->last_id < version)
+        h->last_id = version;
     if (!replayed) {
         size_t len = 0;
         char *text = sess__sse(version, "session", snapshot, &len);
@@ -1969,8 +1987,13 @@ fp_err sessions_open(const fp_config *cfg, service *svc, sessions **out)
     /* Sessions are never evicted to make room: the in-process cache gets
      * twice sessions-max-mb (sessions.c refuses changes past the cap
      * itself; the margin keeps one full shard from refusing first). */
+    /* With shared state, documents and events live there (sealed) and this
+     * cache keeps only the per-browser session lists; without it (one
+     * process, or a Redis cache with FILMPICKER_STATE=inproc) everything
+     * stays in this process, never in plain text on a Redis. */
+    int shared = svc_shared(svc, NULL, NULL, NULL);
     ss->cb = cache_backend_for(cfg->cache);
-    char *url = ss->cb == &cache_backend_inproc
+    char *url = !shared || ss->cb == &cache_backend_inproc
                     ? fp_printf("inproc?max-mb=%ld&evict=no", cfg->sessions_max_mb * 2 + 16)
                     : fp_strdup(cfg->cache);
     ss->cb = cache_backend_for(url);
@@ -1984,8 +2007,15 @@ fp_err sessions_open(const fp_config *cfg, service *svc, sessions **out)
     }
     ss->ticker_started = 1;
     svc_set_job_listener(svc, sess__job_changed, ss);
-    if (svc_shared(svc, &ss->stb, &ss->sts, &ss->instance))
+    const state_backend *sb = NULL;
+    state_handle *sst = NULL;
+    const char *instance = NULL;
+    if (svc_shared(svc, &sb, &sst, &instance)) { /* one process: ss->stb stays NULL */
+        ss->stb = sb;
+        ss->sts = sst;
+        ss->instance = instance;
         svc_set_session_bus(svc, sess__bus, ss);
+    }
     *out = ss;
     return FP_OK;
 }

@@ -335,7 +335,7 @@ fp_err svc__fetch_and_store(service *s, const svc_person *p, source_progress_fn 
 /* jobs.c */
 void svc__job_publish(service *s, const char *id, int64_t created_at, long long created_ms,
                       const svc_person *people, size_t n, const char *kinds, const fp_err *errors);
-void svc__job_ensure(service *s, const char *id);
+fp_err svc__job_ensure(service *s, const char *id);
 svc_job *svc__job_find(service *s, const char *id);
 void svc__part_settled(service *s, svc_job *j, svc_waiter **fired);
 void svc__fire(svc_waiter *w);

@@ -264,19 +264,23 @@ static fp_err svc__job_adopt(service *s, const char *id)
 }
 
 /* Makes sure this instance knows the job: with shared state, one another
- * instance started is adopted. */
-void svc__job_ensure(service *s, const char *id)
+ * instance started is adopted. FP_OK also when there is no such job (the
+ * caller's lookup says so); FP_UNAVAILABLE when the shared state could not
+ * tell, which callers answer instead of a 404 that would be false. */
+fp_err svc__job_ensure(service *s, const char *id)
 {
     if (!s->shared_state || !id || strlen(id) != 32 || strspn(id, "0123456789abcdef") != 32)
-        return;
+        return FP_OK;
     pthread_mutex_lock(&s->mu);
     int known = svc__job_find(s, id) != NULL;
     pthread_mutex_unlock(&s->mu);
-    if (!known) {
-        fp_err rc = svc__job_adopt(s, id);
-        if (rc != FP_OK && rc != FP_NOT_FOUND)
-            fp_log(FP_LOG_WARN, "job_adopt_failed", "{s:s}", "error", fp_err_code(rc));
-    }
+    if (known)
+        return FP_OK;
+    fp_err rc = svc__job_adopt(s, id);
+    if (rc == FP_OK || rc == FP_NOT_FOUND)
+        return FP_OK;
+    fp_log(FP_LOG_WARN, "job_adopt_failed", "{s:s}", "error", fp_err_code(rc));
+    return FP_UNAVAILABLE;
 }
 
 fp_err svc_job_start(service *s, const svc_person *people, size_t n, char job_id[33])
@@ -364,12 +368,12 @@ fp_err svc_job_start(service *s, const svc_person *people, size_t n, char job_id
 fp_err svc_job_view_get(service *s, const char *job_id, svc_job_view *out)
 {
     memset(out, 0, sizeof *out);
-    svc__job_ensure(s, job_id);
+    fp_err known_rc = svc__job_ensure(s, job_id);
     pthread_mutex_lock(&s->mu);
     svc_job *j = svc__job_find(s, job_id);
     if (!j) {
         pthread_mutex_unlock(&s->mu);
-        return FP_NOT_FOUND;
+        return known_rc != FP_OK ? known_rc : FP_NOT_FOUND;
     }
     snprintf(out->id, sizeof out->id, "%s", j->id);
     out->done = j->pending == 0;
@@ -405,12 +409,12 @@ void svc_job_view_free(svc_job_view *v)
 
 fp_err svc_job_wait(service *s, const char *job_id, long timeout_ms, svc_wait_fn fn, void *ud)
 {
-    svc__job_ensure(s, job_id);
+    fp_err known_rc = svc__job_ensure(s, job_id);
     pthread_mutex_lock(&s->mu);
     svc_job *j = svc__job_find(s, job_id);
     if (!j) {
         pthread_mutex_unlock(&s->mu);
-        return FP_NOT_FOUND;
+        return known_rc != FP_OK ? known_rc : FP_NOT_FOUND;
     }
     if (j->pending == 0) {
         pthread_mutex_unlock(&s->mu);
@@ -437,10 +441,11 @@ fp_err svc__job_people(service *s, const char *job_id, svc_person **people, int 
     *people = NULL;
     *ready = NULL;
     *n = 0;
-    svc__job_ensure(s, job_id);
+    fp_err known_rc = svc__job_ensure(s, job_id);
     pthread_mutex_lock(&s->mu);
     svc_job *j = svc__job_find(s, job_id);
-    fp_err rc = !j ? FP_NOT_FOUND : j->pending > 0 ? FP_PENDING : FP_OK;
+    fp_err rc = !j ? (known_rc != FP_OK ? known_rc : FP_NOT_FOUND) : j->pending > 0 ? FP_PENDING
+                                                                                  : FP_OK;
     if (rc == FP_OK) {
         *n = j->nparts;
         *people = fp_calloc(j->nparts, sizeof **people);

@@ -296,7 +296,7 @@ fp_err svc_job_watched(service *s, const char *job_id, int64_t film_id, int *rem
             removed[i] = r;
     }
     /* Keep the job's copies in step with storage. */
-    svc__job_ensure(s, job_id);
+    (void)svc__job_ensure(s, job_id); /* not known here: nothing to keep in step */
     pthread_mutex_lock(&s->mu);
     svc_job *j = svc__job_find(s, job_id);
     for (size_t i = 0; j && n && i < j->nparts; i++) {
@@ -326,7 +326,7 @@ fp_err svc_job_unwatched(service *s, const char *job_id, int64_t film_id, int *r
     for (size_t i = 0; i < n && i < nrestored; i++)
         restored[i] = back[i];
     /* Keep the job's copies in step with storage. */
-    svc__job_ensure(s, job_id);
+    (void)svc__job_ensure(s, job_id); /* not known here: nothing to keep in step */
     pthread_mutex_lock(&s->mu);
     svc_job *j = svc__job_find(s, job_id);
     for (size_t i = 0; j && i < j->nparts && i < n; i++) {

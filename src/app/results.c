@@ -16,12 +16,12 @@ static void svc__sets_free(svc_sets *ss)
 static fp_err svc__job_sets(service *s, const char *job_id, svc_sets *out)
 {
     memset(out, 0, sizeof *out);
-    svc__job_ensure(s, job_id);
+    fp_err known_rc = svc__job_ensure(s, job_id);
     pthread_mutex_lock(&s->mu);
     svc_job *j = svc__job_find(s, job_id);
     if (!j) {
         pthread_mutex_unlock(&s->mu);
-        return FP_NOT_FOUND;
+        return known_rc != FP_OK ? known_rc : FP_NOT_FOUND;
     }
     if (j->pending > 0) {
         pthread_mutex_unlock(&s->mu);

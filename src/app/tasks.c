@@ -121,6 +121,8 @@ static fp_err svc__taskdoc_get(service *s, const uint8_t key[VAULT_KEY_BYTES], s
 /* Tells every process (the bus) what the document now says. */
 static void svc__bus_task(service *s, const uint8_t key[VAULT_KEY_BYTES], const svc_taskdoc *d)
 {
+    if (!s->shared_state)
+        return; /* one process: the worker tells the waits itself, nobody reads a bus */
     json_t *o = svc__taskdoc_json(d);
     char hex[2 * VAULT_KEY_BYTES + 1];
     svc__key_hex(key, hex);
@@ -645,7 +647,12 @@ queue_verdict svc__handle_job(void *ctx, queue_delivery *d)
         end.pages_done = end.pages_total = 1; /* a list that fitted on its first page */
     fp_err set_rc = svc__taskdoc_set(s, p.key, &end);
     svc__task_news(s, p.key, &end); /* this process's waits at once; others by the bus */
-    if (svc__retry_later(rc) || (set_rc != FP_OK && s->remote_queue)) {
+    /* A worker stopping no longer retries pages (fetch_client_drain): a
+     * fetch that failed then goes back to the broker for another worker. */
+    if (rc != FP_OK && s->remote_queue && svc__stopping(s)) {
+        verdict = QUEUE_RETRY;
+        snprintf(d->reason, sizeof d->reason, "worker stopping");
+    } else if (svc__retry_later(rc) || (set_rc != FP_OK && s->remote_queue)) {
         verdict = QUEUE_RETRY;
         snprintf(d->reason, sizeof d->reason, "%s",
                  fp_err_code(svc__retry_later(rc) ? rc : set_rc));
@@ -729,7 +736,16 @@ void svc__tasks_poll(service *s)
         svc_taskdoc d;
         uint64_t ver = 0;
         fp_err rc = svc__taskdoc_get(s, keys[i], &d, &ver);
-        if (rc == FP_OK && d.state != 'd' && svc__wall_ms() - d.updated_ms >= SVC_TASK_STALE_MS) {
+        if (rc == FP_OK && d.state == 'd') {
+            /* This wait began more than a poll ago and no fetch is queued
+             * or running for the person: the one it waited for has ended
+             * (its end may have come just before the wait by another
+             * process's clock). */
+            svc__task_settle(s, keys[i], d.result, d.pages_total);
+            continue;
+        }
+        if (rc == FP_OK && s->remote_queue &&
+            svc__wall_ms() - d.updated_ms >= SVC_TASK_STALE_MS) {
             /* Queued or fetching without news for this long: it was lost
              * (dead-lettered, or every worker is stuck). The waits here end
              * with the stored copy, or the error. */
