@@ -473,7 +473,9 @@ void *svc__timer(void *arg)
 {
     service *s = arg;
     pthread_mutex_lock(&s->mu);
-    while (!s->stopping) {
+    /* Stopping, it goes on while fetches still run here (svc_close waits
+     * for them), so that their leases stay renewed. */
+    while (!s->stopping || s->runs) {
         long long now = svc__mono_ms(), next = now + 1000;
         svc_waiter *fired = NULL;
         for (svc_waiter **pp = &s->waiters; *pp;) {
@@ -508,9 +510,11 @@ void *svc__timer(void *arg)
         }
         if ((s->tasks || s->runs) && now - s->tasks_polled_ms >= 1000) {
             s->tasks_polled_ms = now; /* the task documents of old waits, the leases (tasks.c) */
+            int stopping = s->stopping;
             pthread_mutex_unlock(&s->mu);
-            svc__tasks_poll(s);
-            svc__leases_renew(s);
+            svc__leases_renew(s); /* first: a slow poll must not let a lease lapse */
+            if (!stopping)
+                svc__tasks_poll(s);
             pthread_mutex_lock(&s->mu);
             continue;
         }
