@@ -92,7 +92,7 @@ static const cfg_opt cfg_opts[] = {
      "blocked; 50 s covers a cold fetch of typical lists and stays under a default nginx proxy_read_timeout of 60 s); 0..600000"},
     {"request-timeout", "FILMPICKER_REQUEST_TIMEOUT", L(request_timeout_s), "30", 1, 3600,
      "idle HTTP connection timeout, seconds"},
-    {"fetch-lease-ms", "FILMPICKER_FETCH_LEASE_MS", L(fetch_lease_ms), "30000", 1000, 600000,
+    {"fetch-lease-ms", "FILMPICKER_FETCH_LEASE_MS", L(fetch_lease_ms), "30000", 3000, 600000,
      "how long a worker's hold on a person's fetch lasts without renewal (renewed every third of "
      "it while pages come): a worker that dies lets another take over after this"},
     {"job-ttl", "FILMPICKER_JOB_TTL", L(job_ttl_s), "3600", 10, 604800,

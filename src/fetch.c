@@ -32,6 +32,10 @@
 #define FETCH_SEM_RETRY_MS 5
 #define FETCH_SEM_TTL_MS 4000
 #define FETCH_SEM_RENEW_MS 1000
+/* After the shared limit could not be asked (Redis away), it is left alone
+ * this long: requests go on under this client's own limit rather than
+ * each one waiting for a failing server. */
+#define FETCH_SEM_BACKOFF_MS 3000
 
 typedef struct fetch_req {
     struct fetch_req *next;
@@ -75,6 +79,7 @@ struct fetch_client {
     int sem_blocked; /* fetch thread: a host waits for a shared slot */
     long long sem_renewed_ms; /* fetch thread: the last renewal of the running slots */
     int sem_warned;  /* fetch thread: the shared limit's failure was logged */
+    long long sem_down_until_ms; /* fetch thread: the shared limit is not asked before this */
 };
 
 static long long fetch__now_ms(void)
@@ -201,6 +206,8 @@ static int fetch__sem_take(fetch_client *c, fetch_host *h, fetch_req *r)
     if (!c->opt.sem || r->sem_held)
         return 1;
     long long now = fetch__now_ms();
+    if (now < c->sem_down_until_ms)
+        return 1; /* away a moment ago: this client's own limit holds */
     if (now < h->sem_retry_ms) {
         c->sem_blocked = 1;
         return 0;
@@ -223,6 +230,7 @@ static int fetch__sem_take(fetch_client *c, fetch_host *h, fetch_req *r)
         return 0;
     }
     atomic_fetch_add(&c->n_sem_failures, 1);
+    c->sem_down_until_ms = now + FETCH_SEM_BACKOFF_MS;
     if (!c->sem_warned) {
         c->sem_warned = 1;
         fp_log(FP_LOG_WARN, "fetch_host_limit_unshared", "{s:s,s:s}", "host", h->name, "error",
@@ -238,23 +246,43 @@ static void fetch__sem_drop(fetch_client *c, fetch_req *r)
         return;
     r->sem_held = 0;
     fetch_host *h = fetch__host(c, r->host);
-    if (c->opt.sem->sem_drop(c->opt.sem_state, h->sem_name, r->sem_token) != FP_OK)
-        atomic_fetch_add(&c->n_sem_failures, 1); /* it expires by itself */
     h->sem_retry_ms = 0; /* a slot is free now: ask again at once */
+    if (fetch__now_ms() < c->sem_down_until_ms)
+        return; /* away: the slot expires by itself */
+    if (c->opt.sem->sem_drop(c->opt.sem_state, h->sem_name, r->sem_token) != FP_OK) {
+        atomic_fetch_add(&c->n_sem_failures, 1); /* it expires by itself */
+        c->sem_down_until_ms = fetch__now_ms() + FETCH_SEM_BACKOFF_MS;
+    }
 }
 
 /* Keeps the shared slots of the running requests. Fetch thread only. */
 static void fetch__sem_renew(fetch_client *c)
 {
     long long now = fetch__now_ms();
-    if (!c->opt.sem || now - c->sem_renewed_ms < FETCH_SEM_RENEW_MS)
+    if (!c->opt.sem || now - c->sem_renewed_ms < FETCH_SEM_RENEW_MS || now < c->sem_down_until_ms)
         return;
     c->sem_renewed_ms = now;
-    for (fetch_req *r = c->running; r; r = r->next)
-        if (r->sem_held &&
-            c->opt.sem->sem_renew(c->opt.sem_state, fetch__host(c, r->host)->sem_name,
-                                  r->sem_token, FETCH_SEM_TTL_MS) != FP_OK)
+    for (fetch_req *r = c->running; r && now >= c->sem_down_until_ms; r = r->next) {
+        if (!r->sem_held)
+            continue;
+        const char *name = fetch__host(c, r->host)->sem_name;
+        fp_err rc = c->opt.sem->sem_renew(c->opt.sem_state, name, r->sem_token, FETCH_SEM_TTL_MS);
+        if (rc == FP_CONFLICT) {
+            /* The slot lapsed (Redis restarted, or a renewal came too
+             * late): take one again if there is one, so that the others
+             * count this request. It runs on either way. */
+            rc = c->opt.sem->sem_take(c->opt.sem_state, name, c->opt.max_per_host, r->sem_token,
+                                      FETCH_SEM_TTL_MS);
+            if (rc == FP_CONFLICT) {
+                atomic_fetch_add(&c->n_sem_waits, 1);
+                rc = FP_OK;
+            }
+        }
+        if (rc != FP_OK) {
             atomic_fetch_add(&c->n_sem_failures, 1);
+            c->sem_down_until_ms = now + FETCH_SEM_BACKOFF_MS;
+        }
+    }
 }
 
 /* Starts queued requests whose host has a free slot, in FIFO order. */

@@ -2,10 +2,12 @@
  * session.c - group session state (a JSON document behind the cache
  * interface) and its event streams.
  *
- * Every change is a read-modify-write of the document under ss->mu: load,
- * edit, bump version once per event, store with the idle TTL, publish the
- * events. ss->mu is taken before hub_mu, never the other way round. The
- * service's job listener feeds fetch progress in through the same path.
+ * Every change is a read-modify-write of the document: load, edit, bump
+ * version once per event, store with the idle TTL, publish the events. In
+ * one process ss->mu serialises it (taken before hub_mu and jobs_mu, never
+ * the other way round); with shared state the store's compare-and-set
+ * does, and no lock is held across a call to Redis. The service's job
+ * listener feeds fetch progress in through the same path.
  *
  * Streams: each holds its unread bytes; a reader that finds none arms the
  * stream after suspending its connection, and the next publish (or the
@@ -112,7 +114,9 @@ struct sessions {
     const state_backend *stb;
     state_handle *sts;
     const char *instance;
-    pthread_mutex_t mu;     /* session documents (read-modify-write) and jobs[] */
+    pthread_mutex_t mu;     /* one process: session documents (read-modify-write);
+                               shared state: only the per-client session counts */
+    pthread_mutex_t jobs_mu; /* jobs[] */
     pthread_mutex_t hub_mu; /* hubs and streams, and the two counts below */
     sess_hub *hubs[SESS_HUB_BUCKETS];
     size_t nhubs;           /* live sessions */
@@ -126,6 +130,20 @@ struct sessions {
     int ticker_started;
     int stopping;
 };
+
+/* Serialises document changes in one process; with shared state the
+ * compare-and-set does that and nothing is held across Redis calls. */
+static void sess__lock(sessions *ss)
+{
+    if (!ss->stb)
+        pthread_mutex_lock(&ss->mu);
+}
+
+static void sess__unlock(sessions *ss)
+{
+    if (!ss->stb)
+        pthread_mutex_unlock(&ss->mu);
+}
 
 static int sess__valid_id(const char *id)
 {
@@ -302,12 +320,12 @@ static json_t *sess__results_view(sessions *ss, json_t *state)
     return v;
 }
 
-/* A copy of the document, for reading only (ss->mu taken and released). */
+/* A copy of the document, for reading only. */
 static fp_err sess__load_alone(sessions *ss, const char *id, json_t **state)
 {
-    pthread_mutex_lock(&ss->mu);
+    sess__lock(ss);
     fp_err rc = sess__load(ss, id, state);
-    pthread_mutex_unlock(&ss->mu);
+    sess__unlock(ss);
     return rc;
 }
 
@@ -552,25 +570,12 @@ static json_t *sess__shared_events(sessions *ss, const char *id, long long from,
 
 static json_t *sess__view(sessions *ss, json_t *state);
 
-/* A "sess" bus event: another instance changed a session; this one's
- * streams of it get the events they have not had (or a snapshot). On the
- * service's bus thread. */
-static void sess__bus(void *ud, const char *json, size_t len)
+/* Gives this instance's streams of session sid the events up to version v
+ * they have not had (from the shared event documents, or a snapshot when
+ * one is gone). Safe to call twice for one version: a stream takes only
+ * what is newer than what it has. */
+static void sess__deliver(sessions *ss, const char *sid, long long v)
 {
-    sessions *ss = ud;
-    json_error_t jerr;
-    json_t *o = json_loadb(json, len, 0, &jerr);
-    const char *id = json_string_value(json_object_get(o, "s"));
-    const char *origin = json_string_value(json_object_get(o, "o"));
-    long long v = (long long)json_integer_value(json_object_get(o, "v"));
-    (void)origin; /* with shared state this instance's own events come this way too */
-    if (!id || !sess__valid_id(id)) {
-        json_decref(o);
-        return;
-    }
-    char sid[33];
-    snprintf(sid, sizeof sid, "%s", id);
-    json_decref(o);
     pthread_mutex_lock(&ss->hub_mu);
     sess_hub *h = sess__hub(ss, sid, 0);
     long long from = v + 1;
@@ -609,10 +614,31 @@ static void sess__bus(void *ud, const char *json, size_t len)
     json_decref(state);
 }
 
+/* A "sess" bus event: an instance (this one too) changed a session; this
+ * one's streams of it get what they have not had. On the service's bus
+ * thread. */
+static void sess__bus(void *ud, const char *json, size_t len)
+{
+    sessions *ss = ud;
+    json_error_t jerr;
+    json_t *o = json_loadb(json, len, 0, &jerr);
+    const char *id = json_string_value(json_object_get(o, "s"));
+    long long v = (long long)json_integer_value(json_object_get(o, "v"));
+    if (!id || !sess__valid_id(id)) {
+        json_decref(o);
+        return;
+    }
+    char sid[33];
+    snprintf(sid, sizeof sid, "%s", id);
+    json_decref(o);
+    sess__deliver(ss, sid, v);
+}
+
 /* ---- updates ----------------------------------------------------------- */
 
 typedef struct sess_events {
-    json_t *list; /* [[name, data], ...] */
+    json_t *list;    /* [[name, data], ...] */
+    json_t *started; /* jobs an edit started, by what for: kept across retries */
 } sess_events;
 
 static void sess__emit(sess_events *ev, const char *name, json_t *data)
@@ -622,20 +648,41 @@ static void sess__emit(sess_events *ev, const char *name, json_t *data)
 
 typedef fp_err (*sess_edit_fn)(sessions *ss, json_t *state, void *ud, sess_events *ev);
 
-/* Loads, edits, saves and publishes under ss->mu. *out (may be NULL) gets
- * the client view after the change. */
+/* A job for what an edit needs (key names it: the people and the kind),
+ * started once per change: an edit that runs again after a lost
+ * compare-and-set takes the job its first run started rather than
+ * starting a second one nobody would follow. *fresh: 1 when started now. */
+static fp_err sess__job_once(sessions *ss, sess_events *ev, const char *key,
+                             const svc_person *people, size_t n, char job[33], int *fresh)
+{
+    *fresh = 0;
+    const char *had = json_string_value(json_object_get(ev->started, key));
+    if (had) {
+        snprintf(job, 33, "%s", had);
+        return FP_OK;
+    }
+    fp_err rc = svc_job_start(ss->svc, people, n, job);
+    if (rc == FP_OK) {
+        json_object_set_new(ev->started, key, json_string(job));
+        *fresh = 1;
+    }
+    return rc;
+}
+
+/* Loads, edits, saves and publishes (under ss->mu in one process). *out
+ * (may be NULL) gets the client view after the change. */
 static fp_err sess__update(sessions *ss, const char *id, sess_edit_fn fn, void *ud, json_t **out)
 {
     if (out)
         *out = NULL;
-    sess_events ev = {json_array()};
+    sess_events ev = {json_array(), json_object()};
     json_t *state = NULL;
-    pthread_mutex_lock(&ss->mu);
+    sess__lock(ss);
     fp_err rc = FP_OK;
     /* One process: ss->mu makes the read-modify-write safe. Several: a
-     * write another instance made in between makes the save a conflict,
-     * and the edit runs again on its result. (An edit's own FP_CONFLICT is
-     * the client's 409 and is answered as it is.) */
+     * write another instance (or thread) made in between makes the save a
+     * conflict, and the edit runs again on its result. (An edit's own
+     * FP_CONFLICT is the client's 409 and is answered as it is.) */
     int lost_race = 1;
     for (int attempt = 0; attempt < 8 && lost_race; attempt++) {
         lost_race = 0;
@@ -705,9 +752,10 @@ static fp_err sess__update(sessions *ss, const char *id, sess_edit_fn fn, void *
     }
     if (rc == FP_OK && out)
         *out = sess__view(ss, state);
-    pthread_mutex_unlock(&ss->mu);
+    sess__unlock(ss);
     json_decref(state);
     json_decref(ev.list);
+    json_decref(ev.started);
     return rc;
 }
 
@@ -832,9 +880,7 @@ fp_err sess_get(sessions *ss, const char *id, json_t **out)
 {
     *out = NULL;
     json_t *state = NULL;
-    pthread_mutex_lock(&ss->mu);
-    fp_err rc = sess__load(ss, id, &state);
-    pthread_mutex_unlock(&ss->mu);
+    fp_err rc = sess__load_alone(ss, id, &state);
     if (rc == FP_OK)
         *out = sess__view(ss, state);
     json_decref(state);
@@ -875,17 +921,22 @@ static void sess__recent(sessions *ss, json_t *part);
 
 /* Starts reading one participant's list now (their own job, "_pjob"), so the
  * group sees "found, N films" or what is wrong before the search. */
-static void sess__prefetch(sessions *ss, json_t *state, json_t *part, const svc_person *p)
+static void sess__prefetch(sessions *ss, json_t *state, json_t *part, const svc_person *p,
+                           sess_events *ev)
 {
     char job[33];
-    fp_err rc = svc_job_start(ss->svc, p, 1, job);
+    int fresh = 0;
+    char *key = fp_printf("p\n%s\n%s", p->src ? p->src->type : "", p->user);
+    fp_err rc = sess__job_once(ss, ev, key, p, 1, job, &fresh);
+    fp_free(key);
     if (rc != FP_OK) { /* busy: the search will read it */
         fp_log(FP_LOG_WARN, "session_prefetch_refused", "{s:s}", "error", fp_err_code(rc));
         return;
     }
     json_object_set_new(part, "_pjob", json_string(job));
     json_object_set_new(part, "status", json_string("queued"));
-    sess__map_job(ss, job, json_string_value(json_object_get(state, "id")));
+    if (fresh)
+        sess__map_job(ss, job, json_string_value(json_object_get(state, "id")));
 }
 
 static fp_err sess__edit_add(sessions *ss, json_t *state, void *ud, sess_events *ev)
@@ -940,7 +991,7 @@ static fp_err sess__edit_add(sessions *ss, json_t *state, void *ud, sess_events 
     int had_results = strcmp(sess__status(state), "results") == 0;
     if (had_results)
         sess__reset_results(state);
-    sess__prefetch(ss, state, part, p);
+    sess__prefetch(ss, state, part, p, ev);
     sess__emit(ev, had_results ? "session" : "participant", sess__part_view(part));
     return sess__sync(ss, state, ev); /* a stored list is ready at once */
 }
@@ -1016,7 +1067,8 @@ fp_err sess_remove(sessions *ss, const char *id, const char *pid, json_t **out)
 
 /* ---- search and progress ----------------------------------------------- */
 
-static void sess__map_job(sessions *ss, const char *job, const char *sid)
+/* jobs_mu held. */
+static void sess__map_job_locked(sessions *ss, const char *job, const char *sid)
 {
     if (ss->njobs == SESS_MAX_JOBS) { /* forget the oldest half */
         memmove(ss->jobs, ss->jobs + SESS_MAX_JOBS / 2, (SESS_MAX_JOBS / 2) * sizeof *ss->jobs);
@@ -1027,18 +1079,28 @@ static void sess__map_job(sessions *ss, const char *job, const char *sid)
     ss->njobs++;
 }
 
+static void sess__map_job(sessions *ss, const char *job, const char *sid)
+{
+    pthread_mutex_lock(&ss->jobs_mu);
+    sess__map_job_locked(ss, job, sid);
+    pthread_mutex_unlock(&ss->jobs_mu);
+}
+
 /* With several instances, the one that started a job may not be the one
  * that sees it end (it stopped, or this one adopted the job): the session
  * follows the job here too, so whichever instance hears of a change brings
- * the session in step (the compare-and-set keeps it to once). Under mu. */
+ * the session in step (the compare-and-set keeps it to once). */
 static void sess__follow(sessions *ss, const char *job, const char *sid)
 {
     if (!ss->stb || !job || !sid)
         return;
-    for (size_t i = ss->njobs; i-- > 0;)
-        if (strcmp(ss->jobs[i].job, job) == 0)
-            return;
-    sess__map_job(ss, job, sid);
+    pthread_mutex_lock(&ss->jobs_mu);
+    int known = 0;
+    for (size_t i = ss->njobs; i-- > 0 && !known;)
+        known = strcmp(ss->jobs[i].job, job) == 0;
+    if (!known)
+        sess__map_job_locked(ss, job, sid);
+    pthread_mutex_unlock(&ss->jobs_mu);
 }
 
 /* Display order of the common films: normalised title, then year, then id. */
@@ -1347,13 +1409,13 @@ static void sess__job_changed(void *ud, const char *job_id)
 {
     sessions *ss = ud;
     char sid[33] = "";
-    pthread_mutex_lock(&ss->mu);
+    pthread_mutex_lock(&ss->jobs_mu);
     for (size_t i = ss->njobs; i-- > 0;)
         if (strcmp(ss->jobs[i].job, job_id) == 0) {
             snprintf(sid, sizeof sid, "%s", ss->jobs[i].sess);
             break;
         }
-    pthread_mutex_unlock(&ss->mu);
+    pthread_mutex_unlock(&ss->jobs_mu);
     if (!sid[0])
         return;
     fp_err rc = sess__update(ss, sid, sess__edit_sync, NULL, NULL);
@@ -1423,11 +1485,28 @@ static fp_err sess__edit_search(sessions *ss, json_t *state, void *ud, sess_even
         return FP_CONFLICT;
     svc_person *people = fp_calloc(n, sizeof *people);
     fp_err rc = FP_OK;
-    for (size_t i = 0; i < n && rc == FP_OK; i++)
-        rc = sess__person(ss, json_array_get(parts, i), refresh, &people[i]);
+    /* what the job is for: the same people (a retry after a lost
+     * compare-and-set) take the job already started */
+    fp_buf key;
+    fp_buf_init(&key, 64u * 1024u);
+    fp_err kr = fp_buf_append(&key, refresh ? "s1" : "s0", 2);
+    for (size_t i = 0; i < n && rc == FP_OK; i++) {
+        json_t *q = json_array_get(parts, i);
+        rc = sess__person(ss, q, refresh, &people[i]);
+        const char *who = json_string_value(json_object_get(q, "_user"));
+        const char *src = json_string_value(json_object_get(q, "_src"));
+        if (!who)
+            who = json_string_value(json_object_get(q, "_import"));
+        if (kr == FP_OK)
+            kr = fp_buf_appendf(&key, "\n%s\n%s", src ? src : "", who ? who : "");
+    }
     char job[33];
-    if (rc == FP_OK)
+    int fresh = 1;
+    if (rc == FP_OK && kr == FP_OK)
+        rc = sess__job_once(ss, ev, key.data, people, n, job, &fresh);
+    else if (rc == FP_OK)
         rc = svc_job_start(ss->svc, people, n, job);
+    fp_buf_free(&key);
     fp_free(people);
     if (rc != FP_OK)
         return rc;
@@ -1445,7 +1524,8 @@ static fp_err sess__edit_search(sessions *ss, json_t *state, void *ud, sess_even
         json_object_set_new(p, "error", json_null());
         json_object_set_new(p, "warning", json_null());
     }
-    sess__map_job(ss, job, json_string_value(json_object_get(state, "id")));
+    if (fresh)
+        sess__map_job(ss, job, json_string_value(json_object_get(state, "id")));
     sess__emit(ev, "session", json_null());
     return sess__sync(ss, state, ev); /* stored lists are ready at once */
 }
@@ -1783,10 +1863,10 @@ fp_err sess_stream_open(sessions *ss, const char *id, long long last_event_id, s
         if (sync_rc != FP_OK && sync_rc != FP_NOT_FOUND)
             fp_log(FP_LOG_WARN, "session_sync_failed", "{s:s}", "error", fp_err_code(sync_rc));
     }
-    pthread_mutex_lock(&ss->mu);
+    sess__lock(ss);
     fp_err rc = sess__load(ss, id, &state);
     if (rc != FP_OK) {
-        pthread_mutex_unlock(&ss->mu);
+        sess__unlock(ss);
         return rc;
     }
     long long version = (long long)json_integer_value(json_object_get(state, "version"));
@@ -1804,7 +1884,7 @@ fp_err sess_stream_open(sessions *ss, const char *id, long long last_event_id, s
     sess_hub *h = ss->stopping ? NULL : sess__hub(ss, id, 1);
     if (!h || h->nstreams >= ss->cfg->max_streams_per_session) {
         pthread_mutex_unlock(&ss->hub_mu);
-        pthread_mutex_unlock(&ss->mu);
+        sess__unlock(ss);
         json_decref(state);
         json_decref(snapshot);
         json_decref(shared);
@@ -1853,10 +1933,22 @@ fp_err sess_stream_open(sessions *ss, const char *id, long long last_event_id, s
     h->streams = st;
     h->nstreams++;
     pthread_mutex_unlock(&ss->hub_mu);
-    pthread_mutex_unlock(&ss->mu);
+    sess__unlock(ss);
     json_decref(state);
     json_decref(snapshot);
     json_decref(shared);
+    if (ss->stb) {
+        /* A change made between the load above and the attach was
+         * announced on the bus before this stream could hear it: look
+         * again, and pass on what is newer. */
+        json_t *now = NULL;
+        if (sess__load(ss, id, &now) == FP_OK) {
+            long long v = (long long)json_integer_value(json_object_get(now, "version"));
+            if (v > version)
+                sess__deliver(ss, id, v);
+        }
+        json_decref(now);
+    }
     *out = st;
     return FP_OK;
 }
@@ -1982,6 +2074,7 @@ fp_err sessions_open(const fp_config *cfg, service *svc, sessions **out)
     ss->cfg = cfg;
     ss->svc = svc;
     pthread_mutex_init(&ss->mu, NULL);
+    pthread_mutex_init(&ss->jobs_mu, NULL);
     pthread_mutex_init(&ss->hub_mu, NULL);
     pthread_cond_init(&ss->tick_cv, NULL);
     /* Sessions are never evicted to make room: the in-process cache gets
@@ -2055,6 +2148,8 @@ void sessions_free(sessions **ssp)
     sessions *ss = *ssp;
     if (!ss)
         return;
+    /* The service was closed first (its threads joined), so none of its
+     * callbacks can reach ss any more. */
     sessions_close_streams(ss);
     if (ss->ticker_started)
         pthread_join(ss->ticker, NULL);
@@ -2075,6 +2170,7 @@ void sessions_free(sessions **ssp)
     pthread_cond_destroy(&ss->tick_cv);
     pthread_mutex_destroy(&ss->hub_mu);
     pthread_mutex_destroy(&ss->mu);
+    pthread_mutex_destroy(&ss->jobs_mu);
     fp_free(ss);
     *ssp = NULL;
 }

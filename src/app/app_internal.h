@@ -165,8 +165,14 @@ struct service {
     char instance[33];         /* this process, on the bus */
     pthread_t bus;             /* svc__bus_main, when the state is shared */
     int bus_started;
+    /* svc__upkeep_main, when the state is shared: lease renewals and the
+     * poll of task documents, which talk to Redis and the broker (in one
+     * process the timer does them: they only touch memory). */
+    pthread_t upkeep;
+    int upkeep_started;
+    pthread_cond_t upkeep_cv;  /* with mu: wakes it to stop */
     long long tasks_polled_ms; /* the timer's last svc__tasks_poll (under mu) */
-    svc_run *runs;             /* fetches running here, their leases renewed by the timer */
+    svc_run *runs;             /* fetches running here, their leases renewed (upkeep or timer) */
     atomic_ullong lease_waits, fetches_skipped, bus_send_failures, bus_read_failures;
     atomic_ullong cache_hits, cache_misses; /* svc__load's reads of the cache */
     pthread_cond_t ready_cv;                /* with mu: a readiness check thread ended */
@@ -193,8 +199,12 @@ struct service {
     pthread_cond_t sweep_cv;  /* the sweeper sleeps on it (with mu) */
     pthread_mutex_t sweep_mu; /* one sweep at a time in this process */
     int stopping;
-    svc_job_fn job_listener; /* set once before serving */
-    svc_bus_fn session_bus;  /* set once before serving */
+    /* The sessions module's callbacks: set under listen_lock (write) while
+     * the service's threads already run, called under it (read). The
+     * sessions are freed only after svc_close has joined those threads. */
+    pthread_rwlock_t listen_lock;
+    svc_job_fn job_listener;
+    svc_bus_fn session_bus;
     void *session_bus_ud;
     void *job_listener_ud;
 
@@ -323,6 +333,7 @@ void svc__who_clear(service *s);
 /* tasks.c */
 queue_verdict svc__handle_job(void *ctx, queue_delivery *d);
 void *svc__bus_main(void *arg);
+void *svc__upkeep_main(void *arg);
 void svc__tasks_poll(service *s);
 void svc__leases_renew(service *s);
 void svc__need_fetch(service *s, const svc_person *p, svc_job *j, size_t part);

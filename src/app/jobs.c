@@ -508,7 +508,7 @@ void *svc__timer(void *arg)
             pthread_mutex_lock(&s->mu);
             continue;
         }
-        if ((s->tasks || s->runs) && now - s->tasks_polled_ms >= 1000) {
+        if (!s->upkeep_started && (s->tasks || s->runs) && now - s->tasks_polled_ms >= 1000) {
             s->tasks_polled_ms = now; /* the task documents of old waits, the leases (tasks.c) */
             int stopping = s->stopping;
             pthread_mutex_unlock(&s->mu);

@@ -57,12 +57,14 @@ fp_err svc_open(const fp_config *cfg, svc_role role, service **out)
     s->cfg = cfg;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->timer_cv, NULL);
+    pthread_cond_init(&s->upkeep_cv, NULL);
     pthread_cond_init(&s->sweep_cv, NULL);
     pthread_cond_init(&s->ready_cv, NULL);
     pthread_mutex_init(&s->film_mu, NULL);
     pthread_mutex_init(&s->sweep_mu, NULL);
     pthread_rwlock_init(&s->hot_lock, NULL);
     pthread_rwlock_init(&s->who_lock, NULL);
+    pthread_rwlock_init(&s->listen_lock, NULL);
     fp_err rc = FP_CRYPTO;
     if (sodium_init() < 0)
         goto fail;
@@ -191,6 +193,11 @@ fp_err svc_open(const fp_config *cfg, svc_role role, service **out)
             goto fail;
         }
         s->bus_started = 1;
+        if (pthread_create(&s->upkeep, NULL, svc__upkeep_main, s) != 0) {
+            rc = FP_INTERNAL;
+            goto fail;
+        }
+        s->upkeep_started = 1;
     }
     if (pthread_create(&s->timer, NULL, svc__timer, s) != 0) {
         rc = FP_INTERNAL;
@@ -219,10 +226,13 @@ void svc_close(service **sp)
         s->qb->close(s->q); /* drains: running fetches finish and store, queued jobs end */
     pthread_mutex_lock(&s->mu);
     pthread_cond_broadcast(&s->timer_cv);
+    pthread_cond_broadcast(&s->upkeep_cv);
     pthread_cond_broadcast(&s->sweep_cv);
     pthread_mutex_unlock(&s->mu);
     if (s->timer_started)
         pthread_join(s->timer, NULL);
+    if (s->upkeep_started)
+        pthread_join(s->upkeep, NULL);
     if (s->bus_started) /* its read blocks at most half a second */
         pthread_join(s->bus, NULL);
     if (s->sweeper_started) /* a running sweep stops at its next page */
@@ -264,10 +274,12 @@ void svc_close(service **sp)
     svc__combo_clear(s);
     svc__who_clear(s);
     pthread_rwlock_destroy(&s->who_lock);
+    pthread_rwlock_destroy(&s->listen_lock);
     pthread_rwlock_destroy(&s->hot_lock);
     pthread_mutex_destroy(&s->film_mu);
     pthread_mutex_destroy(&s->sweep_mu);
     pthread_cond_destroy(&s->timer_cv);
+    pthread_cond_destroy(&s->upkeep_cv);
     pthread_cond_destroy(&s->sweep_cv);
     pthread_cond_destroy(&s->ready_cv);
     pthread_mutex_destroy(&s->mu);
@@ -336,6 +348,8 @@ fp_err svc_unseal(service *s, const char *label, const uint8_t *blob, size_t len
 
 void svc_set_session_bus(service *s, svc_bus_fn fn, void *ud)
 {
+    pthread_rwlock_wrlock(&s->listen_lock);
     s->session_bus = fn;
     s->session_bus_ud = ud;
+    pthread_rwlock_unlock(&s->listen_lock);
 }

@@ -199,14 +199,18 @@ static void svc__changed_add(svc_changed *c, const svc_job *j)
 
 static void svc__announce(service *s, const svc_changed *c)
 {
+    pthread_rwlock_rdlock(&s->listen_lock);
     for (size_t i = 0; s->job_listener && i < c->n; i++)
         s->job_listener(s->job_listener_ud, c->ids[i]);
+    pthread_rwlock_unlock(&s->listen_lock);
 }
 
 void svc_set_job_listener(service *s, svc_job_fn fn, void *ud)
 {
+    pthread_rwlock_wrlock(&s->listen_lock);
     s->job_listener = fn;
     s->job_listener_ud = ud;
+    pthread_rwlock_unlock(&s->listen_lock);
 }
 
 /* Progress of a fetch this process waits for: pages read (retrying FP_OK),
@@ -685,8 +689,11 @@ static int svc__bus_event(void *ud, const state_event *ev)
         if (d.state == 'd' && d.result == FP_OK && origin && strcmp(origin, s->instance) != 0)
             svc__list_changed(s, key);
         svc__task_news(s, key, &d);
-    } else if (kind && strcmp(kind, "sess") == 0 && s->session_bus) {
-        s->session_bus(s->session_bus_ud, (const char *)ev->val, ev->len);
+    } else if (kind && strcmp(kind, "sess") == 0) {
+        pthread_rwlock_rdlock(&s->listen_lock);
+        if (s->session_bus)
+            s->session_bus(s->session_bus_ud, (const char *)ev->val, ev->len);
+        pthread_rwlock_unlock(&s->listen_lock);
     }
     json_decref(o);
     return 0;
@@ -716,7 +723,36 @@ void *svc__bus_main(void *arg)
     return NULL;
 }
 
-/* The timer's safety net: the documents of the waits older than a poll
+/* With shared state: every second, the leases of the fetches running here
+ * renewed, then the task documents of old waits polled. Its own thread, so
+ * a slow Redis or broker never holds up the timer's waiter deadlines. While
+ * stopping it goes on as long as fetches still run here. */
+void *svc__upkeep_main(void *arg)
+{
+    service *s = arg;
+    pthread_mutex_lock(&s->mu);
+    while (!s->stopping || s->runs) {
+        int stopping = s->stopping;
+        int busy = s->tasks || s->runs;
+        pthread_mutex_unlock(&s->mu);
+        if (busy) {
+            svc__leases_renew(s); /* first: a slow poll must not let a lease lapse */
+            if (!stopping)
+                svc__tasks_poll(s);
+        }
+        pthread_mutex_lock(&s->mu);
+        if (s->stopping && !s->runs)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&s->upkeep_cv, &s->mu, &ts);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* The safety net: the documents of the waits older than a poll
  * interval, so a bus event lost (the state server restarted, a send
  * failed) delays a wait instead of leaving it forever. */
 void svc__tasks_poll(service *s)
@@ -755,6 +791,13 @@ void svc__tasks_poll(service *s)
         }
         if (rc == FP_OK) {
             svc__task_news(s, keys[i], &d);
+            continue;
+        }
+        if (rc == FP_CORRUPT) {
+            /* A document nobody can read will not heal by itself: the
+             * waits end with the stored copy, or the error. */
+            fp_log(FP_LOG_WARN, "task_doc_corrupt", NULL);
+            svc__task_settle(s, keys[i], FP_UNAVAILABLE, 0);
             continue;
         }
         if (rc != FP_NOT_FOUND)
