@@ -205,6 +205,13 @@ static int cfg_url_ok(const char *v)
     return 1;
 }
 
+/* A value read from a FILMPICKER_*_FILE is a secret: errors do not echo it. */
+static const char *cfg_shown(const char *from, const char *value)
+{
+    size_t n = strlen(from);
+    return n > 5 && strcmp(from + n - 5, "_FILE") == 0 ? "(the file's content)" : value;
+}
+
 static fp_err cfg_set(fp_config *c, const cfg_opt *o, const char *value, const char *from)
 {
     void *field = (char *)c + o->offset;
@@ -212,7 +219,7 @@ static fp_err cfg_set(fp_config *c, const cfg_opt *o, const char *value, const c
         value = o->def; /* given empty: as if not given (the default) */
     if (o->type == CFG_URL && value && *value && !cfg_url_ok(value)) {
         fprintf(stderr, "filmpicker: %s: '%s' is not an http:// or https:// URL of a host\n", from,
-                value);
+                cfg_shown(from, value));
         return FP_INVALID;
     }
     if (o->type == CFG_STR || o->type == CFG_URL) {
@@ -229,10 +236,57 @@ static fp_err cfg_set(fp_config *c, const cfg_opt *o, const char *value, const c
     long v = strtol(value ? value : "", &end, 10);
     if (!value || !*value || errno || *end || v < o->min || v > o->max) {
         fprintf(stderr, "filmpicker: %s: '%s' is not a whole number in %ld..%ld\n", from,
-                value ? value : "", o->min, o->max);
+                cfg_shown(from, value ? value : ""), o->min, o->max);
         return FP_INVALID;
     }
     *(long *)field = v;
+    return FP_OK;
+}
+
+/* FILMPICKER_X_FILE names a file holding the value of FILMPICKER_X (the
+ * container convention for secrets: a database URL with its password, say,
+ * mounted from a secret file instead of written in the environment). Not for
+ * a setting whose X_FILE is itself a setting (secret-key-file). The value is
+ * the file's content less one trailing newline; at most 64 KiB. Returns
+ * FP_NOT_FOUND when the variable is not set, FP_INVALID (said on stderr)
+ * when the file cannot be read. */
+static fp_err cfg_env_file(const char *env, char **out)
+{
+    char name[128];
+    snprintf(name, sizeof name, "%s_FILE", env);
+    for (size_t i = 0; i < CFG_N; i++)
+        if (strcmp(cfg_opts[i].env, name) == 0)
+            return FP_NOT_FOUND;
+    const char *path = getenv(name);
+    if (!path || !*path)
+        return FP_NOT_FOUND;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "filmpicker: %s: cannot read %s: %s\n", name, path, strerror(errno));
+        return FP_INVALID;
+    }
+    enum { MAX = 64 * 1024 };
+    char *buf = fp_malloc(MAX + 1);
+    size_t n = fread(buf, 1, MAX + 1, f);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad || n > MAX) {
+        fprintf(stderr, "filmpicker: %s: %s is %s\n", name, path,
+                bad ? "unreadable" : "larger than 64 KiB");
+        fp_free(buf);
+        return FP_INVALID;
+    }
+    if (n > 0 && buf[n - 1] == '\n')
+        n--;
+    if (n > 0 && buf[n - 1] == '\r')
+        n--;
+    buf[n] = '\0';
+    if (memchr(buf, '\0', n)) {
+        fprintf(stderr, "filmpicker: %s: %s holds a NUL byte\n", name, path);
+        fp_free(buf);
+        return FP_INVALID;
+    }
+    *out = buf;
     return FP_OK;
 }
 
@@ -241,7 +295,18 @@ fp_err config_from_env(fp_config *c)
     memset(c, 0, sizeof *c);
     for (size_t i = 0; i < CFG_N; i++) {
         const char *v = getenv(cfg_opts[i].env);
-        if (v) {
+        char *fv = NULL;
+        fp_err frc = v ? FP_NOT_FOUND : cfg_env_file(cfg_opts[i].env, &fv);
+        if (frc == FP_INVALID)
+            return frc;
+        if (fv) {
+            char from[128];
+            snprintf(from, sizeof from, "%s_FILE", cfg_opts[i].env);
+            fp_err rc = cfg_set(c, &cfg_opts[i], fv, from);
+            fp_free(fv);
+            if (rc != FP_OK)
+                return rc;
+        } else if (v) {
             fp_err rc = cfg_set(c, &cfg_opts[i], v, cfg_opts[i].env);
             if (rc != FP_OK)
                 return rc;

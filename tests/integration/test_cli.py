@@ -209,6 +209,34 @@ class TestCliErrors(unittest.TestCase):
                     self.assertIn("is not an http:// or https:// URL", r.stderr)
 
 
+    def test_settings_from_files(self):
+        """FILMPICKER_X_FILE reads X from a file (container secrets): the value
+        is used, a missing file is a clear error, a bad value is not echoed."""
+        with harness.FakeBoxd() as fake, tempfile.TemporaryDirectory(prefix="fp-cfgfile-") as d:
+            url_file = os.path.join(d, "lb_url")
+            with open(url_file, "w") as f:
+                f.write(fake.url + "\n")
+            env = {"FILMPICKER_DATABASE": os.path.join(d, "fp.db"),
+                   "FILMPICKER_SECRET_KEY_FILE": os.path.join(d, "fp.key"),
+                   "FILMPICKER_LETTERBOXD_URL_FILE": url_file}
+            r = run(["scrape", "alice"], env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertTrue(any("/alice/" in p for p in fake.stats()["pages"]))
+            # the variable itself wins over its _FILE
+            r = run(["scrape", "alice"], dict(env, FILMPICKER_LETTERBOXD_URL="ftp://x"))
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("FILMPICKER_LETTERBOXD_URL:", r.stderr)
+            r = run(["scrape", "alice"], dict(env, FILMPICKER_LETTERBOXD_URL_FILE=d + "/none"))
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("FILMPICKER_LETTERBOXD_URL_FILE: cannot read", r.stderr)
+            with open(url_file, "w") as f:
+                f.write("ftp://hunter2-secret\n")
+            r = run(["scrape", "alice"], env)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("FILMPICKER_LETTERBOXD_URL_FILE: '(the file's content)' is not", r.stderr)
+            self.assertNotIn("hunter2", r.stderr)
+
+
 class TestScrapeImportMigrate(unittest.TestCase):
     def test_scrape_lists_the_whole_watchlist(self):
         with harness.FakeBoxd(size=95, per_page=28) as fake:

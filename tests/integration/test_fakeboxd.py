@@ -320,6 +320,34 @@ class DefaultSite(unittest.TestCase):
         status, _, _ = self.fake.request("GET", "/_fake/films/bad-name")
         self.assertEqual(status, 404)
 
+    def test_plays_the_telegram_bot_api(self):
+        """The stack's alert test points Alertmanager's Telegram receiver here."""
+        msg = {"chat_id": -1001234, "text": "FIRING <b>FilmPickerInstanceDown</b>",
+               "parse_mode": "HTML"}
+        status, _, body = self.fake.request("POST", "/bot42:secret/sendMessage",
+                                            body=json.dumps(msg).encode(),
+                                            headers={"Content-Type": "application/json"})
+        self.assertEqual(status, 200)
+        answer = json.loads(body)
+        self.assertTrue(answer["ok"])
+        self.assertEqual(answer["result"]["chat"]["id"], -1001234)
+        self.assertEqual(answer["result"]["text"], msg["text"])
+        for bad in (b"", b"not json", b'{"chat_id": 1}', b'{"text": "x"}', b"[1]"):
+            status, _, body = self.fake.request("POST", "/bot42:secret/sendMessage", body=bad)
+            self.assertEqual(status, 400, bad)
+            self.assertFalse(json.loads(body)["ok"])
+        status, _, _ = self.fake.request("POST", "/bot42:secret/getUpdates", body=b"{}")
+        self.assertEqual(status, 404)
+        status, _, body = self.get("/_fake/telegram")
+        self.assertEqual(status, 200)
+        self.assertEqual(json.loads(body)["messages"],
+                         [{"token": "42:secret", "chat_id": -1001234, "text": msg["text"],
+                           "parse_mode": "HTML"}])
+        # the messages are not site requests and a reset forgets them
+        self.assertEqual(self.fake.stats()["requests_total"], 0)
+        self.fake.reset()
+        self.assertEqual(json.loads(self.get("/_fake/telegram")[2])["messages"], [])
+
     def test_empty_and_private_look_the_same(self):
         shapes = []
         for user in ["empty_ann", "private_ann"]:
@@ -827,7 +855,7 @@ class Process(unittest.TestCase):
             self.assertEqual(len(outcome), 1)
 
     def test_bad_flags_are_refused(self):
-        for args in (["--markup", "react2099"], ["--listen", "0.0.0.0:0"], ["--listen", "127.0.0.1"],
+        for args in (["--markup", "react2099"], ["--listen", "10.0.0.1:0"], ["--listen", "127.0.0.1"],
                      ["--per-page", "0"], ["--size", "-3"], ["--universe", "0"],
                      ["--latency-ms", "ten"], ["stray"], ["--no-such-flag"]):
             proc = subprocess.run([self.exe()] + args, stdin=subprocess.DEVNULL,

@@ -32,12 +32,14 @@
 #include "fb_catalog.h"
 #include "fb_render.h"
 #include "fb_stats.h"
+#include "fb_telegram.h"
 #include "fb_util.h"
 
 #define FB_SLEEP_MAX_MS 3600000L
 
 typedef struct fb_config {
     int port;
+    int any_address; /* --listen 0.0.0.0:PORT (in a container) */
     const char *port_file;
     fb_markup markup;
     long per_page;
@@ -55,6 +57,7 @@ typedef struct fb_server {
     fb_config cfg;
     fb_catalog catalog;
     fb_stats *stats;
+    fb_telegram *telegram;
     pthread_mutex_t stop_lock;
     pthread_cond_t stop_cond; /* CLOCK_MONOTONIC */
     int stopping;
@@ -76,7 +79,8 @@ static void fb__usage(FILE *to)
 {
     fputs(
         "usage: fakeboxd [options]\n"
-        "  --listen 127.0.0.1:PORT  address (default 127.0.0.1:0; port 0 picks a free port)\n"
+        "  --listen 127.0.0.1:PORT  address (default 127.0.0.1:0; port 0 picks a free port;\n"
+        "                           0.0.0.0:PORT in a container)\n"
         "  --port-file FILE         write the chosen port there (atomically)\n"
         "  --markup classic|react2025|react2026   (default classic)\n"
         "  --per-page N             films per page (default 28)\n"
@@ -100,7 +104,9 @@ static void fb__usage(FILE *to)
         "\n"
         "Test endpoints: GET /_fake/films/USER (the user's films as JSON, in list\n"
         "order; [] for users whose pages show no posters), GET /_fake/stats,\n"
-        "POST /_fake/reset (zeroes counters and flaky/ratelimited state).\n",
+        "POST /_fake/reset (zeroes counters and flaky/ratelimited state, telegram).\n"
+        "Telegram Bot API (the stack's alert test): POST /bot<TOKEN>/sendMessage with\n"
+        "a JSON body; GET /_fake/telegram lists the messages received.\n",
         to);
 }
 
@@ -409,7 +415,16 @@ static void fb__fake(fb_server *srv, const char *url, const char *method, fb_rep
             goto out;
         }
         fb_stats_reset(srv->stats);
+        fb_telegram_reset(srv->telegram);
         fb__reply_text(r, MHD_HTTP_OK, "{\"ok\":true}");
+    } else if (strcmp(url, "/_fake/telegram") == 0) {
+        if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+            r->allow = "GET, HEAD";
+            fb__reply_text(r, MHD_HTTP_METHOD_NOT_ALLOWED, "{\"error\":\"method not allowed\"}");
+            goto out;
+        }
+        json = fb_telegram_json(srv->telegram);
+        fb__reply_text(r, MHD_HTTP_OK, json);
     } else {
         fb__reply_text(r, MHD_HTTP_NOT_FOUND, "{\"error\":\"no such endpoint\"}");
     }
@@ -460,30 +475,65 @@ out:
     return ok;
 }
 
+/* Per request: whether its body is kept (a Bot API call) and the body. */
+typedef struct fb_conn {
+    int telegram;
+    int too_large;
+    fb_buf body;
+} fb_conn;
+
+static void fb__completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                          enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    fb_conn *c = *con_cls;
+    if (c) {
+        fb_buf_free(&c->body);
+        free(c);
+        *con_cls = NULL;
+    }
+}
+
 static enum MHD_Result fb__handle(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
 {
-    static int started;
     fb_server *srv = cls;
     fb_reply r;
 
     (void)version;
-    (void)upload_data;
     if (*con_cls == NULL) {
-        /* Headers only so far: answer once any body has gone by. */
-        *con_cls = &started;
+        /* Headers only so far: answer once any body has gone by. Only a
+         * Bot API call keeps its body (fb_telegram.h); others are ignored. */
+        fb_conn *c = fb_malloc(sizeof *c);
+        c->telegram = strncmp(url, "/bot", 4) == 0 && strcmp(method, "POST") == 0;
+        c->too_large = 0;
+        fb_buf_init(&c->body, FB_TELEGRAM_MAX_BODY);
+        *con_cls = c;
         return MHD_YES;
     }
+    fb_conn *c = *con_cls;
     if (*upload_data_size != 0) {
-        *upload_data_size = 0; /* bodies are ignored, never stored */
+        if (c->telegram && fb_buf_append(&c->body, upload_data, *upload_data_size) != FB_OK)
+            c->too_large = 1;
+        *upload_data_size = 0;
         return MHD_YES;
     }
 
     memset(&r, 0, sizeof(r));
     fb_buf_init(&r.body, FB_RENDER_LIMIT);
-    if (strncmp(url, "/_fake/", 7) == 0) {
+    if (c->telegram) {
+        char *json = NULL;
+        unsigned status = c->too_large ? 413
+                                       : fb_telegram_call(srv->telegram, url, c->body.data,
+                                                          c->body.len, &json);
+        r.content_type = "application/json";
+        fb__reply_text(&r, status, json ? json : "{\"ok\":false,\"error_code\":413}");
+        free(json);
+    } else if (strncmp(url, "/_fake/", 7) == 0) {
         fb__fake(srv, url, method, &r);
     } else {
         const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
@@ -509,12 +559,18 @@ static enum MHD_Result fb__handle(void *cls, struct MHD_Connection *conn, const 
     return ok;
 }
 
-static fb_err fb__parse_listen(const char *s, int *port)
+static fb_err fb__parse_listen(const char *s, int *port, int *any)
 {
     long v = 0;
     const char *colon = strrchr(s, ':');
 
-    if (!colon || (size_t)(colon - s) != strlen("127.0.0.1") || strncmp(s, "127.0.0.1", 9) != 0)
+    if (!colon)
+        return FB_INVALID;
+    if ((size_t)(colon - s) == strlen("127.0.0.1") && strncmp(s, "127.0.0.1", 9) == 0)
+        *any = 0;
+    else if ((size_t)(colon - s) == strlen("0.0.0.0") && strncmp(s, "0.0.0.0", 7) == 0)
+        *any = 1; /* in a container: reachable on its network */
+    else
         return FB_INVALID;
     if (fb_parse_long(colon + 1, 0, 65535, &v) != FB_OK)
         return FB_INVALID;
@@ -575,7 +631,7 @@ static fb_err fb__parse_args(int argc, char **argv, fb_config *cfg, int *help)
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         fb_err e = FB_OK;
         switch (c) {
-        case O_LISTEN: e = fb__parse_listen(optarg, &cfg->port); break;
+        case O_LISTEN: e = fb__parse_listen(optarg, &cfg->port, &cfg->any_address); break;
         case O_PORT_FILE: cfg->port_file = optarg; break;
         case O_MARKUP: e = fb_markup_parse(optarg, &cfg->markup); break;
         case O_PER_PAGE: e = fb_parse_long(optarg, 1, FB_PER_PAGE_MAX, &cfg->per_page); break;
@@ -651,6 +707,7 @@ int main(int argc, char **argv)
         goto out;
     }
     catalog_ready = 1;
+    srv.telegram = fb_telegram_new();
     srv.stats = fb_stats_new();
     if (!srv.stats) {
         fprintf(stderr, "fakeboxd: cannot allocate counters\n");
@@ -660,18 +717,20 @@ int main(int argc, char **argv)
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)srv.cfg.port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_addr.s_addr = htonl(srv.cfg.any_address ? INADDR_ANY : INADDR_LOOPBACK);
     daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD |
                                   MHD_USE_ERROR_LOG,
                               0, NULL, NULL, fb__handle, &srv,
                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                              MHD_OPTION_NOTIFY_COMPLETED, fb__completed, NULL,
                               MHD_OPTION_CONNECTION_LIMIT, (unsigned int)10000,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120,
                               MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024,
                               MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024),
                               MHD_OPTION_END);
     if (!daemon) {
-        fprintf(stderr, "fakeboxd: cannot listen on 127.0.0.1:%d\n", srv.cfg.port);
+        fprintf(stderr, "fakeboxd: cannot listen on %s:%d\n",
+                srv.cfg.any_address ? "0.0.0.0" : "127.0.0.1", srv.cfg.port);
         goto out;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
@@ -684,7 +743,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "fakeboxd: cannot write %s: %s\n", srv.cfg.port_file, strerror(errno));
         goto out;
     }
-    printf("listening on 127.0.0.1:%d\n", port);
+    printf("listening on %s:%d\n", srv.cfg.any_address ? "0.0.0.0" : "127.0.0.1", port);
     fflush(stdout);
 
     int sig = 0;
@@ -699,6 +758,7 @@ out:
     if (daemon)
         MHD_stop_daemon(daemon);
     fb_stats_free(&srv.stats);
+    fb_telegram_free(&srv.telegram);
     if (catalog_ready)
         fb_catalog_free(&srv.catalog);
     pthread_cond_destroy(&srv.stop_cond);
