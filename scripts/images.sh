@@ -72,7 +72,7 @@ build_image() {
         exit 1
     fi
     echo "images: filmpicker-$name" >&2
-    podman build -q --layers --build-arg BASE="$base" -t "localhost/filmpicker-$name:latest" \
+    podman build -q --layers --build-arg BASE="$base" --format docker -t "localhost/filmpicker-$name:latest" \
         -f "deploy/images/$name/Containerfile" "$context" >/dev/null
 }
 

@@ -32,6 +32,16 @@ compose() {
     podman-compose -p "$project" "${compose_files[@]}" "$@"
 }
 
+# podman-compose is chatty (and, for containers that exist already, prints
+# errors before starting them): its output goes to a log.
+compose_quiet() {
+    mkdir -p "$FP_STACK_DIR"
+    if ! compose "$@" >>"$FP_STACK_DIR/compose.log" 2>&1; then
+        tail -20 "$FP_STACK_DIR/compose.log" >&2
+        die "podman-compose $* failed (log: $FP_STACK_DIR/compose.log)"
+    fi
+}
+
 container() { echo "${project}_$1_1"; }
 
 rand() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
@@ -156,18 +166,18 @@ up() {
     make_networks
     export FP_LETTERBOXD_URL=http://fakeboxd:8000
     say "starting the data services"
-    compose up -d postgres redis rabbitmq fakeboxd faketelegram >/dev/null
+    compose_quiet up -d postgres redis rabbitmq fakeboxd faketelegram
     wait_healthy postgres 90
     wait_healthy redis 60
     wait_healthy rabbitmq 120
     say "migrating the database"
     podman rm -f "$(container migrate)" >/dev/null 2>&1 || true
-    compose up -d migrate >/dev/null
+    compose_quiet up -d migrate
     local rc
     rc=$(podman wait "$(container migrate)")
     [ "$rc" = 0 ] || { podman logs "$(container migrate)" >&2; die "migrate exited with $rc"; }
     say "starting the API instances, workers, nginx and monitoring"
-    compose up -d >/dev/null
+    compose_quiet up -d
     for s in api1 api2 worker1 worker2; do wait_healthy "$s" 60; done
     wait_healthy nginx 30
     local deadline=$((SECONDS + 30))
@@ -181,7 +191,7 @@ up() {
 down() {
     local vol=()
     [ "${1:-}" = --volumes ] && vol=(-v)
-    compose down "${vol[@]}" >/dev/null 2>&1 || true
+    compose down "${vol[@]}" >>"$FP_STACK_DIR/compose.log" 2>&1 || true
     # podman-compose 1.0.3 leaves what it did not start in this run.
     podman ps -a --filter label=io.podman.compose.project=$project -q | xargs -r podman rm -f >/dev/null
     if [ ${#vol[@]} -gt 0 ]; then
