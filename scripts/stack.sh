@@ -70,13 +70,16 @@ make_secrets() {
     put_secret database_url "postgresql://filmpicker:$db@postgres:5432/filmpicker"
     put_secret cache_url "redis://:$rd@redis:6379/0"
     put_secret queue_url "amqp://filmpicker:$mq@rabbitmq:5672/"
-    put_secret pgpass "postgres:5432:filmpicker:filmpicker:$db"
+    # libpq reads a password file only when it is private to its reader:
+    # the postgres user of the backup container (uid 100 in that image).
+    put_secret pgpass "postgres:5432:filmpicker:filmpicker:$db" 100 0600
     # The server key: the vault wants it private to its reader (uid 10001).
     put_secret secret_key "$(rand)" 10001 0600
     # Backups are encrypted to this age key. On a server only the public
     # half is kept; the identity goes to the operators' safe (operations.md).
     podman run --rm --entrypoint age-keygen localhost/filmpicker-postgres:latest \
         >"$secrets/backup_identity.tmp" 2>/dev/null
+    chown 100:100 "$secrets/backup_identity.tmp"
     chmod 0400 "$secrets/backup_identity.tmp"
     mv "$secrets/backup_identity.tmp" "$secrets/backup_identity"
     put_secret backup_recipients "$(sed -n 's/^# public key: //p' "$secrets/backup_identity")"

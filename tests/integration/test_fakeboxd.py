@@ -343,6 +343,11 @@ class DefaultSite(unittest.TestCase):
         self.assertEqual(json.loads(body)["messages"],
                          [{"token": "42:secret", "chat_id": -1001234, "text": msg["text"],
                            "parse_mode": "HTML"}])
+        # a chat id sent as a string (as Alertmanager does) is answered as a number
+        status, _, body = self.fake.request("POST", "/bot42:secret/sendMessage",
+                                            body=b'{"chat_id": "-100777", "text": "hi"}')
+        self.assertEqual(status, 200)
+        self.assertEqual(json.loads(body)["result"]["chat"]["id"], -100777)
         # the messages are not site requests and a reset forgets them
         self.assertEqual(self.fake.stats()["requests_total"], 0)
         self.fake.reset()

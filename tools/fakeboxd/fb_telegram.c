@@ -75,7 +75,19 @@ unsigned fb_telegram_call(fb_telegram *t, const char *path, const char *body, si
         json_array_remove(t->messages, 0);
     json_array_append_new(t->messages, msg);
     pthread_mutex_unlock(&t->lock);
-    json_t *chat_obj = json_pack("{s:O,s:s}", "id", chat, "type", "private");
+    /* Telegram answers with the chat's numeric id, whichever form the
+     * request used (Alertmanager sends it as a string): a client decoding
+     * the answer expects an integer. A @name gets a made-up id. */
+    json_int_t chat_id = 1;
+    if (json_is_integer(chat)) {
+        chat_id = json_integer_value(chat);
+    } else {
+        char *end = NULL;
+        long long v = strtoll(json_string_value(chat), &end, 10);
+        if (end && *end == '\0' && end != json_string_value(chat))
+            chat_id = (json_int_t)v;
+    }
+    json_t *chat_obj = json_pack("{s:I,s:s}", "id", chat_id, "type", "private");
     json_t *out = json_pack("{s:b,s:{s:I,s:I,s:o,s:s}}", "ok", 1, "result", "message_id",
                             (json_int_t)id, "date", (json_int_t)time(NULL), "chat", chat_obj,
                             "text", text);
