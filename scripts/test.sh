@@ -4,7 +4,9 @@
 # AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/); the abuse
 # suite (tests/abuse, scripts/test-abuse.sh) against build/; then the web
 # app's type check and unit tests (Vitest) and its end-to-end tests in
-# headless Chromium against build/ (tests/e2e).
+# headless Chromium against build/ (tests/e2e); last the container stack
+# (scripts/test-stack.sh: images, the whole stack through nginx over HTTPS,
+# alerts, backup and restore).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -15,4 +17,5 @@ FP_BUILD_DIR="$PWD/build" ./scripts/test-abuse.sh
 (cd build-asan && ctest --output-on-failure -j2)
 (cd web && npm run --silent typecheck && npm run --silent test)
 FP_BUILD_DIR="$PWD/build" node tests/e2e/run.mjs
+./scripts/test-stack.sh
 echo "all tests passed"
