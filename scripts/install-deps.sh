@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 pkgs=(build-essential cmake pkg-config git ca-certificates
       libmicrohttpd-dev libcurl4-openssl-dev libxml2-dev libjansson-dev
       libsqlite3-dev libpq-dev libhiredis-dev librabbitmq-dev libsodium-dev libcmocka-dev libcsv-dev libzip-dev libjemalloc-dev
-      python3 python3-jsonschema zip unzip nodejs npm wrk valgrind slowhttptest
+      python3 python3-jsonschema python3-yaml yamllint zip unzip nodejs npm wrk valgrind slowhttptest
       chromium fonts-dejavu-core)
 missing=()
 for p in "${pkgs[@]}"; do

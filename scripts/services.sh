@@ -67,9 +67,18 @@ as_user() {
   fi
 }
 
-free_port() {
-  python3 -c 'import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+# N distinct free loopback ports, one a line: every socket stays bound until
+# all are chosen, so the kernel cannot hand the same port out twice (one
+# port picked per call once gave PostgreSQL and RabbitMQ the same one).
+free_ports() {
+  python3 -c 'import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
+for s in socks:
+    print(s.getsockname()[1])
+for s in socks:
+    s.close()' "$1"
 }
 
 secret() { head -c 18 /dev/urandom | base64 | tr '+/' 'AB'; }
@@ -82,14 +91,16 @@ prepare_dir() {
       useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$SVC_USER"
   fi
   if [ ! -f "$DIR/ports.env" ]; then
+    local ports
+    mapfile -t ports < <(free_ports 5)
     {
-      echo "PG_PORT=$(free_port)"
+      echo "PG_PORT=${ports[0]}"
       echo "PG_PASSWORD=$(secret)"
-      echo "REDIS_PORT=$(free_port)"
+      echo "REDIS_PORT=${ports[1]}"
       echo "REDIS_PASSWORD=$(secret)"
-      echo "RMQ_PORT=$(free_port)"
-      echo "RMQ_DIST_PORT=$(free_port)"
-      echo "RMQ_EPMD_PORT=$(free_port)"
+      echo "RMQ_PORT=${ports[2]}"
+      echo "RMQ_DIST_PORT=${ports[3]}"
+      echo "RMQ_EPMD_PORT=${ports[4]}"
       echo "RMQ_PASSWORD=$(secret)"
       echo "RMQ_NODE=fp$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')"
     } >"$DIR/ports.env"

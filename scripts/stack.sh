@@ -168,6 +168,9 @@ up() {
     make_alertmanager
     make_networks
     export FP_LETTERBOXD_URL=http://fakeboxd:8000
+    # The test stack logs client addresses, so its test can see whose
+    # address FilmPicker believes (on a server: off, personal data).
+    export FP_LOG_CLIENT_ADDRESS=1
     say "starting the data services"
     compose_quiet up -d postgres redis rabbitmq fakeboxd faketelegram
     wait_healthy postgres 90
@@ -183,9 +186,11 @@ up() {
     compose_quiet up -d
     for s in api1 api2 worker1 worker2; do wait_healthy "$s" 60; done
     wait_healthy nginx 30
-    local deadline=$((SECONDS + 30))
-    until curl -fsS --cacert "$FP_STACK_DIR/ca.crt" -o /dev/null https://127.0.0.1:8443/healthz; do
-        ((SECONDS < deadline)) || die "https://127.0.0.1:8443/healthz does not answer"
+    # Ready: nginx answers and an API instance behind it sees every
+    # dependency (the first seconds after a start, under load, it may not).
+    local deadline=$((SECONDS + 60))
+    until curl -fsS --cacert "$FP_STACK_DIR/ca.crt" -o /dev/null https://127.0.0.1:8443/readyz; do
+        ((SECONDS < deadline)) || die "https://127.0.0.1:8443/readyz is not ready after 60 s"
         sleep 1
     done
     say "up: https://127.0.0.1:8443 (CA: $FP_STACK_DIR/ca.crt)"

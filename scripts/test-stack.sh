@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 . scripts/podman-env.sh
 fp_podman_install
 ./scripts/images.sh monitor
+command -v yamllint >/dev/null || { apt-get update -qq && apt-get install -y -qq yamllint >/dev/null; }
+echo "test-stack: yamllint of the deployment's YAML" >&2
+yamllint --strict deploy .github .yamllint
 echo "test-stack: promtool check + test rules" >&2
 podman run --rm -v "$PWD/deploy/prometheus:/p:ro" -w /p localhost/filmpicker-monitor:latest \
     promtool check config prometheus.yml

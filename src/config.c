@@ -92,6 +92,9 @@ static const cfg_opt cfg_opts[] = {
      "blocked; 50 s covers a cold fetch of typical lists and stays under a default nginx proxy_read_timeout of 60 s); 0..600000"},
     {"request-timeout", "FILMPICKER_REQUEST_TIMEOUT", L(request_timeout_s), "30", 1, 3600,
      "idle HTTP connection timeout, seconds"},
+    {"log-client-address", "FILMPICKER_LOG_CLIENT_ADDRESS", L(log_client_address), "0", 0, 1,
+     "1: each http_request log line carries the client's address (client.address: the peer, "
+     "or what a trusted proxy forwarded); 0: no address is logged (it is personal data)"},
     {"fetch-lease-ms", "FILMPICKER_FETCH_LEASE_MS", L(fetch_lease_ms), "30000", 3000, 600000,
      "how long a worker's hold on a person's fetch lasts without renewal (renewed every third of "
      "it while pages come): a worker that dies lets another take over after this"},

@@ -39,6 +39,7 @@ typedef struct fp_config {
     long max_upload_bytes;    /* multipart export uploads */
     long compat_wait_ms;      /* how long the first version's routes wait for fetches */
     long request_timeout_s;   /* idle HTTP connection timeout */
+    long log_client_address;  /* 1: http_request lines carry client.address */
     long job_ttl_s;           /* finished jobs are kept this long */
     long fetch_lease_ms;      /* a fetch's lease (tasks.c), renewed every third of it */
     long max_jobs;            /* unfinished jobs at once (429 beyond) */

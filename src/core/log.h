@@ -1,7 +1,15 @@
 /*
- * log.h - structured logs: one JSON object per line on stderr, ready for
- * Logstash/Elasticsearch. Fields: ts (RFC 3339 UTC), level, event, then the
- * caller's fields given as a jansson json_pack() format and arguments:
+ * log.h - structured logs: one JSON object per line on stderr, with Elastic
+ * Common Schema names, ready for Filebeat/Logstash/Elasticsearch. Fields:
+ * @timestamp (RFC 3339 UTC), log.level, message (the event in words, or
+ * "METHOD /route STATUS"), event.action (the event's name), event.dataset,
+ * service.name, ecs.version, then the caller's fields given as a jansson
+ * json_pack() format and arguments, each under its ECS name where there is
+ * one (request_id: trace.id, method: http.request.method, status:
+ * http.response.status_code, route: url.path, duration_us and ms:
+ * event.duration in ns, error: error.message, client: client.address,
+ * host/port: server.address/server.port, file and path: file.path) and
+ * under filmpicker.NAME otherwise:
  *
  *     fp_log(FP_LOG_INFO, "http_request", "{s:s,s:i}", "path", p, "status", 200);
  *

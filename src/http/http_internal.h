@@ -132,6 +132,8 @@ void http__policy_free(http_server *srv);
 const fp_addr *http__client_addr(http_req *r);
 /* 1 when a trusted proxy says the client used HTTPS. */
 int http__https(http_req *r);
+/* Takes a trusted proxy's X-Request-Id (16 lowercase hex digits) as r->id. */
+void http__proxy_request_id(http_req *r);
 /* 1 when the Host header names this server (see policy.c). */
 int http__host_allowed(const http_server *srv, const char *host);
 /* Takes cost tokens of class c for the client address and, when client_id

@@ -120,6 +120,30 @@ const fp_addr *http__client_addr(http_req *r)
     return &r->client;
 }
 
+/* The request id a trusted proxy chose (nginx's X-Request-Id, 16 hex
+ * digits), so its access log and this server's lines share one trace.id. */
+void http__proxy_request_id(http_req *r)
+{
+    const fp_addr *peer = guard_conn_addr(r->gc);
+    fp_addr a;
+    if (!peer) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (!ci || fp_addr_from_sockaddr(ci->client_addr, &a) != FP_OK)
+            return;
+        peer = &a;
+    }
+    if (!r->srv->trusted || !fp_netlist_match(r->srv->trusted, peer))
+        return;
+    const char *id = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Request-Id");
+    if (!id || strlen(id) != sizeof r->id - 1)
+        return;
+    for (const char *p = id; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return;
+    memcpy(r->id, id, sizeof r->id);
+}
+
 int http__https(http_req *r)
 {
     const fp_addr *peer = guard_conn_addr(r->gc);

@@ -567,6 +567,7 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *conn, cons
         pick_rng_init(&rng, NULL);
         pick_rng_bytes(&rng, rid, sizeof rid);
         sodium_bin2hex(r->id, sizeof r->id, rid, sizeof rid);
+        http__proxy_request_id(r);
         *con_cls = r;
         return http__first_call(srv, r, r->path, method, version);
     }
@@ -636,10 +637,14 @@ static void http__completed(void *cls, struct MHD_Connection *conn, void **con_c
     double secs = (double)(http__now_us() - r->start_us) / 1e6;
     int metric = r->route ? r->route->metric : http_metric_unmatched;
     metrics_http(metric, r->status, secs);
-    fp_log(FP_LOG_INFO, "http_request", "{s:s,s:s,s:s,s:i,s:I,s:b}", "request_id", r->id,
+    char client[FP_ADDR_TEXT] = "";
+    if (r->srv->cfg->log_client_address)
+        fp_addr_format(http__client_addr(r), client);
+    fp_log(FP_LOG_INFO, "http_request", "{s:s,s:s,s:s,s:i,s:I,s:b,s:s*}", "request_id", r->id,
            "method", r->method, "route", r->route ? r->route->pattern : "(none)", "status",
            r->status, "duration_us", (json_int_t)(secs * 1e6),
-           "completed", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+           "completed", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK, "client",
+           client[0] ? client : NULL);
     http_server *srv = r->srv;
     guard_request_done(r->gc);
     http__req_free(r);

@@ -70,6 +70,21 @@ SCHEMAS = {}  # FILMPICKER_DATABASE -> its harness.PgSchema
 HEX_WRAPPED = "encode(wrapped, 'hex')" if PG else "hex(wrapped)"
 
 
+def logged(text, action, **fields):
+    """The log lines (JSON, ECS names) of event.action `action` whose fields
+    have the given values (keys with "__" for "."): a list of dicts."""
+    want = {k.replace("__", "."): v for k, v in fields.items()}
+    found = []
+    for line in text.splitlines():
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue  # a line cut by the tail window
+        if obj.get("event.action") == action and all(obj.get(k) == v for k, v in want.items()):
+            found.append(obj)
+    return found
+
+
 def db_rows(db, sql):
     """The rows of a query, read behind FilmPicker's back (read-only)."""
     if db in SCHEMAS:
@@ -185,8 +200,8 @@ class KeyCase(StorageCase):
         self.assertIn("filmpicker key reset --yes", r.stderr)
         self.assertIn("filmpicker key rotate --new-key-file PATH", r.stderr)
         self.assertIn("(key_mismatch)", r.stderr)
-        self.assertIn('"event":"datakey_mismatch"', r.stderr)
-        self.assertNotIn('"event":"listening"', r.stderr)
+        self.assertIn('"event.action":"datakey_mismatch"', r.stderr)
+        self.assertNotIn('"event.action":"listening"', r.stderr)
         self.assertEqual(self.rows(), self.counts)
 
 
@@ -210,7 +225,7 @@ class TestServerKey(KeyCase):
                                 "FILMPICKER_SECRET_KEY_FILE": keyfile,
                                 "FILMPICKER_LISTEN": "127.0.0.1:0"}, timeout=30)
             self.assertEqual(r.returncode, 1)
-            self.assertIn('"event":"vault_key_file_created"', r.stderr)
+            self.assertIn('"event.action":"vault_key_file_created"', r.stderr)
             self.assertIn("(key_mismatch)", r.stderr)
             self.assertEqual(self.rows(), self.counts)
             # the right key still opens everything, from storage
@@ -356,7 +371,7 @@ class TestLegacyDatabase(KeyCase):
                       "server key", r.stdout)
         with harness.FakeBoxd() as fake:
             with harness.FilmPicker(fake=fake, env=env) as fp:
-                self.assertIn('"event":"datakey_adopted"', fp.stderr_text())
+                self.assertIn('"event.action":"datakey_adopted"', fp.stderr_text())
                 view = job(fp, ["legacy_alice", "legacy_bob_n40", "legacy_carol_n30"])
                 got = [(p["status"], p["from_store"], p["films"]) for p in view["participants"]]
                 # film 7 stays off both fetched lists: watched here
@@ -471,7 +486,7 @@ class TestCatalogueSweep(StorageCase):
         r = run(["sweep", "--json"], self.place.env(FILMPICKER_CATALOGUE_GRACE=grace,
                                                     FILMPICKER_LOG_LEVEL="info"))
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn('"event":"catalogue_sweep","result":"ok"', r.stderr)
+        self.assertTrue(logged(r.stderr, "catalogue_sweep", filmpicker__result="ok"), r.stderr)
         return json.loads(r.stdout)
 
     def test_sweep_removes_only_unused_films(self):
@@ -548,7 +563,7 @@ class TestCatalogueSweep(StorageCase):
             self.assertEqual(status, 201)
             harness.wait_until(lambda: self.titles() == {"Fresh"}, timeout=20,
                                what="the periodic sweep")
-            self.assertIn('"event":"catalogue_sweep","result":"ok"', fp.stderr_text())
+            self.assertTrue(logged(fp.stderr_text(), "catalogue_sweep", filmpicker__result="ok"))
             _, _, text = fp.request("GET", "/metrics")
             text = text.decode("utf-8")
             self.assertRegex(text, r'(?m)^filmpicker_catalogue_sweeps_total\{result="ok"\} [1-9]')
@@ -579,9 +594,11 @@ class TestDatabaseFiles(StorageCase):
             for suffix in ("", "-wal", "-shm"):
                 self.assertEqual(oct(mode(self.place.db + suffix)), oct(0o600))
             log = fp.stderr_text()
-            self.assertIn('"event":"store_file_mode_tightened","file":"%s","from":"0644","to":"0600"'
-                          % self.place.db, log)
-            self.assertIn('"file":"%s-wal","from":"0666","to":"0600"' % self.place.db, log)
+            self.assertTrue(logged(log, "store_file_mode_tightened", file__path=self.place.db,
+                                   filmpicker__from="0644", filmpicker__to="0600"), log)
+            self.assertTrue(logged(log, "store_file_mode_tightened",
+                                   file__path=self.place.db + "-wal", filmpicker__from="0666",
+                                   filmpicker__to="0600"), log)
             # still the same database
             self.assertEqual(db_count(self.place.db, "SELECT count(*) FROM watchlists"), 1)
 

@@ -220,6 +220,35 @@ class StackTest(unittest.TestCase):
                        "https://nginx:8443" + path)
             self.assertEqual(r.stdout, code, path)
 
+    def test_2b_log_lines_are_ecs_and_the_client_address_is_nginx_s_view(self):
+        import jsonschema
+        with open(os.path.join(ROOT, "deploy", "logging", "ecs-fields.json")) as f:
+            validator = jsonschema.Draft202012Validator(json.load(f))
+        # A client claiming another address: nginx replaces the header, and
+        # FilmPicker believes nginx (10.89.10.0/25), so it logs what nginx
+        # saw: the host's gateway address, not the claim.
+        st, hdrs, _ = https("GET", "/readyz", headers={"X-Forwarded-For": "203.0.113.7"})
+        self.assertEqual(st, 200)
+        rid = hdrs["X-Request-Id"]
+
+        def line_of(service):
+            out = podman("logs", "--tail", "200", ctr(service), check=False)
+            for text in (out.stdout + out.stderr).splitlines():
+                if text.startswith("{") and rid in text:
+                    return json.loads(text)
+            return None
+        app = wait_for(lambda: line_of("api1") or line_of("api2"), 10, "the app's line")
+        web = wait_for(lambda: line_of("nginx"), 10, "nginx's line")
+        for obj in (app, web):
+            self.assertEqual(list(validator.iter_errors(obj)), [], obj)
+        # one trace.id across nginx and FilmPicker
+        self.assertEqual(app["trace.id"], rid)
+        self.assertEqual(web["trace.id"], rid)
+        self.assertEqual(app["client.address"], "10.89.10.254")
+        self.assertEqual(web["client.address"], "10.89.10.254")
+        self.assertEqual(app["url.path"], "/readyz")
+        self.assertEqual(web["http.response.status_code"], 200)
+
     # -- searches -------------------------------------------------------------------------
 
     def test_3_compat_and_v1_searches(self):
