@@ -20,10 +20,24 @@ cd "$(dirname "$0")/.."
 root=$PWD
 . scripts/podman-env.sh
 
+# On a server, systemd's unit gives FP_STACK_ENV (written by the Ansible
+# role): FP_STACK_PROFILE=production, FP_STACK_DIR=/etc/filmpicker, the
+# public ports and name. There the secrets, certificate and images are the
+# role's (never made here) and the test profile is not started.
+if [ -n "${FP_STACK_ENV:-}" ]; then
+    set -a
+    # shellcheck disable=SC1090
+    . "$FP_STACK_ENV"
+    set +a
+fi
+profile=${FP_STACK_PROFILE:-test}
 export FP_STACK_DIR=${FP_STACK_DIR:-$root/build/stack}
+export FP_ACME_WEBROOT=${FP_ACME_WEBROOT:-$FP_STACK_DIR/acme}
+export FP_NGINX_LOG_DIR=${FP_NGINX_LOG_DIR:-$FP_STACK_DIR/log}
 project=filmpicker
 secrets=$FP_STACK_DIR/secrets
-compose_files=(-f deploy/compose.yaml -f deploy/compose.test.yaml)
+compose_files=(-f deploy/compose.yaml)
+[ "$profile" = test ] && compose_files+=(-f deploy/compose.test.yaml)
 
 say() { echo "stack: $*" >&2; }
 die() { say "$*"; exit 1; }
@@ -156,7 +170,29 @@ wait_healthy() { # SERVICE SECONDS
     die "$1 did not become healthy in $2 s"
 }
 
+check_production() {
+    local f
+    for f in secret_key database_url cache_url queue_url postgres_password db_password \
+        exporter_db_password redis_password rabbitmq_password pgpass backup_recipients tls_key \
+        alertmanager.yml; do
+        [ -f "$secrets/$f" ] || die "missing secret $secrets/$f (the Ansible role writes it)"
+    done
+    for f in tls.crt params.conf admin-allow.conf; do
+        [ -f "$FP_STACK_DIR/nginx/$f" ] || die "missing $FP_STACK_DIR/nginx/$f"
+    done
+    for f in app postgres redis rabbitmq nginx monitor; do
+        podman image exists "localhost/filmpicker-$f:latest" || die "image filmpicker-$f missing"
+    done
+}
+
 up() {
+    if [ "$profile" = production ]; then
+        check_production
+        mkdir -p "$FP_ACME_WEBROOT" "$FP_NGINX_LOG_DIR"
+        make_networks
+        start_services
+        return
+    fi
     if [ ! -f web/dist/index.html ] || [ ! -f web/node_modules/swagger-ui-dist/swagger-ui-bundle.js ]; then
         ./scripts/install-deps.sh
         ./scripts/build.sh build
@@ -166,13 +202,22 @@ up() {
     make_secrets
     make_tls
     make_alertmanager
+    mkdir -p "$FP_ACME_WEBROOT" "$FP_NGINX_LOG_DIR"
     make_networks
     export FP_LETTERBOXD_URL=http://fakeboxd:8000
     # The test stack logs client addresses, so its test can see whose
     # address FilmPicker believes (on a server: off, personal data).
     export FP_LOG_CLIENT_ADDRESS=1
+    start_services
+}
+
+start_services() {
     say "starting the data services"
-    compose_quiet up -d postgres redis rabbitmq fakeboxd faketelegram
+    if [ "$profile" = test ]; then
+        compose_quiet up -d postgres redis rabbitmq fakeboxd faketelegram
+    else
+        compose_quiet up -d postgres redis rabbitmq
+    fi
     wait_healthy postgres 90
     wait_healthy redis 60
     wait_healthy rabbitmq 120
@@ -188,12 +233,18 @@ up() {
     wait_healthy nginx 30
     # Ready: nginx answers and an API instance behind it sees every
     # dependency (the first seconds after a start, under load, it may not).
-    local deadline=$((SECONDS + 60))
-    until curl -fsS --cacert "$FP_STACK_DIR/ca.crt" -o /dev/null https://127.0.0.1:8443/readyz; do
-        ((SECONDS < deadline)) || die "https://127.0.0.1:8443/readyz is not ready after 60 s"
+    local deadline=$((SECONDS + 60)) url=https://127.0.0.1:8443 tls=(--cacert "$FP_STACK_DIR/ca.crt")
+    if [ "$profile" = production ]; then
+        # The certificate names the domain; ask the published port for it.
+        url="https://${FP_SERVER_NAME:?}" tls=(--resolve "$FP_SERVER_NAME:443:127.0.0.1" -k)
+    fi
+    until curl -fsS "${tls[@]}" -o /dev/null "$url/readyz"; do
+        ((SECONDS < deadline)) || die "$url/readyz is not ready after 60 s"
         sleep 1
     done
-    say "up: https://127.0.0.1:8443 (CA: $FP_STACK_DIR/ca.crt)"
+    say "up: $url"
+    [ "$profile" = test ] && say "CA certificate: $FP_STACK_DIR/ca.crt"
+    return 0
 }
 
 down() {

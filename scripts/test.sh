@@ -6,7 +6,8 @@
 # app's type check and unit tests (Vitest) and its end-to-end tests in
 # headless Chromium against build/ (tests/e2e); last the container stack
 # (scripts/test-stack.sh: images, the whole stack through nginx over HTTPS,
-# alerts, backup and restore).
+# alerts, backup and restore) and the Ansible roles applied twice to a local
+# target (scripts/test-ansible.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -18,4 +19,5 @@ FP_BUILD_DIR="$PWD/build" ./scripts/test-abuse.sh
 (cd web && npm run --silent typecheck && npm run --silent test)
 FP_BUILD_DIR="$PWD/build" node tests/e2e/run.mjs
 ./scripts/test-stack.sh
+./scripts/test-ansible.sh
 echo "all tests passed"
