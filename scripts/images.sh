@@ -9,7 +9,9 @@
 #      is built once, in its build stage), postgres, redis, rabbitmq, nginx,
 #      monitor (Prometheus, Alertmanager, exporters). Podman's layer cache
 #      makes a rebuild of an unchanged image a matter of seconds.
-# images.sh [NAME...]   (default: all). Needs root; installs Podman,
+# images.sh [--save FILE] [NAME...]   (default: all; --save writes them with
+# `podman save` into FILE, the archive the Ansible role loads on a server).
+# Needs root; installs Podman,
 # podman-compose and debootstrap from Debian when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -77,9 +79,18 @@ build_image() {
 }
 
 all=(app postgres redis rabbitmq nginx monitor)
+save=""
+if [ "${1:-}" = --save ]; then # --save FILE: build all, then `podman save` them into FILE
+    save=${2:?--save needs a file}
+    shift 2
+fi
 [ $# -gt 0 ] && all=("$@")
 build_base
 podman tag "$base" localhost/filmpicker-base:latest
 for n in "${all[@]}"; do
     [ "$n" = base ] || build_image "$n"
 done
+if [ -n "$save" ]; then
+    echo "images: saving to $save" >&2
+    podman save -q -m -o "$save" $(printf 'localhost/filmpicker-%s:latest ' "${all[@]}")
+fi

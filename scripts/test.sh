@@ -7,7 +7,8 @@
 # headless Chromium against build/ (tests/e2e); last the container stack
 # (scripts/test-stack.sh: images, the whole stack through nginx over HTTPS,
 # alerts, backup and restore) and the Ansible roles applied twice to a local
-# target (scripts/test-ansible.sh).
+# target (scripts/test-ansible.sh), and the Terraform files' syntax and
+# format (scripts/check-terraform.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -20,4 +21,5 @@ FP_BUILD_DIR="$PWD/build" ./scripts/test-abuse.sh
 FP_BUILD_DIR="$PWD/build" node tests/e2e/run.mjs
 ./scripts/test-stack.sh
 ./scripts/test-ansible.sh
+./scripts/check-terraform.sh
 echo "all tests passed"
