@@ -67,14 +67,30 @@ as_user() {
   fi
 }
 
-# N distinct free loopback ports, one a line: every socket stays bound until
-# all are chosen, so the kernel cannot hand the same port out twice (one
-# port picked per call once gave PostgreSQL and RabbitMQ the same one).
+# N distinct free loopback ports, one a line, from below the kernel's
+# ephemeral range (ip_local_port_range): a port from inside it can be taken
+# by any process's outgoing connection between this pick and the server's
+# bind (RabbitMQ once found its distribution port so taken), and one port
+# picked per call could come back twice. Every socket stays bound until all
+# are chosen.
 free_ports() {
-  python3 -c 'import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
+  python3 -c 'import random, socket, sys
+try:
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except (OSError, ValueError, IndexError):
+    low = 32768
+socks, tries = [], 0
+while len(socks) < int(sys.argv[1]):
+    tries += 1
+    if tries > 10000:
+        sys.exit("services: no free port below %d" % low)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", random.randrange(10000, max(low, 10001))))
+    except OSError:
+        s.close()
+        continue
+    socks.append(s)
 for s in socks:
     print(s.getsockname()[1])
 for s in socks:

@@ -120,9 +120,8 @@ const fp_addr *http__client_addr(http_req *r)
     return &r->client;
 }
 
-/* The request id a trusted proxy chose (nginx's X-Request-Id, 16 hex
- * digits), so its access log and this server's lines share one trace.id. */
-void http__proxy_request_id(http_req *r)
+/* 1 when the connection's peer is a trusted proxy. */
+static int policy__from_proxy(http_req *r)
 {
     const fp_addr *peer = guard_conn_addr(r->gc);
     fp_addr a;
@@ -130,10 +129,17 @@ void http__proxy_request_id(http_req *r)
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         if (!ci || fp_addr_from_sockaddr(ci->client_addr, &a) != FP_OK)
-            return;
+            return 0;
         peer = &a;
     }
-    if (!r->srv->trusted || !fp_netlist_match(r->srv->trusted, peer))
+    return fp_netlist_match(r->srv->trusted, peer);
+}
+
+/* The request id a trusted proxy chose (nginx's X-Request-Id, 16 hex
+ * digits), so its access log and this server's lines share one trace.id. */
+void http__proxy_request_id(http_req *r)
+{
+    if (!policy__from_proxy(r))
         return;
     const char *id = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Request-Id");
     if (!id || strlen(id) != sizeof r->id - 1)
@@ -146,16 +152,7 @@ void http__proxy_request_id(http_req *r)
 
 int http__https(http_req *r)
 {
-    const fp_addr *peer = guard_conn_addr(r->gc);
-    fp_addr a;
-    if (!peer) {
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        if (!ci || fp_addr_from_sockaddr(ci->client_addr, &a) != FP_OK)
-            return 0;
-        peer = &a;
-    }
-    if (!fp_netlist_match(r->srv->trusted, peer))
+    if (!policy__from_proxy(r))
         return 0;
     const char *p = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Forwarded-Proto");
     return p && strcasecmp(p, "https") == 0;

@@ -34,6 +34,7 @@ import json
 import os
 import secrets
 import signal
+import random
 import socket
 import subprocess
 import sys
@@ -148,11 +149,27 @@ def build_dir():
     return os.environ.get("FP_BUILD_DIR") or "/work/main/build"
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that was free a moment ago, from below the
+    kernel's ephemeral range: one from inside it may be taken by any
+    outgoing connection before the server binds it."""
+    low = _ephemeral_low()
+    for _ in range(10000):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", random.randrange(10000, max(low, 10001))))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError("no free port below %d" % low)
 
 
 def request(base_url, method, path, body=None, headers=None, timeout=REQUEST_TIMEOUT):

@@ -22,6 +22,7 @@ HOST, PORT = "127.0.0.1", 8443
 ORIGIN = "https://127.0.0.1:8443"
 FAKE = ("127.0.0.1", 8491)
 TELEGRAM = ("127.0.0.1", 8492)
+PROMETHEUS = ("127.0.0.1", 9490)
 PROJECT = "filmpicker"
 WAIT = 90.0
 
@@ -205,6 +206,33 @@ class StackTest(unittest.TestCase):
         st, hdrs, body = https("GET", "/", headers={"Accept-Encoding": "br, gzip"})
         self.assertEqual(st, 200)
         self.assertIn(hdrs.get("Content-Encoding"), ("br", "gzip"))
+
+    def test_1b_prometheus_scrapes_every_target(self):
+        """Every API instance, worker and exporter is up in Prometheus, and the
+        rules are loaded."""
+        want = {"filmpicker-api": 2, "filmpicker-worker": 2, "postgres": 1, "redis": 1,
+                "rabbitmq": 1, "node": 1, "prometheus": 1, "alertmanager": 1}
+
+        def targets():
+            st, _, body = plain(PROMETHEUS, "GET", "/api/v1/targets?state=active")
+            self.assertEqual(st, 200, body[:200])
+            up = {}
+            for tgt in json.loads(body)["data"]["activeTargets"]:
+                if tgt["health"] == "up":
+                    up[tgt["labels"]["job"]] = up.get(tgt["labels"]["job"], 0) + 1
+            return up if up == want else None
+        wait_for(targets, 60, "every scrape target up")
+        # What the exporters report, as Prometheus has it.
+        for query in ("pg_up", "redis_up", "rabbitmq_build_info", "node_filesystem_avail_bytes",
+                      "filmpicker_jobs_queued"):
+            st, _, body = plain(PROMETHEUS, "GET", "/api/v1/query?query=" + query)
+            result = json.loads(body)["data"]["result"]
+            self.assertTrue(result, query)
+        st, _, body = plain(PROMETHEUS, "GET", "/api/v1/rules")
+        names = {r["name"] for g in json.loads(body)["data"]["groups"] for r in g["rules"]}
+        self.assertTrue({"FilmPickerInstanceDown", "FilmPickerErrorRatio", "FilmPickerLatencyP99",
+                         "FilmPickerQueueBacklog", "FilmPickerDeadLetters", "LetterboxdRefusing",
+                         "DiskFilling", "BackupTooOld"} <= names, names)
 
     def test_2_admin_routes_only_from_the_allow_list(self):
         # From the host (the allow-list): /metrics and /docs answer.
