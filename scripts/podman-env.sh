@@ -7,13 +7,15 @@ fp_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export CONTAINERS_CONF="$fp_root/deploy/podman/containers.conf"
 fp_podman_install() {
     local need=()
-    command -v podman >/dev/null || need+=(podman runc netavark aardvark-dns)
+    command -v podman >/dev/null || need+=(podman runc netavark aardvark-dns iptables)
     command -v podman-compose >/dev/null || need+=(podman-compose)
     command -v debootstrap >/dev/null || need+=(debootstrap)
+    command -v curl >/dev/null || need+=(curl)
+    command -v openssl >/dev/null || need+=(openssl)
     if ((${#need[@]})); then
+        # With Debian's recommends, as on the machines this was tested on.
         echo "installing ${need[*]} from Debian" >&2
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-            "${need[@]}" runc netavark aardvark-dns fuse-overlayfs >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
     fi
 }

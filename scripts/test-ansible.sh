@@ -17,7 +17,7 @@ command -v ansible-playbook >/dev/null || need+=(ansible)
 command -v ansible-lint >/dev/null || need+=(ansible-lint)
 if ((${#need[@]})); then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 ./scripts/images.sh base
 target=filmpicker-ansible-target
